@@ -1,0 +1,38 @@
+# One entry point for people and CI. `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Verify the shipped sample tickets with the default (local) panel into out/verdicts.jsonl.
+demo: $(STAMP)
+	mkdir -p out
+	$(BIN)/judge verify datasets/tickets.jsonl --rubric support-resolution \
+		--db sqlite:///out/outcome-judge.db --out out/verdicts.jsonl
+
+## Lint, type-check and run the whole test suite (PostgreSQL tests run when OUTCOME_JUDGE_TEST_PG_URL is set).
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

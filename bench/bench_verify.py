@@ -1,0 +1,283 @@
+"""Throughput of the verification engine against bare litellm, and peak memory of `judge verify`.
+
+Prints ratios measured in this run (no timed assertions anywhere):
+- engine throughput / bare ``litellm.acompletion`` throughput, same concurrency (target >= 0.85)
+- engine throughput / the ideal ``concurrency / latency``
+- peak RSS of ``judge verify`` on 1,000 vs 10,000 outcomes (should stay flat: streaming)
+
+Everything runs on 127.0.0.1 against the project's fake OpenAI-compatible server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import judge  # noqa: F401  (pins the local litellm price map before litellm is imported)
+
+ROOT = Path(__file__).resolve().parent.parent
+LATENCY_MS = 200
+CALLS = 256
+REPEATS = 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_server(port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.openai_server",
+            "--port",
+            str(port),
+            "--latency-ms",
+            str(LATENCY_MS),
+        ],
+        cwd=ROOT,
+    )
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("fake server did not start")
+
+
+def _outcome(i: int) -> dict[str, object]:
+    return {
+        "id": f"B-{i}",
+        "kind": "support_ticket",
+        "tenant": "bench",
+        "conversation": [
+            {"role": "customer", "text": f"Where is my order #{i}? It was due yesterday."},
+            {
+                "role": "agent",
+                "author": "bot:fin",
+                "text": f"Order #{i} left the warehouse today; tracking link sent by email.",
+            },
+            {"role": "customer", "text": "Got it, thanks!"},
+        ],
+        "signals": {"customer_confirmed": True, "csat": 5},
+    }
+
+
+async def _bare(base: str, concurrency: int) -> float:
+    """The same requests the engine makes (same prompt, same response format), sent directly."""
+    import litellm
+
+    from judge.models import Outcome
+    from judge.prompts import build_messages, json_schema_for
+    from judge.rubric_loader import load_rubric
+
+    rubric = load_rubric("support-resolution")
+    requests = [
+        build_messages(Outcome.model_validate(_outcome(900_000 + i)), rubric)
+        for i in range(CALLS + 1)
+    ]
+    schema = json_schema_for(rubric)
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(messages: list[dict[str, str]]) -> None:
+        async with sem:
+            await litellm.acompletion(
+                model="openai/gpt-4o-mini",
+                api_base=base,
+                api_key="bench",
+                messages=messages,
+                response_format=schema,
+                temperature=0.0,
+                timeout=60,
+                num_retries=0,
+            )
+
+    await one(requests[0])  # warm the client
+    start = time.perf_counter()
+    await asyncio.gather(*(one(m) for m in requests[1:]))
+    return CALLS / (time.perf_counter() - start)
+
+
+async def _engine(base: str, concurrency: int, seed: int) -> float:
+    from judge.engine import Engine
+    from judge.limits import ProviderLimiter
+    from judge.models import Outcome
+    from judge.panel import LLMJudgeSpec, Panel
+    from judge.rubric_loader import load_rubric
+    from judge.runner import verify_stream
+    from judge.verdict import Verdict
+
+    panel = Panel(
+        name="bench",
+        judges=[
+            LLMJudgeSpec(
+                name="llm",
+                model="openai/gpt-4o-mini",
+                api_base=base,
+                api_key_env="BENCH_KEY",
+                max_concurrency=concurrency,
+            )
+        ],
+    )
+    engine = Engine(
+        panel, {"support_ticket": load_rubric("support-resolution")}, limiter=ProviderLimiter()
+    )
+    outcomes = [Outcome.model_validate(_outcome(seed * 100_000 + i)) for i in range(CALLS + 1)]
+
+    async def sink(_o: Outcome, _v: Verdict, _r: bool) -> None:
+        return None
+
+    await verify_stream(engine, outcomes[:1], sink=sink, concurrency=1)  # warm
+    start = time.perf_counter()
+    summary = await verify_stream(engine, outcomes[1:], sink=sink, concurrency=concurrency)
+    rate = CALLS / (time.perf_counter() - start)
+    assert summary.decisions["verified"] + summary.decisions["not_verified"] > 0, summary
+    return rate
+
+
+def _cli_seconds(base: str, concurrency: int, n: int, workdir: Path, tag: str) -> float:
+    """Wall time of the real `judge verify` process (LLM panel, SQLite ledger) on n outcomes."""
+    panel = workdir / "panel.json"
+    panel.write_text(
+        json.dumps(
+            {
+                "name": "bench-cli",
+                "judges": [
+                    {
+                        "name": "llm",
+                        "model": "openai/gpt-4o-mini",
+                        "api_base": base,
+                        "api_key_env": "BENCH_KEY",
+                        "max_concurrency": concurrency,
+                    }
+                ],
+            }
+        )
+    )
+    path = workdir / f"cli-{tag}.jsonl"
+    with path.open("w") as fh:
+        for i in range(n):
+            fh.write(json.dumps(_outcome(hash(tag) % 10_000_000 * 1_000 + i)) + "\n")
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "judge.cli",
+            "verify",
+            str(path),
+            "--panel",
+            str(panel),
+            "--db",
+            f"sqlite:///{workdir}/{tag}.db",
+            "--out",
+            str(workdir / f"{tag}.out"),
+            "--concurrency",
+            str(concurrency),
+            "--json",
+        ],
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("OUTCOME_JUDGE_")},
+    )
+    return time.perf_counter() - start
+
+
+def _cli_rate(base: str, concurrency: int) -> float:
+    """Outcomes per second of `judge verify`, start-up (imports, migrations) subtracted."""
+    with tempfile.TemporaryDirectory() as tmp:
+        one = _cli_seconds(base, concurrency, 1, Path(tmp), f"one{concurrency}")
+        many = _cli_seconds(base, concurrency, CALLS + 1, Path(tmp), f"many{concurrency}")
+    return CALLS / (many - one)
+
+
+def _peak_rss_kib(n: int, workdir: Path) -> int:
+    path = workdir / f"in-{n}.jsonl"
+    with path.open("w") as fh:
+        for i in range(n):
+            fh.write(json.dumps(_outcome(i)) + "\n")
+    code = (
+        "import resource, sys; from judge.cli import app\n"
+        "try:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n    rc = e.code\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "verify",
+            str(path),
+            "--db",
+            f"sqlite:///{workdir}/m{n}.db",
+            "--out",
+            str(workdir / f"v{n}.jsonl"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("OUTCOME_JUDGE_")},
+    )
+    last = proc.stderr.strip().splitlines()[-1]
+    return int(last)
+
+
+def main() -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/v1"
+    os.environ["BENCH_KEY"] = "bench"
+    server = _start_server(port)
+    try:
+        print(
+            f"fake server latency {LATENCY_MS} ms, {CALLS} calls per measurement, "
+            f"median of {REPEATS} alternating runs"
+        )
+        print(
+            "| concurrency | bare litellm (calls/s) | engine (outcomes/s) | ratio "
+            "| `judge verify` CLI with SQLite ledger (outcomes/s) | ratio | ideal "
+            "| engine / ideal |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for i, concurrency in enumerate((16, 32)):
+            # Alternate the two, three times each, and keep the medians: this machine is shared.
+            bares, engines = [], []
+            for repeat in range(REPEATS):
+                bares.append(asyncio.run(_bare(base, concurrency)))
+                engines.append(asyncio.run(_engine(base, concurrency, seed=10 * i + repeat + 1)))
+            bare, eng = statistics.median(bares), statistics.median(engines)
+            cli = _cli_rate(base, concurrency)
+            ideal = concurrency / (LATENCY_MS / 1000)
+            print(
+                f"| {concurrency} | {bare:.1f} | {eng:.1f} | {eng / bare:.2f} | {cli:.1f} | "
+                f"{cli / bare:.2f} | {ideal:.0f} | {eng / ideal:.2f} |"
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    with tempfile.TemporaryDirectory() as tmp:
+        small, large = _peak_rss_kib(1_000, Path(tmp)), _peak_rss_kib(10_000, Path(tmp))
+    print(
+        f"peak RSS of `judge verify` (local panel): 1,000 outcomes {small / 1024:.0f} MiB, "
+        f"10,000 outcomes {large / 1024:.0f} MiB, ratio {large / small:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

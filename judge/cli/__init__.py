@@ -1,0 +1,26 @@
+"""The ``judge`` command line: the composition root that wires judge, calibration and ledger.
+
+Each subcommand module exposes ``register(app)`` and imports its heavy dependencies lazily, so
+``judge --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from judge.cli import convert, rubrics, train, verify
+
+app = typer.Typer(
+    name="judge",
+    help="Verify AI support resolutions and generated reports with calibrated judge panels.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for _module in (verify, rubrics, train, convert):
+    _module.register(app)
+
+
+def main() -> None:
+    app()

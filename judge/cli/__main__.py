@@ -1,0 +1,5 @@
+"""``python -m judge.cli`` runs the ``judge`` command (used by tests and benchmarks)."""
+
+from judge.cli import main
+
+main()

@@ -1,0 +1,170 @@
+"""The verification engine: one outcome + rubric + panel -> one verdict.
+
+Pure: no HTTP server, no SQL. Judge calls are recorded through the ``CallStore`` it is given
+(the ledger's in production, a memory store in tests), which is also the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from statistics import fmean
+
+from judge.aggregate import Aggregate, aggregate, run_cascade
+from judge.injection import scan_outcome
+from judge.limits import ProviderLimiter
+from judge.models import Outcome
+from judge.panel import CascadeStage, JudgeSpec, Panel
+from judge.protocols import CallStore, Judge, MemoryCallStore
+from judge.rubric import Rubric
+from judge.scoring import score_rubric
+from judge.signal_rules import apply_signal_rules
+from judge.verdict import FLAG_INJECTION, CriterionResult, Judgment, Verdict
+
+
+def build_judge(spec: JudgeSpec, *, store: CallStore, limiter: ProviderLimiter) -> Judge:
+    """Instantiate the judge a panel entry describes."""
+    if spec.kind == "llm":
+        from judge.llm_judge import LLMJudge
+
+        return LLMJudge(spec, store=store, limiter=limiter)
+    if spec.kind == "signals":
+        from judge.local.signals import SignalsJudge
+
+        return SignalsJudge(spec)
+    from judge.local.learned import LearnedJudge
+
+    return LearnedJudge(spec)
+
+
+class Engine:
+    """Verifies outcomes with one panel under one rubric per outcome kind.
+
+    Parameters
+    ----------
+    panel : Panel
+        The judges and how their judgments combine.
+    rubrics : Mapping[str, Rubric]
+        The rubric to use for each outcome kind (``support_ticket``, ``report``).
+    store : CallStore, optional
+        Where judge calls are recorded and looked up (the cache). Memory by default.
+    limiter : ProviderLimiter, optional
+        Per-provider concurrency bound shared by every LLM judge of this engine.
+    """
+
+    def __init__(
+        self,
+        panel: Panel,
+        rubrics: Mapping[str, Rubric],
+        *,
+        store: CallStore | None = None,
+        limiter: ProviderLimiter | None = None,
+    ) -> None:
+        self.panel = panel
+        self.rubrics = dict(rubrics)
+        self.store: CallStore = store if store is not None else MemoryCallStore()
+        self.limiter = limiter if limiter is not None else ProviderLimiter()
+        self.judges: dict[str, Judge] = {
+            spec.name: build_judge(spec, store=self.store, limiter=self.limiter)
+            for spec in panel.judges
+        }
+        self._weights = {spec.name: spec.weight for spec in panel.judges}
+
+    def rubric_for(self, outcome: Outcome) -> Rubric:
+        try:
+            return self.rubrics[outcome.kind]
+        except KeyError:
+            names = ", ".join(f"{k}: {r.name}" for k, r in self.rubrics.items()) or "none"
+            raise ValueError(
+                f"outcome {outcome.id!r} is a {outcome.kind} but no rubric for that kind was given "
+                f"(rubrics: {names}); pass --rubric with a {outcome.kind} rubric"
+            ) from None
+
+    async def _run_judge(self, name: str, outcome: Outcome, rubric: Rubric) -> Judgment:
+        judge = self.judges[name]
+        try:
+            return await judge(outcome, rubric)
+        except Exception as exc:  # a broken judge abstains from the vote; it never passes
+            spec = self.panel.judge(name)
+            model = spec.model if spec.kind == "llm" else f"local:{spec.kind}"
+            return Judgment(
+                judge=name,
+                model=model,
+                kind=spec.kind,
+                status="error",
+                reason=f"{type(exc).__name__}: {exc}",
+            )
+
+    def _aggregate(self, judgments: Sequence[Judgment]) -> Aggregate:
+        return aggregate(
+            judgments,
+            method=self.panel.aggregation,
+            weights=self._weights,
+            quorum=self.panel.quorum,
+            abstain_band=self.panel.abstain_band,
+        )
+
+    def _stages(self) -> list[CascadeStage]:
+        if self.panel.cascade:
+            return list(self.panel.cascade)
+        # Without a cascade every judge runs at once; the single stage is always final.
+        return [CascadeStage(judges=[j.name for j in self.panel.judges], min_confidence=0.5)]
+
+    async def verify(self, outcome: Outcome) -> Verdict:
+        """Verify one outcome; never raises for a judge failure (that judge is ``error``)."""
+        rubric = self.rubric_for(outcome)
+
+        async def judge_stage(names: list[str]) -> list[Judgment]:
+            return list(await asyncio.gather(*(self._run_judge(n, outcome, rubric) for n in names)))
+
+        cascade = await run_cascade(self._stages(), judge_stage, aggregate_stage=self._aggregate)
+        judgments = list(cascade.judgments_run)
+        agg = cascade.aggregate
+        decision, confidence = agg.decision, agg.confidence
+        flags = list(agg.flags)
+        reasons: list[str] = []
+
+        effects = apply_signal_rules(outcome, rubric)
+        if effects.veto_reasons:
+            decision, confidence = "not_verified", 1.0
+            reasons.extend(effects.veto_reasons)
+        elif effects.abstain_reasons and decision == "verified":
+            decision = "abstain"
+            reasons.extend(effects.abstain_reasons)
+
+        findings = scan_outcome(outcome)
+        if findings:
+            flags.append(FLAG_INJECTION)
+            reasons.extend(f"possible prompt injection in {f.where}: {f.pattern}" for f in findings)
+            # A flagged outcome is never auto-verified: a person decides.
+            decision = "abstain"
+
+        return Verdict(
+            outcome_id=outcome.id,
+            decision=decision,
+            confidence=round(confidence, 4),
+            tier=effects.tier if decision == "verified" else None,
+            rubric=rubric.ref,
+            panel=self.panel.ref,
+            flags=sorted(set(flags)),
+            criteria=_criteria(rubric, judgments),
+            judges=judgments,
+            cost_usd=round(sum(j.cost_usd for j in judgments), 8),
+            reasons=reasons,
+            content_hash=outcome.content_hash(),
+        )
+
+
+def _criteria(rubric: Rubric, judgments: Sequence[Judgment]) -> dict[str, CriterionResult]:
+    """Mean criterion score over the judges that scored it, judged against the rubric."""
+    per_criterion: dict[str, list[float]] = {}
+    for j in judgments:
+        if j.status != "ok":
+            continue
+        for cid, score in j.scores.items():
+            per_criterion.setdefault(cid, []).append(score)
+    if not per_criterion:
+        return {}
+    means = {cid: fmean(v) for cid, v in per_criterion.items()}
+    scored = score_rubric(rubric, means)
+    return {cid: res for cid, res in scored.criteria.items() if res.score is not None}

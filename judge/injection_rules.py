@@ -1,0 +1,262 @@
+"""Detection rules and structural patterns of the prompt-injection defence (data, not logic).
+
+Kept apart from :mod:`judge.injection` so the rule tables can grow without the scanning code
+growing with them. Every rule is a named regular expression run over the normalised text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# --------------------------------------------------------------------------------------------
+# Structural tokens (neutralised, and flagged as fake delimiters)
+# --------------------------------------------------------------------------------------------
+CHAT_TOKEN_RE = re.compile(
+    r"<\|\s*/?[A-Za-z0-9_ .:-]{1,40}\s*\|>"  # <|im_start|>, <|eot_id|>, <|system|> ...
+    r"|\[/?(?:INST|SYS)\]"  # Llama 2
+    r"|<</?SYS>>"
+    r"|</?(?:start_of_turn|end_of_turn|bos|eos|s)>"  # Gemma, sentencepiece
+    r"|<\uff5c[^\uff5c>]{1,40}\uff5c>",  # DeepSeek fullwidth bars
+    re.IGNORECASE,
+)
+ROLE_WORDS = r"system|assistant|developer|judge|evaluator|grader|instructions?|inst|sys|model"
+FENCE_RE = re.compile(rf"```+[ \t]*({ROLE_WORDS}|prompt|user|human)\b", re.IGNORECASE)
+XML_TAG_RE = re.compile(
+    r"</?\s*(system|assistant|developer|instructions?|transcript|conversation|untrusted|data|"
+    r"content|judge|evaluator|prompt|user_input|context|rubric)\s*>",
+    re.IGNORECASE,
+)
+BOUNDARY_LINE_RE = re.compile(
+    r"^[\W_]*(?:(?:end|close|stop|finish)\s+(?:of\s+)?(?:the\s+)?(?:transcript|conversation|"
+    r"content|data|input|document|report|ticket|untrusted|user\s+(?:input|content)|"
+    r"customer\s+content|chat|evaluation\s+data)s?\b"
+    r"|(?:begin|start)(?:ning)?\s+(?:of\s+)?(?:the\s+)?(?:new\s+)?(?:system|instructions?|"
+    r"judge|evaluator|developer|admin)\b"
+    r"|(?:new|updated|real|actual|true|hidden)\s+(?:system\s+)?instructions?\s*[:\-]?\s*$"
+    r"|(?:BEGIN|END)[ _](?:UNTRUSTED|DATA|CONTENT|TRANSCRIPT)\b)",
+    re.IGNORECASE | re.MULTILINE,
+)
+FAKE_ROLE_LINE_RE = re.compile(
+    r"^[ \t>*_-]*(?:"
+    rf"[\[<{{]\s*/?\s*(?:{ROLE_WORDS}|user|human)\s*[\]>}}]"  # [system] <assistant> {judge}
+    rf"|#{{1,6}}\s*(?:{ROLE_WORDS}|response|new\s+instructions?)\b"  # ### System
+    r"|(?-i:SYSTEM|ASSISTANT|DEVELOPER|JUDGE|EVALUATOR|GRADER|HUMAN)\s*:"  # SYSTEM:
+    r"|human\s*:"
+    r")",
+    re.IGNORECASE | re.MULTILINE,
+)
+ROLE_WITH_VERDICT_RE = re.compile(
+    r"^[ \t>*_-]*(?:system|assistant|developer|judge|evaluator|grader|human|ai|model)\s*"
+    r"(?:prompt|message|instructions?|note|override|update)?\s*:[^\n]*?\b(?:verified|verdict|"
+    r"scored?|scores|criteri(?:a|on)|rubric|rating|pass(?:es|ed)?|instructions?|decision|gates?)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+# --------------------------------------------------------------------------------------------
+# Rules over the detection text
+# --------------------------------------------------------------------------------------------
+STRONG_JUDGE = (
+    r"(?:judge|evaluator|grader|verifier|assessor|scorer|rater|llm|language\s+model|"
+    r"ai\s+(?:judge|model|system|reviewer|assistant|evaluator|grader)|automated\s+(?:reviewer|"
+    r"system|checker|grader|evaluator|judge)|reviewer\s+model|scoring\s+model|qa\s+(?:bot|model))"
+)
+ANY_JUDGE = rf"(?:{STRONG_JUDGE}|reviewer|model|ai|system|assistant|bot|auditor)"
+VERDICT_WORD = (
+    r"(?:resolved|verified|solved|successful|a\s+success|pass(?:ed|ing)?|a\s+pass|correct|"
+    r"accurate|compliant|complete[d]?|approved|fully\s+resolved)"
+)
+# Who says it matters: "I'll mark this as resolved" is an agent at work, not an instruction.
+SPEAKER_EXCLUSION = re.compile(
+    r"(?:\b(?:i|we|i'll|we'll|i've|we've|i'd|we'd|i\s+will|we\s+will|i\s+can|we\s+can|will|can|"
+    r"could|may|might|would|free\s+to|ahead\s+and|want\s+to|able\s+to|let\s+me|agent|they|"
+    r"he|she|who)\s*$)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    pattern: re.Pattern[str]
+    speaker_check: bool = False  # skip matches preceded by a first-person/modal speaker
+
+
+def rule(name: str, regex: str, *, speaker_check: bool = False, flags: int = re.IGNORECASE) -> Rule:
+    return Rule(name, re.compile(regex, flags), speaker_check)
+
+
+RULES: tuple[Rule, ...] = (
+    rule(
+        "ignore_instructions",
+        r"\b(?:ignore|disregard|forget|override|bypass|skip|neglect|discard|set\s+aside)\s+"
+        r"(?:(?!my\b|our\b)[\w'-]+\s+){0,4}?(?:instructions?|prompts?|rules?|guidelines?|"
+        r"directions?|directives?|criteria|rubric|system\s+(?:message|prompt)|programming|"
+        r"constraints?|guidance)\b",
+    ),
+    rule(
+        "ignore_instructions",
+        r"\b(?:ignore|disregard|forget)\s+(?:(?:everything|all|anything|the(?:\s+text)?|what(?:ever)?"
+        r"(?:\s+was)?(?:\s+said)?)\s+)?(?:above|before\s+this|previously\s+said)\b",
+    ),
+    rule(
+        "mark_as_verdict",
+        r"\b(?:mark|classify|label|flag|record|log|register|score|grade|rate|judge|evaluate|assess|"
+        r"treat|count|consider|report|tag)\s+(?:this|that|it|the|each|every|all)\b(?:\s+[\w'-]+)"
+        rf"{{0,3}}?\s+(?:as|to\s+be)\s+(?:being\s+|fully\s+|successfully\s+)?{VERDICT_WORD}\b",
+        speaker_check=True,
+    ),
+    rule(
+        "mark_as_verdict",
+        r"\b(?:must|should|shall|needs?\s+to|has\s+to|is\s+to|to)\s+be\s+(?:scored|rated|graded|"
+        r"judged|evaluated|considered|treated|classified|labell?ed|counted|recorded)\s+(?:as\s+)?"
+        rf"(?:a\s+)?(?:{VERDICT_WORD}|\d)",
+    ),
+    rule(
+        "mark_as_verdict",
+        r"\bset\s+(?:the\s+|your\s+)?(?:decision|verdict|score|rating|grade|evaluation|judge?ment)s?"
+        r"\s+(?:to|=|as)\b",
+    ),
+    rule(
+        "addresses_judge",
+        r"\bas\s+(?:the|an?|my|our|your)?\s*(?:ai\s+|llm\s+|automated\s+)?(?:evaluator|judge|"
+        r"grader|verifier|assessor|scorer|rater)\b(?!\s+of\s+(?:the\s+)?(?:contest|competition))",
+    ),
+    rule(
+        "addresses_judge",
+        rf"\b(?:dear|hey|hi|hello|attention|attn|psst|ok|okay|listen)[\s,:!-]+(?:the\s+|mr\.?\s+|"
+        rf"ms\.?\s+)?{STRONG_JUDGE}s?\b",
+    ),
+    rule(
+        "addresses_judge",
+        r"\b(?:note|message|instructions?|reminder|memo|directive|notice|p\.?\s?s\.?)\s+(?:to|for)\s+"
+        rf"(?:the\s+|any\s+|all\s+|an?\s+)?(?:{STRONG_JUDGE}|ai|model|llms?)s?\b",
+    ),
+    rule(
+        "addresses_judge",
+        rf"\b{ANY_JUDGE}s?\s+(?:who\s+is\s+|that\s+is\s+|currently\s+)?(?:reading|grading|"
+        r"evaluating|reviewing|scoring|checking|assessing|judging|analy[sz]ing|rating)\s+"
+        r"(?:this|the\s+(?:transcript|conversation|chat|ticket|outcome|report))\b",
+    ),
+    rule(
+        "addresses_judge",
+        r"\b(?:judge|evaluator|grader|verifier|assessor|llm)\s*[,:]\s*(?:please|you|ignore|mark|"
+        r"score|rate|output|return|respond|answer|this|the|set|give|award|pass|it)\b",
+    ),
+    rule(
+        "role_override",
+        r"\byou\s+are\s+(?:now\s+|no\s+longer\s+)?(?:the|an?|my|our)\s+(?:new\s+)?(?:[\w-]+\s+)?"
+        r"(?:judge|evaluator|grader|verifier|assessor|scorer|rater)\b",
+    ),
+    rule(
+        "role_override",
+        r"\b(?:act|behave|respond|serve)\s+as\s+(?:the|an?)\s+(?:[\w-]+\s+)?(?:judge|evaluator|"
+        r"grader|verifier|assessor|scorer|rater)\b",
+    ),
+    rule(
+        "role_override",
+        r"\b(?:from\s+now\s+on|henceforth|starting\s+now)\b[^.\n]{0,60}\byou\b[^.\n]{0,60}\b(?:"
+        r"answer|respond|reply|output|score|rate|mark|judge|evaluate|say|return|grade)",
+    ),
+    rule(
+        "role_override",
+        r"\b(?:your\s+)?(?:new\s+)?(?:role|persona|task|objective|instructions?)\s+(?:has|have)\s+"
+        r"(?:changed|been\s+(?:updated|changed|replaced))\b|\byour\s+new\s+(?:role|persona|task|"
+        r"instructions?|objective)\s*(?:is|are|:)|\byou\s+are\s+now\s+(?:in\s+)?(?:developer|"
+        r"admin|god|dan|jailbreak)\s+mode\b|\bpretend\s+(?:to\s+be|you\s+are)\s+(?:the|an?)\s+"
+        r"(?:judge|evaluator|grader)",
+    ),
+    rule(
+        "score_instruction",
+        r"\b(?:score|rate|grade|evaluate|assess|mark)\s+(?:this|the|each|every|all)\s+(?:of\s+the\s+)?"
+        r"(?:[\w-]+\s+){0,2}?(?:criteri(?:a|on)|gates?|transcript|conversation|outcome|"
+        r"interaction|ticket|case|response|chat|report)s?\s+(?:as\s+|at\s+(?:the\s+)?|with\s+"
+        r"(?:a\s+)?|a\s+)?(?:\d+(?:\.\d+)?(?!\s*stars?)(?:\s*(?:/|out\s+of)\s*\d+)?|pass(?:ing|ed)?|"
+        r"verified|resolved|full\s+marks|max(?:imum)?|highest|perfect|top)",
+    ),
+    rule(
+        "score_instruction",
+        r"\b(?:give|award|assign|grant)\s+(?:[\w-]+\s+){0,5}?(?:a\s+)?(?:score|rating|grade|"
+        r"marks?|points?)\b[^.\n]{0,60}\b(?:criteri(?:a|on)|rubric|gates?|transcript|evaluation)"
+        r"|\b(?:give|award|assign|grant)\s+(?:each|every|all)\s+(?:of\s+the\s+)?(?:criteri(?:a|on)|"
+        r"gates?)",
+    ),
+    rule(
+        "score_instruction",
+        r"\b(?:output|return|respond|reply|answer|say|print|write|emit|conclude)\s+(?:(?:only|just|"
+        r"with|that|the\s+word|exactly|simply)\s+)*[\"'“]?(?:verified|pass(?:ed)?\b|\{\s*\"|"
+        r"[\"']?decision)",
+    ),
+    rule(
+        "score_instruction",
+        r"[\"']?\b(?:decision|verdict)[\"']?\s*[:=]\s*[\"']?(?:verified|pass(?:ed)?)\b"
+        r"|[\"']criteria[\"']\s*:\s*\{"
+        r"|\ball\s+(?:the\s+)?gates?\s+(?:are\s+|have\s+)?(?:pass(?:ed)?|met|satisfied|green)\b"
+        r"|\bpass\s+all\s+(?:the\s+)?(?:gates?|criteria)\b",
+    ),
+    rule(
+        "score_instruction",
+        r"\b(?:correct|right|only|expected|final|true|proper)\s+(?:verdict|decision|score|rating|"
+        r"grade|evaluation|judge?ment)\s+(?:here\s+|for\s+this\s+[\w-]+\s+)?(?:is|=|:|should\s+be|"
+        r"must\s+be|would\s+be)\s+[\"']?(?:verified|resolved|pass|\d|full|correct)",
+    ),
+    rule(
+        "fake_delimiter",
+        r"<{3,}|(?<!^)(?<!\n)(?<!>)>{3,}(?!\s)|\b(?:BEGIN|END)[ _](?:UNTRUSTED|DATA|CONTENT)\b",
+    ),
+    rule(
+        "system_override",
+        r"\b(?:system|admin(?:istrator)?|developer|security|policy)\s+override\b"
+        r"|\boverride\s+(?:code|mode|authori[sz]ation)\b",
+    ),
+    rule(
+        "misleads_reviewer",
+        # "tell QA the refund followed policy": content scripting what reviewers should believe.
+        r"\b(?:tell|inform|assure|convince|notify|reassure)\s+(?:the\s+)?(?:qa|quality\s+"
+        r"(?:assurance|team)|reviewers?|auditors?|evaluators?|graders?|judges?|compliance)\b"
+        r"(?:\s+(?:team|that))*\s+(?:the\s+|this\s+|it\s+|everything\s+)?[\w-]*\s*"
+        r"(?:followed|was|were|is|complied|met|passed|resolved|approved|within|compliant)\b",
+        speaker_check=True,
+    ),
+    # The same orders in the languages our customers write in (es, pt, fr, it, de, nl).
+    rule(
+        "ignore_instructions",
+        r"\b(?:ignora|ignore[sz]?|olvida|desconsidera|ignorez|oubliez|ignoriere|ignoriert|"
+        r"vergiss|negeer|dimentica)\s+(?:[\w'-]+\s+){0,3}?(?:instrucciones|instru[cç][oõ]es|"
+        r"instructions|consignes|istruzioni|anweisungen|instructies|reglas|regras|r[eè]gles|"
+        r"regeln|regole)\b",
+    ),
+    rule(
+        "mark_as_verdict",
+        r"\b(?:marca|m[aá]rquela|marque[sz]?|markiere|markeer|segna|classifica|considera)\s+"
+        r"(?:[\w'-]+\s+){0,4}?(?:como|comme|als|come)\s+(?:resuelt[oa]|resolvid[oa]|r[ée]solue?|"
+        r"gel[öo]st|opgelost|risolt[oa]|verificad[oa]|v[ée]rifi[ée]e?)\b",
+        speaker_check=True,
+    ),
+    rule("fake_delimiter", CHAT_TOKEN_RE.pattern),
+    rule("fake_delimiter", FENCE_RE.pattern),
+    rule("fake_delimiter", XML_TAG_RE.pattern),
+    Rule("fake_delimiter", BOUNDARY_LINE_RE),
+    Rule("fake_role_line", FAKE_ROLE_LINE_RE),
+    Rule("fake_role_line", ROLE_WITH_VERDICT_RE),
+)
+
+# Extra rules for tool results: tools return data, so text in them giving orders is suspicious.
+TOOL_RULES: tuple[Rule, ...] = (
+    rule(
+        "tool_result_instruction",
+        r"\b(?:ai|assistant|model|llm|agent|bot|chatbot)\s*[,:]\s*(?:please\s+)?(?:ignore|disregard|"
+        r"you\s+must|you\s+should|always|never|do\s+not|don't|tell|say|respond|reply|output|mark|"
+        r"report|confirm)\b",
+    ),
+    rule(
+        "tool_result_instruction",
+        r"\b(?:for|to)\s+(?:the\s+)?(?:support\s+|customer[\s-]service\s+|help\s*desk\s+)?"
+        r"(?:ai|assistant|bot|chatbot|llm|model)s?\s*:",
+    ),
+    rule(
+        "tool_result_instruction",
+        r"\b(?:important|attention|urgent|note)\s*[:!]+\s*(?:ignore|disregard|you\s+must|always|"
+        r"never|the\s+(?:assistant|ai|model)\s+(?:must|should))",
+    ),
+)

@@ -1,0 +1,106 @@
+"""Bounded concurrency per model provider, so a batch never floods one endpoint.
+
+A provider is what litellm routes to (``openai``, ``anthropic``, ``ollama``...), qualified by the
+``api_base`` when one is given: two local servers are two providers. Semaphores are created
+lazily per running event loop (an asyncio semaphore belongs to one loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import lru_cache
+
+__all__ = ["ProviderLimiter", "provider_of"]
+
+
+@lru_cache(maxsize=1024)
+def provider_of(model: str, *, api_base: str | None = None) -> str:
+    """The provider key for ``model``: litellm's provider name, else the model prefix.
+
+    Examples
+    --------
+    >>> provider_of("openai/gpt-4o-mini")
+    'openai'
+    >>> provider_of("openai/llama3", api_base="http://127.0.0.1:8000/v1")
+    'openai@http://127.0.0.1:8000/v1'
+    """
+    if not model:
+        raise ValueError("model must be a non-empty litellm model string")
+    provider: str | None = None
+    try:
+        import litellm
+
+        provider = litellm.get_llm_provider(model)[1]
+    except Exception:  # unknown to litellm: fall back to the prefix
+        provider = None
+    if not provider:
+        provider = model.split("/", 1)[0] if "/" in model else "default"
+    return f"{provider}@{api_base.rstrip('/')}" if api_base else provider
+
+
+class ProviderLimiter:
+    """At most ``limit`` requests in flight per provider (per judge when it sets its own limit).
+
+    Parameters
+    ----------
+    default : int, optional
+        Concurrent requests per provider; ``settings.provider_concurrency`` when omitted.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> limiter = ProviderLimiter(default=2)
+    >>> async def one() -> str:
+    ...     async with limiter.slot("openai") as key:
+    ...         return key
+    >>> asyncio.run(one())
+    'openai'
+    """
+
+    def __init__(self, *, default: int | None = None) -> None:
+        if default is None:
+            from judge.settings import get_settings
+
+            default = get_settings().provider_concurrency
+        if default < 1:
+            raise ValueError(f"provider concurrency must be >= 1, got {default}")
+        self.default = default
+        self._by_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, str | None], asyncio.Semaphore]
+        ] = weakref.WeakKeyDictionary()
+
+    def limit_for(self, limit: int | None) -> int:
+        return self.default if limit is None else limit
+
+    def _semaphore(self, provider: str, limit: int | None, scope: str | None) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        table = self._by_loop.setdefault(loop, {})
+        # A judge with its own limit gets its own semaphore; others share the provider's.
+        key = (provider, None) if limit is None else (provider, f"{scope}:{limit}")
+        sem = table.get(key)
+        if sem is None:
+            sem = table[key] = asyncio.Semaphore(self.limit_for(limit))
+        return sem
+
+    @asynccontextmanager
+    async def slot(
+        self, provider: str, *, limit: int | None = None, scope: str | None = None
+    ) -> AsyncIterator[str]:
+        """Hold one request slot for ``provider`` (a key from :func:`provider_of`).
+
+        Parameters
+        ----------
+        provider : str
+            The provider key.
+        limit : int, optional
+            A judge's own ``max_concurrency``; replaces the provider default for that judge.
+        scope : str, optional
+            Who owns the override (the judge name), so two judges do not share it.
+        """
+        if limit is not None and limit < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {limit}")
+        async with self._semaphore(provider, limit, scope):
+            yield provider

@@ -1,0 +1,455 @@
+"""The LLM judge: one rubric-driven judgment per outcome through ``litellm.acompletion``.
+
+Per sample: a cache lookup (re-verifying costs nothing), then the judge's model with retries
+(exponential backoff with jitter, ``retry-after`` honoured) on 429, 5xx, timeouts and connection
+errors, then each fallback model in order. Every attempt is recorded with its prompt, digest, raw
+reply, tokens, cost (litellm's own price map) and latency. Replies are parsed as JSON first and as
+prose second (:func:`parse_reply`); a reply without a score is *unscored*, never a pass or a 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import json
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+)
+
+from judge.limits import ProviderLimiter, provider_of
+from judge.models import Outcome
+from judge.panel import LLMJudgeSpec
+from judge.prompts import PROMPT_VERSION, build_messages, json_schema_for, prompt_digest
+from judge.protocols import CallStore
+from judge.reply_parsing import MAX_RATIONALE_CHARS, ParsedReply, parse_reply
+from judge.rubric import Rubric
+from judge.scoring import RubricScore, score_rubric
+from judge.verdict import JudgeCall, Judgment, utcnow
+
+__all__ = [
+    "BACKOFF",
+    "Backoff",
+    "LLMJudge",
+    "ParsedReply",
+    "cache_key",
+    "parse_reply",
+    "provider_kwargs",
+    "retry_policy",
+]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Retry waits: exponential from ``initial`` up to ``maximum`` seconds plus random jitter.
+
+    A ``retry-after`` header from the provider replaces the computed wait, capped at
+    ``retry_after_cap`` seconds.
+    """
+
+    initial: float = 1.0
+    maximum: float = 30.0
+    jitter: float = 1.0
+    retry_after_cap: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("initial", "maximum", "jitter", "retry_after_cap"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"Backoff.{name} must be >= 0")
+
+
+BACKOFF = Backoff()
+"""The default used when an :class:`LLMJudge` is built without ``backoff`` (tests shrink it)."""
+
+
+def cache_key(*, model: str, rubric_version: str, content_hash: str, sample: int) -> str:
+    """SHA-256 of (model, rubric version, prompt version, outcome content hash, sample index).
+
+    Examples
+    --------
+    >>> len(cache_key(model="openai/gpt-4o-mini", rubric_version="3f2a9c1",
+    ...               content_hash="ab" * 32, sample=0))
+    64
+    """
+    payload = json.dumps([model, rubric_version, PROMPT_VERSION, content_hash, sample])
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# The judge
+# --------------------------------------------------------------------------------------------
+class _CallFailed(Exception):
+    """No reply from any model for one sample (the last error is the message)."""
+
+
+@dataclass
+class _Sample:
+    index: int
+    calls: list[JudgeCall] = field(default_factory=list)
+    reply: str | None = None
+    model: str | None = None
+    cached: bool = False
+    error: str | None = None
+    parsed: ParsedReply | None = None
+    score: RubricScore | None = None
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What every sample of one judgment shares."""
+
+    outcome_id: str
+    content_hash: str
+    messages: list[dict[str, str]]
+    digest: str
+    response_format: dict[str, Any]
+
+
+def _litellm() -> Any:
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+def _retryable(exc: BaseException) -> bool:
+    litellm = _litellm()
+    if isinstance(exc, litellm.Timeout | litellm.APIConnectionError | litellm.RateLimitError):
+        return True
+    if isinstance(exc, asyncio.TimeoutError | ConnectionError):
+        return True
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return status in (408, 429) or status >= 500
+    return False
+
+
+def _retry_after(exc: BaseException | None) -> float | None:
+    if exc is None:
+        return None
+    headers = getattr(exc, "litellm_response_headers", None)
+    if headers is None:
+        response = getattr(exc, "response", None)
+        headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    raw = headers.get("retry-after-ms")
+    if raw is not None:
+        try:
+            return max(0.0, float(raw) / 1000)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(raw) if raw else None
+        if parsed is None:
+            return None
+        return max(0.0, (parsed - utcnow()).total_seconds())
+
+
+def _cost(litellm: Any, response: Any) -> float:
+    hidden = getattr(response, "_hidden_params", None) or {}
+    cost = hidden.get("response_cost")
+    if cost is None:
+        try:
+            cost = litellm.completion_cost(completion_response=response)
+        except Exception:  # a model missing from the price map costs "unknown", recorded as 0
+            cost = 0.0
+    return float(cost or 0.0)
+
+
+def retry_policy(*, max_retries: int, backoff: Backoff | None = None) -> AsyncRetrying:
+    """Retry 429/5xx/timeouts/connection errors with ``backoff`` (``retry-after`` honoured)."""
+    chosen = backoff or BACKOFF
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        after = _retry_after(exc)
+        if after is not None:
+            return min(after, chosen.retry_after_cap)
+        step = chosen.initial * 2 ** max(0, state.attempt_number - 1)
+        return min(chosen.maximum, step) + random.uniform(0, chosen.jitter)
+
+    return AsyncRetrying(
+        stop=stop_after_attempt(max_retries + 1),
+        wait=wait,
+        retry=retry_if_exception(_retryable),
+        reraise=True,
+    )
+
+
+def provider_kwargs(spec: LLMJudgeSpec) -> dict[str, Any]:
+    """``api_base`` and the key read from ``spec.api_key_env`` now (RuntimeError when unset)."""
+    kwargs: dict[str, Any] = {}
+    if spec.api_base:
+        kwargs["api_base"] = spec.api_base
+    if spec.api_key_env:
+        api_key = os.environ.get(spec.api_key_env)
+        if not api_key:
+            raise RuntimeError(
+                f"judge '{spec.name}': environment variable {spec.api_key_env} is not set "
+                "(api_key_env names the variable that holds the provider key)"
+            )
+        kwargs["api_key"] = api_key
+    return kwargs
+
+
+class LLMJudge:
+    """A :class:`judge.protocols.Judge` backed by an LLM through ``litellm.acompletion``.
+
+    Parameters
+    ----------
+    spec : LLMJudgeSpec
+        The panel entry: model, samples, temperature, retries, fallbacks, timeout, ``api_base``,
+        ``api_key_env`` (read at call time, never stored) and pass-through litellm keys.
+    store : CallStore
+        Where every attempt is recorded and successful calls are looked up again (the cache).
+    limiter : ProviderLimiter
+        Bounds requests in flight per provider (``spec.max_concurrency`` overrides per judge).
+    backoff : Backoff, optional
+        Retry waits; :data:`BACKOFF` when omitted.
+    """
+
+    kind = "llm"
+
+    def __init__(
+        self,
+        spec: LLMJudgeSpec,
+        *,
+        store: CallStore,
+        limiter: ProviderLimiter,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.weight = spec.weight
+        self.store = store
+        self.limiter = limiter
+        self.backoff = backoff
+        reserved = {"model", "messages", "api_key", "num_retries", "max_retries"}
+        clash = sorted(reserved & set(spec.litellm_extra()))
+        if clash:
+            raise ValueError(
+                f"judge '{spec.name}': {', '.join(clash)} cannot be set as pass-through keys "
+                "(use model, api_key_env and max_retries)"
+            )
+
+    async def __call__(self, outcome: Outcome, rubric: Rubric) -> Judgment:
+        messages = build_messages(outcome, rubric)
+        request = _Request(
+            outcome_id=outcome.id,
+            content_hash=outcome.content_hash(),
+            messages=messages,
+            digest=prompt_digest(messages),
+            response_format=json_schema_for(rubric),
+        )
+        samples = await asyncio.gather(
+            *(self._sample(i, request, rubric) for i in range(self.spec.samples))
+        )
+        return self._judgment(list(samples), rubric)
+
+    # -- one sample ---------------------------------------------------------------------------
+    async def _sample(self, index: int, request: _Request, rubric: Rubric) -> _Sample:
+        sample = _Sample(index=index)
+        key = cache_key(
+            model=self.spec.model,
+            rubric_version=rubric.version,
+            content_hash=request.content_hash,
+            sample=index,
+        )
+        hit = await self.store.lookup(key)
+        if hit is not None and hit.reply is not None:
+            call = hit.model_copy(
+                update={
+                    "outcome_id": request.outcome_id,
+                    "judge": self.name,
+                    "cached": True,
+                    "cost_usd": 0.0,
+                    "tokens_in": 0,
+                    "tokens_out": 0,
+                    "latency_ms": 0,
+                    "at": utcnow(),
+                }
+            )
+            await self.store.record(call)
+            sample.calls.append(call)
+            sample.reply, sample.model, sample.cached = hit.reply, hit.model, True
+        else:
+            errors: list[str] = []
+            for model in [self.spec.model, *self.spec.fallbacks]:
+                try:
+                    sample.reply = await self._with_retries(model, key, request, sample)
+                    sample.model = model
+                    break
+                except _CallFailed as exc:
+                    errors.append(f"{model}: {exc}")
+            if sample.reply is None:
+                sample.error = "; ".join(errors)
+                return sample
+        sample.parsed = parse_reply(sample.reply, rubric)
+        if not sample.parsed.problems:
+            sample.score = score_rubric(rubric, sample.parsed.scores)
+        return sample
+
+    async def _with_retries(self, model: str, key: str, request: _Request, sample: _Sample) -> str:
+        retrying = retry_policy(max_retries=self.spec.max_retries, backoff=self.backoff)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(model, key, request, sample)
+        except Exception as exc:
+            raise _CallFailed(self._describe(exc)) from exc
+        raise _CallFailed("no attempt was made")  # pragma: no cover - tenacity always attempts
+
+    async def _attempt(self, model: str, key: str, request: _Request, sample: _Sample) -> str:
+        litellm = _litellm()
+        spec = self.spec
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "messages": request.messages,
+            "temperature": spec.temperature,
+            "timeout": spec.timeout,
+            "num_retries": 0,  # retries are ours (tenacity), so each attempt is recorded
+            "max_retries": 0,  # ... and the OpenAI SDK under litellm must not retry either
+        }
+        kwargs.update(provider_kwargs(spec))
+        extra = spec.litellm_extra()
+        if "response_format" not in extra and self._supports_schema(litellm, model):
+            kwargs["response_format"] = request.response_format
+        kwargs.update(extra)
+        call = JudgeCall(
+            outcome_id=request.outcome_id,
+            judge=self.name,
+            model=model,
+            sample=sample.index,
+            attempt=len(sample.calls) + 1,
+            cache_key=key,
+            prompt_digest=request.digest,
+            prompt=request.messages,
+        )
+        started = time.perf_counter()
+        try:
+            async with self.limiter.slot(
+                provider_of(model, api_base=spec.api_base),
+                limit=spec.max_concurrency,
+                scope=spec.name,
+            ):
+                started = time.perf_counter()
+                response = await litellm.acompletion(**kwargs)
+        except Exception as exc:
+            call.status, call.error = "error", self._describe(exc)
+            call.latency_ms = int((time.perf_counter() - started) * 1000)
+            sample.calls.append(call)
+            await self.store.record(call)
+            raise
+        call.latency_ms = int((time.perf_counter() - started) * 1000)
+        choice = response.choices[0]
+        call.reply = choice.message.content or ""
+        usage = getattr(response, "usage", None)
+        call.tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
+        call.tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
+        call.cost_usd = _cost(litellm, response)
+        sample.calls.append(call)
+        await self.store.record(call)
+        return call.reply
+
+    _schema_support: dict[str, bool] = {}  # noqa: RUF012 - process-wide memo, keyed by model
+
+    @classmethod
+    def _supports_schema(cls, litellm: Any, model: str) -> bool:
+        if model not in cls._schema_support:
+            try:
+                cls._schema_support[model] = bool(litellm.supports_response_schema(model=model))
+            except Exception:
+                cls._schema_support[model] = False
+        return cls._schema_support[model]
+
+    def _describe(self, exc: BaseException) -> str:
+        text = f"{type(exc).__name__}: {exc}"
+        text = " ".join(text.split())[:500]
+        if self.spec.api_key_env:
+            secret = os.environ.get(self.spec.api_key_env)
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    # -- combining samples ---------------------------------------------------------------------
+    def _judgment(self, samples: Sequence[_Sample], rubric: Rubric) -> Judgment:
+        calls = [c for s in samples for c in s.calls]
+        answered = [s for s in samples if s.reply is not None]
+        parsed = [s for s in answered if s.score is not None]
+        models = sorted({s.model for s in answered if s.model})
+        base: dict[str, Any] = {
+            "judge": self.name,
+            "model": models[0] if len(models) == 1 else self.spec.model,
+            "kind": "llm",
+            "samples": len(parsed),
+            "tokens_in": sum(c.tokens_in for c in calls),
+            "tokens_out": sum(c.tokens_out for c in calls),
+            "cost_usd": sum(c.cost_usd for c in calls),
+            "latency_ms": sum(c.latency_ms for c in calls),
+            "cached": bool(samples) and all(s.cached for s in samples),
+            "calls": calls,
+        }
+        failed = [f"sample {s.index}: {s.error}" for s in samples if s.reply is None]
+        if not answered:
+            return Judgment(**base, status="error", reason="no reply: " + "; ".join(failed))
+        if not parsed:
+            problems = [
+                f"sample {s.index}: {', '.join(s.parsed.problems)}"
+                for s in answered
+                if s.parsed is not None
+            ]
+            return Judgment(
+                **base,
+                status="unscored",
+                reason="no parsable reply: " + "; ".join(problems + failed),
+                rationale=_rationale(answered),
+            )
+        means = {
+            c.id: sum(s.parsed.scores[c.id] for s in parsed if s.parsed) / len(parsed)
+            for c in rubric.criteria
+        }
+        overall = score_rubric(rubric, means)
+        verified = sum(1 for s in parsed if s.score is not None and s.score.verified)
+        notes = failed + [
+            f"sample {s.index} unscored: {', '.join(s.parsed.problems)}"
+            for s in answered
+            if s.score is None and s.parsed is not None
+        ]
+        fallbacks = [m for m in models if m != self.spec.model]
+        if fallbacks:
+            notes.append(f"answered by fallback {', '.join(fallbacks)}")
+        return Judgment(
+            **base,
+            status="ok",
+            decision=overall.decision,
+            p_verified=verified / len(parsed),
+            scores=means,
+            rationale=_rationale(parsed),
+            reason="; ".join(notes) or None,
+        )
+
+
+def _rationale(samples: Sequence[_Sample]) -> str:
+    texts: list[str] = []
+    for s in samples:
+        text = s.parsed.rationale.strip() if s.parsed else ""
+        if text and text not in texts:
+            texts.append(text)
+    joined = texts[0] if len(texts) == 1 else " | ".join(f"[{i}] {t}" for i, t in enumerate(texts))
+    return joined[:MAX_RATIONALE_CHARS]

@@ -1,0 +1,120 @@
+"""The Outcome contract (DESIGN.md): one support ticket or generated report to verify.
+
+Validated at the boundary: unknown keys are rejected (a typo such as ``lable`` must not silently
+drop a human label), sizes are capped, and costs cannot be negative.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+OutcomeKind = Literal["support_ticket", "report"]
+Role = Literal["customer", "agent", "tool", "system"]
+TouchKind = Literal["ai", "human", "router", "automation"]
+
+MAX_TEXT_CHARS = 200_000
+MAX_MESSAGES = 2_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, str_strip_whitespace=False)
+
+
+class Message(_Strict):
+    """One turn of a conversation; ``public=False`` marks an internal note."""
+
+    role: Role
+    text: str = Field(default="", max_length=MAX_TEXT_CHARS)
+    author: str | None = Field(default=None, max_length=200)
+    at: datetime | None = None
+    name: str | None = Field(default=None, max_length=200, description="tool name for role=tool")
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list, max_length=200)
+    public: bool = True
+
+
+class Source(_Strict):
+    id: str = Field(min_length=1, max_length=200)
+    text: str = Field(max_length=MAX_TEXT_CHARS)
+
+
+class Report(_Strict):
+    brief: str = Field(max_length=MAX_TEXT_CHARS)
+    text: str = Field(max_length=MAX_TEXT_CHARS)
+    sources: list[Source] = Field(default_factory=list, max_length=500)
+
+
+class Signals(_Strict):
+    customer_confirmed: bool | None = None
+    csat: int | None = Field(default=None, ge=1, le=5)
+    escalated: bool | None = None
+    reopened_at: datetime | None = None
+    closed_at: datetime | None = None
+    recontact_at: datetime | None = None
+
+
+class Touch(_Strict):
+    actor: str = Field(min_length=1, max_length=200)
+    kind: TouchKind
+    at: datetime | None = None
+
+
+class AgentInfo(_Strict):
+    name: str | None = Field(default=None, max_length=200)
+    version: str | None = Field(default=None, max_length=100)
+    model_path: str | None = Field(default=None, max_length=200)
+    cost_usd: float | None = Field(default=None, ge=0)
+    tokens_in: int | None = Field(default=None, ge=0)
+    tokens_out: int | None = Field(default=None, ge=0)
+
+
+class Label(_Strict):
+    """A human judgement of the outcome: the ground truth calibration compares judges against."""
+
+    resolved: bool
+    by: str | None = Field(default=None, max_length=200)
+    at: datetime | None = None
+    criteria: dict[str, bool] = Field(default_factory=dict)
+    note: str | None = Field(default=None, max_length=10_000)
+
+
+class Outcome(_Strict):
+    """One unit of work to verify: ``id``, ``kind`` and a conversation or report are required."""
+
+    id: str = Field(min_length=1, max_length=200)
+    kind: OutcomeKind
+    tenant: str | None = Field(default=None, min_length=1, max_length=100)
+    conversation: list[Message] = Field(default_factory=list, max_length=MAX_MESSAGES)
+    report: Report | None = None
+    signals: Signals = Field(default_factory=Signals)
+    touches: list[Touch] = Field(default_factory=list, max_length=MAX_MESSAGES)
+    agent: AgentInfo = Field(default_factory=AgentInfo)
+    label: Label | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_content(self) -> Outcome:
+        if self.kind == "support_ticket" and not self.conversation:
+            raise ValueError("a support_ticket needs a non-empty 'conversation'")
+        if self.kind == "report" and self.report is None:
+            raise ValueError("a report needs a 'report' object with brief, text and sources")
+        return self
+
+    def content_hash(self) -> str:
+        """SHA-256 of everything a judge sees; labels, costs and metadata do not change it."""
+        payload = self.model_dump(
+            mode="json", include={"kind", "conversation", "report", "signals", "touches"}
+        )
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def customer_messages(self) -> list[Message]:
+        return [m for m in self.conversation if m.role == "customer"]
+
+    def last_customer_message_at(self) -> datetime | None:
+        times = [m.at for m in self.customer_messages() if m.at is not None]
+        return max(times) if times else None

@@ -1,0 +1,144 @@
+"""Panel models: which judges grade, how their judgments are combined, and when to escalate.
+
+Loading YAML files lives in :mod:`judge.panel_loader`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from judge.versioning import ContentVersioned
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+Aggregation = Literal["majority", "weighted", "mean", "unanimous"]
+
+
+class LLMJudgeSpec(BaseModel):
+    """An LLM judge. Keys this model does not name are passed through to ``litellm.acompletion``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["llm"] = "llm"
+    name: str = Field(pattern=NAME)
+    model: str = Field(
+        min_length=1, description="any litellm model string, e.g. openai/gpt-4o-mini"
+    )
+    samples: int = Field(default=1, ge=1, le=50)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    weight: float = Field(default=1.0, ge=0)
+    fallbacks: list[str] = Field(default_factory=list)
+    max_retries: int = Field(default=4, ge=0, le=20)
+    timeout: float = Field(default=60.0, gt=0)
+    api_base: str | None = None
+    api_key_env: str | None = Field(
+        default=None, description="name of the environment variable holding the provider key"
+    )
+    max_concurrency: int | None = Field(default=None, ge=1, le=1024)
+
+    def litellm_extra(self) -> dict[str, Any]:
+        """The pass-through keys (everything this model does not declare)."""
+        return dict(self.model_extra or {})
+
+
+class SignalsJudgeSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["signals"]
+    name: str = Field(default="signals", pattern=NAME)
+    weight: float = Field(default=1.0, ge=0)
+
+
+class LearnedJudgeSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["learned"]
+    name: str = Field(default="learned", pattern=NAME)
+    path: Path
+    weight: float = Field(default=1.0, ge=0)
+
+
+JudgeSpec = Annotated[
+    LLMJudgeSpec | SignalsJudgeSpec | LearnedJudgeSpec, Field(discriminator="kind")
+]
+
+
+class CascadeStage(BaseModel):
+    """Judges that run together; the cascade stops here once their aggregate is confident."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judges: list[str] = Field(min_length=1)
+    min_confidence: float = Field(default=0.8, ge=0.5, le=1.0)
+
+
+class GateSpec(BaseModel):
+    """When a panel's verdicts count as final (see calibration); otherwise they stay provisional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_kappa_lower: float = Field(default=0.6, ge=-1, le=1)
+    min_labels: int = Field(default=200, ge=1)
+    window_days: int = Field(default=30, ge=1)
+    require_no_drift_alert: bool = True
+
+
+class Panel(ContentVersioned):
+    # Frozen: the version is a cached hash of the content, so the content must not change.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version_digits: ClassVar[int] = 4
+
+    name: str = Field(default="panel", pattern=NAME)
+    judges: list[JudgeSpec] = Field(min_length=1)
+    aggregation: Aggregation = "majority"
+    quorum: int = Field(default=1, ge=1)
+    abstain_band: tuple[float, float] | None = Field(
+        default=None, description="abstain when the aggregate P(verified) lies strictly inside"
+    )
+    cascade: list[CascadeStage] | None = None
+    gate: GateSpec = Field(default_factory=GateSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _llm_is_the_default_kind(cls, data: Any) -> Any:
+        # DESIGN's panel format writes LLM judges as {name, model, ...} without a kind.
+        if isinstance(data, dict) and isinstance(data.get("judges"), list):
+            data = dict(data)
+            data["judges"] = [
+                {**j, "kind": "llm"} if isinstance(j, dict) and "kind" not in j else j
+                for j in data["judges"]
+            ]
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Panel:
+        names = [j.name for j in self.judges]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"judge names must be unique; repeated: {', '.join(dupes)}")
+        if self.abstain_band is not None:
+            lo, hi = self.abstain_band
+            if not 0 <= lo <= 0.5 <= hi <= 1:
+                raise ValueError(
+                    "abstain_band must be [low, high] around 0.5: 0 <= low <= 0.5 <= high <= 1"
+                )
+        if self.cascade:
+            for stage in self.cascade:
+                unknown = [n for n in stage.judges if n not in names]
+                if unknown:
+                    raise ValueError(f"cascade names unknown judges: {', '.join(unknown)}")
+        if self.quorum > len(self.judges):
+            raise ValueError(f"quorum {self.quorum} exceeds the {len(self.judges)} judges")
+        return self
+
+    def judge(self, name: str) -> JudgeSpec:
+        for j in self.judges:
+            if j.name == name:
+                return j
+        raise KeyError(name)
+
+    @property
+    def has_llm(self) -> bool:
+        return any(j.kind == "llm" for j in self.judges)

@@ -1,0 +1,48 @@
+"""The small protocols the engine is built on."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from judge.models import Outcome
+from judge.rubric import Rubric
+from judge.verdict import JudgeCall, Judgment
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """A judge is ``async (outcome, rubric) -> judgment``; name and weight come from the panel."""
+
+    name: str
+    weight: float
+
+    async def __call__(self, outcome: Outcome, rubric: Rubric) -> Judgment: ...
+
+
+class CallStore(Protocol):
+    """Where judge calls are recorded as they happen, and looked up again as a cache.
+
+    ``lookup`` returns the recorded successful call for a cache key (model, rubric version, prompt
+    version, content hash, sample index), or ``None``. ``record`` stores every attempt, failed
+    attempts included, because every attempt may be billed.
+    """
+
+    async def lookup(self, cache_key: str) -> JudgeCall | None: ...
+
+    async def record(self, call: JudgeCall) -> None: ...
+
+
+class MemoryCallStore:
+    """A process-local :class:`CallStore` (the default when no ledger is attached)."""
+
+    def __init__(self) -> None:
+        self.calls: list[JudgeCall] = []
+        self._ok: dict[str, JudgeCall] = {}
+
+    async def lookup(self, cache_key: str) -> JudgeCall | None:
+        return self._ok.get(cache_key)
+
+    async def record(self, call: JudgeCall) -> None:
+        self.calls.append(call)
+        if call.status == "ok" and not call.cached:
+            self._ok[call.cache_key] = call

@@ -1,0 +1,145 @@
+"""Rubric models: criteria, the decision rule, signal rules and the content-hash version.
+
+Loading YAML files (with file/line/field errors) lives in :mod:`judge.rubric_loader`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from judge.models import OutcomeKind
+from judge.verdict import Tier
+from judge.versioning import ContentVersioned
+
+SLUG = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RangeScale(_Strict):
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeScale:
+        if not self.min < self.max:
+            raise ValueError(f"scale min ({self.min}) must be below max ({self.max})")
+        return self
+
+
+class Example(_Strict):
+    text: str
+    score: float
+    explanation: str = ""
+
+
+class Criterion(_Strict):
+    id: str = Field(pattern=SLUG)
+    question: str = Field(min_length=1)
+    scale: Literal["binary"] | RangeScale = "binary"
+    weight: float = Field(default=1.0, ge=0)
+    gate: bool = False
+    pass_at: float | None = Field(
+        default=None, description="lowest passing score; binary: 1, range: the midpoint"
+    )
+    evaluation_steps: list[str] = Field(default_factory=list)
+    examples: list[Example] = Field(default_factory=list)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        if self.scale == "binary":
+            return (0.0, 1.0)
+        return (self.scale.min, self.scale.max)
+
+    @property
+    def pass_threshold(self) -> float:
+        if self.pass_at is not None:
+            return self.pass_at
+        lo, hi = self.bounds
+        return hi if self.scale == "binary" else (lo + hi) / 2
+
+    def normalise(self, score: float) -> float:
+        """Map a score on this criterion's scale to [0, 1]."""
+        lo, hi = self.bounds
+        return (score - lo) / (hi - lo)
+
+    def passes(self, score: float) -> bool:
+        return score >= self.pass_threshold
+
+    @model_validator(mode="after")
+    def _pass_inside_scale(self) -> Criterion:
+        lo, hi = self.bounds
+        if self.pass_at is not None and not lo <= self.pass_at <= hi:
+            raise ValueError(f"pass_at {self.pass_at} is outside the scale [{lo}, {hi}]")
+        return self
+
+
+class DecisionRule(_Strict):
+    """Verified when every gate passes and the weighted normalised score reaches ``threshold``."""
+
+    threshold: float = Field(default=0.7, ge=0, le=1)
+    require_gates: bool = True
+
+
+class SignalCondition(_Strict):
+    """A conjunction of named predicates over outcome signals and touches (no free-form code)."""
+
+    customer_confirmed: bool | None = None
+    csat_at_most: int | None = Field(default=None, ge=1, le=5)
+    csat_at_least: int | None = Field(default=None, ge=1, le=5)
+    escalated: bool | None = None
+    reopened_within_hours: float | None = Field(default=None, gt=0)
+    recontact_within_hours: float | None = Field(default=None, gt=0)
+    human_touch: bool | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> SignalCondition:
+        if not self.model_fields_set:
+            raise ValueError("a signal rule needs at least one condition under 'when'")
+        return self
+
+
+class SignalRule(_Strict):
+    """Effects: ``not_verified`` vetoes, ``abstain`` sends to review, ``tier`` sets the tier."""
+
+    id: str = Field(pattern=SLUG)
+    when: SignalCondition
+    effect: Literal["not_verified", "abstain", "tier"]
+    tier: Tier | None = None
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _tier_given(self) -> SignalRule:
+        if self.effect == "tier" and self.tier is None:
+            raise ValueError("effect 'tier' needs a 'tier' (confirmed, assumed or assisted)")
+        return self
+
+
+class Rubric(_Strict, ContentVersioned):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,63}$")
+    kind: OutcomeKind
+    description: str = ""
+    criteria: list[Criterion] = Field(min_length=1)
+    decision: DecisionRule = Field(default_factory=DecisionRule)
+    signals: list[SignalRule] = Field(default_factory=list)
+    window_hours: float = Field(default=72, gt=0)
+    citation: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Rubric:
+        seen: set[str] = set()
+        for c in self.criteria:
+            if c.id in seen:
+                raise ValueError(f"criterion id '{c.id}' appears twice")
+            seen.add(c.id)
+        return self
+
+    def criterion(self, criterion_id: str) -> Criterion:
+        for c in self.criteria:
+            if c.id == criterion_id:
+                return c
+        raise KeyError(criterion_id)

@@ -1,0 +1,99 @@
+"""The Verdict contract (DESIGN.md) and the per-judge and per-call records inside it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Decision = Literal["verified", "not_verified", "abstain"]
+Tier = Literal["confirmed", "assumed", "assisted"]
+JudgeStatus = Literal["ok", "unscored", "error"]
+JudgeKind = Literal["llm", "signals", "learned"]
+
+FLAG_INJECTION = "possible_prompt_injection"
+FLAG_QUORUM = "quorum_not_met"
+FLAG_LOW_CONFIDENCE = "low_confidence"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JudgeCall(BaseModel):
+    """One attempt at one model: what was sent, what came back, what it cost.
+
+    Every attempt is recorded, retries and failures included, because every attempt may be billed.
+    """
+
+    outcome_id: str
+    judge: str
+    model: str
+    sample: int = 0
+    attempt: int = 1
+    cache_key: str
+    prompt_digest: str
+    prompt: list[dict[str, Any]] = Field(default_factory=list)
+    reply: str | None = None
+    status: Literal["ok", "error"] = "ok"
+    error: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    latency_ms: int = 0
+    cached: bool = False
+    at: datetime = Field(default_factory=utcnow)
+
+
+class CriterionResult(BaseModel):
+    score: float | None = None
+    passed: bool | None = None
+
+
+class Judgment(BaseModel):
+    """What one judge of the panel concluded about one outcome.
+
+    ``status`` is ``unscored`` when the reply could not be parsed (``reason`` says why) and
+    ``error`` when no reply came back; neither ever counts as a pass.
+    """
+
+    judge: str
+    model: str
+    kind: JudgeKind = "llm"
+    status: JudgeStatus = "ok"
+    decision: Decision | None = None
+    p_verified: float | None = Field(default=None, ge=0.0, le=1.0)
+    scores: dict[str, float] = Field(default_factory=dict)
+    rationale: str = ""
+    reason: str | None = None
+    samples: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    latency_ms: int = 0
+    cached: bool = False
+    calls: list[JudgeCall] = Field(default_factory=list, exclude=True)
+
+    @property
+    def counts(self) -> bool:
+        """Whether this judgment may take part in a vote."""
+        return self.status == "ok" and self.decision in ("verified", "not_verified")
+
+
+class Verdict(BaseModel):
+    outcome_id: str
+    decision: Decision
+    confidence: float = Field(ge=0.0, le=1.0)
+    tier: Tier | None = None
+    rubric: str
+    panel: str
+    flags: list[str] = Field(default_factory=list)
+    criteria: dict[str, CriterionResult] = Field(default_factory=dict)
+    judges: list[Judgment] = Field(default_factory=list)
+    cost_usd: float = 0.0
+    reasons: list[str] = Field(default_factory=list)
+    content_hash: str | None = None
+
+    def to_json(self) -> str:
+        return self.model_dump_json()

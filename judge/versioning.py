@@ -1,0 +1,40 @@
+"""Content-hash versions for rubrics and panels: ``name@version``, where the version is a hash of
+the normalised content, so comments, key order and layout never change it and meaning always does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, computed_field
+
+
+class ContentVersioned(BaseModel):
+    """Base of frozen models versioned by the SHA-256 of their content (cached once computed)."""
+
+    version_digits: ClassVar[int] = 7
+    name: str
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """Copy, forgetting the cached version so a changed copy is hashed anew."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("version", None)
+        copy.__dict__.pop("ref", None)
+        return copy
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def version(self) -> str:
+        """The first ``version_digits`` hex digits of the SHA-256 of the normalised content."""
+        content = self.model_dump(mode="json", exclude={"version", "ref"})
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[: self.version_digits]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"

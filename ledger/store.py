@@ -1,0 +1,548 @@
+"""The ledger store: what the CLI and the engine write outcomes, verdicts, calls and labels into.
+
+Every write is one transaction (all or nothing) and idempotent where the data has an identity:
+
+- an outcome is identified by (tenant, outcome id): the same payload again stores nothing; a
+  changed payload becomes revision + 1 and the earlier revisions stay (never overwritten);
+- a label is identified by (tenant, outcome id, content): recorded once however often it arrives;
+- verdicts and judge calls are events: each one recorded is a new row (history).
+
+:class:`Ledger` is synchronous (the CLI, the API in a thread); the async
+:class:`judge.protocols.CallStore` the engine records every model attempt into is
+:class:`ledger.callstore.DbCallStore`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, func, select
+
+from judge.models import Label, Outcome
+from judge.verdict import JudgeCall, Verdict
+from ledger.db import make_engine, migrate, session
+from ledger.tables import (
+    JudgeCallRow,
+    LabelRow,
+    OutcomeRow,
+    TenantRow,
+    VerdictRow,
+    to_money,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+DEFAULT_TENANT = "default"
+EMBEDDED_LABEL_SOURCE = "outcome"
+_RACE_RETRIES = 5
+_MAX_TENANT_CHARS = 100
+
+
+class TenantMismatchError(ValueError):
+    """An outcome names a tenant other than the one this ledger writes for."""
+
+
+class LedgerConflictError(RuntimeError):
+    """A write kept colliding with concurrent writes of the same outcome; retry it."""
+
+
+@dataclass(frozen=True)
+class OutcomeRef:
+    """Which stored revision an outcome is; ``created`` is False when nothing new was written."""
+
+    tenant: str
+    outcome_id: str
+    revision: int
+    content_hash: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class RecordedResult:
+    """What :meth:`Ledger.record_result` wrote."""
+
+    outcome: OutcomeRef
+    verdict_pk: int
+    label_added: bool
+
+
+@dataclass(frozen=True)
+class StoredVerdict:
+    verdict: Verdict
+    outcome_revision: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredLabel:
+    outcome_id: str
+    label: Label
+    source: str
+    created_at: datetime
+
+
+def check_tenant_name(tenant: str) -> str:
+    if not isinstance(tenant, str) or not tenant.strip():
+        raise ValueError("tenant must be a non-empty string, e.g. tenant='acme'")
+    if len(tenant) > _MAX_TENANT_CHARS:
+        raise ValueError(f"tenant must be at most {_MAX_TENANT_CHARS} characters: {tenant[:40]!r}…")
+    return tenant
+
+
+def _digest(data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def label_digest(label: Label) -> str:
+    """The identity of a label's content: the same judgement arriving twice is stored once."""
+    return _digest(label.model_dump(mode="json"))
+
+
+def _insert_ignore(
+    db: Session, model: Any, values: dict[str, Any], conflict: Sequence[str]
+) -> bool:
+    """INSERT the row unless it collides on ``conflict``; True when a row was written."""
+    table = model.__table__
+    if db.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = (
+            pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
+        )
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    if not db.get_bind().dialect.insert_returning:  # SQLite < 3.35: rowcount is reliable there
+        return bool(db.exec(stmt).rowcount == 1)
+    # psycopg reports no rowcount here; a returned key means the row was written.
+    pk = next(iter(table.primary_key.columns))
+    return db.exec(stmt.returning(pk)).first() is not None
+
+
+def ensure_tenant(engine: Engine, tenant: str) -> None:
+    """Create the tenant row if it does not exist (safe to call concurrently)."""
+    with session(engine) as db:
+        _insert_ignore(db, TenantRow, {"name": tenant, "created_at": utcnow()}, ["name"])
+
+
+def call_row(tenant: str, call: JudgeCall) -> JudgeCallRow:
+    data = call.model_dump(mode="json")
+    data.update(at=call.at, cost_usd=to_money(call.cost_usd))
+    return JudgeCallRow(tenant=tenant, **data)
+
+
+def row_to_call(row: JudgeCallRow) -> JudgeCall:
+    return JudgeCall(
+        outcome_id=row.outcome_id,
+        judge=row.judge,
+        model=row.model,
+        sample=row.sample,
+        attempt=row.attempt,
+        cache_key=row.cache_key,
+        prompt_digest=row.prompt_digest,
+        prompt=row.prompt,
+        reply=row.reply,
+        status="ok" if row.status == "ok" else "error",
+        error=row.error,
+        tokens_in=row.tokens_in,
+        tokens_out=row.tokens_out,
+        cost_usd=float(row.cost_usd),
+        latency_ms=row.latency_ms,
+        cached=row.cached,
+        at=row.at,
+    )
+
+
+class Ledger:
+    """The ledger of one tenant over one database.
+
+    Parameters
+    ----------
+    engine
+        From :func:`ledger.db.make_engine`, already migrated (:func:`ledger.db.migrate`), or use
+        :meth:`Ledger.open`, which does both.
+    tenant
+        Every row written and read belongs to this tenant. An outcome that names another tenant
+        is refused (:class:`TenantMismatchError`), never silently re-filed.
+
+    Examples
+    --------
+    >>> from judge.models import Outcome
+    >>> ledger = Ledger.open("sqlite://", tenant="acme")
+    >>> ticket = Outcome(id="T-1", kind="support_ticket",
+    ...                  conversation=[{"role": "customer", "text": "refund please"}])
+    >>> ledger.record_outcome(ticket).revision, ledger.record_outcome(ticket).created
+    (1, False)
+    >>> ledger.counts()["outcomes"]
+    1
+    >>> ledger.close()
+    """
+
+    def __init__(self, engine: Engine, *, tenant: str = DEFAULT_TENANT) -> None:
+        self.engine = engine
+        self.tenant = check_tenant_name(tenant)
+        self._tenant_ready = False
+        self._owns_engine = False
+
+    @classmethod
+    def open(cls, url: str, *, tenant: str = DEFAULT_TENANT, upgrade: bool = True) -> Ledger:
+        """Connect to ``url``, bring the schema up to date (``upgrade``) and return the ledger.
+
+        Raises :class:`ledger.db.LedgerDatabaseError` with the fix when the database is unusable.
+        """
+        tenant = check_tenant_name(tenant)
+        engine = make_engine(url)
+        if upgrade:
+            migrate(engine)
+        ledger = cls(engine, tenant=tenant)
+        ledger._owns_engine = True
+        return ledger
+
+    def close(self) -> None:
+        """Release the connections (only those of an engine this ledger opened itself)."""
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _ready(self) -> None:
+        if not self._tenant_ready:
+            ensure_tenant(self.engine, self.tenant)
+            self._tenant_ready = True
+
+    def _check_outcome(self, outcome: Outcome) -> None:
+        if not isinstance(outcome, Outcome):
+            raise TypeError(f"expected a judge.models.Outcome, got {type(outcome).__name__}")
+        if outcome.tenant is not None and outcome.tenant != self.tenant:
+            raise TenantMismatchError(
+                f"outcome {outcome.id!r} belongs to tenant {outcome.tenant!r} but this ledger "
+                f"writes for tenant {self.tenant!r}: open the ledger for {outcome.tenant!r} "
+                "(CLI: --tenant) or remove the outcome's 'tenant' field"
+            )
+
+    def record_outcome(self, outcome: Outcome) -> OutcomeRef:
+        """Store the outcome unless its latest revision already has exactly this payload.
+
+        A changed payload (conversation, signals, label, cost, metadata: anything) is stored as
+        revision + 1; earlier revisions are kept.
+        """
+        self._check_outcome(outcome)
+        self._ready()
+        with session(self.engine) as db:
+            return self._write_outcome(db, outcome)
+
+    def record_result(
+        self, outcome: Outcome, verdict: Verdict, *, calls: Sequence[JudgeCall] = ()
+    ) -> RecordedResult:
+        """Store the outcome (idempotently), its verdict, its embedded label (once) and ``calls``.
+
+        One transaction: if anything fails, nothing of it is written.
+        """
+        return self.record_results([(outcome, verdict)], calls=calls)[0]
+
+    def record_results(
+        self,
+        results: Sequence[tuple[Outcome, Verdict]],
+        *,
+        calls: Sequence[JudgeCall] = (),
+    ) -> list[RecordedResult]:
+        """Store many (outcome, verdict) pairs like :meth:`record_result`, in ONE transaction.
+
+        Batching is what keeps a long ``judge verify`` run from waiting on one commit per
+        outcome; if anything in the batch fails, nothing of the batch is written.
+        """
+        checked = [self._checked_result(outcome, verdict) for outcome, verdict in results]
+        rows = [call_row(self.tenant, call) for call in calls]
+        self._ready()
+        recorded: list[RecordedResult] = []
+        with session(self.engine) as db:
+            for outcome, verdict, content_hash in checked:
+                recorded.append(self._write_result(db, outcome, verdict, content_hash))
+            db.add_all(rows)
+            db.flush()
+        return recorded
+
+    def _checked_result(self, outcome: Outcome, verdict: Verdict) -> tuple[Outcome, Verdict, str]:
+        self._check_outcome(outcome)
+        if not isinstance(verdict, Verdict):
+            raise TypeError(f"expected a judge.verdict.Verdict, got {type(verdict).__name__}")
+        if verdict.outcome_id != outcome.id:
+            raise ValueError(
+                f"verdict is for outcome {verdict.outcome_id!r}, not {outcome.id!r}: pass the "
+                "outcome the verdict was made for"
+            )
+        content_hash = outcome.content_hash()
+        if verdict.content_hash is not None and verdict.content_hash != content_hash:
+            raise ValueError(
+                f"verdict for {outcome.id!r} was made on different content (content hash "
+                f"{verdict.content_hash[:12]}…, outcome has {content_hash[:12]}…): re-verify it"
+            )
+        if verdict.content_hash is None:
+            verdict = verdict.model_copy(update={"content_hash": content_hash})
+        return outcome, verdict, content_hash
+
+    def _write_result(
+        self, db: Session, outcome: Outcome, verdict: Verdict, content_hash: str
+    ) -> RecordedResult:
+        ref = self._write_outcome(db, outcome)
+        row = VerdictRow(
+            tenant=self.tenant,
+            outcome_id=outcome.id,
+            outcome_revision=ref.revision,
+            content_hash=content_hash,
+            decision=verdict.decision,
+            confidence=verdict.confidence,
+            tier=verdict.tier,
+            rubric=verdict.rubric,
+            panel=verdict.panel,
+            flags=list(verdict.flags),
+            payload=verdict.model_dump(mode="json"),
+            cost_usd=to_money(verdict.cost_usd),
+        )
+        db.add(row)
+        label_added = False
+        if outcome.label is not None:
+            label_added = self._write_label(db, outcome.id, outcome.label, EMBEDDED_LABEL_SOURCE)
+        db.flush()
+        assert row.pk is not None
+        return RecordedResult(outcome=ref, verdict_pk=row.pk, label_added=label_added)
+
+    def record_label(self, outcome_id: str, label: Label, *, source: str = "api") -> bool:
+        """Store a human label; False when the same label content is already recorded."""
+        if not outcome_id:
+            raise ValueError("outcome_id must be a non-empty string")
+        if not isinstance(label, Label):
+            raise TypeError(f"expected a judge.models.Label, got {type(label).__name__}")
+        self._ready()
+        with session(self.engine) as db:
+            return self._write_label(db, outcome_id, label, source)
+
+    def record_calls(self, calls: Sequence[JudgeCall]) -> int:
+        """Store judge calls (every attempt, failures included) in one transaction.
+
+        Returns how many were stored.
+        """
+        rows = [call_row(self.tenant, call) for call in calls]
+        if not rows:
+            return 0
+        self._ready()
+        with session(self.engine) as db:
+            db.add_all(rows)
+        return len(rows)
+
+    def _write_outcome(self, db: Session, outcome: Outcome) -> OutcomeRef:
+        payload = outcome.model_dump(mode="json")
+        payload_hash = _digest(payload)
+        content_hash = outcome.content_hash()
+        if db.get_bind().dialect.name == "postgresql":
+            # Writers of the same outcome take turns (until commit), so read-then-insert is exact.
+            db.connection().execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"outcome:{self.tenant}:{outcome.id}"},
+            )
+        for _ in range(_RACE_RETRIES):
+            latest = db.exec(
+                select(OutcomeRow.revision, OutcomeRow.payload_hash, OutcomeRow.content_hash)
+                .where(OutcomeRow.tenant == self.tenant, OutcomeRow.outcome_id == outcome.id)
+                .order_by(col(OutcomeRow.revision).desc())
+                .limit(1)
+            ).first()
+            if latest is not None and latest[1] == payload_hash:
+                return OutcomeRef(self.tenant, outcome.id, latest[0], latest[2], created=False)
+            revision = 1 if latest is None else latest[0] + 1
+            values = {
+                "tenant": self.tenant,
+                "outcome_id": outcome.id,
+                "revision": revision,
+                "content_hash": content_hash,
+                "payload_hash": payload_hash,
+                "kind": outcome.kind,
+                "payload": payload,
+                "agent_name": outcome.agent.name,
+                "agent_version": outcome.agent.version,
+                "model_path": outcome.agent.model_path,
+                "agent_cost_usd": to_money(outcome.agent.cost_usd),
+                "received_at": utcnow(),
+            }
+            # (SQLite: BEGIN IMMEDIATE serialises writers.) Should a writer outside this lock take
+            # the revision first, read again and decide again.
+            if _insert_ignore(db, OutcomeRow, values, ["tenant", "outcome_id", "revision"]):
+                return OutcomeRef(self.tenant, outcome.id, revision, content_hash, created=True)
+        raise LedgerConflictError(
+            f"outcome {outcome.id!r} was changed concurrently {_RACE_RETRIES} times while being "
+            "recorded; retry the ingest"
+        )
+
+    def _write_label(self, db: Session, outcome_id: str, label: Label, source: str) -> bool:
+        values = {
+            "tenant": self.tenant,
+            "outcome_id": outcome_id,
+            "resolved": label.resolved,
+            "by": label.by,
+            "at": label.at,
+            "criteria": dict(label.criteria),
+            "note": label.note,
+            "source": source,
+            "digest": label_digest(label),
+            "created_at": utcnow(),
+        }
+        return _insert_ignore(db, LabelRow, values, ["tenant", "outcome_id", "digest"])
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def has_verdicts(self) -> bool:
+        """Whether this tenant has any verdict yet (lets a first run skip resume look-ups)."""
+        with session(self.engine, readonly=True) as db:
+            first = db.exec(
+                select(VerdictRow.pk).where(VerdictRow.tenant == self.tenant).limit(1)
+            ).first()
+        return first is not None
+
+    def verdict_for(
+        self, outcome_id: str, *, rubric: str, panel: str, content_hash: str
+    ) -> Verdict | None:
+        """The latest verdict on exactly this content by this rubric and panel version (resume)."""
+        with session(self.engine, readonly=True) as db:
+            row = db.exec(
+                select(VerdictRow)
+                .where(
+                    VerdictRow.tenant == self.tenant,
+                    VerdictRow.outcome_id == outcome_id,
+                    VerdictRow.rubric == rubric,
+                    VerdictRow.panel == panel,
+                    VerdictRow.content_hash == content_hash,
+                )
+                .order_by(col(VerdictRow.pk).desc())
+                .limit(1)
+            ).first()
+        return None if row is None else Verdict.model_validate(row.payload)
+
+    def outcome(self, outcome_id: str, *, revision: int | None = None) -> Outcome | None:
+        """The stored outcome: its latest revision, or the given one."""
+        stmt = select(OutcomeRow).where(
+            OutcomeRow.tenant == self.tenant, OutcomeRow.outcome_id == outcome_id
+        )
+        if revision is not None:
+            stmt = stmt.where(OutcomeRow.revision == revision)
+        stmt = stmt.order_by(col(OutcomeRow.revision).desc()).limit(1)
+        with session(self.engine, readonly=True) as db:
+            row = db.exec(stmt).first()
+        return None if row is None else Outcome.model_validate(row.payload)
+
+    def revisions(self, outcome_id: str) -> list[OutcomeRef]:
+        """Every stored revision of an outcome, oldest first."""
+        with session(self.engine, readonly=True) as db:
+            rows = db.exec(
+                select(OutcomeRow.revision, OutcomeRow.content_hash)
+                .where(OutcomeRow.tenant == self.tenant, OutcomeRow.outcome_id == outcome_id)
+                .order_by(col(OutcomeRow.revision))
+            ).all()
+        return [OutcomeRef(self.tenant, outcome_id, r, h, created=False) for r, h in rows]
+
+    def iter_verdicts(
+        self,
+        *,
+        outcome_id: str | None = None,
+        rubric: str | None = None,
+        panel: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[StoredVerdict]:
+        """Verdicts in the order they were recorded; ``[since, until)`` filters on record time.
+
+        Reads in pages of ``batch_size`` (one short transaction each), so writing while
+        iterating is safe, on SQLite too.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        conditions: list[Any] = [VerdictRow.tenant == self.tenant]
+        if outcome_id is not None:
+            conditions.append(VerdictRow.outcome_id == outcome_id)
+        if rubric is not None:
+            conditions.append(VerdictRow.rubric == rubric)
+        if panel is not None:
+            conditions.append(VerdictRow.panel == panel)
+        if since is not None:
+            conditions.append(col(VerdictRow.created_at) >= since)
+        if until is not None:
+            conditions.append(col(VerdictRow.created_at) < until)
+        for row in self._pages(VerdictRow, conditions, batch_size):
+            yield StoredVerdict(
+                verdict=Verdict.model_validate(row.payload),
+                outcome_revision=row.outcome_revision,
+                created_at=row.created_at,
+            )
+
+    def iter_labels(
+        self,
+        *,
+        outcome_id: str | None = None,
+        source: str | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[StoredLabel]:
+        """Human labels in the order they were recorded."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        conditions: list[Any] = [LabelRow.tenant == self.tenant]
+        if outcome_id is not None:
+            conditions.append(LabelRow.outcome_id == outcome_id)
+        if source is not None:
+            conditions.append(LabelRow.source == source)
+        for row in self._pages(LabelRow, conditions, batch_size):
+            label = Label(
+                resolved=row.resolved, by=row.by, at=row.at, criteria=row.criteria, note=row.note
+            )
+            yield StoredLabel(row.outcome_id, label, row.source, row.created_at)
+
+    def _pages(self, model: Any, conditions: list[Any], batch_size: int) -> Iterator[Any]:
+        last = 0
+        while True:
+            with session(self.engine, readonly=True) as db:
+                rows = db.exec(
+                    select(model)
+                    .where(*conditions, model.pk > last)
+                    .order_by(model.pk)
+                    .limit(batch_size)
+                ).all()
+            yield from rows
+            if len(rows) < batch_size:
+                return
+            last = rows[-1].pk
+
+    def counts(self) -> dict[str, int]:
+        """Row counts of this tenant: outcomes (distinct ids), outcome_revisions, verdicts, ..."""
+        t = self.tenant
+        queries: dict[str, Any] = {
+            "outcomes": select(func.count(sa.distinct(col(OutcomeRow.outcome_id)))).where(
+                OutcomeRow.tenant == t
+            ),
+            "outcome_revisions": select(func.count()).where(OutcomeRow.tenant == t),
+            "verdicts": select(func.count()).where(VerdictRow.tenant == t),
+            "judge_calls": select(func.count()).where(JudgeCallRow.tenant == t),
+            "labels": select(func.count()).where(LabelRow.tenant == t),
+        }
+        with session(self.engine, readonly=True) as db:
+            return {name: int(db.exec(q).one()) for name, q in queries.items()}

@@ -1,0 +1,275 @@
+"""The ledger's tables: the system of record for outcomes, verdicts, judge calls and labels.
+
+Conventions (every table, every future migration):
+
+- Rows are append-only history. An outcome that changes gets a new ``revision`` row; verdicts,
+  judge calls and labels are inserted, never updated in place.
+- Every row carries its ``tenant`` (a foreign key to ``tenants.name``); every query filters on it.
+- Timestamps are stored in UTC (:class:`UTCDateTime`) and always read back timezone-aware.
+- Money is stored as ``NUMERIC(20, 12)`` (:class:`Money`): exact on PostgreSQL, a double on SQLite
+  (exact to 1e-12 USD for amounts below ~$1,000, ~15 significant digits beyond). Values are
+  rounded half-even to 12 decimal places when written and read back as :class:`~decimal.Decimal`;
+  :mod:`ledger.store` converts to ``float`` at the engine boundary (``JudgeCall``, ``Verdict``).
+- JSON columns are ``JSON`` (SQLite) / ``JSONB`` (PostgreSQL): see :data:`JSONType`.
+- Every constraint and index has an explicit name, so SQLite batch migrations can address it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, overload
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+MONEY_PRECISION = 20
+MONEY_SCALE = 12
+_MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
+
+#: JSON on SQLite, JSONB on PostgreSQL (indexable, compact, equality-comparable).
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+@overload
+def to_money(value: None) -> None: ...
+@overload
+def to_money(value: float | int | Decimal | str) -> Decimal: ...
+def to_money(value: float | int | Decimal | str | None) -> Decimal | None:
+    """Round a USD amount to the ledger's precision (12 decimal places, half-even).
+
+    Floats go through their shortest ``repr`` so that ``0.1`` stays ``0.1``.
+
+    >>> to_money(0.1)
+    Decimal('0.100000000000')
+    >>> to_money(1.5e-13)
+    Decimal('0E-12')
+    >>> to_money(None) is None
+    True
+    """
+    if value is None:
+        return None
+    if isinstance(value, float):
+        value = repr(value)
+    return Decimal(value).quantize(_MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+class Money(sa.types.TypeDecorator[Decimal]):
+    """A USD amount: ``NUMERIC(20, 12)``, written rounded to 12 places, read back as Decimal."""
+
+    impl = sa.Numeric(MONEY_PRECISION, MONEY_SCALE, asdecimal=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return to_money(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return to_money(value)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (UTC).
+
+    A naive datetime handed in is taken to be UTC already. SQLite has no time zones, so the value
+    is stored there as naive UTC text (which also keeps lexical order equal to time order).
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+#: BIGINT primary keys on PostgreSQL; INTEGER on SQLite (only INTEGER PRIMARY KEY autoincrements).
+BigPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _pk_column() -> Any:
+    return Field(default=None, sa_column=sa.Column("pk", BigPK, primary_key=True))
+
+
+def _tenant_fk(table: str) -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(["tenant"], ["tenants.name"], name=f"fk_{table}_tenant")
+
+
+def _tenant_column() -> Any:
+    return Field(sa_column=sa.Column("tenant", sa.String(100), nullable=False))
+
+
+def _now_column(name: str) -> Any:
+    return Field(default_factory=utcnow, sa_column=sa.Column(name, UTCDateTime(), nullable=False))
+
+
+def _money_column(name: str, *, nullable: bool = False) -> Any:
+    default = None if nullable else Decimal(0)
+    return Field(default=default, sa_column=sa.Column(name, Money(), nullable=nullable))
+
+
+def _json_column(name: str, *, nullable: bool = False) -> Any:
+    return Field(sa_column=sa.Column(name, JSONType, nullable=nullable))
+
+
+class TenantRow(SQLModel, table=True):
+    """A tenant: every other row belongs to exactly one (kept minimal; API keys come later)."""
+
+    __tablename__ = "tenants"
+    __table_args__ = (sa.UniqueConstraint("name", name="uq_tenants_name"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column("id", sa.Integer, primary_key=True))
+    name: str = Field(sa_column=sa.Column("name", sa.String(100), nullable=False))
+    created_at: datetime = _now_column("created_at")
+
+
+class OutcomeRow(SQLModel, table=True):
+    """One revision of one outcome. A changed payload adds revision + 1; nothing is overwritten.
+
+    ``content_hash`` is what a judge sees (:meth:`judge.models.Outcome.content_hash`);
+    ``payload_hash`` covers the whole payload (labels, costs and metadata included) and decides
+    whether a re-ingested outcome is new.
+    """
+
+    __tablename__ = "outcomes"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant", "outcome_id", "revision", name="uq_outcomes_revision"),
+        sa.Index("ix_outcomes_tenant_outcome", "tenant", "outcome_id"),
+        _tenant_fk("outcomes"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    outcome_id: str = Field(sa_column=sa.Column("outcome_id", sa.String(200), nullable=False))
+    revision: int = Field(sa_column=sa.Column("revision", sa.Integer, nullable=False))
+    content_hash: str = Field(sa_column=sa.Column("content_hash", sa.String(64), nullable=False))
+    payload_hash: str = Field(sa_column=sa.Column("payload_hash", sa.String(64), nullable=False))
+    kind: str = Field(sa_column=sa.Column("kind", sa.String(32), nullable=False))
+    payload: dict[str, Any] = _json_column("payload")
+    agent_name: str | None = Field(
+        default=None, sa_column=sa.Column("agent_name", sa.String(200), nullable=True)
+    )
+    agent_version: str | None = Field(
+        default=None, sa_column=sa.Column("agent_version", sa.String(100), nullable=True)
+    )
+    model_path: str | None = Field(
+        default=None, sa_column=sa.Column("model_path", sa.String(200), nullable=True)
+    )
+    agent_cost_usd: Decimal | None = _money_column("agent_cost_usd", nullable=True)
+    received_at: datetime = _now_column("received_at")
+
+
+class VerdictRow(SQLModel, table=True):
+    """One verdict on one outcome revision; ``payload`` is the whole :class:`Verdict` as JSON."""
+
+    __tablename__ = "verdicts"
+    __table_args__ = (
+        sa.Index("ix_verdicts_tenant_outcome", "tenant", "outcome_id"),
+        sa.Index("ix_verdicts_tenant_created", "tenant", "created_at"),
+        sa.ForeignKeyConstraint(
+            ["tenant", "outcome_id", "outcome_revision"],
+            ["outcomes.tenant", "outcomes.outcome_id", "outcomes.revision"],
+            name="fk_verdicts_outcome_revision",
+        ),
+        _tenant_fk("verdicts"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    outcome_id: str = Field(sa_column=sa.Column("outcome_id", sa.String(200), nullable=False))
+    outcome_revision: int = Field(
+        sa_column=sa.Column("outcome_revision", sa.Integer, nullable=False)
+    )
+    content_hash: str = Field(sa_column=sa.Column("content_hash", sa.String(64), nullable=False))
+    decision: str = Field(sa_column=sa.Column("decision", sa.String(16), nullable=False))
+    confidence: float = Field(sa_column=sa.Column("confidence", sa.Float, nullable=False))
+    tier: str | None = Field(default=None, sa_column=sa.Column("tier", sa.String(16)))
+    rubric: str = Field(sa_column=sa.Column("rubric", sa.String, nullable=False))
+    panel: str = Field(sa_column=sa.Column("panel", sa.String, nullable=False))
+    flags: list[str] = _json_column("flags")
+    payload: dict[str, Any] = _json_column("payload")
+    cost_usd: Decimal = _money_column("cost_usd")
+    created_at: datetime = _now_column("created_at")
+
+
+class JudgeCallRow(SQLModel, table=True):
+    """One attempt at one model (:class:`judge.verdict.JudgeCall`), failed attempts included."""
+
+    __tablename__ = "judge_calls"
+    __table_args__ = (
+        sa.Index("ix_judge_calls_cache_key", "cache_key"),
+        sa.Index("ix_judge_calls_tenant_outcome", "tenant", "outcome_id"),
+        _tenant_fk("judge_calls"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    outcome_id: str = Field(sa_column=sa.Column("outcome_id", sa.String(200), nullable=False))
+    judge: str = Field(sa_column=sa.Column("judge", sa.String, nullable=False))
+    model: str = Field(sa_column=sa.Column("model", sa.String, nullable=False))
+    sample: int = Field(sa_column=sa.Column("sample", sa.Integer, nullable=False))
+    attempt: int = Field(sa_column=sa.Column("attempt", sa.Integer, nullable=False))
+    cache_key: str = Field(sa_column=sa.Column("cache_key", sa.String, nullable=False))
+    prompt_digest: str = Field(sa_column=sa.Column("prompt_digest", sa.String, nullable=False))
+    prompt: list[dict[str, Any]] = _json_column("prompt")
+    reply: str | None = Field(default=None, sa_column=sa.Column("reply", sa.Text))
+    status: str = Field(sa_column=sa.Column("status", sa.String(16), nullable=False))
+    error: str | None = Field(default=None, sa_column=sa.Column("error", sa.Text))
+    tokens_in: int = Field(default=0, sa_column=sa.Column("tokens_in", sa.Integer, nullable=False))
+    tokens_out: int = Field(
+        default=0, sa_column=sa.Column("tokens_out", sa.Integer, nullable=False)
+    )
+    cost_usd: Decimal = _money_column("cost_usd")
+    latency_ms: int = Field(
+        default=0, sa_column=sa.Column("latency_ms", sa.Integer, nullable=False)
+    )
+    cached: bool = Field(default=False, sa_column=sa.Column("cached", sa.Boolean, nullable=False))
+    at: datetime = _now_column("at")
+
+
+class LabelRow(SQLModel, table=True):
+    """A human judgement of an outcome (ground truth for calibration).
+
+    ``digest`` covers the label's content and source, so the same label recorded twice (an
+    outcome re-ingested with its embedded label) is stored once.
+    """
+
+    __tablename__ = "labels"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant", "outcome_id", "digest", name="uq_labels_digest"),
+        sa.Index("ix_labels_tenant_outcome", "tenant", "outcome_id"),
+        _tenant_fk("labels"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    outcome_id: str = Field(sa_column=sa.Column("outcome_id", sa.String(200), nullable=False))
+    resolved: bool = Field(sa_column=sa.Column("resolved", sa.Boolean, nullable=False))
+    by: str | None = Field(default=None, sa_column=sa.Column("by", sa.String(200)))
+    at: datetime | None = Field(default=None, sa_column=sa.Column("at", UTCDateTime()))
+    criteria: dict[str, bool] = _json_column("criteria")
+    note: str | None = Field(default=None, sa_column=sa.Column("note", sa.Text))
+    source: str = Field(sa_column=sa.Column("source", sa.String(50), nullable=False))
+    digest: str = Field(sa_column=sa.Column("digest", sa.String(64), nullable=False))
+    created_at: datetime = _now_column("created_at")
+
+
+ALL_TABLES: tuple[type[SQLModel], ...] = (TenantRow, OutcomeRow, VerdictRow, JudgeCallRow, LabelRow)

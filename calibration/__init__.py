@@ -47,3 +47,41 @@ __all__ = [
     "kappa_from_tables",
     "krippendorff_alpha",
 ]
+
+# Helpers building on the statistics core (replay/calibrate, drift/gates) append exports below.
+
+# Replay of recorded judge outputs and the judge-vs-human calibration report (`judge replay`,
+# `judge calibrate`). The functions named like their modules (calibration.replay.replay,
+# calibration.join.join) are not re-exported so they cannot shadow the submodules.
+from calibration.html import render_html
+from calibration.join import (
+    CalibrationInputError,
+    JoinResult,
+    LabelRecord,
+    load_files,
+)
+from calibration.replay import (
+    AdaptivePolicy,
+    ReplayInputError,
+    ReplayResult,
+    compare_policies,
+    load_recordings,
+)
+from calibration.report import agreement_block, calibrate, human_ceiling, reliability
+
+__all__ += [
+    "AdaptivePolicy",
+    "CalibrationInputError",
+    "JoinResult",
+    "LabelRecord",
+    "ReplayInputError",
+    "ReplayResult",
+    "agreement_block",
+    "calibrate",
+    "compare_policies",
+    "human_ceiling",
+    "load_files",
+    "load_recordings",
+    "reliability",
+    "render_html",
+]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from judge.cli import convert, rubrics, train, verify
+from judge.cli import calibrate, convert, rubrics, train, verify
 
 app = typer.Typer(
     name="judge",
@@ -18,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for _module in (verify, rubrics, train, convert):
+for _module in (verify, rubrics, train, convert, calibrate):
     _module.register(app)
 
 

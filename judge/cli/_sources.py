@@ -1,0 +1,212 @@
+"""Where `judge calibrate`, `judge drift` and `judge gate` read verdicts and labels from.
+
+Either files (``--verdicts`` and ``--labels``) or the ledger (``--db``), never both. From the
+ledger, verdicts come from :meth:`ledger.store.Ledger.iter_verdicts` (optionally one rubric,
+one panel, recorded in ``[--from, --to)``) and labels from :meth:`~ledger.store.Ledger.iter_labels`
+(all of the tenant's; :mod:`calibration.join` pairs them on outcome id).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from judge.cli._common import fail
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from calibration.join import LabelRecord
+    from judge.verdict import Verdict
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Read verdicts and labels from this ledger (e.g. sqlite:///outcome-judge.db) "
+        "instead of --verdicts/--labels.",
+    ),
+]
+TenantOpt = Annotated[
+    str | None,
+    typer.Option("--tenant", help="With --db: the tenant (default: the ledger's only tenant)."),
+]
+RubricFilterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rubric", help="With --db: only verdicts of this rubric (name or name@version)."
+    ),
+]
+PanelFilterOpt = Annotated[
+    str | None,
+    typer.Option("--panel", help="With --db: only verdicts of this panel (name or name@version)."),
+]
+FromOpt = Annotated[
+    str | None,
+    typer.Option("--from", help="With --db: verdicts recorded at or after this ISO 8601 time."),
+]
+ToOpt = Annotated[
+    str | None,
+    typer.Option("--to", help="With --db: verdicts recorded before this ISO 8601 time."),
+]
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 option value as an aware datetime (naive means UTC); exits 2 when malformed."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail(
+            f"{option}: {value!r} is not an ISO 8601 time; use e.g. 2026-03-01 or 2026-03-01T00:00Z"
+        )
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def load_rows(
+    *,
+    verdicts: Path | None,
+    labels: Path | None,
+    db: str | None,
+    tenant: str | None = None,
+    rubric: str | None = None,
+    panel: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> tuple[list[Verdict], list[LabelRecord], str]:
+    """Verdicts, labels and a description of where they came from (for messages).
+
+    Exactly one source: ``--verdicts`` and ``--labels`` together, or ``--db``. The ledger filters
+    only make sense with ``--db``. Exits 2 (via :func:`fail`) on any usage or input error.
+    """
+    from calibration.join import CalibrationInputError, load_files
+
+    files = verdicts is not None or labels is not None
+    filters = {
+        "--tenant": tenant,
+        "--rubric": rubric,
+        "--panel": panel,
+        "--from": since,
+        "--to": until,
+    }
+    if db is not None and files:
+        fail("give either --verdicts and --labels (files) or --db (the ledger), not both")
+    if db is None:
+        if verdicts is None or labels is None:
+            fail("give --verdicts FILE and --labels FILE, or --db URL to read the ledger")
+        used = [name for name, value in filters.items() if value is not None]
+        if used:
+            fail(
+                f"{', '.join(used)}: ledger filter(s); use with --db, not with --verdicts/--labels"
+            )
+        try:
+            verdict_rows, label_rows = load_files(verdicts, labels)
+        except (CalibrationInputError, ValueError) as exc:
+            fail(str(exc))
+        return verdict_rows, label_rows, str(labels)
+    return _from_ledger(
+        db,
+        tenant=tenant,
+        rubric=rubric,
+        panel=panel,
+        since=parse_time(since, "--from"),
+        until=parse_time(until, "--to"),
+    )
+
+
+def _matches(ref: str, wanted: str | None) -> bool:
+    if wanted is None:
+        return True
+    return ref == wanted if "@" in wanted else ref.split("@", 1)[0] == wanted
+
+
+def _from_ledger(
+    url: str,
+    *,
+    tenant: str | None,
+    rubric: str | None,
+    panel: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> tuple[list[Verdict], list[LabelRecord], str]:
+    from calibration.join import LabelRecord
+    from judge.cli.verify import _redact
+    from ledger.db import LedgerDatabaseError, current_tables, make_engine, parse_url
+
+    if since is not None and until is not None and since >= until:
+        fail(f"--from ({since.isoformat()}) must be before --to ({until.isoformat()})")
+    shown = _redact(url)
+    try:
+        parsed = parse_url(url)
+        file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+        if file not in (None, "", ":memory:") and not Path(str(file)).is_file():
+            fail(f"--db: no ledger at {shown} (file not found); run judge verify --db first")
+        engine = make_engine(url)
+    except LedgerDatabaseError as exc:
+        fail(f"--db: {exc}")
+    try:
+        if not {"verdicts", "labels", "tenants"} <= current_tables(engine):
+            fail(f"--db: {shown} is not an outcome-judge ledger; run judge verify --db {shown}")
+        chosen = tenant or _only_tenant(engine, shown)
+        from ledger.store import Ledger
+
+        ledger = Ledger(engine, tenant=chosen)
+        verdicts = [
+            stored.verdict
+            for stored in ledger.iter_verdicts(
+                rubric=rubric if rubric and "@" in rubric else None,
+                panel=panel if panel and "@" in panel else None,
+                since=since,
+                until=until,
+            )
+            if _matches(stored.verdict.rubric, rubric) and _matches(stored.verdict.panel, panel)
+        ]
+        labels = [
+            LabelRecord(
+                outcome_id=stored.outcome_id,
+                resolved=stored.label.resolved,
+                by=stored.label.by,
+                at=_utc(stored.label.at),
+                criteria=dict(stored.label.criteria),
+                order=order,
+            )
+            for order, stored in enumerate(ledger.iter_labels(), start=1)
+        ]
+    finally:
+        engine.dispose()
+    if not verdicts:
+        wanted = ", ".join(
+            f"{k} {v}"
+            for k, v in (("rubric", rubric), ("panel", panel), ("from", since), ("to", until))
+            if v is not None
+        )
+        fail(
+            f"--db: no verdicts for tenant {chosen!r} in {shown}"
+            + (f" matching {wanted}" if wanted else "")
+        )
+    return verdicts, labels, f"the ledger {shown} (tenant {chosen})"
+
+
+def _only_tenant(engine: Engine, shown: str) -> str:
+    from sqlmodel import select
+
+    from ledger.db import session
+    from ledger.tables import TenantRow
+
+    with session(engine, readonly=True) as db:
+        names = sorted(db.exec(select(TenantRow.name)).all())
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        fail(f"--db: the ledger {shown} is empty; run judge verify --db first")
+    fail(f"--db: the ledger {shown} holds tenants {', '.join(names)}; pass --tenant")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

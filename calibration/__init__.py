@@ -85,3 +85,75 @@ __all__ += [
     "reliability",
     "render_html",
 ]
+
+# Drift, canary re-grades, bias probes, the calibration gate and corrected counts (`judge drift`,
+# `judge canary`, `judge bias`, `judge gate`, `judge correct`). The module names (drift, canary,
+# bias, gate, correction) are not shadowed.
+from calibration.bias import (  # noqa: E402
+    FlipRate,
+    PositionResult,
+    ProbeResult,
+    flip_rate,
+    inject_instruction,
+    pad_verbosity,
+    position_swap_probe,
+    run_probe,
+)
+from calibration.canary import (  # noqa: E402
+    CanaryResult,
+    CanaryTrigger,
+    canary_check,
+    needs_canary_regrade,
+)
+from calibration.correction import (  # noqa: E402
+    CorrectedCount,
+    ErrorRates,
+    UndefinedCorrection,
+    corrected_count_ci,
+    corrected_verified,
+    error_rates,
+    rogan_gladen,
+)
+from calibration.drift import (  # noqa: E402
+    DriftReport,
+    LabelledRecord,
+    Window,
+    agreement_windows,
+    drift_report,
+    psi,
+    psi_chance,
+    two_proportion_ztest,
+)
+from calibration.gate import GateState, evaluate_gate  # noqa: E402
+
+__all__ += [
+    "CanaryResult",
+    "CanaryTrigger",
+    "CorrectedCount",
+    "DriftReport",
+    "ErrorRates",
+    "FlipRate",
+    "GateState",
+    "LabelledRecord",
+    "PositionResult",
+    "ProbeResult",
+    "UndefinedCorrection",
+    "Window",
+    "agreement_windows",
+    "canary_check",
+    "corrected_count_ci",
+    "corrected_verified",
+    "drift_report",
+    "error_rates",
+    "evaluate_gate",
+    "flip_rate",
+    "inject_instruction",
+    "needs_canary_regrade",
+    "pad_verbosity",
+    "position_swap_probe",
+    "psi",
+    "psi_chance",
+    "rogan_gladen",
+    "run_probe",
+    "two_proportion_ztest",
+]

@@ -138,8 +138,11 @@ def curve_png(
         return None
     fig = _figure(6.0, 3.8)
     ax = fig.add_subplot(1, 1, 1)
+    xs: set[float] = set()
     for name, xy in series.items():
         ax.plot([x for x, _ in xy], [y for _, y in xy], marker="o", label=name)
+        xs.update(x for x, _ in xy)
+    ax.set_xticks(sorted(xs))  # the sample counts measured, not a regular grid
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)

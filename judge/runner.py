@@ -7,6 +7,7 @@ however long the input is (at most ``window`` outcomes are in flight or waiting 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,6 +33,12 @@ class RunSummary:
     judge_cost_usd: float = 0.0
     judge_calls_cached: int = 0
     resumed: int = 0
+    verify_seconds: float = 0.0
+
+    @property
+    def outcomes_per_second(self) -> float | None:
+        """Throughput of the verification phase (start-up and validation excluded)."""
+        return self.outcomes / self.verify_seconds if self.verify_seconds > 0 else None
 
     @property
     def verified(self) -> int:
@@ -89,6 +96,7 @@ async def verify_stream(
     gate = asyncio.Semaphore(concurrency)
     window = concurrency * 4
     summary = RunSummary()
+    started = time.perf_counter()
     pending: deque[asyncio.Task[tuple[Outcome, Verdict, bool]]] = deque()
 
     async def one(outcome: Outcome) -> tuple[Outcome, Verdict, bool]:
@@ -116,4 +124,5 @@ async def verify_stream(
     finally:
         for task in pending:
             task.cancel()
+    summary.verify_seconds = time.perf_counter() - started
     return summary

@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -112,22 +113,30 @@ def _insert_ignore(
     db: Session, model: Any, values: dict[str, Any], conflict: Sequence[str]
 ) -> bool:
     """INSERT the row unless it collides on ``conflict``; True when a row was written."""
+    dialect = db.get_bind().dialect
+    returning = bool(dialect.insert_returning)  # SQLite >= 3.35 and PostgreSQL
+    stmt = _insert_ignore_statement(dialect.name, model, tuple(conflict), returning)
+    # The values go in as parameters, not into the statement: one compiled statement serves
+    # every row, which is most of the cost of a batch.
+    result: Any = db.execute(stmt, values)
+    # psycopg reports no rowcount for this statement; a returned key means the row was written.
+    return result.first() is not None if returning else bool(result.rowcount == 1)
+
+
+@lru_cache(maxsize=32)
+def _insert_ignore_statement(
+    dialect: str, model: Any, conflict: tuple[str, ...], returning: bool
+) -> Any:
     table = model.__table__
-    if db.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        stmt: Any = (
-            pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
-        )
+        stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
-    if not db.get_bind().dialect.insert_returning:  # SQLite < 3.35: rowcount is reliable there
-        return bool(db.exec(stmt).rowcount == 1)
-    # psycopg reports no rowcount here; a returned key means the row was written.
-    pk = next(iter(table.primary_key.columns))
-    return db.exec(stmt.returning(pk)).first() is not None
+        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    return stmt.returning(next(iter(table.primary_key.columns))) if returning else stmt
 
 
 def ensure_tenant(engine: Engine, tenant: str) -> None:
@@ -276,12 +285,19 @@ class Ledger:
         checked = [self._checked_result(outcome, verdict) for outcome, verdict in results]
         rows = [call_row(self.tenant, call) for call in calls]
         self._ready()
-        recorded: list[RecordedResult] = []
         with session(self.engine) as db:
-            for outcome, verdict, content_hash in checked:
-                recorded.append(self._write_result(db, outcome, verdict, content_hash))
+            # Verdict rows are inserted together at the end (one executemany), not one by one
+            # before each outcome look-up; outcome and label rows are written as they come.
+            with db.no_autoflush:
+                written = [self._write_result(db, o, v, h) for o, v, h in checked]
             db.add_all(rows)
             db.flush()
+            recorded = []
+            for ref, row, label_added in written:
+                assert row.pk is not None
+                recorded.append(
+                    RecordedResult(outcome=ref, verdict_pk=row.pk, label_added=label_added)
+                )
         return recorded
 
     def _checked_result(self, outcome: Outcome, verdict: Verdict) -> tuple[Outcome, Verdict, str]:
@@ -305,7 +321,7 @@ class Ledger:
 
     def _write_result(
         self, db: Session, outcome: Outcome, verdict: Verdict, content_hash: str
-    ) -> RecordedResult:
+    ) -> tuple[OutcomeRef, VerdictRow, bool]:
         ref = self._write_outcome(db, outcome)
         row = VerdictRow(
             tenant=self.tenant,
@@ -325,9 +341,7 @@ class Ledger:
         label_added = False
         if outcome.label is not None:
             label_added = self._write_label(db, outcome.id, outcome.label, EMBEDDED_LABEL_SOURCE)
-        db.flush()
-        assert row.pk is not None
-        return RecordedResult(outcome=ref, verdict_pk=row.pk, label_added=label_added)
+        return ref, row, label_added
 
     def record_label(self, outcome_id: str, label: Label, *, source: str = "api") -> bool:
         """Store a human label; False when the same label content is already recorded."""

@@ -194,6 +194,9 @@ async def _run(
     from ledger.store import Ledger
 
     assert isinstance(panel, Panel)
+    if panel.has_llm:
+        # litellm takes seconds to import; pay that before the progress bar and the clock start.
+        import litellm  # noqa: F401
     db_engine = make_engine(db_url)
     migrate(db_engine)
     ledger = Ledger(db_engine, tenant=tenant)
@@ -280,6 +283,12 @@ def _print_summary(
             "resumed": summary.resumed,
             "out": str(out),
             "seconds": round(elapsed, 3),
+            "verify_seconds": round(summary.verify_seconds, 3),
+            "outcomes_per_second": (
+                None
+                if summary.outcomes_per_second is None
+                else round(summary.outcomes_per_second, 1)
+            ),
         }
         typer.echo(json.dumps(data, indent=2))
         return
@@ -295,6 +304,8 @@ def _print_summary(
     table.add_row("flagged (possible prompt injection)", str(summary.flagged))
     table.add_row("judge calls served from cache", str(summary.judge_calls_cached))
     table.add_row("resumed from the ledger", str(summary.resumed))
+    rate = summary.outcomes_per_second
+    table.add_row("outcomes per second", "n/a" if rate is None else f"{rate:.1f}")
     table.add_row("judge cost (USD)", f"{summary.judge_cost_usd:.6f}")
     table.add_row(
         "judge cost per verified outcome (USD)",

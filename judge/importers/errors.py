@@ -89,3 +89,13 @@ def from_validation_error(
     if extra > 0:
         message += f" (and {extra} more problem{'s' if extra > 1 else ''} in this record)"
     return InputFileError(path, message, line=line, field=field, record=record)
+
+
+class RecordContext:
+    """Where the record being converted sits (file, line, record path), for error messages."""
+
+    def __init__(self, path: Path, line: int | None, record: str | None) -> None:
+        self.path, self.line, self.record = path, line, record
+
+    def error(self, reason: str, field: str | None = None) -> InputFileError:
+        return InputFileError(self.path, reason, line=self.line, record=self.record, field=field)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from judge.importers.errors import InputFileError, from_validation_error
+from judge.importers.errors import RecordContext, from_validation_error
 from judge.importers.native import Located, iter_json_values, json_type
 from judge.models import AgentInfo, Message, Outcome, Signals, Touch
 
@@ -88,17 +88,7 @@ def html_to_text(html: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-class _Ctx:
-    """Where the conversation being converted sits, for error messages."""
-
-    def __init__(self, path: Path, line: int | None, record: str | None) -> None:
-        self.path, self.line, self.record = path, line, record
-
-    def error(self, reason: str, field: str | None = None) -> InputFileError:
-        return InputFileError(self.path, reason, line=self.line, record=self.record, field=field)
-
-
-def _time(ctx: _Ctx, value: Any, field: str) -> datetime | None:
+def _time(ctx: RecordContext, value: Any, field: str) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -129,7 +119,7 @@ def _actor(author: dict[str, Any]) -> tuple[str, str]:
     return "human", str(name)
 
 
-def _author(ctx: _Ctx, raw: Any, field: str) -> dict[str, Any]:
+def _author(ctx: RecordContext, raw: Any, field: str) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -137,7 +127,7 @@ def _author(ctx: _Ctx, raw: Any, field: str) -> dict[str, Any]:
     return raw
 
 
-def _body(ctx: _Ctx, raw: Any, field: str) -> str:
+def _body(ctx: RecordContext, raw: Any, field: str) -> str:
     if raw is None:
         return ""
     if not isinstance(raw, str):
@@ -145,7 +135,7 @@ def _body(ctx: _Ctx, raw: Any, field: str) -> str:
     return html_to_text(raw)
 
 
-def _parts(ctx: _Ctx, conv: dict[str, Any]) -> list[Any]:
+def _parts(ctx: RecordContext, conv: dict[str, Any]) -> list[Any]:
     container = conv.get("conversation_parts")
     if container is None:
         return []
@@ -161,7 +151,7 @@ def _parts(ctx: _Ctx, conv: dict[str, Any]) -> list[Any]:
     )
 
 
-def convert_conversation(ctx: _Ctx, conv: Any) -> Outcome:
+def convert_conversation(ctx: RecordContext, conv: Any) -> Outcome:
     """Convert one Intercom conversation object (see the module docstring for the mapping)."""
     if not isinstance(conv, dict):
         raise ctx.error(f"expected a conversation object, got {json_type(conv)}")
@@ -304,5 +294,5 @@ def iter_intercom(path: Path) -> Iterator[Located]:
         else:
             items = [(None, value)]
         for record, conv in items:
-            ctx = _Ctx(path, line, record)
+            ctx = RecordContext(path, line, record)
             yield Located(convert_conversation(ctx, conv), line, record)

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from judge.importers.errors import InputFileError, from_validation_error
+from judge.importers.errors import RecordContext, from_validation_error
 from judge.importers.intercom import html_to_text
 from judge.importers.native import Located, iter_json_values, json_type
 from judge.models import AgentInfo, Message, Outcome, Signals, Touch
@@ -35,15 +35,7 @@ ESCALATION_TAGS = frozenset({"escalated", "escalation", "escalated_to_human", "h
 CLOSED_STATUSES = frozenset({"solved", "closed"})
 
 
-class _Ctx:
-    def __init__(self, path: Path, line: int | None, record: str | None) -> None:
-        self.path, self.line, self.record = path, line, record
-
-    def error(self, reason: str, field: str | None = None) -> InputFileError:
-        return InputFileError(self.path, reason, line=self.line, record=self.record, field=field)
-
-
-def _time(ctx: _Ctx, value: Any, field: str) -> datetime | None:
+def _time(ctx: RecordContext, value: Any, field: str) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -71,7 +63,7 @@ def _is_bot_user(user: dict[str, Any]) -> bool:
     )
 
 
-def _by_ticket(ctx: _Ctx, value: Any, key: str) -> dict[str, list[Any]]:
+def _by_ticket(ctx: RecordContext, value: Any, key: str) -> dict[str, list[Any]]:
     """``{"<ticket id>": [...]}`` or a flat list of items with ``ticket_id`` -> dict by id."""
     if value is None:
         return {}
@@ -102,7 +94,7 @@ class _Page:
         self.comments: dict[str, list[Any]] = {}
         self.audits: dict[str, list[Any]] = {}
 
-    def absorb(self, ctx: _Ctx, value: dict[str, Any]) -> None:
+    def absorb(self, ctx: RecordContext, value: dict[str, Any]) -> None:
         users = value.get("users")
         if users is not None:
             if not isinstance(users, list):
@@ -131,7 +123,7 @@ def _who(
     return "human", str(name or f"agent:{author_id}")
 
 
-def _reopen_from_audits(ctx: _Ctx, audits: list[Any], field: str) -> datetime | None:
+def _reopen_from_audits(ctx: RecordContext, audits: list[Any], field: str) -> datetime | None:
     """Time of the first status change from solved/closed back to an open state."""
     for i, audit in enumerate(audits):
         if not isinstance(audit, dict):
@@ -147,7 +139,7 @@ def _reopen_from_audits(ctx: _Ctx, audits: list[Any], field: str) -> datetime | 
     return None
 
 
-def _solved_from_audits(ctx: _Ctx, audits: list[Any], field: str) -> datetime | None:
+def _solved_from_audits(ctx: RecordContext, audits: list[Any], field: str) -> datetime | None:
     """Time of the last status change to solved/closed."""
     found: datetime | None = None
     for i, audit in enumerate(audits):
@@ -163,7 +155,7 @@ def _solved_from_audits(ctx: _Ctx, audits: list[Any], field: str) -> datetime | 
     return found
 
 
-def convert_ticket(ctx: _Ctx, ticket: Any, page: _Page) -> Outcome:
+def convert_ticket(ctx: RecordContext, ticket: Any, page: _Page) -> Outcome:
     """Convert one Zendesk ticket (see :func:`iter_zendesk` for the mapping)."""
     if not isinstance(ticket, dict):
         raise ctx.error(f"expected a ticket object, got {json_type(ticket)}")
@@ -296,17 +288,17 @@ def iter_zendesk(path: Path) -> Iterator[Located]:
     page = _Page()
     for value, line in iter_json_values(path):
         if isinstance(value, dict) and isinstance(value.get("tickets"), list):
-            page.absorb(_Ctx(path, line, None), value)
+            page.absorb(RecordContext(path, line, None), value)
             items: list[tuple[str | None, Any]] = [
                 (f"tickets.{i}", t) for i, t in enumerate(value["tickets"])
             ]
         elif isinstance(value, dict) and isinstance(value.get("ticket"), dict):
-            page.absorb(_Ctx(path, line, None), value)
+            page.absorb(RecordContext(path, line, None), value)
             items = [("ticket", value["ticket"])]
         elif isinstance(value, list):
             items = [(str(i), t) for i, t in enumerate(value)]
         else:
             items = [(None, value)]
         for record, ticket in items:
-            ctx = _Ctx(path, line, record)
+            ctx = RecordContext(path, line, record)
             yield Located(convert_ticket(ctx, ticket, page), line, record)

@@ -365,26 +365,47 @@ def _parse_now(value: str | None) -> datetime:
 
 
 def correct(
-    verdicts: VerdictsOpt,
-    labels: LabelsOpt,
+    verdicts: OptVerdictsOpt = None,
+    labels: OptLabelsOpt = None,
+    db: DbOpt = None,
+    tenant: TenantOpt = None,
+    rubric: RubricFilterOpt = None,
+    panel: PanelFilterOpt = None,
+    since: FromOpt = None,
+    until: ToOpt = None,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap replicates.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Bootstrap seed.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Raw and error-corrected (Rogan-Gladen) verified counts, with a 95% interval."""
+    """Raw and error-corrected (Rogan-Gladen) verified counts, with a 95% interval.
+
+    Reads --verdicts and --labels files, or the ledger with --db (filters as in calibrate).
+    """
     from calibration.correction import UndefinedCorrection, corrected_count_ci
 
-    rows, records = _load(verdicts, labels, need_times=False)
+    rows, records = _load(
+        verdicts,
+        labels,
+        need_times=False,
+        db=db,
+        tenant=tenant,
+        rubric=rubric,
+        panel=panel,
+        since=since,
+        until=until,
+    )
+    source = db if db is not None else str(verdicts)
+    label_source = db if db is not None else str(labels)
     decided = [v for v in rows if v.decision != "abstain"]
     n_verified = sum(1 for v in decided if v.decision == "verified")
     n_abstain = len(rows) - len(decided)
     if not decided:
-        fail(f"{verdicts}: every verdict abstained; there is no verified count to correct")
+        fail(f"{source}: every verdict abstained; there is no verified count to correct")
     pairs = [r for r in records if r.judge != "abstain"]
     if not pairs:
         fail(
-            f"no labelled outcome in {labels} has a verified/not_verified verdict; label some "
-            "to measure the judge's error rates"
+            f"no labelled outcome in {label_source} has a verified/not_verified verdict; label "
+            "some to measure the judge's error rates"
         )
     try:
         result = corrected_count_ci(

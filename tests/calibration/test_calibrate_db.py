@@ -107,3 +107,12 @@ def test_a_ledger_with_several_tenants_needs_tenant(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "holds tenants acme, globex; pass --tenant" in result.stderr
     one = invoke_json("calibrate", "--db", url, "--tenant", "globex")
     assert one["counts"]["joined"] == 2
+
+
+def test_correct_from_the_ledger_equals_the_files(ledger: tuple[str, Path]) -> None:
+    url, verdicts = ledger
+    args = ["--n-boot", "200", "--seed", "5"]
+    files = invoke_json("correct", "-v", str(verdicts), "-l", str(TICKETS), *args)
+    assert invoke_json("correct", "--db", url, *args) == files
+    raw = [json.loads(line)["decision"] for line in verdicts.read_text().splitlines()]
+    assert files["n_abstain"] == raw.count("abstain")

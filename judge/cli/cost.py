@@ -1,0 +1,598 @@
+"""`judge cost`: TCO and break-even between model paths, by hand or measured from the ledger.
+
+``judge cost tco`` and ``judge cost breakeven --cost-a --cost-b`` take the numbers on the command
+line. ``judge cost breakeven --db URL --path-a P --path-b Q`` measures them per model path from
+the ledger: each outcome counts once, judged by its latest verdict; ``C_token`` is the mean
+``outcomes.agent_cost_usd`` of the judged revisions and ``P(fail) = 1 - verified / judged``
+(``not_verified`` and ``abstain`` both count as failures: nobody can bill them) with a 95 %
+Wilson score interval (:func:`scipy.stats.binomtest`; Wilson rather than a bootstrap because a
+path with 0 or all verified still gets an honest, non-degenerate interval).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from judge.cli._common import fail
+from judge.cli._sources import FromOpt, TenantOpt, ToOpt, parse_time
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from ledger.economics import Breakeven
+
+
+cost_app = typer.Typer(
+    name="cost",
+    help="TCO and break-even per model path: TCO = C_token + P(fail) x L, dp* = dC / L.",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+LaborOpt = Annotated[
+    float,
+    typer.Option("--labor", help="Labour cost of finishing one failed task by hand, USD."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(cost_app, name="cost")
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.6g}"
+
+
+@cost_app.command("tco")
+def tco_command(
+    token_cost: Annotated[
+        float, typer.Option("--token-cost", help="Mean agent inference cost per attempt, USD.")
+    ],
+    p_fail: Annotated[
+        float, typer.Option("--p-fail", help="Share of attempts not verified, in [0, 1].")
+    ],
+    labor: LaborOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """TCO of one finished task: C_token + P(fail) x L."""
+    from ledger.economics import tco
+
+    try:
+        value = tco(token_cost=token_cost, p_fail=p_fail, labor=labor)
+    except ValueError as exc:
+        fail(_option_message(exc))
+    if as_json:
+        data = {"token_cost": token_cost, "p_fail": p_fail, "labor": labor, "tco": value}
+        typer.echo(json.dumps(data, indent=2))
+        return
+    typer.echo(
+        f"TCO per finished task: {_usd(value)} = token cost {_usd(token_cost)} + "
+        f"P(fail) {p_fail:g} x labour {_usd(labor)} ({_usd(p_fail * labor)} of expected labour)"
+    )
+
+
+@cost_app.command("breakeven")
+def breakeven_command(
+    labor: LaborOpt,
+    cost_a: Annotated[
+        float | None, typer.Option("--cost-a", help="Token cost per attempt of path A, USD.")
+    ] = None,
+    cost_b: Annotated[
+        float | None, typer.Option("--cost-b", help="Token cost per attempt of path B, USD.")
+    ] = None,
+    p_fail_a: Annotated[
+        float | None, typer.Option("--p-fail-a", help="Failure rate of path A, in [0, 1].")
+    ] = None,
+    p_fail_b: Annotated[
+        float | None, typer.Option("--p-fail-b", help="Failure rate of path B, in [0, 1].")
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Measure both paths from this ledger (e.g. sqlite:///outcome-judge.db) instead "
+            "of --cost-a/--cost-b/--p-fail-a/--p-fail-b.",
+        ),
+    ] = None,
+    tenant: TenantOpt = None,
+    path_a: Annotated[
+        str | None, typer.Option("--path-a", help="With --db: model path A (outcomes.model_path).")
+    ] = None,
+    path_b: Annotated[
+        str | None, typer.Option("--path-b", help="With --db: model path B (outcomes.model_path).")
+    ] = None,
+    since: FromOpt = None,
+    until: ToOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Which path is cheaper per finished task, by how much, and where the decision flips."""
+    from ledger.economics import breakeven
+
+    manual = {
+        "--cost-a": cost_a,
+        "--cost-b": cost_b,
+        "--p-fail-a": p_fail_a,
+        "--p-fail-b": p_fail_b,
+    }
+    ledger_only = {"--tenant": tenant, "--path-a": path_a, "--path-b": path_b}
+    ledger_only |= {"--from": since, "--to": until}
+    if db is None:
+        used = [name for name, value in ledger_only.items() if value is not None]
+        if used:
+            fail(f"{', '.join(used)}: ledger option(s); use them with --db URL")
+        if cost_a is None or cost_b is None:
+            fail("give --cost-a and --cost-b (USD per attempt), or --db URL --path-a --path-b")
+        try:
+            result = breakeven(
+                cost_a=cost_a, cost_b=cost_b, labor=labor, p_fail_a=p_fail_a, p_fail_b=p_fail_b
+            )
+        except ValueError as exc:
+            fail(_option_message(exc))
+        if as_json:
+            typer.echo(json.dumps(result.to_dict(), indent=2))
+        else:
+            for line in explain(result):
+                typer.echo(line)
+        return
+
+    used = [name for name, value in manual.items() if value is not None]
+    if used:
+        fail(f"{', '.join(used)}: not with --db (the ledger measures both paths); drop them")
+    if path_a is None or path_b is None:
+        fail("with --db give both --path-a and --path-b (model paths, e.g. gpt-4o-mini)")
+    if path_a == path_b:
+        fail(f"--path-a and --path-b are both {path_a!r}; compare two different model paths")
+    if labor <= 0:
+        fail(f"--labor must be > 0 (USD per failed task), got {labor!r}")
+    _ledger_breakeven(
+        db,
+        tenant=tenant,
+        paths=(path_a, path_b),
+        labor=labor,
+        since=parse_time(since, "--from"),
+        until=parse_time(until, "--to"),
+        as_json=as_json,
+    )
+
+
+def _option_message(exc: ValueError) -> str:
+    """Name the CLI option rather than the Python argument (``cost_a`` -> ``--cost-a``)."""
+    text = str(exc)
+    name, _, rest = text.partition(" ")
+    if name in {"token_cost", "p_fail", "labor", "cost_a", "cost_b", "p_fail_a", "p_fail_b"}:
+        return f"--{name.replace('_', '-')} {rest}"
+    return text
+
+
+def explain(result: Breakeven, *, name_a: str = "A", name_b: str = "B") -> list[str]:
+    """The comparison as sentences: dp*, the cheaper path per finished task, the flip point."""
+    lines = []
+    dp = result.dp_star
+    head = f"dp* = dC / L = {result.delta_cost:+.6g} / {result.labor:g} = {dp:+.4%}"
+    if dp > 0:
+        lines.append(
+            f"{head}: {name_b} costs {_usd(result.delta_cost)} more per attempt and must fail "
+            f"{dp:.4%} (absolute) less often than {name_a} to pay for it."
+        )
+    elif dp < 0:
+        lines.append(
+            f"{head}: {name_b} costs {_usd(-result.delta_cost)} less per attempt and may fail up "
+            f"to {-dp:.4%} (absolute) more often than {name_a} and still be as cheap."
+        )
+    else:
+        lines.append(f"{head}: same token cost; the path that fails less is cheaper.")
+    if result.tco_a is None or result.tco_b is None or result.p_fail_a is None:
+        return lines
+    lines.append(
+        f"TCO per finished task at labour {_usd(result.labor)}: {name_a} {_usd(result.tco_a)} "
+        f"(P(fail) {result.p_fail_a:.4f}), {name_b} {_usd(result.tco_b)} "
+        f"(P(fail) {result.p_fail_b:.4f})."
+    )
+    if result.cheaper == "tie":
+        lines.append("Neither is cheaper per finished task: the TCOs are equal.")
+    else:
+        winner = name_a if result.cheaper == "a" else name_b
+        saving = result.saving_per_task or 0.0
+        lines.append(
+            f"Cheaper per finished task: {winner}, by {_usd(saving)} "
+            f"({_usd(saving * 1000)} per 1,000 tasks)."
+        )
+    if result.flip_rule == "flips" and result.flip_labor is not None:
+        cheap_tokens = name_a if result.delta_cost > 0 else name_b
+        fails_less = name_b if cheap_tokens == name_a else name_a
+        lines.append(
+            f"The decision flips at a labour cost of {_usd(result.flip_labor)} per failed task: "
+            f"below it {cheap_tokens} (lower token cost) is cheaper, above it {fails_less} "
+            "(fails less)."
+        )
+    elif result.flip_rule == "dominates":
+        lead = name_b if (result.delta_p or 0.0) > 0 else name_a
+        lines.append(
+            f"No labour cost flips the decision: {lead} is no dearer in tokens and fails less."
+        )
+    elif result.flip_rule == "same_failure_rate":
+        lines.append(
+            "No labour cost flips the decision: both fail equally often, so the lower token "
+            "cost wins whatever labour costs."
+        )
+    else:
+        lines.append("Identical token cost and failure rate: a tie at every labour cost.")
+    return lines
+
+
+def _judged_rows(
+    engine: Engine, tenant: str, *, since: datetime | None, until: datetime | None
+) -> dict[str | None, list[tuple[str, float | None]]]:
+    """(decision, agent cost) of each outcome's latest verdict, grouped by model path."""
+    from sqlmodel import col, select
+
+    from ledger.db import session
+    from ledger.tables import OutcomeRow, VerdictRow
+
+    query = (
+        select(VerdictRow.outcome_id, VerdictRow.outcome_revision, VerdictRow.decision)
+        .where(VerdictRow.tenant == tenant)
+        .order_by(col(VerdictRow.pk))
+    )
+    if since is not None:
+        query = query.where(col(VerdictRow.created_at) >= since)
+    if until is not None:
+        query = query.where(col(VerdictRow.created_at) < until)
+    with session(engine, readonly=True) as db:
+        latest = {oid: (rev, decision) for oid, rev, decision in db.exec(query).all()}
+        outcomes = db.exec(
+            select(
+                OutcomeRow.outcome_id,
+                OutcomeRow.revision,
+                col(OutcomeRow.model_path),
+                col(OutcomeRow.agent_cost_usd),
+            ).where(OutcomeRow.tenant == tenant)
+        ).all()
+    info = {(oid, rev): (path, cost) for oid, rev, path, cost in outcomes}
+    grouped: dict[str | None, list[tuple[str, float | None]]] = {}
+    for oid, (rev, decision) in latest.items():
+        path, cost = info[(oid, rev)]
+        grouped.setdefault(path, []).append((decision, None if cost is None else float(cost)))
+    return grouped
+
+
+def _open_ledger(url: str, tenant: str | None) -> tuple[Engine, str, str]:
+    from judge.cli._sources import _only_tenant
+    from judge.cli.verify import _redact
+    from ledger.db import LedgerDatabaseError, current_tables, make_engine, parse_url
+
+    shown = _redact(url)
+    try:
+        parsed = parse_url(url)
+        file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+        if file not in (None, "", ":memory:") and not Path(str(file)).is_file():
+            fail(f"--db: no ledger at {shown} (file not found); run judge verify --db first")
+        engine = make_engine(url)
+    except LedgerDatabaseError as exc:
+        fail(f"--db: {exc}")
+    if not {"verdicts", "outcomes", "tenants"} <= current_tables(engine):
+        engine.dispose()
+        fail(f"--db: {shown} is not an outcome-judge ledger; run judge verify --db {shown}")
+    try:
+        chosen = tenant or _only_tenant(engine, shown)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine, chosen, shown
+
+
+def _ledger_breakeven(
+    url: str,
+    *,
+    tenant: str | None,
+    paths: tuple[str, str],
+    labor: float,
+    since: datetime | None,
+    until: datetime | None,
+    as_json: bool,
+) -> None:
+    from ledger.economics import CI_LEVEL, CI_METHOD, PathStats, breakeven, path_stats, tco
+
+    if since is not None and until is not None and since >= until:
+        fail(f"--from ({since.isoformat()}) must be before --to ({until.isoformat()})")
+    engine, chosen, shown = _open_ledger(url, tenant)
+    try:
+        grouped = _judged_rows(engine, chosen, since=since, until=until)
+    finally:
+        engine.dispose()
+    if not grouped:
+        window = "" if since is None and until is None else " in the --from/--to window"
+        fail(
+            f"--db: no verdicts for tenant {chosen!r}{window} in {shown}; check --tenant (and "
+            "--from/--to) or run judge verify --db first"
+        )
+    known = sorted(p for p in grouped if p is not None)
+    stats: list[PathStats] = []
+    for option, path in zip(("--path-a", "--path-b"), paths, strict=True):
+        if path not in grouped:
+            fail(
+                f"{option}: no judged outcomes with model path {path!r} for tenant {chosen!r} in "
+                f"{shown}; model paths there: {', '.join(known) or 'none'}"
+            )
+        measured = path_stats(grouped[path], model_path=path)
+        if measured.token_cost is None:
+            fail(
+                f"{option}: none of the {measured.attempts} judged outcomes of {path!r} records "
+                "an agent cost (agent.cost_usd); record it, or give --cost-a/--cost-b by hand"
+            )
+        stats.append(measured)
+    a, b = stats
+    assert a.token_cost is not None and b.token_cost is not None
+    result = breakeven(
+        cost_a=a.token_cost, cost_b=b.token_cost, labor=labor, p_fail_a=a.p_fail, p_fail_b=b.p_fail
+    )
+    tco_ci = {
+        s.model_path: (
+            tco(token_cost=s.token_cost or 0.0, p_fail=s.p_fail_low, labor=labor),
+            tco(token_cost=s.token_cost or 0.0, p_fail=s.p_fail_high, labor=labor),
+        )
+        for s in stats
+    }
+    overlap = tco_ci[a.model_path][0] <= tco_ci[b.model_path][1] and (
+        tco_ci[b.model_path][0] <= tco_ci[a.model_path][1]
+    )
+    if as_json:
+        data: dict[str, Any] = {
+            "ledger": shown,
+            "tenant": chosen,
+            "from": None if since is None else since.isoformat(),
+            "to": None if until is None else until.isoformat(),
+            "interval": {"method": CI_METHOD, "level": CI_LEVEL},
+            "paths": {
+                key: asdict(s)
+                | {"tco": [result.tco_a, result.tco_b][i], "tco_ci": tco_ci[s.model_path]}
+                for i, (key, s) in enumerate(zip(("a", "b"), stats, strict=True))
+            },
+            "breakeven": result.to_dict(),
+            "tco_intervals_overlap": overlap,
+        }
+        typer.echo(json.dumps(data, indent=2))
+        return
+    typer.echo(f"ledger {shown}, tenant {chosen}")
+    for key, s in zip(("A", "B"), stats, strict=True):
+        lo, hi = tco_ci[s.model_path]
+        typer.echo(
+            f"{key} = {s.model_path}: {s.attempts} judged, {s.verified} verified; "
+            f"P(fail) {s.p_fail:.4f} (95% Wilson {s.p_fail_low:.4f}-{s.p_fail_high:.4f}); "
+            f"C_token {_usd(s.token_cost or 0.0)} (mean of {s.costed}); "
+            f"TCO 95% {_usd(lo)}-{_usd(hi)}"
+        )
+    for line in explain(result, name_a=a.model_path, name_b=b.model_path):
+        typer.echo(line)
+    if overlap:
+        typer.echo(
+            "The two TCO intervals overlap: the difference is within the uncertainty of the "
+            "measured failure rates; judge more outcomes before switching on it."
+        )
+
+
+GROUP_DIMENSIONS = ("agent", "model_path", "tier")
+NO_VERIFIED = "no verified outcomes in this group: cost per verified outcome is undefined"
+
+
+@cost_app.command("report")
+def report_command(
+    db: Annotated[
+        str, typer.Option("--db", help="The ledger to report on (e.g. sqlite:///outcome-judge.db).")
+    ],
+    tenant: TenantOpt = None,
+    since: FromOpt = None,
+    until: ToOpt = None,
+    group_by: Annotated[
+        str,
+        typer.Option("--group-by", help="Comma-separated: agent (name@version), model_path, tier."),
+    ] = "model_path",
+    as_json: JsonOpt = False,
+) -> None:
+    """Cost per verified outcome = (agent inference + judge calls incl. retries) / verified."""
+    dims = [d.strip() for d in group_by.split(",") if d.strip()]
+    unknown = [d for d in dims if d not in GROUP_DIMENSIONS]
+    if not dims or unknown:
+        fail(
+            f"--group-by: {', '.join(unknown) or 'nothing given'}: not a dimension; use a "
+            f"comma-separated list of {', '.join(GROUP_DIMENSIONS)}"
+        )
+    if len(set(dims)) != len(dims):
+        fail(f"--group-by: {group_by!r} repeats a dimension; name each once")
+    start, end = parse_time(since, "--from"), parse_time(until, "--to")
+    if start is not None and end is not None and start >= end:
+        fail(f"--from ({start.isoformat()}) must be before --to ({end.isoformat()})")
+    engine, chosen, shown = _open_ledger(db, tenant)
+    try:
+        data = cost_report(engine, chosen, dims=dims, since=start, until=end)
+    finally:
+        engine.dispose()
+    data = {"ledger": shown, **data}
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    _print_report(data, dims)
+
+
+def cost_report(
+    engine: Engine,
+    tenant: str,
+    *,
+    dims: list[str],
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """Cost per verified outcome per group, with numerator, denominator and parts.
+
+    Each outcome counts once, by its latest verdict recorded in ``[since, until)``; its agent cost
+    is that of the judged revision; judge costs are every judge call (failed attempts and retries
+    included, cache hits cost 0) made for it in the same window. Calls for outcomes without a
+    verdict in the window are reported as ``unattributed_judge_cost_usd``. Human review time is
+    not recorded in the ledger yet and so is not part of the numerator.
+    """
+    from decimal import Decimal
+
+    import sqlalchemy as sa
+    from sqlmodel import col, select
+
+    from ledger.db import session
+    from ledger.tables import JudgeCallRow, OutcomeRow, VerdictRow
+
+    verdict_q = (
+        select(
+            VerdictRow.outcome_id, VerdictRow.outcome_revision, VerdictRow.decision, VerdictRow.tier
+        )
+        .where(VerdictRow.tenant == tenant)
+        .order_by(col(VerdictRow.pk))
+    )
+    call_q = select(JudgeCallRow.outcome_id, col(JudgeCallRow.cost_usd)).where(
+        JudgeCallRow.tenant == tenant
+    )
+    if since is not None:
+        verdict_q = verdict_q.where(col(VerdictRow.created_at) >= since)
+        call_q = call_q.where(col(JudgeCallRow.at) >= since)
+    if until is not None:
+        verdict_q = verdict_q.where(col(VerdictRow.created_at) < until)
+        call_q = call_q.where(col(JudgeCallRow.at) < until)
+    outcome_q = sa.select(
+        col(OutcomeRow.outcome_id),
+        col(OutcomeRow.revision),
+        col(OutcomeRow.agent_name),
+        col(OutcomeRow.agent_version),
+        col(OutcomeRow.model_path),
+        col(OutcomeRow.agent_cost_usd),
+    ).where(col(OutcomeRow.tenant) == tenant)
+    with session(engine, readonly=True) as db:
+        latest = {oid: (rev, dec, tier) for oid, rev, dec, tier in db.exec(verdict_q).all()}
+        outcomes = {(r[0], r[1]): r[2:] for r in db.connection().execute(outcome_q).all()}
+        calls = db.exec(call_q).all()
+
+    judge_cost: dict[str, Decimal] = {}
+    judge_calls: dict[str, int] = {}
+    unattributed, unattributed_calls = Decimal(0), 0
+    for oid, cost in calls:
+        if oid in latest:
+            judge_cost[oid] = judge_cost.get(oid, Decimal(0)) + cost
+            judge_calls[oid] = judge_calls.get(oid, 0) + 1
+        else:
+            unattributed += cost
+            unattributed_calls += 1
+
+    groups: dict[tuple[str | None, ...], dict[str, Any]] = {}
+    for oid, (rev, decision, tier) in latest.items():
+        name, version, path, agent_cost = outcomes[(oid, rev)]
+        agent = None if name is None else (f"{name}@{version}" if version else name)
+        values = {"agent": agent, "model_path": path, "tier": tier}
+        key = tuple(values[d] for d in dims)
+        g = groups.setdefault(key, _empty_group())
+        g["outcomes"] += 1
+        g["verified"] += decision == "verified"
+        if agent_cost is None:
+            g["agent_cost_missing"] += 1
+        else:
+            g["agent_cost"] += agent_cost
+        g["judge_cost"] += judge_cost.get(oid, Decimal(0))
+        g["judge_calls"] += judge_calls.get(oid, 0)
+
+    total = _empty_group()
+    rows = []
+    for key in sorted(groups, key=lambda k: tuple((v is None, v or "") for v in k)):
+        g = groups[key]
+        for field in total:
+            total[field] += g[field]
+        rows.append({"group": dict(zip(dims, key, strict=True)), **_finish_group(g)})
+    return {
+        "tenant": tenant,
+        "from": None if since is None else since.isoformat(),
+        "to": None if until is None else until.isoformat(),
+        "group_by": dims,
+        "groups": rows,
+        "total": _finish_group(total),
+        "unattributed_judge_cost_usd": float(unattributed),
+        "unattributed_judge_calls": unattributed_calls,
+        "human_review_usd": None,
+        "human_review_note": "human review time is not recorded in the ledger yet; not included",
+    }
+
+
+def _empty_group() -> dict[str, Any]:
+    from decimal import Decimal
+
+    return {
+        "outcomes": 0,
+        "verified": 0,
+        "agent_cost": Decimal(0),
+        "agent_cost_missing": 0,
+        "judge_cost": Decimal(0),
+        "judge_calls": 0,
+    }
+
+
+def _finish_group(g: dict[str, Any]) -> dict[str, Any]:
+    numerator = g["agent_cost"] + g["judge_cost"]
+    verified = g["verified"]
+    return {
+        "outcomes": g["outcomes"],
+        "verified": verified,
+        "agent_cost_usd": float(g["agent_cost"]),
+        "agent_cost_missing": g["agent_cost_missing"],
+        "judge_cost_usd": float(g["judge_cost"]),
+        "judge_calls": g["judge_calls"],
+        "numerator_usd": float(numerator),
+        "denominator": verified,
+        "cost_per_verified_usd": float(numerator / verified) if verified else None,
+        "reason": None if verified else NO_VERIFIED,
+    }
+
+
+def _print_report(data: dict[str, Any], dims: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Cost per verified outcome: {data['ledger']}, tenant {data['tenant']}")
+    for dim in dims:
+        table.add_column(dim)
+    for column in (
+        "outcomes",
+        "verified",
+        "agent USD",
+        "judge USD",
+        "numerator USD",
+        "per verified",
+    ):
+        table.add_column(column, justify="right")
+    entries = [(row["group"], row) for row in data["groups"]]
+    entries.append(({dim: "TOTAL" for dim in dims}, data["total"]))
+    for group, row in entries:
+        per = row["cost_per_verified_usd"]
+        table.add_row(
+            *[str(group[d]) if group[d] is not None else "-" for d in dims],
+            str(row["outcomes"]),
+            str(row["verified"]),
+            f"{row['agent_cost_usd']:.6f}",
+            f"{row['judge_cost_usd']:.6f}",
+            f"{row['numerator_usd']:.6f}",
+            "n/a (0 verified)" if per is None else f"{per:.6f}",
+        )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 160))
+    console.print(table)
+    notes = [data["human_review_note"]]
+    missing = data["total"]["agent_cost_missing"]
+    if missing:
+        notes.append(f"{missing} outcome(s) record no agent cost; counted as outcomes, not costs")
+    if data["unattributed_judge_calls"]:
+        notes.append(
+            f"{data['unattributed_judge_calls']} judge call(s) costing "
+            f"${data['unattributed_judge_cost_usd']:.6f} belong to outcomes without a verdict "
+            "in the window (not in the table)"
+        )
+    for note in notes:
+        typer.echo(f"note: {note}")

@@ -124,21 +124,16 @@ def _matches(ref: str, wanted: str | None) -> bool:
     return ref == wanted if "@" in wanted else ref.split("@", 1)[0] == wanted
 
 
-def _from_ledger(
-    url: str,
-    *,
-    tenant: str | None,
-    rubric: str | None,
-    panel: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> tuple[list[Verdict], list[LabelRecord], str]:
-    from calibration.join import LabelRecord
+def open_ledger(url: str, tenant: str | None, *, tables: set[str]) -> tuple[Engine, str, str]:
+    """Open an existing ledger to read: its engine, the tenant, and the URL with no password.
+
+    The tenant is the given one, else the ledger's only one. Never creates a database: a missing
+    SQLite file, a database without the ``tables`` of a ledger, or several tenants without
+    ``--tenant`` exit 2 (via :func:`fail`) with the fix.
+    """
     from judge.cli.verify import _redact
     from ledger.db import LedgerDatabaseError, current_tables, make_engine, parse_url
 
-    if since is not None and until is not None and since >= until:
-        fail(f"--from ({since.isoformat()}) must be before --to ({until.isoformat()})")
     shown = _redact(url)
     try:
         parsed = parse_url(url)
@@ -149,9 +144,30 @@ def _from_ledger(
     except LedgerDatabaseError as exc:
         fail(f"--db: {exc}")
     try:
-        if not {"verdicts", "labels", "tenants"} <= current_tables(engine):
+        if not tables <= current_tables(engine):
             fail(f"--db: {shown} is not an outcome-judge ledger; run judge verify --db {shown}")
         chosen = tenant or _only_tenant(engine, shown)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine, chosen, shown
+
+
+def _from_ledger(
+    url: str,
+    *,
+    tenant: str | None,
+    rubric: str | None,
+    panel: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> tuple[list[Verdict], list[LabelRecord], str]:
+    from calibration.join import LabelRecord
+
+    if since is not None and until is not None and since >= until:
+        fail(f"--from ({since.isoformat()}) must be before --to ({until.isoformat()})")
+    engine, chosen, shown = open_ledger(url, tenant, tables={"verdicts", "labels", "tenants"})
+    try:
         from ledger.store import Ledger
 
         ledger = Ledger(engine, tenant=chosen)

@@ -14,13 +14,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from judge.cli._common import fail
-from judge.cli._sources import FromOpt, TenantOpt, ToOpt, parse_time
+from judge.cli._sources import FromOpt, TenantOpt, ToOpt, open_ledger, parse_time
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -262,31 +261,6 @@ def _judged_rows(
     return grouped
 
 
-def _open_ledger(url: str, tenant: str | None) -> tuple[Engine, str, str]:
-    from judge.cli._sources import _only_tenant
-    from judge.cli.verify import _redact
-    from ledger.db import LedgerDatabaseError, current_tables, make_engine, parse_url
-
-    shown = _redact(url)
-    try:
-        parsed = parse_url(url)
-        file = parsed.database if parsed.get_backend_name() == "sqlite" else None
-        if file not in (None, "", ":memory:") and not Path(str(file)).is_file():
-            fail(f"--db: no ledger at {shown} (file not found); run judge verify --db first")
-        engine = make_engine(url)
-    except LedgerDatabaseError as exc:
-        fail(f"--db: {exc}")
-    if not {"verdicts", "outcomes", "tenants"} <= current_tables(engine):
-        engine.dispose()
-        fail(f"--db: {shown} is not an outcome-judge ledger; run judge verify --db {shown}")
-    try:
-        chosen = tenant or _only_tenant(engine, shown)
-    except BaseException:
-        engine.dispose()
-        raise
-    return engine, chosen, shown
-
-
 def _ledger_breakeven(
     url: str,
     *,
@@ -301,7 +275,7 @@ def _ledger_breakeven(
 
     if since is not None and until is not None and since >= until:
         fail(f"--from ({since.isoformat()}) must be before --to ({until.isoformat()})")
-    engine, chosen, shown = _open_ledger(url, tenant)
+    engine, chosen, shown = open_ledger(url, tenant, tables={"verdicts", "outcomes", "tenants"})
     try:
         grouped = _judged_rows(engine, chosen, since=since, until=until)
     finally:
@@ -408,7 +382,7 @@ def report_command(
     start, end = parse_time(since, "--from"), parse_time(until, "--to")
     if start is not None and end is not None and start >= end:
         fail(f"--from ({start.isoformat()}) must be before --to ({end.isoformat()})")
-    engine, chosen, shown = _open_ledger(db, tenant)
+    engine, chosen, shown = open_ledger(db, tenant, tables={"verdicts", "outcomes", "tenants"})
     try:
         data = cost_report(engine, chosen, dims=dims, since=start, until=end)
     finally:

@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ from sqlmodel import Session, col, func, select
 from judge.models import Label, Outcome
 from judge.verdict import JudgeCall, Verdict
 from ledger.db import make_engine, migrate, session
+from ledger.integrity import DEFAULT_FUTURE_TOLERANCE, check_timestamps
 from ledger.tables import (
     JudgeCallRow,
     LabelRow,
@@ -184,6 +185,9 @@ class Ledger:
     tenant
         Every row written and read belongs to this tenant. An outcome that names another tenant
         is refused (:class:`TenantMismatchError`), never silently re-filed.
+    future_tolerance
+        How far after now an outcome's timestamps may lie (clock skew); later ones are refused
+        before anything is written (:class:`FutureTimestampError`, see :func:`check_timestamps`).
 
     Examples
     --------
@@ -198,23 +202,46 @@ class Ledger:
     >>> ledger.close()
     """
 
-    def __init__(self, engine: Engine, *, tenant: str = DEFAULT_TENANT) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
+    ) -> None:
+        if not isinstance(future_tolerance, timedelta) or future_tolerance < timedelta(0):
+            raise ValueError(
+                f"future_tolerance must be a timedelta >= 0, e.g. timedelta(minutes=5); got "
+                f"{future_tolerance!r}"
+            )
         self.engine = engine
         self.tenant = check_tenant_name(tenant)
+        self.future_tolerance = future_tolerance
         self._tenant_ready = False
         self._owns_engine = False
 
     @classmethod
-    def open(cls, url: str, *, tenant: str = DEFAULT_TENANT, upgrade: bool = True) -> Ledger:
+    def open(
+        cls,
+        url: str,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        upgrade: bool = True,
+        future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
+    ) -> Ledger:
         """Connect to ``url``, bring the schema up to date (``upgrade``) and return the ledger.
 
         Raises :class:`ledger.db.LedgerDatabaseError` with the fix when the database is unusable.
         """
         tenant = check_tenant_name(tenant)
         engine = make_engine(url)
-        if upgrade:
-            migrate(engine)
-        ledger = cls(engine, tenant=tenant)
+        try:
+            if upgrade:
+                migrate(engine)
+            ledger = cls(engine, tenant=tenant, future_tolerance=future_tolerance)
+        except BaseException:
+            engine.dispose()
+            raise
         ledger._owns_engine = True
         return ledger
 
@@ -250,6 +277,7 @@ class Ledger:
                 f"writes for tenant {self.tenant!r}: open the ledger for {outcome.tenant!r} "
                 "(CLI: --tenant) or remove the outcome's 'tenant' field"
             )
+        check_timestamps(outcome, now=utcnow(), tolerance=self.future_tolerance)
 
     def record_outcome(self, outcome: Outcome) -> OutcomeRef:
         """Store the outcome unless its latest revision already has exactly this payload.
@@ -286,6 +314,7 @@ class Ledger:
         rows = [call_row(self.tenant, call) for call in calls]
         self._ready()
         with session(self.engine) as db:
+            self._lock_outcomes(db, [outcome.id for outcome, _, _ in checked])
             # Verdict rows are inserted together at the end (one executemany), not one by one
             # before each outcome look-up; outcome and label rows are written as they come.
             with db.no_autoflush:
@@ -366,6 +395,27 @@ class Ledger:
             db.add_all(rows)
         return len(rows)
 
+    def _lock_key(self, outcome_id: str) -> str:
+        return f"outcome:{self.tenant}:{outcome_id}"
+
+    def _lock_outcomes(self, db: Session, outcome_ids: Sequence[str]) -> None:
+        """PostgreSQL: take the batch's outcome locks up front, in one order for every writer.
+
+        Taken one by one as the batch is written, two batches holding the same ids in different
+        orders would each wait for a lock the other holds (a deadlock, one batch aborted).
+        """
+        if len(outcome_ids) < 2 or db.get_bind().dialect.name != "postgresql":
+            return
+        keys = sorted({self._lock_key(outcome_id) for outcome_id in outcome_ids})
+        # unnest() yields the array in order, so the locks are taken in sorted order.
+        db.connection().execute(
+            sa.text(
+                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+                "FROM unnest(CAST(:keys AS text[])) AS k"
+            ),
+            {"keys": keys},
+        )
+
     def _write_outcome(self, db: Session, outcome: Outcome) -> OutcomeRef:
         payload = outcome.model_dump(mode="json")
         payload_hash = _digest(payload)
@@ -374,7 +424,7 @@ class Ledger:
             # Writers of the same outcome take turns (until commit), so read-then-insert is exact.
             db.connection().execute(
                 sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                {"key": f"outcome:{self.tenant}:{outcome.id}"},
+                {"key": self._lock_key(outcome.id)},
             )
         for _ in range(_RACE_RETRIES):
             latest = db.exec(

@@ -114,13 +114,21 @@ def verify(
 def _validate_input(path: Path, fmt: str, tenant: str | None) -> tuple[Counter[str], int, str]:
     """First pass: every record must parse before anything is written."""
     from judge.importers import read_outcomes
+    from ledger.integrity import FutureTimestampError, check_timestamps
+    from ledger.tables import utcnow
 
     if not path.exists():
         raise ValueError(f"input file not found: {path}")
     kinds: Counter[str] = Counter()
     seen: set[str] = set()
     tenants: set[str] = set()
+    now = utcnow()
     for index, outcome in enumerate(read_outcomes(path, format=fmt, tenant=tenant), start=1):
+        try:
+            # The ledger refuses these too, but only once verdicts are paid for: refuse them now.
+            check_timestamps(outcome, now=now)
+        except FutureTimestampError as exc:
+            raise FutureTimestampError(f"{path}: record {index}: {exc}") from None
         if outcome.id in seen:
             raise ValueError(
                 f"{path}: record {index}: duplicate outcome id {outcome.id!r}; each outcome must "

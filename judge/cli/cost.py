@@ -7,19 +7,25 @@ the ledger: each outcome counts once, judged by its latest verdict; ``C_token`` 
 (``not_verified`` and ``abstain`` both count as failures: nobody can bill them) with a 95 %
 Wilson score interval (:func:`scipy.stats.binomtest`; Wilson rather than a bootstrap because a
 path with 0 or all verified still gets an honest, non-degenerate interval).
+
+``judge cost report`` splits every group into ``provisional`` and ``final`` rows
+(:func:`ledger.windows.verification_status` as of ``--now``, with ``--window-hours`` and
+``--grace-hours``), and its ``agent`` dimension is the credited AI actor
+(:func:`ledger.attribution.attribute`), no longer the outcome's ``agent.name@version``.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from judge.cli._common import fail
 from judge.cli._sources import FromOpt, TenantOpt, ToOpt, open_ledger, parse_time
+from ledger.cost_report import GROUP_DIMENSIONS, STATUSES, cost_report
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -351,10 +357,6 @@ def _ledger_breakeven(
         )
 
 
-GROUP_DIMENSIONS = ("agent", "model_path", "tier")
-NO_VERIFIED = "no verified outcomes in this group: cost per verified outcome is undefined"
-
-
 @cost_app.command("report")
 def report_command(
     db: Annotated[
@@ -365,11 +367,39 @@ def report_command(
     until: ToOpt = None,
     group_by: Annotated[
         str,
-        typer.Option("--group-by", help="Comma-separated: agent (name@version), model_path, tier."),
+        typer.Option(
+            "--group-by",
+            help="Comma-separated: agent (the credited AI actor), model_path, tier.",
+        ),
     ] = "model_path",
+    window_hours: Annotated[
+        float,
+        typer.Option(
+            "--window-hours",
+            help="Verification window after the last customer message, hours (the rubric's "
+            "window_hours; 72 by default).",
+        ),
+    ] = 72.0,
+    grace_hours: Annotated[
+        float,
+        typer.Option("--grace-hours", help="Grace period after the window, hours."),
+    ] = 24.0,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            help="Decide provisional/final as of this ISO 8601 time (default: the current time).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Cost per verified outcome = (agent inference + judge calls incl. retries) / verified."""
+    """Cost per verified outcome = (agent inference + judge calls incl. retries) / verified.
+
+    Each row is provisional (its verification window plus grace has not passed at --now) or
+    final; the two are reported separately, with a total for each and an overall total.
+    """
+    from ledger.windows import check_hours
+
     dims = [d.strip() for d in group_by.split(",") if d.strip()]
     unknown = [d for d in dims if d not in GROUP_DIMENSIONS]
     if not dims or unknown:
@@ -382,9 +412,23 @@ def report_command(
     start, end = parse_time(since, "--from"), parse_time(until, "--to")
     if start is not None and end is not None and start >= end:
         fail(f"--from ({start.isoformat()}) must be before --to ({end.isoformat()})")
+    at = parse_time(now, "--now") or datetime.now(UTC)
+    try:  # validate up front, before opening the ledger
+        check_hours(window_hours=window_hours, grace_hours=grace_hours)
+    except ValueError as exc:
+        fail(f"--{str(exc).replace('_', '-', 1)}")
     engine, chosen, shown = open_ledger(db, tenant, tables={"verdicts", "outcomes", "tenants"})
     try:
-        data = cost_report(engine, chosen, dims=dims, since=start, until=end)
+        data = cost_report(
+            engine,
+            chosen,
+            dims=dims,
+            since=start,
+            until=end,
+            now=at,
+            window_hours=window_hours,
+            grace_hours=grace_hours,
+        )
     finally:
         engine.dispose()
     data = {"ledger": shown, **data}
@@ -394,137 +438,6 @@ def report_command(
     _print_report(data, dims)
 
 
-def cost_report(
-    engine: Engine,
-    tenant: str,
-    *,
-    dims: list[str],
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> dict[str, Any]:
-    """Cost per verified outcome per group, with numerator, denominator and parts.
-
-    Each outcome counts once, by its latest verdict recorded in ``[since, until)``; its agent cost
-    is that of the judged revision; judge costs are every judge call (failed attempts and retries
-    included, cache hits cost 0) made for it in the same window. Calls for outcomes without a
-    verdict in the window are reported as ``unattributed_judge_cost_usd``. Human review time is
-    not recorded in the ledger yet and so is not part of the numerator.
-    """
-    from decimal import Decimal
-
-    import sqlalchemy as sa
-    from sqlmodel import col, select
-
-    from ledger.db import session
-    from ledger.tables import JudgeCallRow, OutcomeRow, VerdictRow
-
-    verdict_q = (
-        select(
-            VerdictRow.outcome_id, VerdictRow.outcome_revision, VerdictRow.decision, VerdictRow.tier
-        )
-        .where(VerdictRow.tenant == tenant)
-        .order_by(col(VerdictRow.pk))
-    )
-    call_q = select(JudgeCallRow.outcome_id, col(JudgeCallRow.cost_usd)).where(
-        JudgeCallRow.tenant == tenant
-    )
-    if since is not None:
-        verdict_q = verdict_q.where(col(VerdictRow.created_at) >= since)
-        call_q = call_q.where(col(JudgeCallRow.at) >= since)
-    if until is not None:
-        verdict_q = verdict_q.where(col(VerdictRow.created_at) < until)
-        call_q = call_q.where(col(JudgeCallRow.at) < until)
-    outcome_q = sa.select(
-        col(OutcomeRow.outcome_id),
-        col(OutcomeRow.revision),
-        col(OutcomeRow.agent_name),
-        col(OutcomeRow.agent_version),
-        col(OutcomeRow.model_path),
-        col(OutcomeRow.agent_cost_usd),
-    ).where(col(OutcomeRow.tenant) == tenant)
-    with session(engine, readonly=True) as db:
-        latest = {oid: (rev, dec, tier) for oid, rev, dec, tier in db.exec(verdict_q).all()}
-        outcomes = {(r[0], r[1]): r[2:] for r in db.connection().execute(outcome_q).all()}
-        calls = db.exec(call_q).all()
-
-    judge_cost: dict[str, Decimal] = {}
-    judge_calls: dict[str, int] = {}
-    unattributed, unattributed_calls = Decimal(0), 0
-    for oid, cost in calls:
-        if oid in latest:
-            judge_cost[oid] = judge_cost.get(oid, Decimal(0)) + cost
-            judge_calls[oid] = judge_calls.get(oid, 0) + 1
-        else:
-            unattributed += cost
-            unattributed_calls += 1
-
-    groups: dict[tuple[str | None, ...], dict[str, Any]] = {}
-    for oid, (rev, decision, tier) in latest.items():
-        name, version, path, agent_cost = outcomes[(oid, rev)]
-        agent = None if name is None else (f"{name}@{version}" if version else name)
-        values = {"agent": agent, "model_path": path, "tier": tier}
-        key = tuple(values[d] for d in dims)
-        g = groups.setdefault(key, _empty_group())
-        g["outcomes"] += 1
-        g["verified"] += decision == "verified"
-        if agent_cost is None:
-            g["agent_cost_missing"] += 1
-        else:
-            g["agent_cost"] += agent_cost
-        g["judge_cost"] += judge_cost.get(oid, Decimal(0))
-        g["judge_calls"] += judge_calls.get(oid, 0)
-
-    total = _empty_group()
-    rows = []
-    for key in sorted(groups, key=lambda k: tuple((v is None, v or "") for v in k)):
-        g = groups[key]
-        for field in total:
-            total[field] += g[field]
-        rows.append({"group": dict(zip(dims, key, strict=True)), **_finish_group(g)})
-    return {
-        "tenant": tenant,
-        "from": None if since is None else since.isoformat(),
-        "to": None if until is None else until.isoformat(),
-        "group_by": dims,
-        "groups": rows,
-        "total": _finish_group(total),
-        "unattributed_judge_cost_usd": float(unattributed),
-        "unattributed_judge_calls": unattributed_calls,
-        "human_review_usd": None,
-        "human_review_note": "human review time is not recorded in the ledger yet; not included",
-    }
-
-
-def _empty_group() -> dict[str, Any]:
-    from decimal import Decimal
-
-    return {
-        "outcomes": 0,
-        "verified": 0,
-        "agent_cost": Decimal(0),
-        "agent_cost_missing": 0,
-        "judge_cost": Decimal(0),
-        "judge_calls": 0,
-    }
-
-
-def _finish_group(g: dict[str, Any]) -> dict[str, Any]:
-    numerator = g["agent_cost"] + g["judge_cost"]
-    verified = g["verified"]
-    return {
-        "outcomes": g["outcomes"],
-        "verified": verified,
-        "agent_cost_usd": float(g["agent_cost"]),
-        "agent_cost_missing": g["agent_cost_missing"],
-        "judge_cost_usd": float(g["judge_cost"]),
-        "judge_calls": g["judge_calls"],
-        "numerator_usd": float(numerator),
-        "denominator": verified,
-        "cost_per_verified_usd": float(numerator / verified) if verified else None,
-        "reason": None if verified else NO_VERIFIED,
-    }
-
-
 def _print_report(data: dict[str, Any], dims: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -532,6 +445,7 @@ def _print_report(data: dict[str, Any], dims: list[str]) -> None:
     table = Table(title=f"Cost per verified outcome: {data['ledger']}, tenant {data['tenant']}")
     for dim in dims:
         table.add_column(dim)
+    table.add_column("status")
     for column in (
         "outcomes",
         "verified",
@@ -541,12 +455,14 @@ def _print_report(data: dict[str, Any], dims: list[str]) -> None:
         "per verified",
     ):
         table.add_column(column, justify="right")
-    entries = [(row["group"], row) for row in data["groups"]]
-    entries.append(({dim: "TOTAL" for dim in dims}, data["total"]))
-    for group, row in entries:
+    entries = [(row["group"], row["status"], row) for row in data["groups"]]
+    entries += [({dim: "TOTAL" for dim in dims}, s, data[s]) for s in STATUSES]
+    entries.append(({dim: "TOTAL" for dim in dims}, "all", data["total"]))
+    for group, status, row in entries:
         per = row["cost_per_verified_usd"]
         table.add_row(
             *[str(group[d]) if group[d] is not None else "-" for d in dims],
+            status,
             str(row["outcomes"]),
             str(row["verified"]),
             f"{row['agent_cost_usd']:.6f}",
@@ -558,7 +474,11 @@ def _print_report(data: dict[str, Any], dims: list[str]) -> None:
     if not console.is_terminal:
         console = Console(width=max(console.width, 160))
     console.print(table)
-    notes = [data["human_review_note"]]
+    notes = [
+        f"status as of {data['now']}: final once {data['window_hours']:g} h after the last "
+        f"customer message plus {data['grace_hours']:g} h grace have passed, else provisional",
+        data["human_review_note"],
+    ]
     missing = data["total"]["agent_cost_missing"]
     if missing:
         notes.append(f"{missing} outcome(s) record no agent cost; counted as outcomes, not costs")

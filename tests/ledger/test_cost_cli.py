@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -347,6 +348,10 @@ def test_report_empty_window_is_undefined_not_zero(verified_ledger: tuple[str, P
         (["--group-by", "tier,tier"], "repeats"),
         (["--from", "2026-02-01", "--to", "2026-01-01"], "must be before --to"),
         (["--from", "yesterday"], "--from: 'yesterday' is not an ISO 8601 time"),
+        (["--window-hours", "0"], "--window-hours must be a finite number of hours > 0"),
+        (["--grace-hours", "-1"], "--grace-hours must be a finite number of hours >= 0"),
+        (["--window-hours", "nan"], "--window-hours must"),
+        (["--now", "soon"], "--now: 'soon' is not an ISO 8601 time"),
     ],
 )
 def test_report_bad_options_exit_2(
@@ -356,3 +361,114 @@ def test_report_bad_options_exit_2(
     result = run("cost", "report", "--db", url, *args)
     assert result.exit_code == 2
     assert message in result.stderr
+    assert result.stdout == ""
+
+
+# ---- provisional vs final, attribution --------------------------------------------------------
+
+
+def final_at_from_file(window_hours: float, grace_hours: float) -> dict[str, datetime]:
+    """When each shipped ticket becomes final, from its raw JSON: last customer message + w + g."""
+    out = {}
+    for record in map(json.loads, TICKETS.read_text(encoding="utf-8").splitlines()):
+        times = [
+            datetime.fromisoformat(m["at"].replace("Z", "+00:00"))
+            for m in record["conversation"]
+            if m["role"] == "customer" and m.get("at")
+        ]
+        out[record["id"]] = max(times) + timedelta(hours=window_hours + grace_hours)
+    return out
+
+
+def test_report_splits_provisional_and_final_as_of_now(verified_ledger: tuple[str, Path]) -> None:
+    url, verdicts = verified_ledger
+    decisions = {v["outcome_id"]: v for v in map(json.loads, verdicts.read_text().splitlines())}
+    agents = {r["id"]: r["agent"] for r in map(json.loads, TICKETS.read_text().splitlines())}
+    final_at = final_at_from_file(72, 24)
+    now = sorted(final_at[oid] for oid in decisions)[len(decisions) // 2]  # exactly at a boundary
+    data = run_json(
+        "cost", "report", "--db", url, "--group-by", "model_path", "--now", now.isoformat()
+    )
+    assert data["window_hours"] == 72 and data["grace_hours"] == 24
+    assert datetime.fromisoformat(data["now"]) == now
+    expected: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for oid, v in decisions.items():
+        status = "final" if now >= final_at[oid] else "provisional"
+        e = expected[(agents[oid]["model_path"], status)]
+        e[0] += 1
+        e[1] += v["decision"] == "verified"
+    got = {(r["group"]["model_path"], r["status"]): r for r in data["groups"]}
+    assert set(got) == set(expected)
+    assert {r["status"] for r in data["groups"]} == {"provisional", "final"}
+    for key, (n, k) in expected.items():
+        assert (got[key]["outcomes"], got[key]["verified"]) == (n, k), key
+    n_final = sum(n for (_, s), (n, _) in expected.items() if s == "final")
+    assert data["final"]["outcomes"] == n_final
+    assert data["provisional"]["outcomes"] == len(decisions) - n_final
+    for field in ("outcomes", "verified", "judge_calls"):
+        assert data["provisional"][field] + data["final"][field] == data["total"][field]
+    assert data["provisional"]["numerator_usd"] + data["final"]["numerator_usd"] == (
+        pytest.approx(data["total"]["numerator_usd"])
+    )
+    # one microsecond earlier the ticket on the boundary is provisional again
+    earlier = run_json(
+        "cost", "report", "--db", url, "--now", (now - timedelta(microseconds=1)).isoformat()
+    )
+    on_boundary = sum(1 for oid in decisions if final_at[oid] == now)
+    assert earlier["final"]["outcomes"] == n_final - on_boundary
+    text = run("cost", "report", "--db", url, "--now", now.isoformat())
+    assert text.exit_code == 0
+    assert "status" in text.stdout and "provisional" in text.stdout and "final" in text.stdout
+
+
+def test_report_window_and_grace_options(verified_ledger: tuple[str, Path]) -> None:
+    url, verdicts = verified_ledger
+    n = len(verdicts.read_text().splitlines())
+    now = "2026-06-01T00:00:00Z"
+    # every ticket's last customer message is before 2026-05: a 24 h window has passed for all
+    short = run_json("cost", "report", "--db", url, "--now", now, "--window-hours", "24")
+    assert short["final"]["outcomes"] == n and short["provisional"]["outcomes"] == 0
+    # a grace period of a year keeps all of them provisional
+    long = run_json("cost", "report", "--db", url, "--now", now, "--grace-hours", "8760")
+    assert long["provisional"]["outcomes"] == n and long["final"]["outcomes"] == 0
+    assert long["provisional"]["cost_per_verified_usd"] == pytest.approx(
+        short["final"]["cost_per_verified_usd"]
+    )
+    assert long["final"]["cost_per_verified_usd"] is None and long["final"]["reason"]
+    # --window-hours moves the boundary exactly as the file says
+    final_at = final_at_from_file(500, 0)
+    cut = sorted(final_at.values())[n // 3]
+    data = run_json(
+        "cost", "report", "--db", url, "--now", cut.isoformat(),
+        "--window-hours", "500", "--grace-hours", "0",
+    )  # fmt: skip
+    assert data["final"]["outcomes"] == sum(1 for t in final_at.values() if t <= cut)
+
+
+def test_report_by_agent_credits_the_ai_actor_never_the_router(
+    verified_ledger: tuple[str, Path],
+) -> None:
+    url, verdicts = verified_ledger
+    records = {r["id"]: r for r in map(json.loads, TICKETS.read_text().splitlines())}
+    assert any(
+        t["actor"] == "router:triage" for r in records.values() for t in r.get("touches", [])
+    )
+    data = run_json("cost", "report", "--db", url, "--group-by", "agent", "--now", "2027-01-01")
+    agents = {r["group"]["agent"] for r in data["groups"]}
+    assert agents == {"bot:fin"}  # the only AI actor touching the shipped tickets
+    assert sum(r["outcomes"] for r in data["groups"]) == len(verdicts.read_text().splitlines())
+    assert all(r["status"] == "final" for r in data["groups"])
+
+
+def test_report_by_agent_version_matches_the_tickets(verified_ledger: tuple[str, Path]) -> None:
+    url, _ = verified_ledger
+    records = [json.loads(line) for line in TICKETS.read_text().splitlines()]
+    expected: dict[str, int] = {}
+    for r in records:
+        key = f"{r['agent']['name']}@{r['agent']['version']}"
+        expected[key] = expected.get(key, 0) + 1
+    data = run_json(
+        "cost", "report", "--db", url, "--group-by", "agent_version", "--now", "2027-01-01"
+    )
+    got = {r["group"]["agent_version"]: r["outcomes"] for r in data["groups"]}
+    assert got == expected and len(got) >= 2

@@ -272,4 +272,74 @@ class LabelRow(SQLModel, table=True):
     created_at: datetime = _now_column("created_at")
 
 
-ALL_TABLES: tuple[type[SQLModel], ...] = (TenantRow, OutcomeRow, VerdictRow, JudgeCallRow, LabelRow)
+class BillingPeriodRow(SQLModel, table=True):
+    """A tenant's billing period ``[start, end)`` (a UTC month); ``closed`` periods are frozen.
+
+    Nothing is ever booked into a closed period: a late revocation goes to the current open one
+    (:mod:`ledger.periods`). Closing is one-way (``closed_at`` records when).
+    """
+
+    __tablename__ = "billing_periods"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant", "start", name="uq_billing_periods_start"),
+        sa.CheckConstraint("status IN ('open', 'closed')", name="ck_billing_periods_status"),
+        sa.CheckConstraint('"end" > start', name="ck_billing_periods_span"),
+        _tenant_fk("billing_periods"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    start: datetime = Field(sa_column=sa.Column("start", UTCDateTime(), nullable=False))
+    end: datetime = Field(sa_column=sa.Column("end", UTCDateTime(), nullable=False))
+    status: str = Field(sa_column=sa.Column("status", sa.String(16), nullable=False))
+    closed_at: datetime | None = Field(
+        default=None, sa_column=sa.Column("closed_at", UTCDateTime(), nullable=True)
+    )
+
+
+class RevocationRow(SQLModel, table=True):
+    """A verdict taken back after the fact (a reopen, a late low CSAT, a human overturn).
+
+    Booked in the open period it was recorded in (``booked_period_start``); ``occurred_at`` is
+    when the revoking event happened, which may lie in an earlier, closed period. One row per
+    (tenant, outcome id, revoked verdict, reason).
+    """
+
+    __tablename__ = "revocations"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "tenant", "outcome_id", "verdict_pk", "reason", name="uq_revocations_identity"
+        ),
+        sa.Index("ix_revocations_tenant_outcome", "tenant", "outcome_id"),
+        sa.Index("ix_revocations_tenant_period", "tenant", "booked_period_start"),
+        sa.ForeignKeyConstraint(["verdict_pk"], ["verdicts.pk"], name="fk_revocations_verdict"),
+        sa.ForeignKeyConstraint(
+            ["tenant", "booked_period_start"],
+            ["billing_periods.tenant", "billing_periods.start"],
+            name="fk_revocations_booked_period",
+        ),
+        _tenant_fk("revocations"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    outcome_id: str = Field(sa_column=sa.Column("outcome_id", sa.String(200), nullable=False))
+    verdict_pk: int = Field(sa_column=sa.Column("verdict_pk", BigPK, nullable=False))
+    reason: str = Field(sa_column=sa.Column("reason", sa.String(32), nullable=False))
+    detail: str | None = Field(default=None, sa_column=sa.Column("detail", sa.Text))
+    booked_period_start: datetime = Field(
+        sa_column=sa.Column("booked_period_start", UTCDateTime(), nullable=False)
+    )
+    occurred_at: datetime = Field(sa_column=sa.Column("occurred_at", UTCDateTime(), nullable=False))
+    created_at: datetime = _now_column("created_at")
+
+
+ALL_TABLES: tuple[type[SQLModel], ...] = (
+    TenantRow,
+    OutcomeRow,
+    VerdictRow,
+    JudgeCallRow,
+    LabelRow,
+    BillingPeriodRow,
+    RevocationRow,
+)

@@ -14,7 +14,7 @@ from typing import Any
 
 from calibration.plots import confusion_png, over_time_png, reliability_png
 
-_CSS = """
+REPORT_CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#111827;
 background:#f9fafb}
 h1{font-size:1.5rem;margin-bottom:.25rem}h2{font-size:1.15rem;margin-top:2rem}
@@ -50,7 +50,7 @@ def _ci(block: Mapping[str, Any]) -> str:
     return f"[{_num(lo)}, {_num(hi)}]"
 
 
-def _img(png: bytes | None, alt: str) -> str:
+def img_tag(png: bytes | None, alt: str) -> str:
     if png is None:
         return ""
     data = base64.b64encode(png).decode("ascii")
@@ -132,9 +132,9 @@ def render_html(report: Mapping[str, Any], *, title: str = "Judge calibration re
     rel = report.get("reliability") or {}
     trend = report.get("over_time") or {}
     plots = [
-        _img(confusion_png(report["confusion"]), "confusion matrix"),
-        _img(reliability_png(rel.get("bins") or [], ece=rel.get("ece")), "reliability diagram"),
-        _img(
+        img_tag(confusion_png(report["confusion"]), "confusion matrix"),
+        img_tag(reliability_png(rel.get("bins") or [], ece=rel.get("ece")), "reliability diagram"),
+        img_tag(
             over_time_png(trend.get("points") or [], window=trend.get("window", 0)),
             "agreement over time",
         ),
@@ -150,7 +150,7 @@ def render_html(report: Mapping[str, Any], *, title: str = "Judge calibration re
     notes = "".join(f'<p class="muted">{escape(m)}</p>' for m in missing)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{escape(title)}</title><style>{REPORT_CSS}</style></head><body>"
         f"<h1>{escape(title)}</h1>"
         f'<p class="muted">positive class: verified; abstentions excluded from agreement; '
         f"bootstrap {escape(str(settings.get('n_boot', '')))} draws, seed "

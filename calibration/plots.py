@@ -15,7 +15,8 @@ _ORANGE = "#ea580c"
 _GREY = "#6b7280"
 
 
-def _figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib Figure on the Agg canvas (no display, no global pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -24,7 +25,8 @@ def _figure(width: float, height: float) -> Any:
     return fig
 
 
-def _png(fig: Any) -> bytes:
+def figure_png(fig: Any) -> bytes:
+    """The figure as PNG bytes, for embedding in a self-contained HTML report."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
@@ -37,7 +39,7 @@ def confusion_png(confusion: Mapping[str, Any]) -> bytes | None:
         return None
     labels = list(confusion.get("labels", ["verified", "not_verified"]))
     total = sum(sum(r) for r in matrix)
-    fig = _figure(4.2, 3.6)
+    fig = new_figure(4.2, 3.6)
     ax = fig.add_subplot(1, 1, 1)
     image = ax.imshow(matrix, cmap="Blues", vmin=0)
     peak = max(max(r) for r in matrix)
@@ -59,14 +61,14 @@ def confusion_png(confusion: Mapping[str, Any]) -> bytes | None:
     ax.set_ylabel("human")
     ax.set_title("Confusion matrix")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def reliability_png(bins: Sequence[Mapping[str, Any]], *, ece: float | None = None) -> bytes | None:
     """Reliability diagram: observed accuracy per confidence bin, bin counts underneath."""
     if not bins:
         return None
-    fig = _figure(5.2, 4.4)
+    fig = new_figure(5.2, 4.4)
     grid = fig.add_gridspec(2, 1, height_ratios=[3, 1])
     ax = fig.add_subplot(grid[0])
     counts_ax = fig.add_subplot(grid[1], sharex=ax)
@@ -102,7 +104,7 @@ def reliability_png(bins: Sequence[Mapping[str, Any]], *, ece: float | None = No
     counts_ax.set_ylabel("count")
     counts_ax.set_xlabel("verdict confidence")
     counts_ax.set_ylim(0, max(b["count"] for b in bins) * 1.35)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def over_time_png(points: Sequence[Mapping[str, Any]], *, window: int) -> bytes | None:
@@ -112,7 +114,7 @@ def over_time_png(points: Sequence[Mapping[str, Any]], *, window: int) -> bytes 
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
     times = [datetime.fromisoformat(p["at"]) for p in points]
-    fig = _figure(6.4, 3.2)
+    fig = new_figure(6.4, 3.2)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(times, [p["accuracy"] for p in points], color=_BLUE, marker=".", label="accuracy")
     kappas = [p["cohen_kappa"] if p["cohen_kappa"] is not None else float("nan") for p in points]
@@ -127,7 +129,7 @@ def over_time_png(points: Sequence[Mapping[str, Any]], *, window: int) -> bytes 
     ax.set_title(f"Agreement over time (rolling window of {window} labels)", fontsize=10)
     ax.legend(loc="lower left", fontsize=8)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def curve_png(
@@ -136,7 +138,7 @@ def curve_png(
     """Line plot of named ``(x, y)`` series (used for the replay sample-count curve)."""
     if not series:
         return None
-    fig = _figure(6.0, 3.8)
+    fig = new_figure(6.0, 3.8)
     ax = fig.add_subplot(1, 1, 1)
     xs: set[float] = set()
     for name, xy in series.items():
@@ -148,4 +150,4 @@ def curve_png(
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig)

@@ -1,22 +1,73 @@
 """Cost per verified outcome from the ledger: numerator, denominator and parts, per group.
 
-Read-only over the ledger tables; `judge cost report` prints what :func:`cost_report` returns.
+Read-only over the ledger tables; `judge cost report` prints what :func:`cost_report` returns,
+and :func:`render_cost_html` draws it as one self-contained HTML page (``--html``).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-__all__ = ["GROUP_DIMENSIONS", "NO_VERIFIED", "STATUSES", "cost_report"]
+__all__ = [
+    "GROUP_DIMENSIONS",
+    "NO_VERIFIED",
+    "PERIODS",
+    "STATUSES",
+    "Period",
+    "cost_report",
+    "period_bounds",
+    "period_label",
+    "period_series",
+    "render_cost_html",
+    "write_text_atomic",
+]
 
-#: ``agent`` is the credited AI actor (ledger.attribution); ``agent_version`` is ``name@version``.
-GROUP_DIMENSIONS = ("agent", "agent_version", "model_path", "tier")
+#: ``agent`` is the credited AI actor (ledger.attribution); ``agent_version`` is ``name@version``;
+#: ``period`` is the UTC day or month of the outcome's window anchor (its last customer message).
+GROUP_DIMENSIONS = ("agent", "agent_version", "model_path", "tier", "period")
 NO_VERIFIED = "no verified outcomes in this group: cost per verified outcome is undefined"
 STATUSES = ("provisional", "final")
+Period = Literal["day", "month"]
+PERIODS: tuple[Period, ...] = ("day", "month")
+
+
+def period_bounds(moment: datetime, *, period: Period) -> tuple[datetime, datetime]:
+    """The UTC day or month holding ``moment``, as a half-open ``[start, end)`` (naive = UTC).
+
+    Raises
+    ------
+    ValueError
+        ``period`` is not ``"day"`` or ``"month"``.
+
+    >>> start, end = period_bounds(datetime(2026, 12, 31, 23, 59, tzinfo=UTC), period="month")
+    >>> start.isoformat(), end.isoformat()
+    ('2026-12-01T00:00:00+00:00', '2027-01-01T00:00:00+00:00')
+    >>> [t.isoformat() for t in period_bounds(datetime(2026, 3, 1, 10), period="day")]
+    ['2026-03-01T00:00:00+00:00', '2026-03-02T00:00:00+00:00']
+    """
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
+    m = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if period == "day":
+        start = datetime(m.year, m.month, m.day, tzinfo=UTC)
+        return start, start + timedelta(days=1)
+    start = datetime(m.year, m.month, 1, tzinfo=UTC)
+    end = datetime(m.year + (m.month == 12), m.month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def period_label(start: datetime, *, period: Period) -> str:
+    """``2026-03`` for a month, ``2026-03-14`` for a day (sorts chronologically).
+
+    >>> period_label(datetime(2026, 3, 14, tzinfo=UTC), period="month")
+    '2026-03'
+    """
+    return start.strftime("%Y-%m-%d" if period == "day" else "%Y-%m")
 
 
 def cost_report(
@@ -29,6 +80,7 @@ def cost_report(
     now: datetime | None = None,
     window_hours: float = 72.0,
     grace_hours: float = 24.0,
+    period: Period = "month",
 ) -> dict[str, Any]:
     """Cost per verified outcome per group, with numerator, denominator and parts.
 
@@ -44,6 +96,12 @@ def cost_report(
     (default: the current time), else ``final``; ``provisional`` and ``final`` hold the total of
     each. The ``agent`` dimension is the credited AI actor (:func:`ledger.attribution.attribute`
     of the judged revision), not the outcome's ``agent.name@version``.
+
+    The ``period`` dimension is the UTC ``period`` (``"day"`` or ``"month"``) holding the judged
+    revision's window anchor (:func:`ledger.windows.window_anchor`: its last customer message,
+    else ``signals.closed_at``, else its last timed message), as a label (``2026-03`` or
+    ``2026-03-14``; None for an outcome without any timestamp); with it each row also carries
+    ``period_start`` and ``period_end`` (ISO 8601, half-open ``[start, end)``, or None).
     """
     from decimal import Decimal
 
@@ -54,9 +112,14 @@ def cost_report(
     from ledger.attribution import attribute
     from ledger.db import session
     from ledger.tables import JudgeCallRow, OutcomeRow, VerdictRow
-    from ledger.windows import check_hours, verification_status
+    from ledger.windows import check_hours, verification_status, window_anchor
 
     window_hours, grace_hours = check_hours(window_hours=window_hours, grace_hours=grace_hours)
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
+    unknown = [d for d in dims if d not in GROUP_DIMENSIONS]
+    if unknown:
+        raise ValueError(f"dims: unknown dimension(s) {unknown}; use {', '.join(GROUP_DIMENSIONS)}")
     at = datetime.now(UTC) if now is None else now
 
     verdict_q = (
@@ -99,6 +162,7 @@ def cost_report(
             unattributed_calls += 1
 
     groups: dict[tuple[str, tuple[str | None, ...]], dict[str, Any]] = {}
+    bounds: dict[str, tuple[str, str]] = {}
     for oid, (rev, decision, tier) in latest.items():
         path, agent_cost, payload = outcomes[(oid, rev)]
         outcome = Outcome.model_validate(payload)
@@ -111,6 +175,14 @@ def cost_report(
         if "agent_version" in dims:
             name, version = outcome.agent.name, outcome.agent.version
             values["agent_version"] = None if name is None else f"{name}@{version or '?'}"
+        if "period" in dims:
+            anchored = window_anchor(outcome)
+            if anchored is None:
+                values["period"] = None
+            else:
+                start, end = period_bounds(anchored[0], period=period)
+                values["period"] = period_label(start, period=period)
+                bounds[values["period"]] = (start.isoformat(), end.isoformat())
         key = (status, tuple(values[d] for d in dims))
         g = groups.setdefault(key, _empty_group())
         g["outcomes"] += 1
@@ -134,12 +206,19 @@ def cost_report(
             total[field] += g[field]
             by_status[state][field] += g[field]
         group = dict(zip(dims, dim_key, strict=True))
-        rows.append({"group": group, "status": state, **_finish_group(g)})
+        row = {"group": group, "status": state, **_finish_group(g)}
+        if "period" in dims:
+            label = group["period"]
+            row["period_start"], row["period_end"] = (
+                (None, None) if label is None else bounds[label]
+            )
+        rows.append(row)
     return {
         "tenant": tenant,
         "from": None if since is None else since.isoformat(),
         "to": None if until is None else until.isoformat(),
         "group_by": dims,
+        "period": period if "period" in dims else None,
         "now": at.isoformat(),
         "window_hours": window_hours,
         "grace_hours": grace_hours,
@@ -182,3 +261,274 @@ def _finish_group(g: dict[str, Any]) -> dict[str, Any]:
         "cost_per_verified_usd": float(numerator / verified) if verified else None,
         "reason": None if verified else NO_VERIFIED,
     }
+
+
+# ---- HTML report ------------------------------------------------------------------------------
+
+NO_PATH = "(no model path)"
+
+
+def period_series(report: dict[str, Any]) -> dict[str, Any]:
+    """Per model path and period, provisional and final merged: the points the plots draw.
+
+    Parameters
+    ----------
+    report
+        A :func:`cost_report` result grouped by (at least) ``period`` and ``model_path``.
+
+    Returns
+    -------
+    dict
+        ``periods``: every period label from the first to the last, with none skipped (so a
+        period without outcomes shows as a gap); ``paths``: model path -> ``{"cost_per_verified":
+        [...], "verified": [...], "outcomes": [...], "provisional": [...]}`` aligned with
+        ``periods``, ``cost_per_verified`` None where the path has no verified outcome that
+        period (undefined, not 0); ``undated``: outcomes without any timestamp (not drawn).
+    """
+    dims = report.get("group_by") or []
+    if "period" not in dims or "model_path" not in dims:
+        raise ValueError("period_series needs a cost_report grouped by period and model_path")
+    period: Period = report.get("period") or "month"
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    starts: list[datetime] = []
+    undated = 0
+    for row in report["groups"]:
+        if row["period_start"] is None:
+            undated += row["outcomes"]
+            continue
+        path = row["group"]["model_path"] or NO_PATH
+        cell = cells.setdefault(
+            (path, row["group"]["period"]),
+            {"numerator": 0.0, "verified": 0, "outcomes": 0, "provisional": False},
+        )
+        cell["numerator"] += row["numerator_usd"]
+        cell["verified"] += row["verified"]
+        cell["outcomes"] += row["outcomes"]
+        cell["provisional"] |= row["status"] == "provisional"
+        starts.append(datetime.fromisoformat(row["period_start"]))
+    periods: list[str] = []
+    if starts:
+        cursor, last = min(starts), max(starts)
+        while cursor <= last:
+            periods.append(period_label(cursor, period=period))
+            cursor = period_bounds(cursor, period=period)[1]
+    paths: dict[str, dict[str, list[Any]]] = {}
+    for path in sorted({p for p, _ in cells}):
+        out: dict[str, list[Any]] = {
+            "cost_per_verified": [],
+            "verified": [],
+            "outcomes": [],
+            "provisional": [],
+        }
+        for label in periods:
+            found = cells.get((path, label))
+            verified = 0 if found is None else found["verified"]
+            out["verified"].append(verified)
+            out["outcomes"].append(0 if found is None else found["outcomes"])
+            out["provisional"].append(bool(found and found["provisional"]))
+            out["cost_per_verified"].append(
+                found["numerator"] / verified if found is not None and verified else None
+            )
+        paths[path] = out
+    return {"period": period, "periods": periods, "paths": paths, "undated": undated}
+
+
+def _ticks(ax: Any, periods: list[str]) -> None:
+    step = max(1, len(periods) // 12)
+    ax.set_xticks(range(0, len(periods), step), periods[::step])
+    if len(periods[0]) > 7 or len(periods) > 8:
+        ax.tick_params(axis="x", labelrotation=45)
+    ax.set_xlim(-0.6, len(periods) - 0.4)
+
+
+def _cost_line_png(series: dict[str, Any]) -> bytes | None:
+    from calibration.plots import figure_png, new_figure
+
+    periods, paths = series["periods"], series["paths"]
+    if not periods or not paths:
+        return None
+    fig = new_figure(7.0, 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    xs = list(range(len(periods)))
+    for name, data in paths.items():
+        ys = [float("nan") if v is None else v for v in data["cost_per_verified"]]
+        (line,) = ax.plot(xs, ys, marker="o", linewidth=1.8, label=name)
+        open_x = [x for x, y, p in zip(xs, ys, data["provisional"], strict=True) if p and y == y]
+        open_y = [ys[x] for x in open_x]
+        if open_x:  # periods still holding provisional outcomes: hollow markers
+            ax.plot(open_x, open_y, "o", markerfacecolor="white", color=line.get_color())
+    _ticks(ax, periods)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("USD per verified outcome")
+    ax.set_xlabel(f"period ({series['period']}, UTC, by last customer message)")
+    ax.set_title(
+        "Cost per verified outcome by model path (gap: no verified outcome; hollow: provisional)",
+        fontsize=9,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure_png(fig)
+
+
+def _verified_bar_png(series: dict[str, Any]) -> bytes | None:
+    from calibration.plots import figure_png, new_figure
+
+    periods, paths = series["periods"], series["paths"]
+    if not periods or not paths:
+        return None
+    fig = new_figure(7.0, 3.4)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / len(paths)
+    label_bars = len(periods) * len(paths) <= 48
+    for i, (name, data) in enumerate(paths.items()):
+        xs = [x - 0.4 + width * (i + 0.5) for x in range(len(periods))]
+        bars = ax.bar(xs, data["verified"], width=width * 0.95, label=name)
+        if label_bars:
+            ax.bar_label(bars, fontsize=7, padding=1)
+    _ticks(ax, periods)
+    ax.set_ylabel("verified outcomes")
+    ax.set_xlabel(f"period ({series['period']}, UTC, by last customer message)")
+    ax.set_title("Verified outcomes per period and model path", fontsize=9)
+    ax.margins(y=0.15)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    return figure_png(fig)
+
+
+def _usd(value: float | None, reason: str | None = None) -> str:
+    from html import escape
+
+    if value is None:
+        title = f' title="{escape(reason)}"' if reason else ""
+        return f"<span{title}>n/a (0 verified)</span>"
+    return f"{value:.6f}"
+
+
+def _table(report: dict[str, Any]) -> str:
+    from html import escape
+
+    dims: list[str] = report["group_by"]
+    head = "".join(f"<th>{escape(d)}</th>" for d in dims)
+    head += "<th>status</th>" + "".join(
+        f"<th>{c}</th>"
+        for c in (
+            "outcomes",
+            "verified",
+            "agent USD",
+            "judge USD",
+            "judge calls",
+            "numerator USD",
+            "per verified USD",
+        )
+    )
+    entries = [(r["group"], r["status"], r) for r in report["groups"]]
+    total_group = {d: "TOTAL" for d in dims}
+    entries += [(total_group, s, report[s]) for s in STATUSES]
+    entries.append((total_group, "all", report["total"]))
+    rows = []
+    for group, status, r in entries:
+        cells = "".join(
+            f"<td>{escape('-' if group[d] is None else str(group[d]))}</td>" for d in dims
+        )
+        total = ' class="total"' if group is total_group else ""
+        rows.append(
+            f"<tr{total}>{cells}<td>{escape(status)}</td><td>{r['outcomes']}</td>"
+            f"<td>{r['verified']}</td><td>{r['agent_cost_usd']:.6f}</td>"
+            f"<td>{r['judge_cost_usd']:.6f}</td><td>{r['judge_calls']}</td>"
+            f"<td>{r['numerator_usd']:.6f}</td>"
+            f"<td>{_usd(r['cost_per_verified_usd'], r['reason'])}</td></tr>"
+        )
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def render_cost_html(
+    report: dict[str, Any],
+    series_report: dict[str, Any],
+    *,
+    title: str = "Cost per verified outcome",
+) -> str:
+    """A cost report as one self-contained HTML page: the table and two plots.
+
+    Parameters
+    ----------
+    report
+        The :func:`cost_report` result to show as the table (any grouping; provisional and final
+        rows and totals), optionally with a ``ledger`` key naming the ledger.
+    series_report
+        A :func:`cost_report` result over the same outcomes grouped by ``period`` and
+        ``model_path``, drawn as a line plot of cost per verified outcome (a gap where a path has
+        no verified outcome in a period, never a zero) and a bar plot of verified counts.
+    title
+        Page title and heading (escaped).
+
+    Returns
+    -------
+    str
+        HTML with inline CSS and base64 PNG plots, no script, no external resource.
+    """
+    from html import escape
+
+    from calibration.html import REPORT_CSS, img_tag
+
+    series = period_series(series_report)
+    plots = [
+        img_tag(_cost_line_png(series), "cost per verified outcome by model path over time"),
+        img_tag(_verified_bar_png(series), "verified outcomes per period and model path"),
+    ]
+    notes = [
+        f"status as of {report['now']}: final once {report['window_hours']:g} h after the last "
+        f"customer message plus {report['grace_hours']:g} h grace have passed, else provisional",
+        "cost per verified outcome = (agent inference + judge calls incl. retries) / verified; "
+        "n/a where a group has no verified outcome (undefined, not 0)",
+        report["human_review_note"],
+    ]
+    if not series["periods"]:
+        notes.append("no dated outcomes in the window: nothing to plot")
+    if series["undated"]:
+        notes.append(f"{series['undated']} outcome(s) without any timestamp are not plotted")
+    missing = report["total"]["agent_cost_missing"]
+    if missing:
+        notes.append(f"{missing} outcome(s) record no agent cost; counted as outcomes, not costs")
+    if report["unattributed_judge_calls"]:
+        notes.append(
+            f"{report['unattributed_judge_calls']} judge call(s) costing "
+            f"${report['unattributed_judge_cost_usd']:.6f} belong to outcomes without a verdict "
+            "in the window (not in the table)"
+        )
+    window = f"from {report['from'] or 'the start'} to {report['to'] or 'now'}"
+    where = f"{report['ledger']}, " if report.get("ledger") else ""
+    subtitle = f"{where}tenant {report['tenant']}, verdicts recorded {window}"
+    css = REPORT_CSS + "tr.total td{font-weight:600;background:#f9fafb}"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{css}</style></head><body>"
+        f'<h1>{escape(title)}</h1><p class="muted">{escape(subtitle)}</p>'
+        f'<h2>Over time</h2><div class="plots">{"".join(plots)}</div>'
+        f"<h2>Table</h2>{_table(report)}"
+        + "".join(f'<p class="muted">{escape(n)}</p>' for n in notes)
+        + "</body></html>\n"
+    )
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` (UTF-8) via a temporary file in the same folder and a rename.
+
+    Readers see the old file or the whole new one, never a half-written one; on any error the
+    temporary file is removed and ``path`` is left as it was.
+    """
+    import contextlib
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

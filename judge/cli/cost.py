@@ -11,7 +11,10 @@ path with 0 or all verified still gets an honest, non-degenerate interval).
 ``judge cost report`` splits every group into ``provisional`` and ``final`` rows
 (:func:`ledger.windows.verification_status` as of ``--now``, with ``--window-hours`` and
 ``--grace-hours``), and its ``agent`` dimension is the credited AI actor
-(:func:`ledger.attribution.attribute`), no longer the outcome's ``agent.name@version``.
+(:func:`ledger.attribution.attribute`), no longer the outcome's ``agent.name@version``; its
+``period`` dimension is the UTC day or month (``--period``) of each outcome's last customer
+message. ``--html FILE`` also writes the table and plots of cost per verified outcome and verified
+counts per model path over time as one self-contained HTML file (written atomically).
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from judge.cli._common import fail
 from judge.cli._sources import FromOpt, TenantOpt, ToOpt, open_ledger, parse_time
-from ledger.cost_report import GROUP_DIMENSIONS, STATUSES, cost_report
+from ledger.cost_report import GROUP_DIMENSIONS, PERIODS, STATUSES, Period, cost_report
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -369,9 +373,17 @@ def report_command(
         str,
         typer.Option(
             "--group-by",
-            help="Comma-separated: agent (the credited AI actor), model_path, tier.",
+            help="Comma-separated: agent (the credited AI actor), agent_version, model_path, "
+            "tier, period (UTC day or month of the last customer message, see --period).",
         ),
     ] = "model_path",
+    period: Annotated[
+        str | None,
+        typer.Option(
+            "--period",
+            help="day or month (default): the period of --group-by period and of the --html plots.",
+        ),
+    ] = None,
     window_hours: Annotated[
         float,
         typer.Option(
@@ -392,6 +404,14 @@ def report_command(
         ),
     ] = None,
     as_json: JsonOpt = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Also write the table and plots of cost per verified outcome and verified "
+            "counts per model path over time to this self-contained HTML file.",
+        ),
+    ] = None,
 ) -> None:
     """Cost per verified outcome = (agent inference + judge calls incl. retries) / verified.
 
@@ -409,6 +429,16 @@ def report_command(
         )
     if len(set(dims)) != len(dims):
         fail(f"--group-by: {group_by!r} repeats a dimension; name each once")
+    if period is not None and period not in PERIODS:
+        fail(f"--period: {period!r} is not a period; use {' or '.join(PERIODS)}")
+    if period is not None and "period" not in dims and html is None:
+        fail("--period: only with --group-by period or --html (it sets their period); drop it")
+    chosen_period = cast(Period, period or "month")
+    if html is not None:
+        if html.is_dir():
+            fail(f"--html: {html} is a folder; give a file name such as {html / 'costs.html'}")
+        if not html.parent.is_dir():
+            fail(f"--html: folder {html.parent} does not exist; create it or choose another path")
     start, end = parse_time(since, "--from"), parse_time(until, "--to")
     if start is not None and end is not None and start >= end:
         fail(f"--from ({start.isoformat()}) must be before --to ({end.isoformat()})")
@@ -418,24 +448,40 @@ def report_command(
     except ValueError as exc:
         fail(f"--{str(exc).replace('_', '-', 1)}")
     engine, chosen, shown = open_ledger(db, tenant, tables={"verdicts", "outcomes", "tenants"})
+    options: dict[str, Any] = {
+        "since": start,
+        "until": end,
+        "now": at,
+        "window_hours": window_hours,
+        "grace_hours": grace_hours,
+        "period": chosen_period,
+    }
     try:
-        data = cost_report(
-            engine,
-            chosen,
-            dims=dims,
-            since=start,
-            until=end,
-            now=at,
-            window_hours=window_hours,
-            grace_hours=grace_hours,
-        )
+        data = cost_report(engine, chosen, dims=dims, **options)
+        series = None
+        if html is not None:
+            series = cost_report(engine, chosen, dims=["period", "model_path"], **options)
     finally:
         engine.dispose()
     data = {"ledger": shown, **data}
+    if html is not None and series is not None:
+        _write_html(html, data, series)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
-        return
-    _print_report(data, dims)
+    else:
+        _print_report(data, dims)
+    if html is not None:
+        typer.echo(f"wrote {html}", err=as_json)
+
+
+def _write_html(path: Path, data: dict[str, Any], series: dict[str, Any]) -> None:
+    from ledger.cost_report import render_cost_html, write_text_atomic
+
+    page = render_cost_html(data, series, title=f"Cost per verified outcome: {data['tenant']}")
+    try:
+        write_text_atomic(path, page)
+    except OSError as exc:
+        fail(f"--html: cannot write {path}: {exc.strerror or exc}; check the path and permissions")
 
 
 def _print_report(data: dict[str, Any], dims: list[str]) -> None:

@@ -8,12 +8,14 @@ parallel with other test sessions on the same database.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -170,3 +172,42 @@ def judge_call(cache_key: str = "k-1", **changes: object) -> JudgeCall:
     }
     data.update(changes)
     return JudgeCall.model_validate(data)
+
+
+# -- a ledger filled by a real `judge verify` of the shipped tickets (cost tests) -----------------
+TICKETS = Path(__file__).resolve().parents[2] / "datasets" / "tickets.jsonl"
+
+
+def run(*args: str) -> Any:
+    """Invoke the `judge` CLI in-process."""
+    from typer.testing import CliRunner
+
+    from judge.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def run_json(*args: str) -> dict[str, Any]:
+    """Invoke the `judge` CLI with --json; it must succeed."""
+    result = run(*args, "--json")
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+@pytest.fixture(scope="module")
+def verified_ledger(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A SQLite ledger after `judge verify datasets/tickets.jsonl` with the local panel."""
+    tmp = tmp_path_factory.mktemp("verified")
+    url = f"sqlite:///{tmp / 'x.db'}"
+    out = tmp / "verdicts.jsonl"
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ("OUTCOME_JUDGE_MODEL", "OUTCOME_JUDGE_API_BASE", "OUTCOME_JUDGE_DB_URL"):
+            mp.delenv(key, raising=False)
+        from judge.settings import get_settings
+
+        get_settings.cache_clear()
+        result = run("verify", str(TICKETS), "--db", url, "--out", str(out), "--json")
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    return url, out

@@ -15,24 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from judge.cli import app
+from tests.ledger.conftest import TICKETS, run, run_json
 
 ROOT = Path(__file__).resolve().parents[2]
-TICKETS = ROOT / "datasets" / "tickets.jsonl"
 Z95 = 1.959963984540054
-
-
-def run(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args))
-
-
-def run_json(*args: str) -> dict[str, Any]:
-    result = run(*args, "--json")
-    assert result.exit_code == 0, result.output
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
 
 
 # ---- by hand --------------------------------------------------------------------------------
@@ -107,23 +94,6 @@ def wilson(k: int, n: int) -> tuple[float, float]:
     centre = (p + Z95**2 / (2 * n)) / denom
     half = Z95 / denom * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n))
     return centre - half, centre + half
-
-
-@pytest.fixture(scope="module")
-def verified_ledger(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    tmp = tmp_path_factory.mktemp("cost")
-    url = f"sqlite:///{tmp / 'x.db'}"
-    out = tmp / "verdicts.jsonl"
-    with pytest.MonkeyPatch.context() as mp:
-        for key in ("OUTCOME_JUDGE_MODEL", "OUTCOME_JUDGE_API_BASE", "OUTCOME_JUDGE_DB_URL"):
-            mp.delenv(key, raising=False)
-        from judge.settings import get_settings
-
-        get_settings.cache_clear()
-        result = run("verify", str(TICKETS), "--db", url, "--out", str(out), "--json")
-        get_settings.cache_clear()
-    assert result.exit_code == 0, result.output
-    return url, out
 
 
 def expected_from_files(verdicts: Path) -> dict[str, dict[str, Any]]:

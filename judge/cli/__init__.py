@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from judge.cli import bias, calibrate, canary, convert, cost, drift, rubrics, train, verify
+from judge.cli import bias, calibrate, canary, convert, cost, drift, periods, rubrics, train, verify
 
 app = typer.Typer(
     name="judge",
@@ -18,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for _module in (verify, rubrics, train, convert, calibrate, drift, canary, bias, cost):
+for _module in (verify, rubrics, train, convert, calibrate, drift, canary, bias, cost, periods):
     _module.register(app)
 
 

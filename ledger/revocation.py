@@ -1,0 +1,343 @@
+"""Revocations detected from what arrives after a verdict: reopens, late low CSAT, human labels.
+
+A ``verified`` verdict is taken back when, after it was made,
+
+- a later revision of the outcome shows ``signals.reopened_at`` within ``window_hours`` after
+  ``signals.closed_at`` (reason ``reopened``, at the reopen),
+- a later revision shows ``signals.csat <= 3`` (reason ``csat_low``, at the moment the ledger
+  received that revision), or
+- a human label says ``resolved=False`` (reason ``human_overturn``, at the label's ``at``).
+
+:func:`revocation_reasons` decides (pure); :class:`Revoker` books what is due through
+:meth:`ledger.periods.Periods.book_revocation`, which puts it in the period of the event if that
+period is open, else in the next open one (closed periods are never rewritten), and which is
+idempotent on (outcome, verdict, reason): checking again books nothing new.
+:func:`scan_revocations` re-checks every outcome of a tenant (``judge revocations scan``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, NamedTuple
+
+from sqlmodel import col, select
+
+from ledger.db import session
+from ledger.periods import (
+    REASON_CSAT_LOW,
+    REASON_HUMAN_OVERTURN,
+    REASON_REOPENED,
+    Booking,
+    Periods,
+)
+from ledger.store import EMBEDDED_LABEL_SOURCE, Ledger
+from ledger.tables import OutcomeRow, VerdictRow
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from judge.models import Label, Outcome
+    from judge.verdict import Verdict
+
+#: Default revocation window after ``signals.closed_at`` within which a reopen revokes.
+DEFAULT_WINDOW_HOURS = 72.0
+#: A CSAT at or below this revokes a verified verdict.
+CSAT_REVOKE_AT = 3
+
+
+class RevocationReason(NamedTuple):
+    """Why a verdict is revoked, a line for auditors, and when the revoking event happened."""
+
+    reason: str
+    detail: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class LatestVerified:
+    """The latest ``verified`` verdict of an outcome, with its primary key and judged revision."""
+
+    verdict_pk: int
+    verdict: Verdict
+    outcome_revision: int
+    created_at: datetime
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _check_window(window_hours: float) -> timedelta:
+    if (
+        isinstance(window_hours, bool)
+        or not isinstance(window_hours, int | float)
+        or not window_hours > 0
+        or window_hours == float("inf")
+    ):
+        raise ValueError(f"window_hours must be a positive number of hours, got {window_hours!r}")
+    return timedelta(hours=float(window_hours))
+
+
+def revocation_reasons(
+    verdict: Verdict,
+    outcome: Outcome,
+    *,
+    label: Label | None = None,
+    judged: Outcome | None = None,
+    observed_at: datetime | None = None,
+    window_hours: float = DEFAULT_WINDOW_HOURS,
+) -> list[RevocationReason]:
+    """The reasons ``outcome`` (a later revision) and ``label`` give to revoke ``verdict``.
+
+    Parameters
+    ----------
+    verdict
+        The verdict that may be revoked; only a ``verified`` one ever is.
+    outcome
+        The latest revision of the outcome.
+    label
+        A human label received after the verdict; ``resolved=False`` overturns it. Without it,
+        a label embedded in ``outcome`` (and not already in ``judged``) is used.
+    judged
+        The revision the verdict was made on: signals already present there are not news (a
+        verdict made knowing a CSAT of 2 is not revoked by that CSAT).
+    observed_at
+        When the ledger received ``outcome`` (the time of a late CSAT, which carries no
+        timestamp of its own); default ``signals.closed_at``, else the last customer message.
+    window_hours
+        A reopen revokes only when at most this long after ``signals.closed_at`` (72 h).
+
+    Returns
+    -------
+    list of RevocationReason
+        ``(reason, detail, occurred_at)``: ``reopened``, ``csat_low``, ``human_overturn``.
+
+    Raises
+    ------
+    ValueError
+        ``window_hours`` is not positive, or a late CSAT has no time to book it at.
+
+    Examples
+    --------
+    >>> from judge.models import Outcome
+    >>> from judge.verdict import Verdict
+    >>> o = Outcome.model_validate({"id": "T-1", "kind": "support_ticket",
+    ...     "conversation": [{"role": "customer", "text": "hi"}],
+    ...     "signals": {"closed_at": "2026-03-01T10:00:00Z",
+    ...                 "reopened_at": "2026-03-02T10:00:00Z"}})
+    >>> v = Verdict(outcome_id="T-1", decision="verified", confidence=0.9, rubric="r", panel="p")
+    >>> [(r.reason, r.occurred_at.isoformat()) for r in revocation_reasons(v, o)]
+    [('reopened', '2026-03-02T10:00:00+00:00')]
+    >>> revocation_reasons(v, o, window_hours=12)  # reopened 24 h after close: outside
+    []
+    """
+    window = _check_window(window_hours)
+    if verdict.decision != "verified":
+        return []
+    signals = outcome.signals
+    before = judged.signals if judged is not None else None
+    reasons: list[RevocationReason] = []
+
+    reopened = signals.reopened_at
+    if reopened is not None and (before is None or before.reopened_at != reopened):
+        reopened = _utc(reopened)
+        closed = signals.closed_at
+        if closed is None:
+            reasons.append(
+                RevocationReason(
+                    REASON_REOPENED, f"reopened {reopened.isoformat()} (no close time)", reopened
+                )
+            )
+        else:
+            after = reopened - _utc(closed)
+            if timedelta(0) <= after <= window:
+                hours = after.total_seconds() / 3600
+                detail = f"reopened {reopened.isoformat()}, {hours:.1f} h after close"
+                reasons.append(RevocationReason(REASON_REOPENED, detail, reopened))
+
+    csat = signals.csat
+    if (
+        csat is not None
+        and csat <= CSAT_REVOKE_AT
+        and (before is None or before.csat is None or before.csat > CSAT_REVOKE_AT)
+    ):
+        at = observed_at or signals.closed_at or outcome.last_customer_message_at()
+        if at is None:
+            raise ValueError(
+                f"outcome {outcome.id!r}: CSAT {csat} has no time to book the revocation at; "
+                "pass observed_at (when this revision was received)"
+            )
+        at = _utc(at)
+        detail = f"CSAT {csat} (<= {CSAT_REVOKE_AT}) received {at.isoformat()}"
+        reasons.append(RevocationReason(REASON_CSAT_LOW, detail, at))
+
+    overturn = label
+    if (
+        overturn is None
+        and outcome.label is not None
+        and (judged is None or judged.label != outcome.label)
+    ):
+        overturn = outcome.label
+    if overturn is not None and not overturn.resolved:
+        at = overturn.at or observed_at
+        if at is None:
+            raise ValueError(
+                f"outcome {outcome.id!r}: the overturning label has no 'at'; pass observed_at"
+            )
+        at = _utc(at)
+        who = f" by {overturn.by}" if overturn.by else ""
+        detail = f"human label resolved=false{who} at {at.isoformat()}"
+        reasons.append(RevocationReason(REASON_HUMAN_OVERTURN, detail, at))
+    return reasons
+
+
+class Revoker:
+    """Books the revocations due for one tenant's outcomes into its open billing periods.
+
+    Parameters
+    ----------
+    engine
+        A migrated ledger database (:func:`ledger.db.migrate`).
+    tenant
+        The tenant whose outcomes, verdicts and periods are read and written.
+    window_hours
+        Reopen window after ``signals.closed_at`` (see :func:`revocation_reasons`).
+    """
+
+    def __init__(
+        self, engine: Engine, *, tenant: str, window_hours: float = DEFAULT_WINDOW_HOURS
+    ) -> None:
+        _check_window(window_hours)
+        self.engine = engine
+        self.window_hours = float(window_hours)
+        self.ledger = Ledger(engine, tenant=tenant)
+        self.periods = Periods(engine, tenant=tenant)
+        self.tenant = self.ledger.tenant
+
+    def latest_verified(self, outcome_id: str) -> LatestVerified | None:
+        """The outcome's most recently recorded ``verified`` verdict, or None."""
+        from judge.verdict import Verdict
+
+        with session(self.engine, readonly=True) as db:
+            row = db.exec(
+                select(VerdictRow)
+                .where(
+                    VerdictRow.tenant == self.tenant,
+                    VerdictRow.outcome_id == outcome_id,
+                    VerdictRow.decision == "verified",
+                )
+                .order_by(col(VerdictRow.pk).desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        assert row.pk is not None
+        verdict = Verdict.model_validate(row.payload)
+        return LatestVerified(row.pk, verdict, row.outcome_revision, _utc(row.created_at))
+
+    def _latest_received_at(self, outcome_id: str) -> datetime | None:
+        with session(self.engine, readonly=True) as db:
+            received = db.exec(
+                select(OutcomeRow.received_at)
+                .where(OutcomeRow.tenant == self.tenant, OutcomeRow.outcome_id == outcome_id)
+                .order_by(col(OutcomeRow.revision).desc())
+                .limit(1)
+            ).first()
+        return None if received is None else _utc(received)
+
+    def _book(
+        self, outcome_id: str, latest: LatestVerified, reasons: list[RevocationReason]
+    ) -> list[Booking]:
+        return [
+            self.periods.book_revocation(
+                outcome_id,
+                verdict_pk=latest.verdict_pk,
+                reason=item.reason,
+                detail=item.detail,
+                at=item.occurred_at,
+            )
+            for item in reasons
+        ]
+
+    def check_outcome(self, outcome: Outcome) -> list[Booking]:
+        """Book what ``outcome`` (a revision just recorded) revokes of its latest verified verdict.
+
+        Returns one :class:`~ledger.periods.Booking` per reason (``created=False`` for one booked
+        before); empty when there is no verified verdict or nothing to revoke.
+        """
+        latest = self.latest_verified(outcome.id)
+        if latest is None:
+            return []
+        judged = self.ledger.outcome(outcome.id, revision=latest.outcome_revision)
+        reasons = revocation_reasons(
+            latest.verdict,
+            outcome,
+            judged=judged,
+            observed_at=self._latest_received_at(outcome.id),
+            window_hours=self.window_hours,
+        )
+        return self._book(outcome.id, latest, reasons)
+
+    def check_label(self, outcome_id: str, label: Label) -> list[Booking]:
+        """Book a ``human_overturn`` when ``label`` says the outcome was not resolved."""
+        if label.resolved:
+            return []
+        latest = self.latest_verified(outcome_id)
+        if latest is None:
+            return []
+        at = _utc(label.at) if label.at is not None else datetime.now(UTC)
+        who = f" by {label.by}" if label.by else ""
+        detail = f"human label resolved=false{who} at {at.isoformat()}"
+        reason = RevocationReason(REASON_HUMAN_OVERTURN, detail, at)
+        return self._book(outcome_id, latest, [reason])
+
+    def scan(self) -> list[Booking]:
+        """Re-check every outcome with a verified verdict: its latest revision and later labels."""
+        bookings: list[Booking] = []
+        for outcome_id in self._verified_outcome_ids():
+            latest = self.latest_verified(outcome_id)
+            outcome = self.ledger.outcome(outcome_id)
+            if latest is None or outcome is None:
+                continue
+            bookings.extend(self.check_outcome(outcome))
+            for stored in self.ledger.iter_labels(outcome_id=outcome_id):
+                if stored.source == EMBEDDED_LABEL_SOURCE or stored.label.resolved:
+                    continue  # embedded labels are compared revision to revision above
+                if _utc(stored.created_at) >= latest.created_at:
+                    bookings.extend(self.check_label(outcome_id, stored.label))
+        return bookings
+
+    def _verified_outcome_ids(self) -> Iterator[str]:
+        with session(self.engine, readonly=True) as db:
+            ids = db.exec(
+                select(VerdictRow.outcome_id)
+                .where(VerdictRow.tenant == self.tenant, VerdictRow.decision == "verified")
+                .distinct()
+                .order_by(col(VerdictRow.outcome_id))
+            ).all()
+        yield from ids
+
+
+def scan_revocations(
+    engine: Engine, *, tenant: str, window_hours: float = DEFAULT_WINDOW_HOURS
+) -> list[Booking]:
+    """Book every revocation due for ``tenant``; what ``judge revocations scan`` runs.
+
+    Each outcome's latest revision is checked against its latest verified verdict, and labels
+    recorded after that verdict are checked too. Idempotent: a second scan returns the same
+    bookings with ``created=False``.
+    """
+    return Revoker(engine, tenant=tenant, window_hours=window_hours).scan()
+
+
+__all__ = [
+    "CSAT_REVOKE_AT",
+    "DEFAULT_WINDOW_HOURS",
+    "LatestVerified",
+    "RevocationReason",
+    "Revoker",
+    "revocation_reasons",
+    "scan_revocations",
+]

@@ -6,11 +6,14 @@ and :func:`render_cost_html` draws it as one self-contained HTML page (``--html`
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from sqlalchemy.engine import Engine
 
 __all__ = [
@@ -19,6 +22,7 @@ __all__ = [
     "PERIODS",
     "STATUSES",
     "Period",
+    "check_labor_rate",
     "cost_report",
     "period_bounds",
     "period_label",
@@ -81,14 +85,19 @@ def cost_report(
     window_hours: float = 72.0,
     grace_hours: float = 24.0,
     period: Period = "month",
+    labor_rate: float | None = None,
 ) -> dict[str, Any]:
     """Cost per verified outcome per group, with numerator, denominator and parts.
 
     Each outcome counts once, by its latest verdict recorded in ``[since, until)``; its agent cost
     is that of the judged revision; judge costs are every judge call (failed attempts and retries
     included, cache hits cost 0) made for it in the same window. Calls for outcomes without a
-    verdict in the window are reported as ``unattributed_judge_cost_usd``. Human review time is
-    not recorded in the ledger yet and so is not part of the numerator.
+    verdict in the window are reported as ``unattributed_judge_cost_usd``. Human review time is the
+    minutes of every review (:func:`ledger.cost_entries.record_review`) made of the outcome in the
+    same window, priced at ``labor_rate`` (USD per hour): ``minutes / 60 x labor_rate`` is the
+    ``human_review_usd`` part of the numerator. Without ``labor_rate`` a group with reviews has
+    ``human_review_usd`` None and a ``human_review_reason`` (its numerator then leaves them out);
+    a group without reviews has 0.
 
     Every group is split by status: ``provisional`` while the judged revision's verification
     window (``window_hours`` after its last customer message, see
@@ -110,11 +119,13 @@ def cost_report(
 
     from judge.models import Outcome
     from ledger.attribution import attribute
+    from ledger.cost_entries import review_minutes
     from ledger.db import session
     from ledger.tables import JudgeCallRow, OutcomeRow, VerdictRow
     from ledger.windows import check_hours, verification_status, window_anchor
 
     window_hours, grace_hours = check_hours(window_hours=window_hours, grace_hours=grace_hours)
+    rate = check_labor_rate(labor_rate)
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
     unknown = [d for d in dims if d not in GROUP_DIMENSIONS]
@@ -149,6 +160,10 @@ def cost_report(
         latest = {oid: (rev, dec, tier) for oid, rev, dec, tier in db.exec(verdict_q).all()}
         outcomes = {(r[0], r[1]): r[2:] for r in db.connection().execute(outcome_q).all()}
         calls = db.exec(call_q).all()
+    reviews = review_minutes(engine, tenant=tenant, since=since, until=until)
+    unattributed_minutes = sum(
+        (m for oid, m in reviews.items() if oid not in latest), start=Decimal(0)
+    )
 
     judge_cost: dict[str, Decimal] = {}
     judge_calls: dict[str, int] = {}
@@ -193,6 +208,7 @@ def cost_report(
             g["agent_cost"] += agent_cost
         g["judge_cost"] += judge_cost.get(oid, Decimal(0))
         g["judge_calls"] += judge_calls.get(oid, 0)
+        g["review_minutes"] += reviews.get(oid, Decimal(0))
 
     total = _empty_group()
     by_status = {status: _empty_group() for status in STATUSES}
@@ -206,13 +222,14 @@ def cost_report(
             total[field] += g[field]
             by_status[state][field] += g[field]
         group = dict(zip(dims, dim_key, strict=True))
-        row = {"group": group, "status": state, **_finish_group(g)}
+        row = {"group": group, "status": state, **_finish_group(g, rate)}
         if "period" in dims:
             label = group["period"]
             row["period_start"], row["period_end"] = (
                 (None, None) if label is None else bounds[label]
             )
         rows.append(row)
+    finished_total = _finish_group(total, rate)
     return {
         "tenant": tenant,
         "from": None if since is None else since.isoformat(),
@@ -223,13 +240,16 @@ def cost_report(
         "window_hours": window_hours,
         "grace_hours": grace_hours,
         "groups": rows,
-        "provisional": _finish_group(by_status["provisional"]),
-        "final": _finish_group(by_status["final"]),
-        "total": _finish_group(total),
+        "provisional": _finish_group(by_status["provisional"], rate),
+        "final": _finish_group(by_status["final"], rate),
+        "total": finished_total,
         "unattributed_judge_cost_usd": float(unattributed),
         "unattributed_judge_calls": unattributed_calls,
-        "human_review_usd": None,
-        "human_review_note": "human review time is not recorded in the ledger yet; not included",
+        "labor_rate_usd_per_hour": None if rate is None else float(rate),
+        "human_review_minutes": finished_total["human_review_minutes"],
+        "human_review_usd": finished_total["human_review_usd"],
+        "human_review_note": _review_note(finished_total, rate),
+        "unattributed_human_review_minutes": float(unattributed_minutes),
     }
 
 
@@ -243,11 +263,62 @@ def _empty_group() -> dict[str, Any]:
         "agent_cost_missing": 0,
         "judge_cost": Decimal(0),
         "judge_calls": 0,
+        "review_minutes": Decimal(0),
     }
 
 
-def _finish_group(g: dict[str, Any]) -> dict[str, Any]:
-    numerator = g["agent_cost"] + g["judge_cost"]
+def check_labor_rate(labor_rate: float | None) -> Decimal | None:
+    """The labour rate (USD per hour) as a Decimal; ValueError unless finite and >= 0.
+
+    >>> check_labor_rate(42.5)
+    Decimal('42.5')
+    >>> check_labor_rate(None) is None
+    True
+    """
+    from decimal import Decimal
+
+    if labor_rate is None:
+        return None
+    if (
+        isinstance(labor_rate, bool)
+        or not isinstance(labor_rate, int | float)
+        or not math.isfinite(labor_rate)
+        or labor_rate < 0
+    ):
+        raise ValueError(
+            f"labor_rate must be a finite number of USD per hour >= 0, got {labor_rate!r}"
+        )
+    return Decimal(repr(float(labor_rate)))
+
+
+def _review_note(total: dict[str, Any], rate: Decimal | None) -> str:
+    minutes = total["human_review_minutes"]
+    if not minutes:
+        return "no human review time recorded for these outcomes (judge cost review): 0"
+    if rate is None:
+        return str(total["human_review_reason"])
+    return (
+        f"human review: {minutes:g} min x ${float(rate):g}/h = ${total['human_review_usd']:.6f}, "
+        "included in the numerator"
+    )
+
+
+def _finish_group(g: dict[str, Any], rate: Decimal | None = None) -> dict[str, Any]:
+    from ledger.tables import to_money
+
+    minutes = g["review_minutes"]
+    human: Any = None
+    reason = None
+    if not minutes:
+        human = to_money(0)
+    elif rate is None:
+        reason = (
+            f"{minutes.normalize():f} minutes of human review recorded but no labour rate given; "
+            "not in the numerator: pass --labor-rate USD_PER_HOUR to include them"
+        )
+    else:
+        human = to_money(minutes * rate / 60)
+    numerator = g["agent_cost"] + g["judge_cost"] + (human or 0)
     verified = g["verified"]
     return {
         "outcomes": g["outcomes"],
@@ -256,6 +327,9 @@ def _finish_group(g: dict[str, Any]) -> dict[str, Any]:
         "agent_cost_missing": g["agent_cost_missing"],
         "judge_cost_usd": float(g["judge_cost"]),
         "judge_calls": g["judge_calls"],
+        "human_review_minutes": float(minutes),
+        "human_review_usd": None if human is None else float(human),
+        "human_review_reason": reason,
         "numerator_usd": float(numerator),
         "denominator": verified,
         "cost_per_verified_usd": float(numerator / verified) if verified else None,

@@ -334,6 +334,51 @@ class RevocationRow(SQLModel, table=True):
     created_at: datetime = _now_column("created_at")
 
 
+#: The kinds of cost entry the ledger accepts (``ck_cost_entries_kind`` lists the same).
+COST_ENTRY_KINDS = ("human_review",)
+MINUTES_PRECISION = 12
+MINUTES_SCALE = 4
+
+
+class CostEntryRow(SQLModel, table=True):
+    """A cost booked against one outcome besides inference and judging (append-only).
+
+    ``kind`` is ``"human_review"`` for now: ``minutes`` of a person's time on the outcome, priced
+    at report time (``judge cost report --labor-rate``). ``amount_usd`` and
+    ``labour_rate_usd_per_hour`` are for entries that carry their own price.
+    """
+
+    __tablename__ = "cost_entries"
+    __table_args__ = (
+        sa.Index("ix_cost_entries_tenant_outcome", "tenant", "outcome_id"),
+        sa.CheckConstraint("kind IN ('human_review')", name="ck_cost_entries_kind"),
+        sa.CheckConstraint("minutes IS NULL OR minutes >= 0", name="ck_cost_entries_minutes"),
+        sa.CheckConstraint("amount_usd IS NULL OR amount_usd >= 0", name="ck_cost_entries_amount"),
+        sa.CheckConstraint(
+            "labour_rate_usd_per_hour IS NULL OR labour_rate_usd_per_hour >= 0",
+            name="ck_cost_entries_labour_rate",
+        ),
+        _tenant_fk("cost_entries"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    outcome_id: str = Field(sa_column=sa.Column("outcome_id", sa.String(200), nullable=False))
+    kind: str = Field(sa_column=sa.Column("kind", sa.String(32), nullable=False))
+    minutes: Decimal | None = Field(
+        default=None,
+        sa_column=sa.Column("minutes", sa.Numeric(MINUTES_PRECISION, MINUTES_SCALE), nullable=True),
+    )
+    amount_usd: Decimal | None = _money_column("amount_usd", nullable=True)
+    labour_rate_usd_per_hour: Decimal | None = _money_column(
+        "labour_rate_usd_per_hour", nullable=True
+    )
+    by: str | None = Field(default=None, sa_column=sa.Column("by", sa.String(200)))
+    note: str | None = Field(default=None, sa_column=sa.Column("note", sa.Text))
+    at: datetime = Field(sa_column=sa.Column("at", UTCDateTime(), nullable=False))
+    created_at: datetime = _now_column("created_at")
+
+
 ALL_TABLES: tuple[type[SQLModel], ...] = (
     TenantRow,
     OutcomeRow,
@@ -342,4 +387,5 @@ ALL_TABLES: tuple[type[SQLModel], ...] = (
     LabelRow,
     BillingPeriodRow,
     RevocationRow,
+    CostEntryRow,
 )

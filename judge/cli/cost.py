@@ -29,7 +29,14 @@ import typer
 
 from judge.cli._common import fail
 from judge.cli._sources import FromOpt, TenantOpt, ToOpt, open_ledger, parse_time
-from ledger.cost_report import GROUP_DIMENSIONS, PERIODS, STATUSES, Period, cost_report
+from ledger.cost_report import (
+    GROUP_DIMENSIONS,
+    PERIODS,
+    STATUSES,
+    Period,
+    check_labor_rate,
+    cost_report,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -403,6 +410,14 @@ def report_command(
             help="Decide provisional/final as of this ISO 8601 time (default: the current time).",
         ),
     ] = None,
+    labor_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--labor-rate",
+            help="USD per hour of human review: recorded review minutes / 60 x this rate are "
+            "added to the numerator (judge cost review records them).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     html: Annotated[
         Path | None,
@@ -413,7 +428,7 @@ def report_command(
         ),
     ] = None,
 ) -> None:
-    """Cost per verified outcome = (agent inference + judge calls incl. retries) / verified.
+    """Cost per verified outcome = (agent + judge calls incl. retries + human review) / verified.
 
     Each row is provisional (its verification window plus grace has not passed at --now) or
     final; the two are reported separately, with a total for each and an overall total.
@@ -447,7 +462,11 @@ def report_command(
         check_hours(window_hours=window_hours, grace_hours=grace_hours)
     except ValueError as exc:
         fail(f"--{str(exc).replace('_', '-', 1)}")
-    engine, chosen, shown = open_ledger(db, tenant, tables={"verdicts", "outcomes", "tenants"})
+    try:
+        check_labor_rate(labor_rate)
+    except ValueError as exc:
+        fail(f"--labor-rate: {exc}")
+    engine, chosen, shown = open_ledger(db, tenant, tables=_REPORT_TABLES)
     options: dict[str, Any] = {
         "since": start,
         "until": end,
@@ -455,6 +474,7 @@ def report_command(
         "window_hours": window_hours,
         "grace_hours": grace_hours,
         "period": chosen_period,
+        "labor_rate": labor_rate,
     }
     try:
         data = cost_report(engine, chosen, dims=dims, **options)
@@ -472,6 +492,65 @@ def report_command(
         _print_report(data, dims)
     if html is not None:
         typer.echo(f"wrote {html}", err=as_json)
+
+
+_REPORT_TABLES = {"verdicts", "outcomes", "tenants", "cost_entries"}
+
+
+@cost_app.command("review")
+def review_command(
+    db: Annotated[str, typer.Option("--db", help="The ledger (e.g. sqlite:///outcome-judge.db).")],
+    outcome: Annotated[str, typer.Option("--outcome", help="The reviewed outcome's id.")],
+    minutes: Annotated[
+        float, typer.Option("--minutes", help="Minutes a person spent reviewing it (>= 0).")
+    ],
+    by: Annotated[str | None, typer.Option("--by", help="Who reviewed it.")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="A free-text note.")] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="When the review happened, ISO 8601 (default: now)."),
+    ] = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record human review time of one outcome (priced by judge cost report --labor-rate)."""
+    from ledger.cost_entries import UnknownOutcomeError, check_minutes, record_review
+    from ledger.integrity import FutureTimestampError
+
+    try:
+        check_minutes(minutes)
+    except ValueError as exc:
+        fail(f"--{exc}")
+    when = parse_time(at, "--at") or datetime.now(UTC)
+    engine, chosen, shown = open_ledger(db, tenant, tables=_REPORT_TABLES)
+    try:
+        pk = record_review(
+            engine, tenant=chosen, outcome_id=outcome, minutes=minutes, by=by, note=note, at=when
+        )
+    except FutureTimestampError as exc:
+        fail(f"--at: {exc}")
+    except UnknownOutcomeError as exc:
+        fail(f"--outcome: {exc} in {shown}")
+    except ValueError as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+    if as_json:
+        data = {
+            "ledger": shown,
+            "tenant": chosen,
+            "entry": pk,
+            "outcome_id": outcome,
+            "kind": "human_review",
+            "minutes": minutes,
+            "by": by,
+            "at": when.isoformat(),
+        }
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        typer.echo(
+            f"recorded {minutes:g} min of human review of {outcome} (tenant {chosen}) in {shown}"
+        )
 
 
 def _write_html(path: Path, data: dict[str, Any], series: dict[str, Any]) -> None:
@@ -497,6 +576,7 @@ def _print_report(data: dict[str, Any], dims: list[str]) -> None:
         "verified",
         "agent USD",
         "judge USD",
+        "human USD",
         "numerator USD",
         "per verified",
     ):
@@ -513,6 +593,7 @@ def _print_report(data: dict[str, Any], dims: list[str]) -> None:
             str(row["verified"]),
             f"{row['agent_cost_usd']:.6f}",
             f"{row['judge_cost_usd']:.6f}",
+            "n/a" if row["human_review_usd"] is None else f"{row['human_review_usd']:.6f}",
             f"{row['numerator_usd']:.6f}",
             "n/a (0 verified)" if per is None else f"{per:.6f}",
         )

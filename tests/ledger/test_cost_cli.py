@@ -298,7 +298,7 @@ def test_report_every_number_recomputes_from_the_inputs(
     assert total["cost_per_verified_usd"] == pytest.approx((all_agent + all_judge) / n_verified)
     assert data["unattributed_judge_cost_usd"] == pytest.approx(0.25)
     assert data["unattributed_judge_calls"] == 1
-    assert data["human_review_usd"] is None
+    assert data["human_review_usd"] == 0 and data["total"]["human_review_minutes"] == 0
     text = run("cost", "report", "--db", url, "--group-by", "tier")
     assert text.exit_code == 0 and "n/a (0 verified)" in text.stdout and "TOTAL" in text.stdout
 

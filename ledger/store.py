@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from judge.models import Label, Outcome
+from judge.models import Label, Outcome, Touch
 from judge.verdict import JudgeCall, Verdict
 from ledger.db import make_engine, migrate, session
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE, check_timestamps
@@ -35,6 +35,7 @@ from ledger.tables import (
     LabelRow,
     OutcomeRow,
     TenantRow,
+    TouchRow,
     VerdictRow,
     to_money,
     utcnow,
@@ -453,11 +454,29 @@ class Ledger:
             # (SQLite: BEGIN IMMEDIATE serialises writers.) Should a writer outside this lock take
             # the revision first, read again and decide again.
             if _insert_ignore(db, OutcomeRow, values, ["tenant", "outcome_id", "revision"]):
+                self._write_touches(db, outcome, revision)
                 return OutcomeRef(self.tenant, outcome.id, revision, content_hash, created=True)
         raise LedgerConflictError(
             f"outcome {outcome.id!r} was changed concurrently {_RACE_RETRIES} times while being "
             "recorded; retry the ingest"
         )
+
+    def _write_touches(self, db: Session, outcome: Outcome, revision: int) -> None:
+        """A new revision's touches, one row each (``seq`` = list position), same transaction."""
+        rows = [
+            {
+                "tenant": self.tenant,
+                "outcome_id": outcome.id,
+                "outcome_revision": revision,
+                "seq": seq,
+                "actor": touch.actor,
+                "kind": touch.kind,
+                "at": touch.at,
+            }
+            for seq, touch in enumerate(outcome.touches)
+        ]
+        if rows:
+            db.execute(sa.insert(TouchRow), rows)
 
     def _write_label(self, db: Session, outcome_id: str, label: Label, source: str) -> bool:
         values = {
@@ -514,6 +533,62 @@ class Ledger:
         with session(self.engine, readonly=True) as db:
             row = db.exec(stmt).first()
         return None if row is None else Outcome.model_validate(row.payload)
+
+    def touches(self, outcome_id: str, *, revision: int | None = None) -> list[Touch]:
+        """The touches stored with an outcome's latest revision (or ``revision``), in order.
+
+        Parameters
+        ----------
+        outcome_id
+            The outcome's id.
+        revision
+            A stored revision (>= 1); the latest when None.
+
+        Returns
+        -------
+        list of judge.models.Touch
+            In the order of the revision's ``touches`` list; empty when the outcome or revision
+            is not stored or had no touches. Timestamps come back in UTC.
+
+        Examples
+        --------
+        >>> ledger = Ledger.open("sqlite://", tenant="acme")
+        >>> _ = ledger.record_outcome(Outcome(id="T-1", kind="support_ticket",
+        ...     conversation=[{"role": "customer", "text": "refund please"}],
+        ...     touches=[{"actor": "bot:fin", "kind": "ai"}, {"actor": "ana", "kind": "human"}]))
+        >>> [(t.actor, t.kind) for t in ledger.touches("T-1")]
+        [('bot:fin', 'ai'), ('ana', 'human')]
+        >>> ledger.touches("T-1", revision=2)
+        []
+        >>> ledger.close()
+        """
+        if not isinstance(outcome_id, str) or not outcome_id:
+            raise ValueError("outcome_id must be a non-empty string")
+        if revision is not None and (
+            isinstance(revision, bool) or not isinstance(revision, int) or revision < 1
+        ):
+            raise ValueError(f"revision must be an integer >= 1 or None, got {revision!r}")
+        wanted: Any = revision
+        if revision is None:
+            wanted = (
+                select(func.max(OutcomeRow.revision))
+                .where(OutcomeRow.tenant == self.tenant, OutcomeRow.outcome_id == outcome_id)
+                .scalar_subquery()
+            )
+        with session(self.engine, readonly=True) as db:
+            rows = db.exec(
+                select(TouchRow)
+                .where(
+                    TouchRow.tenant == self.tenant,
+                    TouchRow.outcome_id == outcome_id,
+                    TouchRow.outcome_revision == wanted,
+                )
+                .order_by(col(TouchRow.seq))
+            ).all()
+        return [
+            Touch.model_validate({"actor": row.actor, "kind": row.kind, "at": row.at})
+            for row in rows
+        ]
 
     def revisions(self, outcome_id: str) -> list[OutcomeRef]:
         """Every stored revision of an outcome, oldest first."""

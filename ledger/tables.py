@@ -379,6 +379,51 @@ class CostEntryRow(SQLModel, table=True):
     created_at: datetime = _now_column("created_at")
 
 
+#: The kinds of touch the ledger accepts (``ck_touches_kind`` lists the same; they mirror
+#: :data:`judge.models.TouchKind`).
+TOUCH_KINDS = ("ai", "human", "router", "automation")
+
+
+class TouchRow(SQLModel, table=True):
+    """One touch of one outcome revision: who acted on it (``actor``), as what (``kind``), when.
+
+    Written with the revision it belongs to (``seq`` is its position in that revision's
+    ``touches`` list) and never changed; a re-ingest of the same payload writes none. The
+    ``(tenant, actor)`` index serves per-actor questions (attribution, human review load).
+    """
+
+    __tablename__ = "touches"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "tenant", "outcome_id", "outcome_revision", "seq", name="uq_touches_position"
+        ),
+        sa.Index("ix_touches_tenant_actor", "tenant", "actor"),
+        sa.CheckConstraint(
+            "kind IN ('ai', 'human', 'router', 'automation')", name="ck_touches_kind"
+        ),
+        sa.CheckConstraint("seq >= 0", name="ck_touches_seq"),
+        sa.ForeignKeyConstraint(
+            ["tenant", "outcome_id", "outcome_revision"],
+            ["outcomes.tenant", "outcomes.outcome_id", "outcomes.revision"],
+            name="fk_touches_outcome_revision",
+        ),
+        _tenant_fk("touches"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    outcome_id: str = Field(sa_column=sa.Column("outcome_id", sa.String(200), nullable=False))
+    outcome_revision: int = Field(
+        sa_column=sa.Column("outcome_revision", sa.Integer, nullable=False)
+    )
+    seq: int = Field(sa_column=sa.Column("seq", sa.Integer, nullable=False))
+    actor: str = Field(sa_column=sa.Column("actor", sa.String(200), nullable=False))
+    kind: str = Field(sa_column=sa.Column("kind", sa.String(16), nullable=False))
+    at: datetime | None = Field(
+        default=None, sa_column=sa.Column("at", UTCDateTime(), nullable=True)
+    )
+
+
 ALL_TABLES: tuple[type[SQLModel], ...] = (
     TenantRow,
     OutcomeRow,
@@ -388,4 +433,5 @@ ALL_TABLES: tuple[type[SQLModel], ...] = (
     BillingPeriodRow,
     RevocationRow,
     CostEntryRow,
+    TouchRow,
 )

@@ -82,7 +82,7 @@ def cost_report(
     since: datetime | None = None,
     until: datetime | None = None,
     now: datetime | None = None,
-    window_hours: float = 72.0,
+    window_hours: float | None = 72.0,
     grace_hours: float = 24.0,
     period: Period = "month",
     labor_rate: float | None = None,
@@ -111,6 +111,9 @@ def cost_report(
     else ``signals.closed_at``, else its last timed message), as a label (``2026-03`` or
     ``2026-03-14``; None for an outcome without any timestamp); with it each row also carries
     ``period_start`` and ``period_end`` (ISO 8601, half-open ``[start, end)``, or None).
+
+    ``window_hours=None`` takes each verdict's window from its rubric, and revocations give
+    ``revoked``, ``verified_net`` and ``cost_per_verified_net_usd``: see :mod:`ledger.revoked`.
     """
     from decimal import Decimal
 
@@ -121,10 +124,14 @@ def cost_report(
     from ledger.attribution import attribute
     from ledger.cost_entries import review_minutes
     from ledger.db import session
+    from ledger.revoked import net_revocations, rubric_windows
     from ledger.tables import JudgeCallRow, OutcomeRow, VerdictRow
     from ledger.windows import check_hours, verification_status, window_anchor
 
-    window_hours, grace_hours = check_hours(window_hours=window_hours, grace_hours=grace_hours)
+    hours = check_hours(
+        window_hours=72 if window_hours is None else window_hours, grace_hours=grace_hours
+    )
+    window_hours, grace_hours = None if window_hours is None else hours[0], hours[1]
     rate = check_labor_rate(labor_rate)
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
@@ -134,10 +141,8 @@ def cost_report(
     at = datetime.now(UTC) if now is None else now
 
     verdict_q = (
-        select(
-            VerdictRow.outcome_id, VerdictRow.outcome_revision, VerdictRow.decision, VerdictRow.tier
-        )
-        .where(VerdictRow.tenant == tenant)
+        sa.select(*(col(getattr(VerdictRow, c)) for c in _VERDICT_COLUMNS))
+        .where(col(VerdictRow.tenant) == tenant)
         .order_by(col(VerdictRow.pk))
     )
     call_q = select(JudgeCallRow.outcome_id, col(JudgeCallRow.cost_usd)).where(
@@ -157,7 +162,8 @@ def cost_report(
         col(OutcomeRow.payload),
     ).where(col(OutcomeRow.tenant) == tenant)
     with session(engine, readonly=True) as db:
-        latest = {oid: (rev, dec, tier) for oid, rev, dec, tier in db.exec(verdict_q).all()}
+        judged = {oid: rest for oid, *rest in db.connection().execute(verdict_q).all()}
+        latest = {oid: (rev, dec, tier) for oid, (rev, dec, tier, _, _) in judged.items()}
         outcomes = {(r[0], r[1]): r[2:] for r in db.connection().execute(outcome_q).all()}
         calls = db.exec(call_q).all()
     reviews = review_minutes(engine, tenant=tenant, since=since, until=until)
@@ -178,11 +184,16 @@ def cost_report(
 
     groups: dict[tuple[str, tuple[str | None, ...]], dict[str, Any]] = {}
     bounds: dict[str, tuple[str, str]] = {}
+    windows, window_hours, window_note = rubric_windows(
+        (v[4] for v in judged.values()), window_hours=window_hours
+    )
+    verified: dict[str, tuple[int, tuple[str, dict[str, Any]]]] = {}
     for oid, (rev, decision, tier) in latest.items():
         path, agent_cost, payload = outcomes[(oid, rev)]
         outcome = Outcome.model_validate(payload)
+        window = windows[judged[oid][4]]
         status = verification_status(
-            outcome, window_hours=window_hours, grace_hours=grace_hours, now=at
+            outcome, window_hours=window, grace_hours=grace_hours, now=at
         ).status
         values = {"model_path": path, "tier": tier}
         if "agent" in dims:
@@ -199,6 +210,8 @@ def cost_report(
                 values["period"] = period_label(start, period=period)
                 bounds[values["period"]] = (start.isoformat(), end.isoformat())
         key = (status, tuple(values[d] for d in dims))
+        if decision == "verified":
+            verified[oid] = (judged[oid][3], (status, values))
         g = groups.setdefault(key, _empty_group())
         g["outcomes"] += 1
         g["verified"] += decision == "verified"
@@ -210,6 +223,10 @@ def cost_report(
         g["judge_calls"] += judge_calls.get(oid, 0)
         g["review_minutes"] += reviews.get(oid, Decimal(0))
 
+    revoked = net_revocations(
+        engine, tenant, verified=verified, dims=dims, period=period, since=since,
+        until=until, groups=groups, bounds=bounds, new_group=_empty_group,
+    )  # fmt: skip
     total = _empty_group()
     by_status = {status: _empty_group() for status in STATUSES}
     rows = []
@@ -238,6 +255,8 @@ def cost_report(
         "period": period if "period" in dims else None,
         "now": at.isoformat(),
         "window_hours": window_hours,
+        "window_hours_by_rubric": dict(sorted(windows.items())),
+        "window_note": window_note,
         "grace_hours": grace_hours,
         "groups": rows,
         "provisional": _finish_group(by_status["provisional"], rate),
@@ -250,7 +269,11 @@ def cost_report(
         "human_review_usd": finished_total["human_review_usd"],
         "human_review_note": _review_note(finished_total, rate),
         "unattributed_human_review_minutes": float(unattributed_minutes),
+        "revoked_outcomes": revoked,
     }
+
+
+_VERDICT_COLUMNS = ("outcome_id", "outcome_revision", "decision", "tier", "pk", "rubric")
 
 
 def _empty_group() -> dict[str, Any]:
@@ -264,6 +287,7 @@ def _empty_group() -> dict[str, Any]:
         "judge_cost": Decimal(0),
         "judge_calls": 0,
         "review_minutes": Decimal(0),
+        "revoked": 0,
     }
 
 
@@ -304,6 +328,7 @@ def _review_note(total: dict[str, Any], rate: Decimal | None) -> str:
 
 
 def _finish_group(g: dict[str, Any], rate: Decimal | None = None) -> dict[str, Any]:
+    from ledger.revoked import net_fields
     from ledger.tables import to_money
 
     minutes = g["review_minutes"]
@@ -334,6 +359,7 @@ def _finish_group(g: dict[str, Any], rate: Decimal | None = None) -> dict[str, A
         "denominator": verified,
         "cost_per_verified_usd": float(numerator / verified) if verified else None,
         "reason": None if verified else NO_VERIFIED,
+        **net_fields(numerator, verified, g["revoked"]),
     }
 
 

@@ -392,13 +392,14 @@ def report_command(
         ),
     ] = None,
     window_hours: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--window-hours",
-            help="Verification window after the last customer message, hours (the rubric's "
-            "window_hours; 72 by default).",
+            help="Verification window after the last customer message, hours, for every "
+            "outcome. Default: each verdict's rubric's window_hours (72 for a rubric that is "
+            "not shipped, with a note).",
         ),
-    ] = 72.0,
+    ] = None,
     grace_hours: Annotated[
         float,
         typer.Option("--grace-hours", help="Grace period after the window, hours."),
@@ -432,6 +433,8 @@ def report_command(
 
     Each row is provisional (its verification window plus grace has not passed at --now) or
     final; the two are reported separately, with a total for each and an overall total.
+    Revoked verified outcomes (booked in [--from, --to)) are counted as revoked (with --group-by
+    period: in the period the revocation is booked in); verified_net = verified - revoked.
     """
     from ledger.windows import check_hours
 
@@ -459,7 +462,9 @@ def report_command(
         fail(f"--from ({start.isoformat()}) must be before --to ({end.isoformat()})")
     at = parse_time(now, "--now") or datetime.now(UTC)
     try:  # validate up front, before opening the ledger
-        check_hours(window_hours=window_hours, grace_hours=grace_hours)
+        check_hours(
+            window_hours=72 if window_hours is None else window_hours, grace_hours=grace_hours
+        )
     except ValueError as exc:
         fail(f"--{str(exc).replace('_', '-', 1)}")
     try:
@@ -606,6 +611,15 @@ def _print_report(data: dict[str, Any], dims: list[str]) -> None:
         f"customer message plus {data['grace_hours']:g} h grace have passed, else provisional",
         data["human_review_note"],
     ]
+    if data["window_note"]:
+        notes.append(data["window_note"])
+    if data["revoked_outcomes"]:
+        net = data["total"]["cost_per_verified_net_usd"]
+        notes.append(
+            f"{data['revoked_outcomes']} verified outcome(s) revoked: "
+            f"{data['total']['verified_net']} verified net, "
+            f"{'n/a' if net is None else f'{net:.6f}'} USD per net verified outcome"
+        )
     missing = data["total"]["agent_cost_missing"]
     if missing:
         notes.append(f"{missing} outcome(s) record no agent cost; counted as outcomes, not costs")

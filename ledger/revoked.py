@@ -1,0 +1,189 @@
+"""Revocations in the cost report, and verification windows per rubric (read-only helpers).
+
+:func:`ledger.cost_report.cost_report` calls these two so that its own module stays small:
+
+- :func:`rubric_windows` resolves each verdict's rubric ref (``name@version``) to the
+  ``window_hours`` of the shipped rubric of that name (:func:`judge.rubric_loader.load_rubric`),
+  falling back to :data:`ledger.windows.DEFAULT_WINDOW_HOURS` (72 h) for a rubric it cannot load,
+  and says so in a note.
+- :func:`net_revocations` counts, per report group, the verified outcomes whose judged verdict
+  has a revocation booked (:mod:`ledger.periods`), and :func:`net_fields` turns a group's
+  numerator, verified and revoked counts into ``verified_net`` and
+  ``cost_per_verified_net_usd``. Costs are never moved: the work was paid for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from sqlalchemy.engine import Engine
+
+__all__ = ["NO_VERIFIED_NET", "booking_moment", "net_fields", "net_revocations", "rubric_windows"]
+
+NO_VERIFIED_NET = (
+    "verified minus revoked is not positive in this group: cost per net verified outcome is "
+    "undefined"
+)
+
+
+def rubric_windows(
+    refs: Iterable[str], *, window_hours: float | None = None
+) -> tuple[dict[str, float], float, str | None]:
+    """The verification window (hours) of each rubric ref, the report's window, and a note.
+
+    With ``window_hours`` given every ref gets it (no note). Otherwise a ref ``name@version``
+    gets the ``window_hours`` of the shipped rubric ``name``; a rubric that cannot be loaded
+    (not shipped, invalid) gets the default 72 h and the note names it. The report's window is
+    the one every ref shares, else (mixed windows) the default 72 h.
+
+    >>> windows, hours, note = rubric_windows(["support-resolution@abc", "no-such-rubric@1"])
+    >>> windows["support-resolution@abc"], windows["no-such-rubric@1"], hours
+    (72.0, 72.0, 72.0)
+    >>> "no-such-rubric" in note
+    True
+    >>> rubric_windows(["no-such-rubric@1"], window_hours=24.0)
+    ({'no-such-rubric@1': 24.0}, 24.0, None)
+    """
+    from judge.rubric_loader import RubricError, load_rubric
+    from ledger.windows import DEFAULT_WINDOW_HOURS
+
+    if window_hours is not None:
+        return dict.fromkeys(sorted(set(refs)), window_hours), window_hours, None
+    by_name: dict[str, float | None] = {}
+    windows: dict[str, float] = {}
+    for ref in sorted(set(refs)):
+        name = ref.split("@", 1)[0]
+        if name not in by_name:
+            hours: float | None = None
+            if (
+                name
+                and "/" not in name
+                and "\\" not in name
+                and not name.endswith((".yaml", ".yml"))
+            ):
+                try:
+                    hours = float(load_rubric(name).window_hours)
+                except RubricError:
+                    hours = None
+            by_name[name] = hours
+        found = by_name[name]
+        windows[ref] = DEFAULT_WINDOW_HOURS if found is None else found
+    unknown = sorted(n for n, h in by_name.items() if h is None)
+    note = None
+    if unknown:
+        note = (
+            f"rubric(s) {', '.join(unknown)} not found among the shipped rubrics: their outcomes "
+            f"use the default {DEFAULT_WINDOW_HOURS:g} h verification window; pass --window-hours "
+            "to set one"
+        )
+    used = set(windows.values())
+    return windows, used.pop() if len(used) == 1 else DEFAULT_WINDOW_HOURS, note
+
+
+def booking_moment(occurred_at: datetime, booked_period_start: datetime) -> datetime:
+    """When a revocation counts: its event, or the start of the later open period it landed in.
+
+    >>> booking_moment(datetime(2026, 3, 5, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)).day
+    1
+    >>> booking_moment(datetime(2026, 3, 5), datetime(2026, 3, 1)).isoformat()
+    '2026-03-05T00:00:00+00:00'
+    """
+    a = occurred_at.replace(tzinfo=UTC) if occurred_at.tzinfo is None else occurred_at
+    b = (
+        booked_period_start.replace(tzinfo=UTC)
+        if booked_period_start.tzinfo is None
+        else booked_period_start
+    )
+    return max(a.astimezone(UTC), b.astimezone(UTC))
+
+
+def net_revocations(
+    engine: Engine,
+    tenant: str,
+    *,
+    verified: dict[str, tuple[int, tuple[str, dict[str, Any]]]],
+    dims: list[str],
+    period: Literal["day", "month"],
+    since: datetime | None,
+    until: datetime | None,
+    groups: dict[tuple[str, tuple[Any, ...]], dict[str, Any]],
+    bounds: dict[str, tuple[str, str]],
+    new_group: Callable[[], dict[str, Any]],
+) -> int:
+    """Add each revoked verified outcome to its group's ``revoked`` count; return how many.
+
+    Parameters
+    ----------
+    verified
+        Outcome id -> (pk of its judged verdict, (status, dimension values)) for every outcome
+        whose judged verdict is ``verified``.
+    period
+        The report's period (``"day"`` or ``"month"``) for the ``period`` dimension.
+    groups, bounds
+        The report's groups (``(status, dimension key)`` -> running totals) and period bounds;
+        updated in place. With the ``period`` dimension a revocation counts in the period of its
+        booking (:func:`booking_moment`), creating that group if it has no outcomes.
+
+    A verdict revoked for several reasons counts once (its earliest booking). Revocations whose
+    booking moment lies outside ``[since, until)`` are ignored.
+    """
+    from sqlmodel import col, select
+
+    from ledger.cost_report import period_bounds, period_label
+    from ledger.db import session
+    from ledger.tables import RevocationRow
+
+    if not verified:
+        return 0
+    query = select(
+        RevocationRow.outcome_id,
+        RevocationRow.verdict_pk,
+        RevocationRow.occurred_at,
+        RevocationRow.booked_period_start,
+    ).where(RevocationRow.tenant == tenant, col(RevocationRow.outcome_id).in_(list(verified)))
+    with session(engine, readonly=True) as db:
+        rows = db.exec(query).all()
+    first: dict[str, datetime] = {}
+    lo = None if since is None else booking_moment(since, since)
+    hi = None if until is None else booking_moment(until, until)
+    for oid, verdict_pk, occurred_at, booked_start in rows:
+        if verified[oid][0] != verdict_pk:
+            continue  # a revocation of an earlier verdict: the judged one stands
+        moment = booking_moment(occurred_at, booked_start)
+        if (lo is not None and moment < lo) or (hi is not None and moment >= hi):
+            continue
+        if oid not in first or moment < first[oid]:
+            first[oid] = moment
+    for oid, moment in first.items():
+        status, values = verified[oid][1]
+        if "period" in dims:
+            start, end = period_bounds(moment, period=period)
+            label = period_label(start, period=period)
+            values = {**values, "period": label}
+            bounds[label] = (start.isoformat(), end.isoformat())
+        key = (status, tuple(values[d] for d in dims))
+        groups.setdefault(key, new_group())["revoked"] += 1
+    return len(first)
+
+
+def net_fields(numerator: Decimal, verified: int, revoked: int) -> dict[str, Any]:
+    """``revoked``, ``verified_net``, ``cost_per_verified_net_usd`` and ``net_reason``.
+
+    >>> from decimal import Decimal
+    >>> net_fields(Decimal("3"), 4, 1)["cost_per_verified_net_usd"]
+    1.0
+    >>> net_fields(Decimal("3"), 1, 1)["net_reason"] == NO_VERIFIED_NET
+    True
+    """
+    net = verified - revoked
+    return {
+        "revoked": revoked,
+        "verified_net": net,
+        "cost_per_verified_net_usd": float(numerator / net) if net > 0 else None,
+        "net_reason": None if net > 0 else NO_VERIFIED_NET,
+    }

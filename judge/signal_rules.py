@@ -101,8 +101,17 @@ def event_within(
 
 
 def human_touched(outcome: Outcome) -> bool:
-    """True when any touch is by a human (routers and automations are not humans)."""
-    return any(t.kind == "human" for t in outcome.touches)
+    """True when a human touched the outcome before it was resolved.
+
+    Routers and automations are not humans. A human touch timed after ``signals.closed_at`` (a
+    QA review, say) did not help resolve it; an untimed one, or any when the close time is
+    unknown, counts (the tier is then conservatively ``assisted``).
+    """
+    closed = outcome.signals.closed_at
+    return any(
+        t.kind == "human" and (closed is None or t.at is None or _utc(t.at) <= _utc(closed))
+        for t in outcome.touches
+    )
 
 
 def condition_holds(

@@ -217,3 +217,25 @@ def test_pure_function_does_not_modify_the_outcome() -> None:
     before = o.model_dump()
     apply_signal_rules(o, SHIPPED_STYLE)
     assert o.model_dump() == before
+
+
+@pytest.mark.parametrize(
+    ("human_at", "assisted"),
+    [
+        (CLOSED - timedelta(minutes=5), True),  # a person helped before the close
+        (CLOSED, True),  # at the close still counts
+        (CLOSED + timedelta(hours=2), False),  # a QA review after the close did not resolve it
+        (None, True),  # untimed: assume it helped
+    ],
+)
+def test_only_a_human_touch_before_resolution_makes_it_assisted(
+    human_at: datetime | None, assisted: bool
+) -> None:
+    o = Outcome(
+        id="T-2",
+        kind="support_ticket",
+        conversation=[Message(role="customer", text="where is my parcel?")],
+        signals=Signals(closed_at=CLOSED),
+        touches=[Touch(actor="bot:fin", kind="ai"), Touch(actor="qa", kind="human", at=human_at)],
+    )
+    assert (apply_signal_rules(o, SHIPPED_STYLE).tier == "assisted") is assisted

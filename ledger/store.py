@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 from functools import lru_cache
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
-from judge.models import Label, Outcome, Touch
+from judge.models import Label, Outcome
 from judge.verdict import JudgeCall, Verdict
 from ledger.db import make_engine, migrate, session
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE, check_timestamps
+from ledger.reads import LedgerReads
+from ledger.records import OutcomeRef, RecordedResult
 from ledger.tables import (
     JudgeCallRow,
     LabelRow,
@@ -56,41 +57,6 @@ class TenantMismatchError(ValueError):
 
 class LedgerConflictError(RuntimeError):
     """A write kept colliding with concurrent writes of the same outcome; retry it."""
-
-
-@dataclass(frozen=True)
-class OutcomeRef:
-    """Which stored revision an outcome is; ``created`` is False when nothing new was written."""
-
-    tenant: str
-    outcome_id: str
-    revision: int
-    content_hash: str
-    created: bool
-
-
-@dataclass(frozen=True)
-class RecordedResult:
-    """What :meth:`Ledger.record_result` wrote."""
-
-    outcome: OutcomeRef
-    verdict_pk: int
-    label_added: bool
-
-
-@dataclass(frozen=True)
-class StoredVerdict:
-    verdict: Verdict
-    outcome_revision: int
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class StoredLabel:
-    outcome_id: str
-    label: Label
-    source: str
-    created_at: datetime
 
 
 def check_tenant_name(tenant: str) -> str:
@@ -175,7 +141,7 @@ def row_to_call(row: JudgeCallRow) -> JudgeCall:
     )
 
 
-class Ledger:
+class Ledger(LedgerReads):
     """The ledger of one tenant over one database.
 
     Parameters
@@ -494,194 +460,3 @@ class Ledger:
         return _insert_ignore(db, LabelRow, values, ["tenant", "outcome_id", "digest"])
 
     # -- reading -----------------------------------------------------------------------------
-
-    def has_verdicts(self) -> bool:
-        """Whether this tenant has any verdict yet (lets a first run skip resume look-ups)."""
-        with session(self.engine, readonly=True) as db:
-            first = db.exec(
-                select(VerdictRow.pk).where(VerdictRow.tenant == self.tenant).limit(1)
-            ).first()
-        return first is not None
-
-    def verdict_for(
-        self, outcome_id: str, *, rubric: str, panel: str, content_hash: str
-    ) -> Verdict | None:
-        """The latest verdict on exactly this content by this rubric and panel version (resume)."""
-        with session(self.engine, readonly=True) as db:
-            row = db.exec(
-                select(VerdictRow)
-                .where(
-                    VerdictRow.tenant == self.tenant,
-                    VerdictRow.outcome_id == outcome_id,
-                    VerdictRow.rubric == rubric,
-                    VerdictRow.panel == panel,
-                    VerdictRow.content_hash == content_hash,
-                )
-                .order_by(col(VerdictRow.pk).desc())
-                .limit(1)
-            ).first()
-        return None if row is None else Verdict.model_validate(row.payload)
-
-    def outcome(self, outcome_id: str, *, revision: int | None = None) -> Outcome | None:
-        """The stored outcome: its latest revision, or the given one."""
-        stmt = select(OutcomeRow).where(
-            OutcomeRow.tenant == self.tenant, OutcomeRow.outcome_id == outcome_id
-        )
-        if revision is not None:
-            stmt = stmt.where(OutcomeRow.revision == revision)
-        stmt = stmt.order_by(col(OutcomeRow.revision).desc()).limit(1)
-        with session(self.engine, readonly=True) as db:
-            row = db.exec(stmt).first()
-        return None if row is None else Outcome.model_validate(row.payload)
-
-    def touches(self, outcome_id: str, *, revision: int | None = None) -> list[Touch]:
-        """The touches stored with an outcome's latest revision (or ``revision``), in order.
-
-        Parameters
-        ----------
-        outcome_id
-            The outcome's id.
-        revision
-            A stored revision (>= 1); the latest when None.
-
-        Returns
-        -------
-        list of judge.models.Touch
-            In the order of the revision's ``touches`` list; empty when the outcome or revision
-            is not stored or had no touches. Timestamps come back in UTC.
-
-        Examples
-        --------
-        >>> ledger = Ledger.open("sqlite://", tenant="acme")
-        >>> _ = ledger.record_outcome(Outcome(id="T-1", kind="support_ticket",
-        ...     conversation=[{"role": "customer", "text": "refund please"}],
-        ...     touches=[{"actor": "bot:fin", "kind": "ai"}, {"actor": "ana", "kind": "human"}]))
-        >>> [(t.actor, t.kind) for t in ledger.touches("T-1")]
-        [('bot:fin', 'ai'), ('ana', 'human')]
-        >>> ledger.touches("T-1", revision=2)
-        []
-        >>> ledger.close()
-        """
-        if not isinstance(outcome_id, str) or not outcome_id:
-            raise ValueError("outcome_id must be a non-empty string")
-        if revision is not None and (
-            isinstance(revision, bool) or not isinstance(revision, int) or revision < 1
-        ):
-            raise ValueError(f"revision must be an integer >= 1 or None, got {revision!r}")
-        wanted: Any = revision
-        if revision is None:
-            wanted = (
-                select(func.max(OutcomeRow.revision))
-                .where(OutcomeRow.tenant == self.tenant, OutcomeRow.outcome_id == outcome_id)
-                .scalar_subquery()
-            )
-        with session(self.engine, readonly=True) as db:
-            rows = db.exec(
-                select(TouchRow)
-                .where(
-                    TouchRow.tenant == self.tenant,
-                    TouchRow.outcome_id == outcome_id,
-                    TouchRow.outcome_revision == wanted,
-                )
-                .order_by(col(TouchRow.seq))
-            ).all()
-        return [
-            Touch.model_validate({"actor": row.actor, "kind": row.kind, "at": row.at})
-            for row in rows
-        ]
-
-    def revisions(self, outcome_id: str) -> list[OutcomeRef]:
-        """Every stored revision of an outcome, oldest first."""
-        with session(self.engine, readonly=True) as db:
-            rows = db.exec(
-                select(OutcomeRow.revision, OutcomeRow.content_hash)
-                .where(OutcomeRow.tenant == self.tenant, OutcomeRow.outcome_id == outcome_id)
-                .order_by(col(OutcomeRow.revision))
-            ).all()
-        return [OutcomeRef(self.tenant, outcome_id, r, h, created=False) for r, h in rows]
-
-    def iter_verdicts(
-        self,
-        *,
-        outcome_id: str | None = None,
-        rubric: str | None = None,
-        panel: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        batch_size: int = 1000,
-    ) -> Iterator[StoredVerdict]:
-        """Verdicts in the order they were recorded; ``[since, until)`` filters on record time.
-
-        Reads in pages of ``batch_size`` (one short transaction each), so writing while
-        iterating is safe, on SQLite too.
-        """
-        if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        conditions: list[Any] = [VerdictRow.tenant == self.tenant]
-        if outcome_id is not None:
-            conditions.append(VerdictRow.outcome_id == outcome_id)
-        if rubric is not None:
-            conditions.append(VerdictRow.rubric == rubric)
-        if panel is not None:
-            conditions.append(VerdictRow.panel == panel)
-        if since is not None:
-            conditions.append(col(VerdictRow.created_at) >= since)
-        if until is not None:
-            conditions.append(col(VerdictRow.created_at) < until)
-        for row in self._pages(VerdictRow, conditions, batch_size):
-            yield StoredVerdict(
-                verdict=Verdict.model_validate(row.payload),
-                outcome_revision=row.outcome_revision,
-                created_at=row.created_at,
-            )
-
-    def iter_labels(
-        self,
-        *,
-        outcome_id: str | None = None,
-        source: str | None = None,
-        batch_size: int = 1000,
-    ) -> Iterator[StoredLabel]:
-        """Human labels in the order they were recorded."""
-        if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        conditions: list[Any] = [LabelRow.tenant == self.tenant]
-        if outcome_id is not None:
-            conditions.append(LabelRow.outcome_id == outcome_id)
-        if source is not None:
-            conditions.append(LabelRow.source == source)
-        for row in self._pages(LabelRow, conditions, batch_size):
-            label = Label(
-                resolved=row.resolved, by=row.by, at=row.at, criteria=row.criteria, note=row.note
-            )
-            yield StoredLabel(row.outcome_id, label, row.source, row.created_at)
-
-    def _pages(self, model: Any, conditions: list[Any], batch_size: int) -> Iterator[Any]:
-        last = 0
-        while True:
-            with session(self.engine, readonly=True) as db:
-                rows = db.exec(
-                    select(model)
-                    .where(*conditions, model.pk > last)
-                    .order_by(model.pk)
-                    .limit(batch_size)
-                ).all()
-            yield from rows
-            if len(rows) < batch_size:
-                return
-            last = rows[-1].pk
-
-    def counts(self) -> dict[str, int]:
-        """Row counts of this tenant: outcomes (distinct ids), outcome_revisions, verdicts, ..."""
-        t = self.tenant
-        queries: dict[str, Any] = {
-            "outcomes": select(func.count(sa.distinct(col(OutcomeRow.outcome_id)))).where(
-                OutcomeRow.tenant == t
-            ),
-            "outcome_revisions": select(func.count()).where(OutcomeRow.tenant == t),
-            "verdicts": select(func.count()).where(VerdictRow.tenant == t),
-            "judge_calls": select(func.count()).where(JudgeCallRow.tenant == t),
-            "labels": select(func.count()).where(LabelRow.tenant == t),
-        }
-        with session(self.engine, readonly=True) as db:
-            return {name: int(db.exec(q).one()) for name, q in queries.items()}

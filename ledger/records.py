@@ -1,0 +1,46 @@
+"""Plain records the ledger returns: what was written, and what was read back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from judge.models import Label
+from judge.verdict import Verdict
+
+__all__ = ["OutcomeRef", "RecordedResult", "StoredLabel", "StoredVerdict"]
+
+
+@dataclass(frozen=True)
+class OutcomeRef:
+    """Which stored revision an outcome is; ``created`` is False when nothing new was written."""
+
+    tenant: str
+    outcome_id: str
+    revision: int
+    content_hash: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class RecordedResult:
+    """What :meth:`Ledger.record_result` wrote."""
+
+    outcome: OutcomeRef
+    verdict_pk: int
+    label_added: bool
+
+
+@dataclass(frozen=True)
+class StoredVerdict:
+    verdict: Verdict
+    outcome_revision: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredLabel:
+    outcome_id: str
+    label: Label
+    source: str
+    created_at: datetime

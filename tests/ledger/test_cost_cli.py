@@ -322,6 +322,9 @@ def test_report_empty_window_is_undefined_not_zero(verified_ledger: tuple[str, P
         (["--grace-hours", "-1"], "--grace-hours must be a finite number of hours >= 0"),
         (["--window-hours", "nan"], "--window-hours must"),
         (["--now", "soon"], "--now: 'soon' is not an ISO 8601 time"),
+        (["--group-by", "period", "--period", "week"], "--period: 'week' is not a period"),
+        (["--period", "day"], "--period: only with --group-by period or --html"),
+        (["--html", "/nonexistent-folder/x.html"], "--html: folder /nonexistent-folder"),
     ],
 )
 def test_report_bad_options_exit_2(

@@ -159,24 +159,6 @@ def test_period_falls_back_to_closed_at_without_customer_times(
     assert sum(r["outcomes"] for r in data["groups"]) == len(by_id)  # still counted once
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--group-by", "period", "--period", "week"], "--period: 'week' is not a period"),
-        (["--period", "day"], "--period: only with --group-by period or --html"),
-        (["--html", "/nonexistent-folder/x.html"], "--html: folder /nonexistent-folder"),
-    ],
-)
-def test_period_and_html_bad_options_exit_2(
-    verified_ledger: tuple[str, Path], args: list[str], message: str
-) -> None:
-    url, _ = verified_ledger
-    result = run("cost", "report", "--db", url, *args)
-    assert result.exit_code == 2
-    assert message in result.stderr
-    assert result.stdout == ""
-
-
 # ---- the series the plots draw ----------------------------------------------------------------
 
 

@@ -541,6 +541,34 @@ def _table(report: dict[str, Any]) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def report_notes(report: dict[str, Any]) -> list[str]:
+    """What a reader of a cost report must know besides the table (text and HTML alike)."""
+    notes = [
+        f"status as of {report['now']}: final once {report['window_hours']:g} h after the last "
+        f"customer message plus {report['grace_hours']:g} h grace have passed, else provisional",
+        report["human_review_note"],
+    ]
+    if report["window_note"]:
+        notes.append(report["window_note"])
+    if report["revoked_outcomes"]:
+        net = report["total"]["cost_per_verified_net_usd"]
+        notes.append(
+            f"{report['revoked_outcomes']} verified outcome(s) revoked: "
+            f"{report['total']['verified_net']} verified net, "
+            f"{'n/a' if net is None else f'{net:.6f}'} USD per net verified outcome"
+        )
+    missing = report["total"]["agent_cost_missing"]
+    if missing:
+        notes.append(f"{missing} outcome(s) record no agent cost; counted as outcomes, not costs")
+    if report["unattributed_judge_calls"]:
+        notes.append(
+            f"{report['unattributed_judge_calls']} judge call(s) costing "
+            f"${report['unattributed_judge_cost_usd']:.6f} belong to outcomes without a verdict "
+            "in the window (not in the table)"
+        )
+    return [n for n in notes if n]
+
+
 def render_cost_html(
     report: dict[str, Any],
     series_report: dict[str, Any],
@@ -576,25 +604,14 @@ def render_cost_html(
         img_tag(_verified_bar_png(series), "verified outcomes per period and model path"),
     ]
     notes = [
-        f"status as of {report['now']}: final once {report['window_hours']:g} h after the last "
-        f"customer message plus {report['grace_hours']:g} h grace have passed, else provisional",
-        "cost per verified outcome = (agent inference + judge calls incl. retries) / verified; "
-        "n/a where a group has no verified outcome (undefined, not 0)",
-        report["human_review_note"],
+        "cost per verified outcome = (agent inference + judge calls incl. retries + human "
+        "review) / verified; n/a where a group has no verified outcome (undefined, not 0)",
+        *report_notes(report),
     ]
     if not series["periods"]:
         notes.append("no dated outcomes in the window: nothing to plot")
     if series["undated"]:
         notes.append(f"{series['undated']} outcome(s) without any timestamp are not plotted")
-    missing = report["total"]["agent_cost_missing"]
-    if missing:
-        notes.append(f"{missing} outcome(s) record no agent cost; counted as outcomes, not costs")
-    if report["unattributed_judge_calls"]:
-        notes.append(
-            f"{report['unattributed_judge_calls']} judge call(s) costing "
-            f"${report['unattributed_judge_cost_usd']:.6f} belong to outcomes without a verdict "
-            "in the window (not in the table)"
-        )
     window = f"from {report['from'] or 'the start'} to {report['to'] or 'now'}"
     where = f"{report['ledger']}, " if report.get("ledger") else ""
     subtitle = f"{where}tenant {report['tenant']}, verdicts recorded {window}"

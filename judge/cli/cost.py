@@ -36,6 +36,7 @@ from ledger.cost_report import (
     Period,
     check_labor_rate,
     cost_report,
+    report_notes,
 )
 
 if TYPE_CHECKING:
@@ -606,28 +607,5 @@ def _print_report(data: dict[str, Any], dims: list[str]) -> None:
     if not console.is_terminal:
         console = Console(width=max(console.width, 160))
     console.print(table)
-    notes = [
-        f"status as of {data['now']}: final once {data['window_hours']:g} h after the last "
-        f"customer message plus {data['grace_hours']:g} h grace have passed, else provisional",
-        data["human_review_note"],
-    ]
-    if data["window_note"]:
-        notes.append(data["window_note"])
-    if data["revoked_outcomes"]:
-        net = data["total"]["cost_per_verified_net_usd"]
-        notes.append(
-            f"{data['revoked_outcomes']} verified outcome(s) revoked: "
-            f"{data['total']['verified_net']} verified net, "
-            f"{'n/a' if net is None else f'{net:.6f}'} USD per net verified outcome"
-        )
-    missing = data["total"]["agent_cost_missing"]
-    if missing:
-        notes.append(f"{missing} outcome(s) record no agent cost; counted as outcomes, not costs")
-    if data["unattributed_judge_calls"]:
-        notes.append(
-            f"{data['unattributed_judge_calls']} judge call(s) costing "
-            f"${data['unattributed_judge_cost_usd']:.6f} belong to outcomes without a verdict "
-            "in the window (not in the table)"
-        )
-    for note in notes:
+    for note in report_notes(data):
         typer.echo(f"note: {note}")

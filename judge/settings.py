@@ -33,6 +33,30 @@ class Settings(BaseSettings):
     provider_concurrency: int = Field(default=16, ge=1, le=1024)
     max_line_bytes: int = Field(default=2_000_000, ge=1024)
 
+    # -- the service (`judge serve`, `judge worker`) ------------------------------------------
+    max_body_bytes: int = Field(
+        default=20_000_000, ge=1024, description="Largest request body the API accepts (413)."
+    )
+    max_batch: int = Field(default=1000, ge=1, le=100_000, description="Outcomes per POST.")
+    requests_per_minute: int = Field(
+        default=1200, ge=1, description="Per-tenant API requests per minute before 429."
+    )
+    lease_seconds: float = Field(
+        default=60.0, gt=0, description="How long a worker's claim on job items lasts."
+    )
+    worker_batch: int = Field(default=16, ge=1, le=1000, description="Job items per claim.")
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    embedded_worker: bool | None = Field(
+        default=None,
+        description="Run a verification worker inside the API process. Default: on for SQLite "
+        "(one-process quick start), off for PostgreSQL (run `judge worker`).",
+    )
+    allowed_api_bases: list[str] = Field(
+        default_factory=list,
+        description="api_base URLs that panels stored through the API may use (JSON list). "
+        "Empty: API panels may not set api_base, so a tenant cannot send provider keys elsewhere.",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -131,7 +131,7 @@ def _json_column(name: str, *, nullable: bool = False) -> Any:
 
 
 class TenantRow(SQLModel, table=True):
-    """A tenant: every other row belongs to exactly one (kept minimal; API keys come later)."""
+    """A tenant: every other row belongs to exactly one. Its API keys are in ``api_keys``."""
 
     __tablename__ = "tenants"
     __table_args__ = (sa.UniqueConstraint("name", name="uq_tenants_name"),)
@@ -139,6 +139,12 @@ class TenantRow(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=sa.Column("id", sa.Integer, primary_key=True))
     name: str = Field(sa_column=sa.Column("name", sa.String(100), nullable=False))
     created_at: datetime = _now_column("created_at")
+    #: Judge spend (USD) per UTC day after which the tenant's jobs wait; None = no cap.
+    daily_budget_usd: Decimal | None = _money_column("daily_budget_usd", nullable=True)
+    #: API requests per minute before 429; None = the service default.
+    requests_per_minute: int | None = Field(
+        default=None, sa_column=sa.Column("requests_per_minute", sa.Integer, nullable=True)
+    )
 
 
 class OutcomeRow(SQLModel, table=True):
@@ -217,6 +223,7 @@ class JudgeCallRow(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_judge_calls_cache_key", "cache_key"),
         sa.Index("ix_judge_calls_tenant_outcome", "tenant", "outcome_id"),
+        sa.Index("ix_judge_calls_tenant_at", "tenant", "at"),
         _tenant_fk("judge_calls"),
     )
 
@@ -435,3 +442,7 @@ ALL_TABLES: tuple[type[SQLModel], ...] = (
     CostEntryRow,
     TouchRow,
 )
+
+# The service's tables live in their own module; importing it registers them on the metadata.
+# (ALL_TABLES above lists the core tables; ledger.service_tables.SERVICE_TABLES lists those.)
+from ledger import service_tables as _service_tables  # noqa: E402, F401

@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import typer
 
-from judge.cli import bias, calibrate, canary, convert, cost, drift, periods, rubrics, train, verify
+from judge.cli import (
+    bias,
+    calibrate,
+    canary,
+    convert,
+    cost,
+    drift,
+    periods,
+    rubrics,
+    serve,
+    train,
+    verify,
+)
 
 app = typer.Typer(
     name="judge",
@@ -18,7 +30,19 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for _module in (verify, rubrics, train, convert, calibrate, drift, canary, bias, cost, periods):
+for _module in (
+    verify,
+    rubrics,
+    train,
+    convert,
+    calibrate,
+    drift,
+    canary,
+    bias,
+    cost,
+    periods,
+    serve,
+):
     _module.register(app)
 
 

@@ -1,0 +1,108 @@
+"""The FastAPI application: ``create_app()`` builds it (nothing happens at import time).
+
+``judge serve`` runs it under uvicorn. On start-up it connects to the ledger, brings the schema up
+to date and, with SQLite (or ``OUTCOME_JUDGE_EMBEDDED_WORKER=true``), starts a verification worker
+inside the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import judge  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before anything imports litellm)
+from api import errors
+from api.limits import BodySizeLimit, RateLimiter
+from api.routers import (
+    calibration,
+    documents,
+    health,
+    labels,
+    meters,
+    metrics,
+    outcomes,
+    tenant,
+    verifications,
+)
+from judge.settings import get_settings
+
+API_DESCRIPTION = """\
+Independent, calibrated verification of AI customer-support resolutions and generated reports.
+
+Every route except `/healthz` and `/readyz` needs `Authorization: Bearer <key>`; a key sees only
+its own tenant's data (another tenant's ids answer 404). Errors are
+`{"error": {"code", "message", "details"}}`.
+"""
+
+
+def _embedded_worker_wanted(db_url: str, setting: bool | None) -> bool:
+    if setting is not None:
+        return setting
+    return db_url.startswith("sqlite")
+
+
+def create_app(*, db_url: str | None = None, embedded_worker: bool | None = None) -> FastAPI:
+    """Build the application for the ledger at ``db_url`` (default: ``OUTCOME_JUDGE_DB_URL``)."""
+    settings = get_settings()
+    url = db_url or settings.db_url
+    run_worker = _embedded_worker_wanted(
+        url, embedded_worker if embedded_worker is not None else settings.embedded_worker
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from ledger.db import make_engine, migrate
+
+        engine = make_engine(url)
+        await asyncio.to_thread(migrate, engine)
+        app.state.engine = engine
+        worker_task: asyncio.Task[None] | None = None
+        stop = asyncio.Event()
+        if run_worker:
+            from api.worker import run_worker_loop
+
+            worker_task = asyncio.create_task(run_worker_loop(engine, stop=stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker_task is not None:
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await worker_task
+            engine.dispose()
+
+    app = FastAPI(
+        title="outcome-judge",
+        version="1",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        responses={
+            401: {"model": errors.ErrorResponse, "description": "Missing or unknown API key."},
+            413: {"model": errors.ErrorResponse, "description": "Request body too large."},
+            422: {"model": errors.ErrorResponse, "description": "Invalid input."},
+            429: {"model": errors.ErrorResponse, "description": "Over the tenant's rate."},
+        },
+    )
+    app.state.rate_limiter = RateLimiter()
+    app.state.embedded_worker = run_worker
+    errors.install(app)
+    metrics.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    for module in (
+        tenant,
+        outcomes,
+        labels,
+        documents,
+        verifications,
+        calibration,
+        meters,
+        metrics,
+    ):
+        app.include_router(module.router)
+    return app

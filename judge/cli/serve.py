@@ -1,0 +1,82 @@
+"""`judge serve`: the HTTP API (uvicorn) over the ledger."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from judge.cli._common import fail, stderr
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Ledger URL. Default: OUTCOME_JUDGE_DB_URL or ./outcome-judge.db"
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="API processes (PostgreSQL only; SQLite serves from one process).",
+        ),
+    ] = 1,
+    embedded_worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--embedded-worker/--no-embedded-worker",
+            help="Run a verification worker in the API process. Default: on for SQLite, off for "
+            "PostgreSQL (start `judge worker` processes instead).",
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the API: ingest outcomes, run verification jobs, label, calibrate, meter.
+
+    Every route but /healthz and /readyz needs a key from `judge tenants create NAME`.
+    OpenAPI documentation is at /docs once running.
+    """
+    import uvicorn
+
+    from judge.settings import get_settings
+    from ledger.db import LedgerDatabaseError, make_engine, migrate
+
+    url = db or get_settings().db_url
+    if workers > 1 and url.startswith("sqlite"):
+        fail(
+            "--workers > 1 needs PostgreSQL: SQLite serves from one process. Pass "
+            "--db postgresql+psycopg://... or drop --workers"
+        )
+    try:
+        # Fail here, with the fix, rather than inside every uvicorn process.
+        engine = make_engine(url)
+        migrate(engine)
+        engine.dispose()
+    except LedgerDatabaseError as exc:
+        fail(str(exc))
+    # The app factory reads these in each process uvicorn starts.
+    os.environ["OUTCOME_JUDGE_DB_URL"] = url
+    if embedded_worker is not None:
+        os.environ["OUTCOME_JUDGE_EMBEDDED_WORKER"] = "true" if embedded_worker else "false"
+    get_settings.cache_clear()
+    stderr.print(f"serving on http://{host}:{port} (docs at /docs)", highlight=False)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )

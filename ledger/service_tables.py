@@ -1,0 +1,201 @@
+"""The service's tables: API keys, verification jobs and their items, stored rubrics and panels,
+and the per-outcome billing facts that the meters count.
+
+Registered on ``SQLModel.metadata`` together with :mod:`ledger.tables` (which imports this module
+at its end). The conventions of :mod:`ledger.tables` hold here too; two tables here are the
+exception to "append-only": ``jobs``/``job_items`` are a work queue (their status moves forward),
+and ``outcome_facts`` holds one current row per billable outcome (the meter's index), which is
+frozen once the outcome is final (see :mod:`ledger.facts`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from ledger.tables import (
+    BigPK,
+    UTCDateTime,
+    _json_column,
+    _money_column,
+    _now_column,
+    _pk_column,
+    _tenant_column,
+    _tenant_fk,
+)
+
+#: The states of a verification job (``ck_jobs_status`` lists the same).
+JOB_STATUSES = ("queued", "running", "waiting", "done", "failed", "cancelled")
+#: The states of one outcome inside a job.
+JOB_ITEM_STATUSES = ("pending", "done", "failed")
+#: What a stored document is.
+DOCUMENT_KINDS = ("rubric", "panel")
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """An API key of a tenant. Only a SHA-256 of the key is stored; ``key_id`` is its public part.
+
+    Keys are 32 random bytes, so a plain (unsalted) SHA-256 is enough: there is nothing to
+    brute-force. ``revoked_at`` set means the key no longer authenticates.
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        sa.UniqueConstraint("key_id", name="uq_api_keys_key_id"),
+        sa.Index("ix_api_keys_tenant", "tenant"),
+        _tenant_fk("api_keys"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    key_id: str = Field(sa_column=sa.Column("key_id", sa.String(32), nullable=False))
+    key_hash: str = Field(sa_column=sa.Column("key_hash", sa.String(64), nullable=False))
+    name: str | None = Field(default=None, sa_column=sa.Column("name", sa.String(200)))
+    created_at: datetime = _now_column("created_at")
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=sa.Column("revoked_at", UTCDateTime(), nullable=True)
+    )
+
+
+class JobRow(SQLModel, table=True):
+    """A verification job: a set of outcomes to verify with one panel under given rubrics.
+
+    ``rubrics`` maps outcome kind to a rubric name; ``panel`` is a panel name (stored or
+    ``default``). ``counts`` holds the decisions so far; ``waiting_reason`` says why a job that
+    could run does not (a tenant's daily judge budget is spent).
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        sa.UniqueConstraint("job_id", name="uq_jobs_job_id"),
+        sa.Index("ix_jobs_tenant_created", "tenant", "created_at"),
+        sa.Index("ix_jobs_status", "status"),
+        sa.CheckConstraint(
+            "status IN ('queued', 'running', 'waiting', 'done', 'failed', 'cancelled')",
+            name="ck_jobs_status",
+        ),
+        _tenant_fk("jobs"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    job_id: str = Field(sa_column=sa.Column("job_id", sa.String(40), nullable=False))
+    status: str = Field(sa_column=sa.Column("status", sa.String(16), nullable=False))
+    rubrics: dict[str, str] = _json_column("rubrics")
+    panel: str = Field(sa_column=sa.Column("panel", sa.String(200), nullable=False))
+    selection: dict[str, Any] = _json_column("selection")
+    total: int = Field(default=0, sa_column=sa.Column("total", sa.Integer, nullable=False))
+    completed: int = Field(default=0, sa_column=sa.Column("completed", sa.Integer, nullable=False))
+    failed: int = Field(default=0, sa_column=sa.Column("failed", sa.Integer, nullable=False))
+    counts: dict[str, int] = _json_column("counts")
+    cost_usd: Decimal = _money_column("cost_usd")
+    error: str | None = Field(default=None, sa_column=sa.Column("error", sa.Text))
+    waiting_reason: str | None = Field(default=None, sa_column=sa.Column("waiting_reason", sa.Text))
+    created_at: datetime = _now_column("created_at")
+    started_at: datetime | None = Field(
+        default=None, sa_column=sa.Column("started_at", UTCDateTime(), nullable=True)
+    )
+    finished_at: datetime | None = Field(
+        default=None, sa_column=sa.Column("finished_at", UTCDateTime(), nullable=True)
+    )
+
+
+class JobItemRow(SQLModel, table=True):
+    """One outcome of one job. Workers claim pending items in small batches under a lease.
+
+    A claim sets ``lease_owner`` and ``lease_expires_at``; an item whose lease has expired (its
+    worker died) can be claimed again. ``attempts`` counts claims.
+    """
+
+    __tablename__ = "job_items"
+    __table_args__ = (
+        sa.UniqueConstraint("job_pk", "outcome_id", name="uq_job_items_outcome"),
+        sa.Index("ix_job_items_claim", "status", "lease_expires_at"),
+        sa.ForeignKeyConstraint(["job_pk"], ["jobs.pk"], name="fk_job_items_job"),
+        sa.CheckConstraint("status IN ('pending', 'done', 'failed')", name="ck_job_items_status"),
+    )
+
+    pk: int | None = _pk_column()
+    job_pk: int = Field(sa_column=sa.Column("job_pk", BigPK, nullable=False))
+    tenant: str = Field(sa_column=sa.Column("tenant", sa.String(100), nullable=False))
+    outcome_id: str = Field(sa_column=sa.Column("outcome_id", sa.String(200), nullable=False))
+    status: str = Field(sa_column=sa.Column("status", sa.String(16), nullable=False))
+    attempts: int = Field(default=0, sa_column=sa.Column("attempts", sa.Integer, nullable=False))
+    lease_owner: str | None = Field(
+        default=None, sa_column=sa.Column("lease_owner", sa.String(100))
+    )
+    lease_expires_at: datetime | None = Field(
+        default=None, sa_column=sa.Column("lease_expires_at", UTCDateTime(), nullable=True)
+    )
+    decision: str | None = Field(default=None, sa_column=sa.Column("decision", sa.String(16)))
+    verdict_pk: int | None = Field(default=None, sa_column=sa.Column("verdict_pk", BigPK))
+    error: str | None = Field(default=None, sa_column=sa.Column("error", sa.Text))
+    finished_at: datetime | None = Field(
+        default=None, sa_column=sa.Column("finished_at", UTCDateTime(), nullable=True)
+    )
+
+
+class StoredDocumentRow(SQLModel, table=True):
+    """A rubric or panel YAML a tenant stored through the API (versioned by content hash)."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant", "kind", "name", "version", name="uq_documents_version"),
+        sa.Index("ix_documents_tenant_kind_name", "tenant", "kind", "name"),
+        sa.CheckConstraint("kind IN ('rubric', 'panel')", name="ck_documents_kind"),
+        _tenant_fk("documents"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    kind: str = Field(sa_column=sa.Column("kind", sa.String(16), nullable=False))
+    name: str = Field(sa_column=sa.Column("name", sa.String(200), nullable=False))
+    version: str = Field(sa_column=sa.Column("version", sa.String(64), nullable=False))
+    text: str = Field(sa_column=sa.Column("text", sa.Text, nullable=False))
+    created_at: datetime = _now_column("created_at")
+
+
+class OutcomeFactRow(SQLModel, table=True):
+    """The current billable state of one outcome: what the meters count (one row per outcome).
+
+    ``anchor_at`` places the outcome in a meter window (its window anchor, else when it was
+    received); ``final_at`` is when it becomes final (anchor + the rubric's window + grace).
+    """
+
+    __tablename__ = "outcome_facts"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant", "outcome_id", name="uq_outcome_facts_outcome"),
+        sa.Index("ix_outcome_facts_meter", "tenant", "decision", "anchor_at"),
+        _tenant_fk("outcome_facts"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    outcome_id: str = Field(sa_column=sa.Column("outcome_id", sa.String(200), nullable=False))
+    outcome_revision: int = Field(
+        sa_column=sa.Column("outcome_revision", sa.Integer, nullable=False)
+    )
+    verdict_pk: int = Field(sa_column=sa.Column("verdict_pk", BigPK, nullable=False))
+    decision: str = Field(sa_column=sa.Column("decision", sa.String(16), nullable=False))
+    tier: str | None = Field(default=None, sa_column=sa.Column("tier", sa.String(16)))
+    agent: str | None = Field(default=None, sa_column=sa.Column("agent", sa.String(200)))
+    agent_version: str | None = Field(
+        default=None, sa_column=sa.Column("agent_version", sa.String(100))
+    )
+    model_path: str | None = Field(default=None, sa_column=sa.Column("model_path", sa.String(200)))
+    anchor_at: datetime = Field(sa_column=sa.Column("anchor_at", UTCDateTime(), nullable=False))
+    final_at: datetime = Field(sa_column=sa.Column("final_at", UTCDateTime(), nullable=False))
+    updated_at: datetime = _now_column("updated_at")
+
+
+SERVICE_TABLES: tuple[type[SQLModel], ...] = (
+    ApiKeyRow,
+    JobRow,
+    JobItemRow,
+    StoredDocumentRow,
+    OutcomeFactRow,
+)

@@ -22,7 +22,9 @@ MAX_MESSAGES = 2_000
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False, str_strip_whitespace=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=False, str_strip_whitespace=False, allow_inf_nan=False
+    )
 
 
 class Message(_Strict):
@@ -67,7 +69,8 @@ class AgentInfo(_Strict):
     name: str | None = Field(default=None, max_length=200)
     version: str | None = Field(default=None, max_length=100)
     model_path: str | None = Field(default=None, max_length=200)
-    cost_usd: float | None = Field(default=None, ge=0)
+    # Below 1e8: the ledger stores money as NUMERIC(20, 12).
+    cost_usd: float | None = Field(default=None, ge=0, lt=1e8)
     tokens_in: int | None = Field(default=None, ge=0)
     tokens_out: int | None = Field(default=None, ge=0)
 

@@ -19,7 +19,7 @@ Aggregation = Literal["majority", "weighted", "mean", "unanimous"]
 class LLMJudgeSpec(BaseModel):
     """An LLM judge. Keys this model does not name are passed through to ``litellm.acompletion``."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     kind: Literal["llm"] = "llm"
     name: str = Field(pattern=NAME)
@@ -44,7 +44,7 @@ class LLMJudgeSpec(BaseModel):
 
 
 class SignalsJudgeSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["signals"]
     name: str = Field(default="signals", pattern=NAME)
@@ -52,7 +52,7 @@ class SignalsJudgeSpec(BaseModel):
 
 
 class LearnedJudgeSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["learned"]
     name: str = Field(default="learned", pattern=NAME)
@@ -68,7 +68,7 @@ JudgeSpec = Annotated[
 class CascadeStage(BaseModel):
     """Judges that run together; the cascade stops here once their aggregate is confident."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     judges: list[str] = Field(min_length=1)
     min_confidence: float = Field(default=0.8, ge=0.5, le=1.0)
@@ -77,7 +77,7 @@ class CascadeStage(BaseModel):
 class GateSpec(BaseModel):
     """When a panel's verdicts count as final (see calibration); otherwise they stay provisional."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     min_kappa_lower: float = Field(default=0.6, ge=-1, le=1)
     min_labels: int = Field(default=200, ge=1)
@@ -87,7 +87,7 @@ class GateSpec(BaseModel):
 
 class Panel(ContentVersioned):
     # Frozen: the version is a cached hash of the content, so the content must not change.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     version_digits: ClassVar[int] = 4
 
     name: str = Field(default="panel", pattern=NAME)

@@ -1,8 +1,10 @@
 """Load and validate panel YAML files, and build the default panel from settings.
 
 A panel file lists judges (LLM judges by litellm model string, or the local ``signals`` and
-``learned`` judges), how their judgments are aggregated, and optional cascade stages. Errors name
-the file, line and field, like rubric errors (:mod:`judge.rubric_loader`).
+``learned`` judges), how their judgments are aggregated, and optional cascade stages. Files load
+with :func:`load_panel`, text that never was a file (posted through the API) with
+:func:`parse_panel_text`. Errors name the file (or the text's label), line and field, like rubric
+errors (:mod:`judge.rubric_loader`).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from judge.yamlsafe import (
     YamlError,
     display_path,
     format_loc,
-    load_yaml,
+    load_yaml_text,
     nearest_mark,
+    read_yaml_file,
     unique_problems,
     validation_problems,
 )
@@ -147,35 +150,37 @@ def _missing_models(data: dict[str, Any], marks: dict[Loc, Mark], shown: str) ->
     return found
 
 
-def load_panel(path: str | os.PathLike[str], *, check_files: bool = True) -> Panel:
-    """Load and validate a panel YAML file.
+def parse_panel_text(text: str, *, shown: str = "<panel yaml>", check_files: bool = False) -> Panel:
+    """Validate panel YAML text (e.g. posted through the API) with the rules of panel files.
 
     Parameters
     ----------
-    path
-        The panel file.
+    text
+        The YAML document.
+    shown
+        The name every problem carries as its ``path`` (a file's display path, or a label).
     check_files
-        Require each learned judge's ``path`` to exist. A relative ``path`` is relative to the
-        working directory, like ``OUTCOME_JUDGE_LEARNED_MODEL_PATH``; it is kept as written, so
-        the panel's version does not depend on where the file is loaded from.
+        Require each learned judge's ``path`` to exist. Off by default: text has no folder, and
+        the server checks stored panels' learned paths against its own model instead
+        (:func:`ledger.documents.check_panel_policy`).
+
+    Relative paths (a learned judge's ``path``) are kept as written and mean the same for text as
+    for a file: relative to the working directory of the process that uses the panel, never to a
+    file's folder, so a panel's version is the same wherever its YAML came from.
 
     Raises
     ------
     PanelError
-        With every problem found, each naming file, line and field.
+        With every problem found, each naming ``shown``, the line and the field.
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> f = pathlib.Path(tempfile.mkdtemp()) / "panel.yaml"
-    >>> _ = f.write_text("name: quick\\njudges:\\n  - {name: mini, model: openai/gpt-4o-mini}\\n")
-    >>> panel = load_panel(f)
-    >>> panel.judges[0].kind, panel.aggregation
-    ('llm', 'majority')
+    >>> panel = parse_panel_text("name: quick\\njudges:\\n  - {name: mini, model: openai/m}\\n")
+    >>> panel.name, panel.judges[0].kind
+    ('quick', 'llm')
     """
-    shown = display_path(path)
     try:
-        data, marks = load_yaml(path)
+        data, marks = load_yaml_text(text, shown)
     except YamlError as err:
         raise PanelError.from_error(err) from None
     if not isinstance(data, dict):
@@ -199,6 +204,40 @@ def load_panel(path: str | os.PathLike[str], *, check_files: bool = True) -> Pan
     if problems or panel is None:
         raise PanelError(unique_problems(problems))
     return panel
+
+
+def load_panel(path: str | os.PathLike[str], *, check_files: bool = True) -> Panel:
+    """Load and validate a panel YAML file.
+
+    Parameters
+    ----------
+    path
+        The panel file.
+    check_files
+        Require each learned judge's ``path`` to exist. A relative ``path`` is relative to the
+        working directory, like ``OUTCOME_JUDGE_LEARNED_MODEL_PATH``, not to the panel file's
+        folder; it is kept as written, so the panel's version does not depend on where the file
+        is loaded from (the same rule as :func:`parse_panel_text`).
+
+    Raises
+    ------
+    PanelError
+        With every problem found, each naming file, line and field.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "panel.yaml"
+    >>> _ = f.write_text("name: quick\\njudges:\\n  - {name: mini, model: openai/gpt-4o-mini}\\n")
+    >>> panel = load_panel(f)
+    >>> panel.judges[0].kind, panel.aggregation
+    ('llm', 'majority')
+    """
+    try:
+        text = read_yaml_file(path)
+    except YamlError as err:
+        raise PanelError.from_error(err) from None
+    return parse_panel_text(text, shown=display_path(path), check_files=check_files)
 
 
 def _judge_name(model: str) -> str:

@@ -17,7 +17,7 @@ SLUG = r"^[a-z][a-z0-9_]{0,63}$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RangeScale(_Strict):

@@ -1,8 +1,10 @@
 """Find, load and validate rubric YAML files, with errors that name the file, line and field.
 
 A rubric is named (``support-resolution``: a file in :func:`shipped_rubrics_dir`) or given by path
-(``rubrics/mine.yaml``). Loading goes through :func:`judge.yamlsafe.load_yaml` (no anchors, tags,
-duplicate keys or oversize files) and then the :class:`judge.rubric.Rubric` model.
+(``rubrics/mine.yaml``); rubric text that never was a file (posted through the API) is validated
+with :func:`parse_rubric_text`. Parsing goes through :func:`judge.yamlsafe.load_yaml_text` (no
+anchors, tags, duplicate keys or oversize documents) and then the :class:`judge.rubric.Rubric`
+model.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from judge.yamlsafe import (
     YamlError,
     display_path,
     format_loc,
-    load_yaml,
+    load_yaml_text,
     nearest_mark,
+    read_yaml_file,
     unique_problems,
     validation_problems,
 )
@@ -100,24 +103,34 @@ def _extra_checks(data: dict[str, Any]) -> list[tuple[Loc, str]]:
     return found
 
 
-def parse_rubric_file(path: str | os.PathLike[str], *, expect_name: str | None = None) -> Rubric:
-    """Load and validate one rubric file (any location).
+def parse_rubric_text(
+    text: str, *, shown: str = "<rubric yaml>", expect_name: str | None = None
+) -> Rubric:
+    """Validate rubric YAML text (e.g. posted through the API) with the rules of rubric files.
 
     Parameters
     ----------
-    path
-        The YAML file.
+    text
+        The YAML document.
+    shown
+        The name every problem carries as its ``path`` (a file's display path, or a label).
     expect_name
         When given, the rubric's ``name`` must equal it (shipped files are named after the rubric).
 
     Raises
     ------
     RubricError
-        With every problem found, each naming file, line and field.
+        With every problem found, each naming ``shown``, the line and the field.
+
+    Examples
+    --------
+    >>> parse_rubric_text("name: x\\nkind: report\\n")
+    Traceback (most recent call last):
+    ...
+    judge.rubric_loader.RubricError: <rubric yaml> line 1, field 'criteria': required key is missing
     """
-    shown = display_path(path)
     try:
-        data, marks = load_yaml(path)
+        data, marks = load_yaml_text(text, shown)
     except YamlError as err:
         raise RubricError.from_error(err) from None
     if not isinstance(data, dict):
@@ -150,6 +163,28 @@ def parse_rubric_file(path: str | os.PathLike[str], *, expect_name: str | None =
     if problems or rubric is None:
         raise RubricError(unique_problems(problems))
     return rubric
+
+
+def parse_rubric_file(path: str | os.PathLike[str], *, expect_name: str | None = None) -> Rubric:
+    """Load and validate one rubric file (any location).
+
+    Parameters
+    ----------
+    path
+        The YAML file.
+    expect_name
+        When given, the rubric's ``name`` must equal it (shipped files are named after the rubric).
+
+    Raises
+    ------
+    RubricError
+        With every problem found, each naming file, line and field.
+    """
+    try:
+        text = read_yaml_file(path)
+    except YamlError as err:
+        raise RubricError.from_error(err) from None
+    return parse_rubric_text(text, shown=display_path(path), expect_name=expect_name)
 
 
 def load_rubric(name_or_path: str | os.PathLike[str]) -> Rubric:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         default=None,
         description="Run a verification worker inside the API process. Default: on for SQLite "
         "(one-process quick start), off for PostgreSQL (run `judge worker`).",
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key (32+ characters) of the web interface's session cookies; the "
+        "same in every API process. Unset: a random key per process (sessions end on restart).",
     )
     allowed_api_bases: list[str] = Field(
         default_factory=list,

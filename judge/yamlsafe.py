@@ -1,16 +1,18 @@
 """Safe, located YAML loading for rubric and panel files.
 
-:func:`load_yaml` parses with PyYAML's ``SafeLoader`` machinery but composes the node tree itself,
-so it knows the line and column of every mapping key and sequence item, and it refuses what a
+:func:`load_yaml` (a file) and :func:`load_yaml_text` (text, e.g. a document posted through the
+API) parse with PyYAML's ``SafeLoader`` machinery but compose the node tree themselves, so they
+know the line and column of every mapping key and sequence item, and they refuse what a
 configuration file never needs and an attacker might use:
 
 - anchors and aliases (the "billion laughs" expansion bomb), and merge keys (``<<``);
 - explicit tags other than the core ones (``!!python/object``, ``!!binary``, ``!custom`` ...);
 - duplicate mapping keys (PyYAML silently keeps the last one);
-- files over :data:`MAX_BYTES`, text that is not UTF-8, and nesting deeper than :data:`MAX_DEPTH`;
-- more than one YAML document in a file.
+- documents over :data:`MAX_BYTES`, files that are not UTF-8, control characters, and nesting
+  deeper than :data:`MAX_DEPTH`;
+- more than one YAML document.
 
-Every refusal is a :class:`YamlError` naming the file and line.
+Every refusal is a :class:`YamlError` naming the file (or the text's label) and line.
 """
 
 from __future__ import annotations
@@ -248,43 +250,24 @@ def _construct(loader: _GuardedLoader, node: Node, loc: Loc, marks: dict[Loc, Ma
     raise _Refused(f"unsupported YAML node {type(node).__name__}", node.start_mark)
 
 
-def load_yaml(path: str | os.PathLike[str]) -> tuple[Any, dict[Loc, Mark]]:
-    """Read one YAML document safely, with the position of every key and item.
+def read_yaml_file(path: str | os.PathLike[str]) -> str:
+    """The text of a YAML file, refusing what cannot be a rubric or panel file.
 
     Parameters
     ----------
     path
-        The file to read (at most :data:`MAX_BYTES` bytes of UTF-8).
-
-    Returns
-    -------
-    (data, marks)
-        ``data`` is plain Python (dict, list, str, int, float, bool, None; ``None`` for an empty
-        file). ``marks`` maps a location such as ``("criteria", 2, "scale", "max")`` to the 1-based
-        line and column where that key (or sequence item) starts; ``()`` is the document.
+        The file to read (at most :data:`MAX_BYTES` bytes of UTF-8; a byte order mark is dropped).
 
     Raises
     ------
     YamlError
-        When the file is missing, too large, not UTF-8, not valid YAML, or uses a refused construct
-        (anchor, alias, merge key, non-core tag, duplicate key, deep nesting, several documents).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> f = pathlib.Path(tempfile.mkdtemp()) / "x.yaml"
-    >>> _ = f.write_text("a: 1\\nb:\\n  - x\\n  - y\\n")
-    >>> data, marks = load_yaml(f)
-    >>> data
-    {'a': 1, 'b': ['x', 'y']}
-    >>> marks[("b", 1)]
-    Mark(line=4, column=5)
+        When the file is missing, a directory, unreadable, too large or not UTF-8.
     """
     shown = display_path(path)
     p = Path(path)
     try:
         with p.open("rb") as fh:
-            raw = fh.read(MAX_BYTES + 1)
+            raw = fh.read(MAX_BYTES + 1)  # never read more than the limit from a huge file
     except FileNotFoundError:
         raise YamlError.single(shown, "no such file") from None
     except IsADirectoryError:
@@ -296,12 +279,57 @@ def load_yaml(path: str | os.PathLike[str]) -> tuple[Any, dict[Loc, Mark]]:
             shown, f"file is larger than {MAX_BYTES // 1024} KiB; rubric and panel files are small"
         )
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise YamlError.single(
             shown, f"not UTF-8 (byte 0x{raw[err.start]:02x}); save the file as UTF-8", line=line
         ) from None
+
+
+def load_yaml_text(text: str, shown: str) -> tuple[Any, dict[Loc, Mark]]:
+    """Parse one YAML document from text safely, with the position of every key and item.
+
+    Parameters
+    ----------
+    text
+        The YAML (at most :data:`MAX_BYTES` bytes once encoded as UTF-8; a leading byte order
+        mark is dropped, as for files).
+    shown
+        The name problems carry as their ``path``: a file's display path, or a label such as
+        ``"<rubric yaml>"`` for text that never was a file.
+
+    Returns
+    -------
+    (data, marks)
+        ``data`` is plain Python (dict, list, str, int, float, bool, None; ``None`` for an empty
+        document). ``marks`` maps a location such as ``("criteria", 2, "scale", "max")`` to the
+        1-based line and column where that key (or sequence item) starts; ``()`` is the document.
+
+    Raises
+    ------
+    YamlError
+        When the text is too large, holds a control character, is not valid YAML, or uses a
+        refused construct (anchor, alias, merge key, non-core tag, duplicate key, deep nesting,
+        several documents).
+
+    Examples
+    --------
+    >>> data, marks = load_yaml_text("a: 1\\nb:\\n  - x\\n  - y\\n", "<yaml>")
+    >>> data, marks[("b", 1)]
+    ({'a': 1, 'b': ['x', 'y']}, Mark(line=4, column=5))
+    >>> load_yaml_text("a: 1\\na: 2\\n", "<rubric yaml>")
+    Traceback (most recent call last):
+    ...
+    judge.yamlsafe.YamlError: <rubric yaml> line 2: duplicate key 'a' (first on line 1)
+    """
+    # "surrogatepass": a lone surrogate (possible in text from JSON) must reach the
+    # control-character check below and be refused there, not crash the size check.
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise YamlError.single(
+            shown, f"larger than {MAX_BYTES // 1024} KiB; rubric and panel files are small"
+        )
+    text = text.removeprefix("\ufeff")
     bad = _NOT_PRINTABLE.search(text)
     if bad:
         line = text.count("\n", 0, bad.start()) + 1
@@ -325,6 +353,32 @@ def load_yaml(path: str | os.PathLike[str]) -> tuple[Any, dict[Loc, Mark]]:
     if root is not None:
         marks[()] = _mark(root.start_mark)
     return data, marks
+
+
+def load_yaml(path: str | os.PathLike[str]) -> tuple[Any, dict[Loc, Mark]]:
+    """Read one YAML file safely, with the position of every key and item.
+
+    :func:`read_yaml_file` then :func:`load_yaml_text`, with problems naming the file's display
+    path (:func:`display_path`).
+
+    Raises
+    ------
+    YamlError
+        When the file is missing, too large, not UTF-8, not valid YAML, or uses a refused construct
+        (anchor, alias, merge key, non-core tag, duplicate key, deep nesting, several documents).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "x.yaml"
+    >>> _ = f.write_text("a: 1\\nb:\\n  - x\\n  - y\\n")
+    >>> data, marks = load_yaml(f)
+    >>> data
+    {'a': 1, 'b': ['x', 'y']}
+    >>> marks[("b", 1)]
+    Mark(line=4, column=5)
+    """
+    return load_yaml_text(read_yaml_file(path), display_path(path))
 
 
 # -- pydantic validation errors -> located problems ---------------------------------------------

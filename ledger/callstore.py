@@ -28,6 +28,11 @@ class DbCallStore:
     then made again on the next run, never counted twice). ``lookup`` sees pending calls too and
     returns the latest successful, non-cached call for the key; failed attempts are recorded
     (they may be billed) but never served as a cache hit.
+
+    A store is meant for one run: when the tenant had no calls at its first look-up, it stops
+    querying the table and serves only what it wrote itself, so calls that *other processes*
+    record later are invisible to it. Long-lived processes (the service's workers) take a fresh
+    store per batch.
     """
 
     def __init__(

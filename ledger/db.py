@@ -244,11 +244,40 @@ def migrate(engine: Engine, *, revision: str = "head") -> None:
         # Alembic's ``context`` is process-global: one migration at a time in this process.
         with _MIGRATE_LOCK, engine.begin() as connection:
             config.attributes["connection"] = connection
+            before = _current_revision(connection)
             command.upgrade(config, revision)
+            _after_upgrade(connection, before)
     except DBAPIError as exc:
         if exc.connection_invalidated or _is_connect_failure(exc):
             raise connection_error(exc, engine.url) from None
         raise
+
+
+#: The revision that created ``outcome_facts``: upgrading across it back-fills the facts.
+_FACTS_REVISION = "0005"
+
+
+def _current_revision(connection: Any) -> str | None:
+    from alembic.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _after_upgrade(connection: Any, before: str | None) -> None:
+    """Data steps that need today's code (a self-contained migration must not import it).
+
+    Crossing 0005 from an older ledger: build the meters' facts from the verdicts already stored
+    (:func:`ledger.facts.backfill_facts`), in the migration's transaction. Revision ids are
+    zero-padded, so string order is migration order. A fresh database (``before`` None) has no
+    verdicts to back-fill.
+    """
+    after = _current_revision(connection)
+    if before is None or after is None:
+        return
+    if before < _FACTS_REVISION <= after:
+        from ledger.facts import backfill_facts
+
+        backfill_facts(connection)
 
 
 def _is_connect_failure(exc: BaseException) -> bool:

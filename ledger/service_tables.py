@@ -159,17 +159,33 @@ class StoredDocumentRow(SQLModel, table=True):
     created_at: datetime = _now_column("created_at")
 
 
+#: The columns a meter reads besides its range key (tenant, decision, anchor_at).
+METER_READ_COLUMNS = ("final_at", "agent", "tier", "agent_version", "model_path")
+
+
 class OutcomeFactRow(SQLModel, table=True):
     """The current billable state of one outcome: what the meters count (one row per outcome).
 
     ``anchor_at`` places the outcome in a meter window (its window anchor, else when it was
     received); ``final_at`` is when it becomes final (anchor + the rubric's window + grace).
+    ``agent`` is the credited AI actor; ``agent_version`` is ``name@version`` (as in the cost
+    report). Maintained by :mod:`ledger.facts`.
     """
 
     __tablename__ = "outcome_facts"
     __table_args__ = (
         sa.UniqueConstraint("tenant", "outcome_id", name="uq_outcome_facts_outcome"),
-        sa.Index("ix_outcome_facts_meter", "tenant", "decision", "anchor_at"),
+        # The meter's index (see ledger.meters): a range scan of one tenant's verified outcomes
+        # by anchor. On PostgreSQL it covers every column the meter reads (INCLUDE keeps them
+        # out of the key, so the tree above the leaves stays narrow): the count is an index-only
+        # scan. SQLite has no INCLUDE; there the scan reads each row from the table.
+        sa.Index(
+            "ix_outcome_facts_meter",
+            "tenant",
+            "decision",
+            "anchor_at",
+            postgresql_include=list(METER_READ_COLUMNS),
+        ),
         _tenant_fk("outcome_facts"),
     )
 
@@ -184,7 +200,7 @@ class OutcomeFactRow(SQLModel, table=True):
     tier: str | None = Field(default=None, sa_column=sa.Column("tier", sa.String(16)))
     agent: str | None = Field(default=None, sa_column=sa.Column("agent", sa.String(200)))
     agent_version: str | None = Field(
-        default=None, sa_column=sa.Column("agent_version", sa.String(100))
+        default=None, sa_column=sa.Column("agent_version", sa.String(310))
     )
     model_path: str | None = Field(default=None, sa_column=sa.Column("model_path", sa.String(200)))
     anchor_at: datetime = Field(sa_column=sa.Column("anchor_at", UTCDateTime(), nullable=False))

@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 from judge.models import Label, Outcome
 from judge.verdict import JudgeCall, Verdict
 from ledger.db import make_engine, migrate, session
+from ledger.facts import record_facts
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE, check_timestamps
 from ledger.reads import LedgerReads
 from ledger.records import OutcomeRef, RecordedResult
@@ -294,6 +295,17 @@ class Ledger(LedgerReads):
                 recorded.append(
                     RecordedResult(outcome=ref, verdict_pk=row.pk, label_added=label_added)
                 )
+            # The meters' facts commit with the verdicts (one transaction: both or neither).
+            record_facts(
+                db.connection(),
+                self.tenant,
+                [
+                    (o, ref.revision, row.pk, row.decision, row.tier, row.rubric)
+                    for (o, _, _), (ref, row, _) in zip(checked, written, strict=True)
+                    if row.pk is not None
+                ],
+                now=utcnow(),
+            )
         return recorded
 
     def _checked_result(self, outcome: Outcome, verdict: Verdict) -> tuple[Outcome, Verdict, str]:

@@ -1,7 +1,8 @@
 """Tenants and their API keys.
 
 A key looks like ``oj_<key_id>_<secret>``: ``key_id`` (12 hex digits) is stored in clear to find
-the row; only the SHA-256 of the whole key is stored. The key is shown once, when created.
+the row; only the SHA-256 of the whole key is stored. The key is shown once, when created, and
+nothing here logs it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
 
 from ledger.db import session
 from ledger.service_tables import ApiKeyRow
@@ -23,6 +25,10 @@ from ledger.store import check_tenant_name
 from ledger.tables import TenantRow, to_money, utcnow
 
 KEY_PREFIX = "oj_"
+#: The largest daily budget the ledger's money column holds (NUMERIC(20, 12)).
+MAX_BUDGET_USD = Decimal("99999999")
+#: Key labels (``--name``) are free text for people; cap them like every other string.
+MAX_KEY_NAME_CHARS = 200
 
 
 class TenantExistsError(ValueError):
@@ -42,6 +48,17 @@ class TenantInfo:
     daily_budget_usd: Decimal | None
     requests_per_minute: int | None
     active_keys: int = 0
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """An API key as listed: its public id and dates, never the key or its hash."""
+
+    tenant: str
+    key_id: str
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -75,9 +92,15 @@ def _key_id_of(key: str) -> str | None:
 def _check_budget(value: float | Decimal | None) -> Decimal | None:
     if value is None:
         return None
-    amount = to_money(value)
-    if amount < 0:
-        raise ValueError(f"daily budget must be >= 0 USD, got {value}")
+    try:
+        amount = to_money(value)
+    except (ArithmeticError, ValueError):  # inf, or text that is no number
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount < 0 or amount > MAX_BUDGET_USD:
+        raise ValueError(
+            f"daily budget must be a number of USD from 0 to {MAX_BUDGET_USD}, got {value} "
+            "(e.g. 25 or 2.50; no cap: leave it out, or --no-budget)"
+        )
     return amount
 
 
@@ -85,6 +108,25 @@ def _check_rate(value: int | None) -> int | None:
     if value is not None and value < 1:
         raise ValueError(f"requests per minute must be at least 1, got {value}")
     return value
+
+
+def _check_key_name(value: str | None) -> str | None:
+    if value is not None and len(value) > MAX_KEY_NAME_CHARS:
+        raise ValueError(f"key name must be at most {MAX_KEY_NAME_CHARS} characters")
+    return value
+
+
+def _exists_error(name: str) -> TenantExistsError:
+    return TenantExistsError(
+        f"tenant {name!r} exists already; add a key with `judge tenants add-key {name}`"
+    )
+
+
+def _unknown_tenant(name: str) -> UnknownTenantError:
+    return UnknownTenantError(
+        f"no tenant {name!r}; create it with `judge tenants create {name}` "
+        "(`judge tenants list` shows the tenants)"
+    )
 
 
 def create_tenant(
@@ -102,44 +144,62 @@ def create_tenant(
     name = check_tenant_name(name)
     budget = _check_budget(daily_budget_usd)
     rate = _check_rate(requests_per_minute)
-    with session(engine) as db:
-        if db.exec(select(TenantRow).where(TenantRow.name == name)).first() is not None:
-            raise TenantExistsError(
-                f"tenant {name!r} exists already; add a key with `judge tenants add-key {name}`"
+    key_name = _check_key_name(key_name)
+    try:
+        with session(engine) as db:
+            if db.exec(select(TenantRow).where(TenantRow.name == name)).first() is not None:
+                raise _exists_error(name)
+            db.add(
+                TenantRow(
+                    name=name,
+                    created_at=utcnow(),
+                    daily_budget_usd=budget,
+                    requests_per_minute=rate,
+                )
             )
-        db.add(
-            TenantRow(
-                name=name,
-                created_at=utcnow(),
-                daily_budget_usd=budget,
-                requests_per_minute=rate,
-            )
-        )
-        db.flush()
-        return _add_key(db, name, key_name)
+            db.flush()
+            issued = _add_key(db, name, key_name)
+    except IntegrityError:
+        # Another process created the same tenant between our check and our commit.
+        raise _exists_error(name) from None
+    return issued
 
 
 def issue_key(engine: Engine, tenant: str, *, key_name: str | None = None) -> IssuedKey:
     """Add an API key to an existing tenant (a tenant may hold several, e.g. to rotate)."""
+    key_name = _check_key_name(key_name)
     with session(engine) as db:
         if db.exec(select(TenantRow).where(TenantRow.name == tenant)).first() is None:
-            raise UnknownTenantError(
-                f"no tenant {tenant!r}; create it with `judge tenants create {tenant}`"
-            )
-        return _add_key(db, tenant, key_name)
+            raise _unknown_tenant(tenant)
+        issued = _add_key(db, tenant, key_name)
+    return issued
 
 
-def _add_key(db: object, tenant: str, key_name: str | None) -> IssuedKey:
-    from sqlmodel import Session
-
-    assert isinstance(db, Session)
+def _add_key(db: Session, tenant: str, key_name: str | None) -> IssuedKey:
     key_id, key = _new_key()
-    db.add(ApiKeyRow(tenant=tenant, key_id=key_id, key_hash=hash_key(key), name=key_name))
+    db.add(
+        ApiKeyRow(
+            tenant=tenant,
+            key_id=key_id,
+            key_hash=hash_key(key),
+            name=key_name,
+            created_at=utcnow(),
+        )
+    )
     return IssuedKey(tenant=tenant, key_id=key_id, key=key)
 
 
+def key_id_of(key_or_id: str) -> str:
+    """The public id of a key, given the id itself or a whole ``oj_<id>_<secret>`` key."""
+    return _key_id_of(key_or_id) or key_or_id
+
+
 def revoke_key(engine: Engine, key_id: str) -> bool:
-    """Revoke the key with public id ``key_id``; False when there is no such active key."""
+    """Revoke the key with public id ``key_id``; False when there is no such active key.
+
+    A whole key is accepted too (its id is used), so a leaked key can be revoked as pasted.
+    """
+    key_id = key_id_of(key_id)
     with session(engine) as db:
         row = db.exec(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id)).first()
         if row is None or row.revoked_at is not None:
@@ -147,6 +207,25 @@ def revoke_key(engine: Engine, key_id: str) -> bool:
         row.revoked_at = utcnow()
         db.add(row)
         return True
+
+
+def list_keys(engine: Engine, tenant: str | None = None) -> list[KeyInfo]:
+    """API keys (active and revoked) of one tenant or of all, oldest first; never the secrets."""
+    query = select(ApiKeyRow).order_by(ApiKeyRow.tenant, ApiKeyRow.created_at, ApiKeyRow.pk)  # type: ignore[arg-type]
+    if tenant is not None:
+        query = query.where(ApiKeyRow.tenant == tenant)
+    with session(engine, readonly=True) as db:
+        rows = db.exec(query).all()
+    return [
+        KeyInfo(
+            tenant=row.tenant,
+            key_id=row.key_id,
+            name=row.name,
+            created_at=row.created_at,
+            revoked_at=row.revoked_at,
+        )
+        for row in rows
+    ]
 
 
 def authenticate(engine: Engine, key: str) -> TenantInfo | None:
@@ -199,20 +278,36 @@ def set_limits(
     daily_budget_usd: float | Decimal | None = None,
     requests_per_minute: int | None = None,
     clear_budget: bool = False,
+    clear_rate: bool = False,
 ) -> TenantInfo:
-    """Change a tenant's daily judge budget and/or request rate (``clear_budget`` lifts the cap)."""
+    """Change a tenant's daily judge budget and/or request rate.
+
+    ``clear_budget`` lifts the budget cap; ``clear_rate`` returns the tenant to the service's
+    default rate (``OUTCOME_JUDGE_REQUESTS_PER_MINUTE``). Takes effect on the next request.
+    """
+    if clear_budget and daily_budget_usd is not None:
+        raise ValueError("give a daily budget or lift it (--no-budget), not both")
+    if clear_rate and requests_per_minute is not None:
+        raise ValueError("give a rate or return to the default (--default-rate), not both")
     budget = _check_budget(daily_budget_usd)
     rate = _check_rate(requests_per_minute)
     with session(engine) as db:
         row = db.exec(select(TenantRow).where(TenantRow.name == tenant)).first()
         if row is None:
-            raise UnknownTenantError(f"no tenant {tenant!r}")
+            raise _unknown_tenant(tenant)
         if clear_budget:
             row.daily_budget_usd = None
         elif budget is not None:
             row.daily_budget_usd = budget
-        if rate is not None:
+        if clear_rate:
+            row.requests_per_minute = None
+        elif rate is not None:
             row.requests_per_minute = rate
         db.add(row)
         db.flush()
-        return _info(row)
+        active = db.exec(
+            select(sa.func.count())
+            .select_from(ApiKeyRow)
+            .where(ApiKeyRow.tenant == tenant, ApiKeyRow.revoked_at.is_(None))  # type: ignore[union-attr]
+        ).one()
+        return _info(row, int(active))

@@ -1,7 +1,8 @@
 """Where `judge calibrate`, `judge drift` and `judge gate` read verdicts and labels from.
 
 Either files (``--verdicts`` and ``--labels``) or the ledger (``--db``), never both. From the
-ledger, verdicts come from :meth:`ledger.store.Ledger.iter_verdicts` (optionally one rubric,
+ledger (:func:`ledger.calibration_source.load_calibration_rows`, shared with the API), verdicts
+come from :meth:`ledger.store.Ledger.iter_verdicts` (optionally one rubric,
 one panel, recorded in ``[--from, --to)``) and labels from :meth:`~ledger.store.Ledger.iter_labels`
 (all of the tenant's; :mod:`calibration.join` pairs them on outcome id).
 """
@@ -118,12 +119,6 @@ def load_rows(
     )
 
 
-def _matches(ref: str, wanted: str | None) -> bool:
-    if wanted is None:
-        return True
-    return ref == wanted if "@" in wanted else ref.split("@", 1)[0] == wanted
-
-
 def open_ledger(url: str, tenant: str | None, *, tables: set[str]) -> tuple[Engine, str, str]:
     """Open an existing ledger to read: its engine, the tenant, and the URL with no password.
 
@@ -162,36 +157,15 @@ def _from_ledger(
     since: datetime | None,
     until: datetime | None,
 ) -> tuple[list[Verdict], list[LabelRecord], str]:
-    from calibration.join import LabelRecord
+    from ledger.calibration_source import load_calibration_rows
 
     if since is not None and until is not None and since >= until:
         fail(f"--from ({since.isoformat()}) must be before --to ({until.isoformat()})")
     engine, chosen, shown = open_ledger(url, tenant, tables={"verdicts", "labels", "tenants"})
     try:
-        from ledger.store import Ledger
-
-        ledger = Ledger(engine, tenant=chosen)
-        verdicts = [
-            stored.verdict
-            for stored in ledger.iter_verdicts(
-                rubric=rubric if rubric and "@" in rubric else None,
-                panel=panel if panel and "@" in panel else None,
-                since=since,
-                until=until,
-            )
-            if _matches(stored.verdict.rubric, rubric) and _matches(stored.verdict.panel, panel)
-        ]
-        labels = [
-            LabelRecord(
-                outcome_id=stored.outcome_id,
-                resolved=stored.label.resolved,
-                by=stored.label.by,
-                at=_utc(stored.label.at),
-                criteria=dict(stored.label.criteria),
-                order=order,
-            )
-            for order, stored in enumerate(ledger.iter_labels(), start=1)
-        ]
+        verdicts, labels = load_calibration_rows(
+            engine, chosen, rubric=rubric, panel=panel, since=since, until=until
+        )
     finally:
         engine.dispose()
     if not verdicts:
@@ -220,9 +194,3 @@ def _only_tenant(engine: Engine, shown: str) -> str:
     if not names:
         fail(f"--db: the ledger {shown} is empty; run judge verify --db first")
     fail(f"--db: the ledger {shown} holds tenants {', '.join(names)}; pass --tenant")
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -40,8 +40,6 @@ from ledger.cost_report import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from ledger.economics import Breakeven
 
 
@@ -243,42 +241,6 @@ def explain(result: Breakeven, *, name_a: str = "A", name_b: str = "B") -> list[
     return lines
 
 
-def _judged_rows(
-    engine: Engine, tenant: str, *, since: datetime | None, until: datetime | None
-) -> dict[str | None, list[tuple[str, float | None]]]:
-    """(decision, agent cost) of each outcome's latest verdict, grouped by model path."""
-    from sqlmodel import col, select
-
-    from ledger.db import session
-    from ledger.tables import OutcomeRow, VerdictRow
-
-    query = (
-        select(VerdictRow.outcome_id, VerdictRow.outcome_revision, VerdictRow.decision)
-        .where(VerdictRow.tenant == tenant)
-        .order_by(col(VerdictRow.pk))
-    )
-    if since is not None:
-        query = query.where(col(VerdictRow.created_at) >= since)
-    if until is not None:
-        query = query.where(col(VerdictRow.created_at) < until)
-    with session(engine, readonly=True) as db:
-        latest = {oid: (rev, decision) for oid, rev, decision in db.exec(query).all()}
-        outcomes = db.exec(
-            select(
-                OutcomeRow.outcome_id,
-                OutcomeRow.revision,
-                col(OutcomeRow.model_path),
-                col(OutcomeRow.agent_cost_usd),
-            ).where(OutcomeRow.tenant == tenant)
-        ).all()
-    info = {(oid, rev): (path, cost) for oid, rev, path, cost in outcomes}
-    grouped: dict[str | None, list[tuple[str, float | None]]] = {}
-    for oid, (rev, decision) in latest.items():
-        path, cost = info[(oid, rev)]
-        grouped.setdefault(path, []).append((decision, None if cost is None else float(cost)))
-    return grouped
-
-
 def _ledger_breakeven(
     url: str,
     *,
@@ -295,7 +257,9 @@ def _ledger_breakeven(
         fail(f"--from ({since.isoformat()}) must be before --to ({until.isoformat()})")
     engine, chosen, shown = open_ledger(url, tenant, tables={"verdicts", "outcomes", "tenants"})
     try:
-        grouped = _judged_rows(engine, chosen, since=since, until=until)
+        from ledger.economics import judged_rows
+
+        grouped = judged_rows(engine, chosen, since=since, until=until)
     finally:
         engine.dispose()
     if not grouped:
@@ -560,7 +524,7 @@ def review_command(
 
 
 def _write_html(path: Path, data: dict[str, Any], series: dict[str, Any]) -> None:
-    from ledger.cost_report import render_cost_html, write_text_atomic
+    from ledger.cost_report_html import render_cost_html, write_text_atomic
 
     page = render_cost_html(data, series, title=f"Cost per verified outcome: {data['tenant']}")
     try:

@@ -163,7 +163,7 @@ def test_period_falls_back_to_closed_at_without_customer_times(
 
 
 def test_series_leaves_gaps_where_nothing_was_verified(verified_ledger: tuple[str, Path]) -> None:
-    from ledger.cost_report import period_series
+    from ledger.cost_report_html import period_series
 
     url, verdicts = verified_ledger
     expected = expected_by_period(verdicts, day=True)
@@ -254,7 +254,7 @@ def test_html_is_never_left_half_written(
 ) -> None:
     import os
 
-    from ledger import cost_report
+    from ledger import cost_report_html
 
     url, _ = verified_ledger
     target = tmp_path / "report.html"
@@ -273,8 +273,8 @@ def test_html_is_never_left_half_written(
 
     # a failure half-way through writing the text (it cannot be encoded) leaves nothing either
     with pytest.raises(UnicodeEncodeError):
-        cost_report.write_text_atomic(target, "<html>" + "x" * 100_000 + "\ud800")
+        cost_report_html.write_text_atomic(target, "<html>" + "x" * 100_000 + "\ud800")
     assert target.read_text(encoding="utf-8") == "previous report"
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
-    cost_report.write_text_atomic(target, "new report")
+    cost_report_html.write_text_atomic(target, "new report")
     assert target.read_text(encoding="utf-8") == "new report"

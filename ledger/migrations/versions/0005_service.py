@@ -28,9 +28,10 @@ _JSON = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("tenants") as batch:
-        batch.add_column(sa.Column("daily_budget_usd", _MONEY, nullable=True))
-        batch.add_column(sa.Column("requests_per_minute", sa.Integer(), nullable=True))
+    # Plain ADD COLUMN (SQLite has it): a batch "move and copy" would drop `tenants`, which every
+    # other table references.
+    op.add_column("tenants", sa.Column("daily_budget_usd", _MONEY, nullable=True))
+    op.add_column("tenants", sa.Column("requests_per_minute", sa.Integer(), nullable=True))
     op.create_index("ix_judge_calls_tenant_at", "judge_calls", ["tenant", "at"])
 
     op.create_table(
@@ -121,7 +122,7 @@ def upgrade() -> None:
         sa.Column("decision", sa.String(length=16), nullable=False),
         sa.Column("tier", sa.String(length=16), nullable=True),
         sa.Column("agent", sa.String(length=200), nullable=True),
-        sa.Column("agent_version", sa.String(length=100), nullable=True),
+        sa.Column("agent_version", sa.String(length=310), nullable=True),
         sa.Column("model_path", sa.String(length=200), nullable=True),
         sa.Column("anchor_at", _TS, nullable=False),
         sa.Column("final_at", _TS, nullable=False),
@@ -129,8 +130,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("tenant", "outcome_id", name="uq_outcome_facts_outcome"),
         sa.ForeignKeyConstraint(["tenant"], ["tenants.name"], name="fk_outcome_facts_tenant"),
     )
+    # The meter's index: a range scan of one tenant's verified outcomes by anchor. PostgreSQL:
+    # covering what the meter reads (INCLUDE, outside the key), so counting is an index-only
+    # scan; SQLite ignores INCLUDE.
     op.create_index(
-        "ix_outcome_facts_meter", "outcome_facts", ["tenant", "decision", "anchor_at"]
+        "ix_outcome_facts_meter",
+        "outcome_facts",
+        ["tenant", "decision", "anchor_at"],
+        postgresql_include=["final_at", "agent", "tier", "agent_version", "model_path"],
     )
     # Back-fill of outcome_facts from existing verdicts: done by ledger.facts.backfill_facts,
     # which `ledger.db.migrate` runs after upgrading (it needs the rubric windows and the
@@ -144,6 +151,6 @@ def downgrade() -> None:
     op.drop_table("jobs")
     op.drop_table("api_keys")
     op.drop_index("ix_judge_calls_tenant_at", table_name="judge_calls")
-    with op.batch_alter_table("tenants") as batch:
-        batch.drop_column("requests_per_minute")
-        batch.drop_column("daily_budget_usd")
+    # DROP COLUMN in place (SQLite >= 3.35), for the same reason as in upgrade().
+    op.drop_column("tenants", "requests_per_minute")
+    op.drop_column("tenants", "daily_budget_usd")

@@ -1,0 +1,363 @@
+"""Outcome facts: one row per (tenant, outcome id) holding its current billable state.
+
+The meters (:mod:`ledger.meters`) count ``outcome_facts`` instead of replaying every verdict:
+a billing read touches one narrow, indexed row per outcome. A fact holds the decision and tier of
+the outcome's latest verdict, the judged revision, the credited AI actor
+(:func:`ledger.attribution.attribute`, as in the cost report), ``name@version`` of the agent, the
+model path, the anchor of the verification window and the moment the outcome becomes final.
+
+Rules (the same ones the cost report applies, so both tell the same story):
+
+- ``anchor_at`` is :func:`ledger.windows.window_anchor` of the judged revision (last customer
+  message, else ``signals.closed_at``, else the last timed message); an outcome without any
+  timestamp is anchored at the moment the ledger received that revision, so that it too becomes
+  final some day (the cost report keeps such an outcome provisional forever; it is rare).
+- ``final_at`` = anchor + the rubric's ``window_hours`` (:func:`ledger.revoked.rubric_windows`,
+  72 h when the rubric is not shipped) + :data:`ledger.windows.DEFAULT_GRACE_HOURS` (24 h).
+- Once final (``final_at <= now``) a fact is frozen: later verdicts do not change it. A late
+  reopen or human overturn is a *revocation*, booked in the open period by
+  ``judge revocations scan``; a billed figure is never rewritten.
+
+:func:`upsert_facts` runs inside :meth:`ledger.store.Ledger.record_results`' transaction (the
+fact and the verdict commit together); :func:`backfill_facts` fills facts for verdicts stored
+before migration 0005 (``ledger.db.migrate`` calls it when it upgrades across 0005).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+    from judge.models import Outcome
+
+__all__ = [
+    "FactSource",
+    "backfill_facts",
+    "fact_values",
+    "record_facts",
+    "rubric_window_hours",
+    "upsert_facts",
+]
+
+#: How many verdicts :func:`backfill_facts` turns into facts per statement.
+BACKFILL_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class FactSource:
+    """What one fact is computed from: an outcome revision and the verdict judged on it.
+
+    Attributes
+    ----------
+    outcome
+        The judged revision's payload.
+    revision
+        Its revision number.
+    verdict_pk
+        Primary key of the verdict row.
+    decision, tier, rubric
+        The verdict's decision, tier (or None) and rubric ref (``name@version``).
+    received_at
+        When the ledger received that revision (the anchor of an outcome without timestamps).
+    """
+
+    outcome: Outcome
+    revision: int
+    verdict_pk: int
+    decision: str
+    tier: str | None
+    rubric: str
+    received_at: datetime
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@lru_cache(maxsize=256)
+def rubric_window_hours(rubric: str) -> float:
+    """The verification window (hours) of a rubric ref, as the cost report resolves it.
+
+    Cached: a shipped rubric does not change while the process runs, and every verdict write
+    asks (reading and parsing the YAML each time would dominate a batch).
+
+    >>> rubric_window_hours("support-resolution@abc"), rubric_window_hours("no-such-rubric@1")
+    (72.0, 72.0)
+    """
+    from ledger.revoked import rubric_windows
+
+    return rubric_windows([rubric])[0][rubric]
+
+
+def fact_values(tenant: str, source: FactSource, *, now: datetime) -> dict[str, Any]:
+    """The ``outcome_facts`` column values for ``source`` (``updated_at`` = ``now``).
+
+    >>> from judge.models import Outcome
+    >>> o = Outcome.model_validate({"id": "T-1", "kind": "support_ticket", "conversation": [
+    ...     {"role": "customer", "text": "hi", "at": "2026-03-01T10:00:00Z"}],
+    ...     "agent": {"name": "fin", "version": "2.3", "model_path": "gpt-4o-mini"}})
+    >>> now = datetime(2026, 3, 2, tzinfo=UTC)
+    >>> v = fact_values("acme", FactSource(o, 1, 7, "verified", "assumed",
+    ...     "support-resolution@abc", now), now=now)
+    >>> v["agent"], v["agent_version"], v["anchor_at"].isoformat(), v["final_at"].isoformat()
+    ('fin', 'fin@2.3', '2026-03-01T10:00:00+00:00', '2026-03-05T10:00:00+00:00')
+    """
+    from ledger.attribution import attribute
+    from ledger.windows import DEFAULT_GRACE_HOURS, window_anchor
+
+    outcome = source.outcome
+    anchored = window_anchor(outcome)
+    anchor = _utc(source.received_at) if anchored is None else anchored[0]
+    hours = rubric_window_hours(source.rubric) + DEFAULT_GRACE_HOURS
+    name, version = outcome.agent.name, outcome.agent.version
+    return {
+        "tenant": tenant,
+        "outcome_id": outcome.id,
+        "outcome_revision": source.revision,
+        "verdict_pk": source.verdict_pk,
+        "decision": source.decision,
+        "tier": source.tier,
+        "agent": attribute(outcome),
+        # The cost report's `agent_version` dimension: name@version, None without a name.
+        "agent_version": None if name is None else f"{name}@{version or '?'}",
+        "model_path": outcome.agent.model_path,
+        "anchor_at": anchor,
+        "final_at": anchor + timedelta(hours=hours),
+        "updated_at": now,
+    }
+
+
+_UPDATED = (
+    "outcome_revision",
+    "verdict_pk",
+    "decision",
+    "tier",
+    "agent",
+    "agent_version",
+    "model_path",
+    "anchor_at",
+    "final_at",
+    "updated_at",
+)
+
+
+def _insert(dialect: str, table: Any) -> Any:
+    """The dialect's INSERT (both have ON CONFLICT; SQLAlchemy spells it per dialect)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
+
+
+@lru_cache(maxsize=4)
+def _upsert_statement(dialect: str) -> Any:
+    """INSERT a fact, or UPDATE the existing one unless it is final or newer (one statement).
+
+    The condition lives in the statement (``ON CONFLICT ... DO UPDATE ... WHERE``), so concurrent
+    writers cannot interleave a read and a write: the database decides against the row it has.
+    ``verdict_pk`` only grows, so an older verdict arriving late never replaces a newer one.
+    """
+    from ledger.service_tables import OutcomeFactRow
+
+    table = OutcomeFactRow.__table__  # type: ignore[attr-defined]
+    stmt = _insert(dialect, table)
+    return stmt.on_conflict_do_update(
+        index_elements=["tenant", "outcome_id"],
+        set_={name: stmt.excluded[name] for name in _UPDATED},
+        where=sa.and_(
+            table.c.final_at > sa.bindparam("now", type_=table.c.final_at.type),
+            table.c.verdict_pk < stmt.excluded.verdict_pk,
+        ),
+    )
+
+
+def upsert_facts(
+    conn: Connection, tenant: str, sources: Sequence[FactSource], *, now: datetime
+) -> None:
+    """Insert or update the facts of ``sources`` on ``conn`` (inside the caller's transaction).
+
+    A fact that is final at ``now`` is left as it is, as is one holding a newer verdict. Several
+    sources for one outcome in one call are applied in verdict order (the last one wins unless
+    the fact is frozen).
+
+    Parameters
+    ----------
+    conn
+        An open connection whose transaction also writes the verdicts.
+    tenant
+        Owner of every fact.
+    sources
+        The verdicts just written with their outcomes.
+    now
+        The moment that decides whether an existing fact is final (the write time).
+    """
+    if not sources:
+        return
+    stmt = _upsert_statement(conn.dialect.name)
+    at = _utc(now)
+    rows = [
+        {**fact_values(tenant, s, now=at), "now": at}
+        for s in sorted(sources, key=lambda s: s.verdict_pk)
+    ]
+    if len({s.outcome.id for s in sources}) == len(sources):
+        conn.execute(stmt, rows)  # one executemany: what keeps a 500-outcome batch cheap
+        return
+    # One outcome twice in the batch: row by row, so that the second statement sees the row of
+    # the first (an executemany may send them together).
+    for row in rows:
+        conn.execute(stmt, row)
+
+
+def record_facts(
+    conn: Connection,
+    tenant: str,
+    results: Sequence[tuple[Outcome, int, int, str, str | None, str]],
+    *,
+    now: datetime,
+) -> None:
+    """Upsert the facts of verdicts just written (what ``Ledger.record_results`` calls).
+
+    Parameters
+    ----------
+    results
+        ``(outcome, revision, verdict_pk, decision, tier, rubric)`` per verdict written.
+
+    The receipt time of a revision is read back only for an outcome without any timestamp
+    (the only case that needs it as the anchor).
+    """
+    from ledger.tables import OutcomeRow
+    from ledger.windows import window_anchor
+
+    o = OutcomeRow.__table__  # type: ignore[attr-defined]
+    sources = []
+    for outcome, revision, verdict_pk, decision, tier, rubric in results:
+        received = now
+        if window_anchor(outcome) is None:
+            found = conn.execute(
+                sa.select(o.c.received_at).where(
+                    o.c.tenant == tenant,
+                    o.c.outcome_id == outcome.id,
+                    o.c.revision == revision,
+                )
+            ).scalar_one_or_none()
+            received = now if found is None else found
+        sources.append(FactSource(outcome, revision, verdict_pk, decision, tier, rubric, received))
+    upsert_facts(conn, tenant, sources, now=now)
+
+
+def _latest_verdicts(conn: Connection, after: tuple[str, str] | None) -> list[Any]:
+    """One chunk of (tenant, outcome id) with the pk of its latest verdict, in key order."""
+    from ledger.tables import VerdictRow
+
+    v = VerdictRow.__table__  # type: ignore[attr-defined]
+    query = sa.select(v.c.tenant, v.c.outcome_id, sa.func.max(v.c.pk).label("pk")).group_by(
+        v.c.tenant, v.c.outcome_id
+    )
+    if after is not None:
+        query = query.having(sa.tuple_(v.c.tenant, v.c.outcome_id) > sa.tuple_(*after))
+    query = query.order_by(v.c.tenant, v.c.outcome_id).limit(BACKFILL_CHUNK)
+    return list(conn.execute(query).all())
+
+
+def _sources(conn: Connection, verdict_pks: Iterable[int]) -> list[tuple[str, FactSource]]:
+    from judge.models import Outcome
+    from ledger.tables import OutcomeRow, VerdictRow
+
+    v = VerdictRow.__table__  # type: ignore[attr-defined]
+    o = OutcomeRow.__table__  # type: ignore[attr-defined]
+    query = sa.select(
+        v.c.tenant, v.c.pk, v.c.outcome_revision, v.c.decision, v.c.tier, v.c.rubric,
+        o.c.payload, o.c.received_at,
+    ).join(
+        o,
+        sa.and_(
+            o.c.tenant == v.c.tenant,
+            o.c.outcome_id == v.c.outcome_id,
+            o.c.revision == v.c.outcome_revision,
+        ),
+    ).where(v.c.pk.in_(list(verdict_pks)))  # fmt: skip
+    return [
+        (
+            tenant,
+            FactSource(
+                outcome=Outcome.model_validate(payload),
+                revision=revision,
+                verdict_pk=pk,
+                decision=decision,
+                tier=tier,
+                rubric=rubric,
+                received_at=received_at,
+            ),
+        )
+        for tenant, pk, revision, decision, tier, rubric, payload, received_at in conn.execute(
+            query
+        ).all()
+    ]
+
+
+def backfill_facts(target: Engine | Connection, *, now: datetime | None = None) -> int:
+    """Create the missing facts from the verdicts already stored; return how many were created.
+
+    Idempotent: an outcome that already has a fact keeps it (facts written live by
+    :meth:`~ledger.store.Ledger.record_results` are never overwritten), so running it twice
+    creates nothing the second time. Works in chunks of :data:`BACKFILL_CHUNK` outcomes.
+
+    Parameters
+    ----------
+    target
+        An engine (one transaction is opened) or a connection already in a transaction (the
+        migration's, so the schema change and the back-fill commit together).
+    now
+        Recorded as ``updated_at`` (default: the current time).
+
+    Examples
+    --------
+    >>> from ledger.db import make_engine, migrate
+    >>> engine = make_engine("sqlite://")
+    >>> migrate(engine)
+    >>> backfill_facts(engine)
+    0
+    """
+    if not isinstance(target, sa.engine.Connection):
+        with target.begin() as conn:
+            return backfill_facts(conn, now=now)
+    from ledger.service_tables import OutcomeFactRow
+
+    table = OutcomeFactRow.__table__  # type: ignore[attr-defined]
+    at = _utc(now or datetime.now(UTC))
+    stmt = _insert(target.dialect.name, table).on_conflict_do_nothing(
+        index_elements=["tenant", "outcome_id"]
+    )
+    created = 0
+    after: tuple[str, str] | None = None
+    while True:
+        chunk = _latest_verdicts(target, after)
+        if not chunk:
+            return created
+        after = (chunk[-1][0], chunk[-1][1])
+        existing = {
+            (t, oid)
+            for t, oid in target.execute(
+                sa.select(table.c.tenant, table.c.outcome_id).where(
+                    sa.tuple_(table.c.tenant, table.c.outcome_id).in_(
+                        [(t, oid) for t, oid, _ in chunk]
+                    )
+                )
+            ).all()
+        }
+        wanted = [pk for t, oid, pk in chunk if (t, oid) not in existing]
+        rows = [fact_values(t, s, now=at) for t, s in _sources(target, wanted)]
+        if rows:
+            target.execute(stmt, rows)
+            created += len(rows)

@@ -1,0 +1,439 @@
+"""Batch ingest of outcomes and labels (what ``POST /v1/outcomes`` and ``POST /v1/labels`` do),
+and the per-outcome read ``GET /v1/outcomes/{id}`` answers with.
+
+A batch is one transaction: every item is checked first, then all are written, or none is.
+Outcomes are idempotent on (tenant, outcome id) exactly as
+:meth:`ledger.store.Ledger.record_outcome` (same payload: nothing new; changed payload: revision
++ 1), through the same internals, so the API and the CLI never disagree on what a revision is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import sqlalchemy as sa
+from sqlmodel import col, func, select
+
+from judge.models import Label, Outcome
+from ledger.db import session
+from ledger.integrity import DEFAULT_FUTURE_TOLERANCE
+from ledger.store import EMBEDDED_LABEL_SOURCE, Ledger, LedgerConflictError
+from ledger.tables import LabelRow, OutcomeRow, VerdictRow, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+__all__ = [
+    "IngestConflictError",
+    "InvalidItemError",
+    "LabelIn",
+    "UnknownOutcomesError",
+    "list_outcomes",
+    "outcome_detail",
+    "record_labels",
+    "record_outcomes",
+]
+
+IngestStatus = Literal["created", "revised", "unchanged"]
+#: Money columns are NUMERIC(20, 12): 8 digits before the decimal point.
+MAX_COST_USD = 1e8
+LABEL_SOURCE = "api"
+
+
+class InvalidItemError(ValueError):
+    """An item of a batch is refused (another tenant, a future timestamp ...): nothing written.
+
+    ``index`` is the item's position in the batch, ``field`` the offending field when known.
+    """
+
+    def __init__(self, index: int, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"item {index}: {message}")
+        self.index = index
+        self.field = field
+        self.message = message
+
+
+class IngestConflictError(Exception):
+    """The batch conflicts with itself or with what is stored (HTTP 409): nothing written.
+
+    ``details`` lists ``{"id", "reason", ...}`` per conflicting outcome.
+    """
+
+    def __init__(self, message: str, details: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class UnknownOutcomesError(LookupError):
+    """Labels name outcome ids this tenant has not stored (HTTP 404): nothing written."""
+
+    def __init__(self, ids: list[str]) -> None:
+        shown = ", ".join(repr(i) for i in ids[:10]) + (" ..." if len(ids) > 10 else "")
+        super().__init__(
+            f"no outcome {shown} for this tenant; ingest the outcomes first (POST /v1/outcomes)"
+        )
+        self.ids = ids
+
+
+def _payload_hash(outcome: Outcome) -> str:
+    canonical = json.dumps(
+        outcome.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _dedupe(outcomes: Sequence[Outcome]) -> dict[str, int]:
+    """First index of each id; the same id with a different payload is a conflict."""
+    first: dict[str, int] = {}
+    hashes: dict[str, str] = {}
+    conflicts: list[dict[str, Any]] = []
+    for index, outcome in enumerate(outcomes):
+        digest = _payload_hash(outcome)
+        if outcome.id not in first:
+            first[outcome.id] = index
+            hashes[outcome.id] = digest
+        elif hashes[outcome.id] != digest:
+            conflicts.append(
+                {
+                    "id": outcome.id,
+                    "reason": "duplicate_in_batch",
+                    "indexes": [first[outcome.id], index],
+                }
+            )
+    if conflicts:
+        c = conflicts[0]
+        raise IngestConflictError(
+            f"outcome {c['id']!r} appears twice in the batch (items {c['indexes'][0]} and "
+            f"{c['indexes'][1]}) with different payloads; send one revision per outcome per batch",
+            conflicts,
+        )
+    return first
+
+
+def _latest_revisions(db: Any, tenant: str, ids: Sequence[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    # Chunks keep the IN list well under every driver's parameter limit.
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        rows = db.exec(
+            select(OutcomeRow.outcome_id, func.max(OutcomeRow.revision))
+            .where(OutcomeRow.tenant == tenant, col(OutcomeRow.outcome_id).in_(chunk))
+            .group_by(OutcomeRow.outcome_id)
+        ).all()
+        out.update({row[0]: int(row[1]) for row in rows})
+    return out
+
+
+def record_outcomes(
+    engine: Engine,
+    tenant: str,
+    outcomes: Sequence[Outcome],
+    *,
+    base_revisions: Mapping[str, int] | None = None,
+    future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
+) -> list[dict[str, Any]]:
+    """Store a batch of outcomes for ``tenant`` in ONE transaction.
+
+    Parameters
+    ----------
+    outcomes
+        Validated outcomes. The same id may appear more than once only with the same payload.
+    base_revisions
+        Optimistic concurrency: ``{outcome id: revision}`` the client based its change on (0 =
+        "must not exist yet"). When the latest stored revision differs, the batch is refused.
+    future_tolerance
+        Clock skew allowed on the outcomes' timestamps (:func:`ledger.integrity.check_timestamps`).
+
+    Returns
+    -------
+    list of dict
+        Per item, in batch order: ``{"index", "id", "revision", "status"}`` with status
+        ``created`` (revision 1), ``revised`` (a changed payload: revision + 1) or ``unchanged``.
+        An embedded ``label`` is also recorded as a label (once; source ``outcome``).
+
+    Raises
+    ------
+    InvalidItemError
+        An outcome names another tenant or carries a future timestamp (HTTP 422).
+    IngestConflictError
+        The same id twice with different payloads, a ``base_revisions`` entry that is not the
+        latest stored revision, or writers kept colliding (HTTP 409).
+    ValueError
+        ``base_revisions`` names an id that is not in the batch.
+    """
+    ledger = Ledger(engine, tenant=tenant, future_tolerance=future_tolerance)
+    for index, outcome in enumerate(outcomes):
+        try:
+            ledger._check_outcome(outcome)
+        except ValueError as exc:
+            raise InvalidItemError(index, str(exc)) from None
+        cost = outcome.agent.cost_usd
+        if cost is not None and not (math.isfinite(cost) and cost < MAX_COST_USD):
+            raise InvalidItemError(
+                index,
+                f"outcome {outcome.id!r}: agent.cost_usd {cost} is beyond what the ledger "
+                f"stores (below {MAX_COST_USD:,.0f} USD); send the cost in USD",
+                field="agent.cost_usd",
+            )
+    first = _dedupe(outcomes)
+    bases = dict(base_revisions or {})
+    stray = sorted(set(bases) - set(first))
+    if stray:
+        raise ValueError(
+            f"base_revisions names outcome(s) not in this batch: {', '.join(stray[:10])}; "
+            "give a base revision only for outcomes you send"
+        )
+    if not outcomes:
+        return []
+    ledger._ready()
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        with session(engine) as db:
+            # Sorted advisory locks (PostgreSQL): concurrent batches sharing ids never deadlock,
+            # and the base-revision check below cannot race a concurrent writer.
+            _lock_all(db, ledger, list(first))
+            if bases:
+                _check_bases(db, tenant, bases)
+            with db.no_autoflush:
+                for outcome_id, index in first.items():
+                    outcome = outcomes[index]
+                    ref = ledger._write_outcome(db, outcome)
+                    if outcome.label is not None:
+                        ledger._write_label(db, outcome.id, outcome.label, EMBEDDED_LABEL_SOURCE)
+                    status: IngestStatus = (
+                        "unchanged"
+                        if not ref.created
+                        else ("created" if ref.revision == 1 else "revised")
+                    )
+                    results[outcome_id] = {"revision": ref.revision, "status": status}
+    except LedgerConflictError as exc:
+        raise IngestConflictError(str(exc), [{"reason": "concurrent_writes"}]) from None
+    out = []
+    for index, outcome in enumerate(outcomes):
+        stored = results[outcome.id]
+        # A repeat of an id in the same batch (same payload) changed nothing by itself.
+        status = stored["status"] if first[outcome.id] == index else "unchanged"
+        out.append(
+            {"index": index, "id": outcome.id, "revision": stored["revision"], "status": status}
+        )
+    return out
+
+
+def _lock_all(db: Any, ledger: Ledger, outcome_ids: Sequence[str]) -> None:
+    """PostgreSQL: take every outcome's lock up front, sorted (as ``Ledger._lock_outcomes`` does,
+    but for a single id too, so a base-revision check is exact before anything is written)."""
+    if db.get_bind().dialect.name != "postgresql":
+        return  # SQLite: the write transaction (BEGIN IMMEDIATE) already serialises writers
+    if len(outcome_ids) > 1:
+        ledger._lock_outcomes(db, outcome_ids)
+        return
+    db.connection().execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": ledger._lock_key(outcome_ids[0])},
+    )
+
+
+def _check_bases(db: Any, tenant: str, bases: Mapping[str, int]) -> None:
+    latest = _latest_revisions(db, tenant, list(bases))
+    stale = [
+        {
+            "id": outcome_id,
+            "reason": "stale_base_revision",
+            "base_revision": base,
+            "latest_revision": latest.get(outcome_id, 0),
+        }
+        for outcome_id, base in bases.items()
+        if latest.get(outcome_id, 0) != base
+    ]
+    if stale:
+        s = stale[0]
+        raise IngestConflictError(
+            f"outcome {s['id']!r}: base revision {s['base_revision']} is not the latest stored "
+            f"revision ({s['latest_revision']}); read it again (GET /v1/outcomes/{{id}}) and "
+            "resend your change on top of it",
+            stale,
+        )
+
+
+@dataclass(frozen=True)
+class LabelIn:
+    """One human label for one outcome (the ``POST /v1/labels`` item)."""
+
+    outcome_id: str
+    label: Label
+
+
+def record_labels(
+    engine: Engine,
+    tenant: str,
+    labels: Sequence[LabelIn],
+    *,
+    future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
+) -> list[dict[str, Any]]:
+    """Store human labels in ONE transaction (source ``api``); the same content is stored once.
+
+    Returns
+    -------
+    list of dict
+        Per item: ``{"index", "outcome_id", "status": "created" | "unchanged"}``.
+
+    Raises
+    ------
+    InvalidItemError
+        A label's ``at`` lies in the future (beyond the clock-skew tolerance).
+    UnknownOutcomesError
+        Labels for outcome ids this tenant has not stored (another tenant's included).
+    """
+    now = utcnow()
+    for index, item in enumerate(labels):
+        at = item.label.at
+        if at is not None:
+            at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+            if at > now + future_tolerance:
+                raise InvalidItemError(
+                    index,
+                    f"label for {item.outcome_id!r}: at {at.isoformat()} is in the future (now "
+                    f"{now.isoformat()}); send the time the label was given",
+                    field="at",
+                )
+    if not labels:
+        return []
+    ledger = Ledger(engine, tenant=tenant)
+    ledger._ready()
+    ids = list(dict.fromkeys(item.outcome_id for item in labels))
+    out = []
+    with session(engine) as db:
+        known = _latest_revisions(db, tenant, ids)
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise UnknownOutcomesError(unknown)
+        for index, item in enumerate(labels):
+            added = ledger._write_label(db, item.outcome_id, item.label, LABEL_SOURCE)
+            status = "created" if added else "unchanged"
+            out.append({"index": index, "outcome_id": item.outcome_id, "status": status})
+    return out
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def outcome_detail(engine: Engine, tenant: str, outcome_id: str) -> dict[str, Any] | None:
+    """Everything stored about one outcome of ``tenant``; None when it has none of that id.
+
+    Returns
+    -------
+    dict or None
+        ``{"id", "revision", "outcome", "revisions", "verdicts", "labels"}``: the latest payload,
+        every revision (oldest first, with content hash and when it was received), verdicts
+        (newest first: decision, tier, confidence, rubric, panel, cost, created_at, flags,
+        criteria, judges) and labels (in the order recorded).
+    """
+    with session(engine, readonly=True) as db:
+        revisions = db.exec(
+            select(OutcomeRow)
+            .where(OutcomeRow.tenant == tenant, OutcomeRow.outcome_id == outcome_id)
+            .order_by(col(OutcomeRow.revision))
+        ).all()
+        if not revisions:
+            return None
+        verdicts = db.exec(
+            select(VerdictRow)
+            .where(VerdictRow.tenant == tenant, VerdictRow.outcome_id == outcome_id)
+            .order_by(col(VerdictRow.pk).desc())
+        ).all()
+        labels = db.exec(
+            select(LabelRow)
+            .where(LabelRow.tenant == tenant, LabelRow.outcome_id == outcome_id)
+            .order_by(col(LabelRow.pk))
+        ).all()
+    latest = revisions[-1]
+    return {
+        "id": outcome_id,
+        "revision": latest.revision,
+        "outcome": latest.payload,
+        "revisions": [
+            {
+                "revision": r.revision,
+                "content_hash": r.content_hash,
+                "received_at": _as_utc(r.received_at),
+            }
+            for r in revisions
+        ],
+        "verdicts": [
+            {
+                "outcome_revision": v.outcome_revision,
+                "decision": v.decision,
+                "tier": v.tier,
+                "confidence": v.confidence,
+                "rubric": v.rubric,
+                "panel": v.panel,
+                "cost_usd": float(v.cost_usd),
+                "flags": list(v.flags or []),
+                "criteria": (v.payload or {}).get("criteria", {}),
+                "reasons": (v.payload or {}).get("reasons", []),
+                "judges": (v.payload or {}).get("judges", []),
+                "created_at": _as_utc(v.created_at),
+            }
+            for v in verdicts
+        ],
+        "labels": [
+            {
+                "resolved": lab.resolved,
+                "by": lab.by,
+                "at": None if lab.at is None else _as_utc(lab.at),
+                "criteria": dict(lab.criteria or {}),
+                "note": lab.note,
+                "source": lab.source,
+                "created_at": _as_utc(lab.created_at),
+            }
+            for lab in labels
+        ],
+    }
+
+
+def list_outcomes(
+    engine: Engine, tenant: str, *, limit: int = 100, after: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the tenant's outcomes (latest revision each), ordered by id.
+
+    Returns the page (``{"id", "kind", "revision", "received_at"}``) and the id to pass as
+    ``after`` for the next page (None at the end).
+    """
+    if not 1 <= limit <= 1000:
+        raise ValueError(f"limit must be between 1 and 1000, got {limit}")
+    latest = (
+        select(OutcomeRow.outcome_id, func.max(OutcomeRow.revision).label("rev"))
+        .where(OutcomeRow.tenant == tenant)
+        .group_by(OutcomeRow.outcome_id)
+    )
+    if after is not None:
+        latest = latest.where(col(OutcomeRow.outcome_id) > after)
+    sub = latest.order_by(col(OutcomeRow.outcome_id)).limit(limit + 1).subquery()
+    stmt = (
+        select(OutcomeRow.outcome_id, OutcomeRow.kind, OutcomeRow.revision, OutcomeRow.received_at)
+        .join(
+            sub,
+            sa.and_(
+                col(OutcomeRow.outcome_id) == sub.c.outcome_id,
+                col(OutcomeRow.revision) == sub.c.rev,
+            ),
+        )
+        .where(OutcomeRow.tenant == tenant)
+        .order_by(col(OutcomeRow.outcome_id))
+    )
+    with session(engine, readonly=True) as db:
+        rows = db.exec(stmt).all()
+    page: list[dict[str, Any]] = [
+        {"id": r[0], "kind": r[1], "revision": r[2], "received_at": _as_utc(r[3])}
+        for r in rows[:limit]
+    ]
+    next_after: str | None = rows[limit - 1][0] if len(rows) > limit else None
+    return page, next_after

@@ -1,0 +1,310 @@
+"""Billing meters: how many outcomes were verified, per UTC day or month, from ``outcome_facts``.
+
+What a billing system pulls: "verified outcomes for tenant T in ``[from, to)``, by agent and
+tier, final or provisional". The count comes from :mod:`ledger.facts` (one row per outcome,
+its current billable state), through the ``ix_outcome_facts_meter`` index, in one grouped query.
+
+Rules:
+
+- An outcome counts in the window holding its ``anchor_at`` (the verification window's anchor:
+  last customer message, else ``closed_at``, else the last timed message, else receipt), once,
+  and only while its fact's decision is ``verified``.
+- Windows are UTC days or months, half-open, clipped to ``[since, until)``: a request from
+  March 10 to April 5 by month has the windows ``[Mar 10, Apr 1)`` and ``[Apr 1, Apr 5)``.
+- A row is ``final`` when every outcome counted in it is final at ``now`` (anchor + the
+  rubric's window + 24 h grace have passed), else ``provisional``. Final rows do not change: a
+  late reopen or overturn is a revocation (``judge revocations scan``), not a rewrite.
+- Empty windows are left out: a (window, group) with no verified outcome has no row (a zero
+  is the absence of a row, which keeps a day-by-agent meter small).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+__all__ = [
+    "DIMENSIONS",
+    "MAX_WINDOWS",
+    "WINDOWS",
+    "MeterError",
+    "count_windows",
+    "meter_query",
+    "verified_outcomes",
+    "windows_of",
+]
+
+Window = Literal["day", "month"]
+WINDOWS: tuple[Window, ...] = ("day", "month")
+#: What a meter can be grouped by (columns of ``outcome_facts``).
+DIMENSIONS = ("agent", "tier", "agent_version", "model_path")
+#: At most this many windows per request (about 2.7 years by day): the answer stays small.
+MAX_WINDOWS = 1000
+
+
+class MeterError(ValueError):
+    """A meter request that cannot be answered; ``field`` names the offending argument."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _aware(field: str, moment: object) -> datetime:
+    if not isinstance(moment, datetime):
+        raise MeterError(field, f"{field} must be a datetime, got {type(moment).__name__}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise MeterError(
+            field,
+            f"{field} must be timezone-aware (UTC), e.g. 2026-03-01T00:00:00Z; got "
+            f"{moment.isoformat()} without a UTC offset",
+        )
+    return moment.astimezone(UTC)
+
+
+def count_windows(since: datetime, until: datetime, window: Window) -> int:
+    """How many UTC ``window``\\ s the half-open ``[since, until)`` touches (aware times).
+
+    >>> count_windows(datetime(2026, 3, 10, tzinfo=UTC), datetime(2026, 4, 5, tzinfo=UTC), "month")
+    2
+    >>> count_windows(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC), "day")
+    1
+    """
+    last = until - timedelta(microseconds=1)
+    if window == "day":
+        return (last.date() - since.date()).days + 1
+    return (last.year * 12 + last.month) - (since.year * 12 + since.month) + 1
+
+
+def _check(
+    since: object, until: object, window: object, group_by: object, now: object
+) -> tuple[datetime, datetime, Window, list[str], datetime]:
+    start, end = _aware("since", since), _aware("until", until)
+    if start >= end:
+        raise MeterError(
+            "since",
+            f"since ({start.isoformat()}) must be before until ({end.isoformat()}): the range "
+            "is half-open [since, until)",
+        )
+    if window not in WINDOWS:
+        raise MeterError("window", f"window must be one of {', '.join(WINDOWS)}, got {window!r}")
+    if isinstance(group_by, str) or not isinstance(group_by, Sequence):
+        raise MeterError("group_by", f"group_by must be a list of {', '.join(DIMENSIONS)}")
+    dims = list(group_by)
+    unknown = [d for d in dims if d not in DIMENSIONS]
+    if unknown:
+        raise MeterError(
+            "group_by",
+            f"group_by: unknown dimension(s) {', '.join(map(str, unknown))}; use any of "
+            f"{', '.join(DIMENSIONS)}",
+        )
+    if len(set(dims)) != len(dims):
+        raise MeterError("group_by", f"group_by names a dimension twice: {', '.join(dims)}")
+    n = count_windows(start, end, window)
+    if n > MAX_WINDOWS:
+        hint = "use window=month or a shorter range" if window == "day" else "use a shorter range"
+        raise MeterError(
+            "until",
+            f"[since, until) spans {n} {window} windows, more than {MAX_WINDOWS}: {hint}",
+        )
+    at = datetime.now(UTC) if now is None else _aware("now", now)
+    return start, end, window, dims, at
+
+
+def windows_of(since: datetime, until: datetime, window: Window) -> list[tuple[datetime, datetime]]:
+    """The UTC windows of ``[since, until)``, clipped to it, in order (aware times).
+
+    >>> [(a.day, b.day) for a, b in windows_of(datetime(2026, 3, 30, 12, tzinfo=UTC),
+    ...                                        datetime(2026, 4, 2, tzinfo=UTC), "day")]
+    [(30, 31), (31, 1), (1, 2)]
+    """
+    from ledger.cost_report import period_bounds
+
+    out = []
+    cursor = since
+    while cursor < until:
+        try:
+            end = min(period_bounds(cursor, period=window)[1], until)
+        except (OverflowError, ValueError):  # the window ends after datetime.max: clip it
+            end = until
+        out.append((cursor, end))
+        cursor = end
+    return out
+
+
+def _bucket(dialect: str, window: Window, column: Any, starts: list[datetime]) -> Any:
+    """Which window a row falls in, computed by the database (mapped back by :func:`_which`).
+
+    One window (a billing month): a constant, nothing computed per row. PostgreSQL:
+    ``width_bucket`` over the windows' starts (the 1-based window number; a binary search,
+    cheaper per row than ``date_trunc(timezone('UTC', ...))``, and exact at any session time
+    zone). SQLite: the day or month prefix of the stored UTC text ('YYYY-MM-DD HH:MM:SS...',
+    see ledger.tables.UTCDateTime).
+    """
+    if len(starts) == 1:
+        return sa.literal(1, type_=sa.Integer())
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        thresholds = sa.cast(
+            sa.bindparam("starts", value=starts, type_=ARRAY(sa.DateTime(timezone=True))),
+            ARRAY(sa.DateTime(timezone=True)),
+        )
+        return sa.func.width_bucket(column, thresholds, type_=sa.Integer())
+    return sa.func.substr(column, 1, 10 if window == "day" else 7, type_=sa.String())
+
+
+def _which(
+    raw: Any, windows: list[tuple[datetime, datetime]], window: Window
+) -> tuple[datetime, datetime]:
+    if isinstance(raw, int):
+        return windows[raw - 1]
+    # SQLite's label: the aligned window start, clipped like the windows are.
+    moment = datetime.fromisoformat(str(raw) if window == "day" else f"{raw}-01")
+    moment = max(moment.replace(tzinfo=UTC), windows[0][0])
+    for w_start, w_end in windows:
+        if w_start <= moment < w_end:
+            return w_start, w_end
+    raise AssertionError(f"window {raw!r} outside the requested range")  # pragma: no cover
+
+
+def meter_query(
+    dialect: str,
+    tenant: str,
+    *,
+    since: datetime,
+    until: datetime,
+    window: Window,
+    group_by: Sequence[str],
+) -> Any:
+    """The one grouped query behind :func:`verified_outcomes` (exposed for the benchmark).
+
+    Columns: the window (see :func:`_bucket`), each ``group_by`` dimension, the count and the
+    latest ``final_at``. The ``WHERE`` is the leading key of ``ix_outcome_facts_meter``.
+    """
+    from ledger.service_tables import OutcomeFactRow
+
+    facts = OutcomeFactRow.__table__  # type: ignore[attr-defined]
+    starts = [start for start, _ in windows_of(since, until, window)]
+    bucket = _bucket(dialect, window, facts.c.anchor_at, starts).label("window")
+    dims = [facts.c[d] for d in group_by]
+    return (
+        sa.select(bucket, *dims, sa.func.count().label("value"), sa.func.max(facts.c.final_at))
+        .where(
+            facts.c.tenant == tenant,
+            facts.c.decision == "verified",
+            facts.c.anchor_at >= since,
+            facts.c.anchor_at < until,
+        )
+        .group_by(bucket, *dims)
+    )
+
+
+def verified_outcomes(
+    engine: Engine,
+    tenant: str,
+    *,
+    since: datetime,
+    until: datetime,
+    window: Window = "day",
+    group_by: Sequence[str] = (),
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Verified outcomes per UTC window (and group) in ``[since, until)``, final or provisional.
+
+    Parameters
+    ----------
+    engine
+        A migrated ledger database.
+    tenant
+        Only this tenant's outcomes are counted.
+    since, until
+        The half-open range ``[since, until)`` of window anchors; timezone-aware.
+    window
+        ``"day"`` or ``"month"`` (UTC), clipped to ``[since, until)``.
+    group_by
+        Any of :data:`DIMENSIONS` (``agent`` is the credited AI actor, ``agent_version`` is
+        ``name@version``); none for one count per window.
+    now
+        The moment that decides ``final`` (default: the current time); timezone-aware.
+
+    Returns
+    -------
+    list of dict
+        ``{window_start, window_end, group, value, status, final_at}`` sorted by window then
+        group (None last); ``final_at`` is when the row is (or becomes) final. Windows and groups
+        without a verified outcome have no row.
+
+    Raises
+    ------
+    MeterError
+        Naive or reversed ``since``/``until``, an unknown ``window`` or dimension, or more than
+        :data:`MAX_WINDOWS` windows; ``.field`` names the argument, the message the fix.
+
+    Examples
+    --------
+    >>> from judge.models import Outcome
+    >>> from judge.verdict import Verdict
+    >>> from ledger.store import Ledger
+    >>> ledger = Ledger.open("sqlite://", tenant="acme")
+    >>> for oid, at in [("A", "2026-03-01T10:00:00Z"), ("B", "2026-03-31T12:00:00Z"),
+    ...                 ("C", "2026-04-01T00:00:00Z")]:
+    ...     o = Outcome.model_validate({"id": oid, "kind": "support_ticket", "conversation":
+    ...         [{"role": "customer", "text": "hi", "at": at}], "agent": {"name": "fin"}})
+    ...     v = Verdict(outcome_id=oid, decision="verified", confidence=0.9, tier="assumed",
+    ...                 rubric="support-resolution@1", panel="p")
+    ...     _ = ledger.record_result(o, v)
+    >>> rows = verified_outcomes(ledger.engine, "acme", since=datetime(2026, 3, 15, tzinfo=UTC),
+    ...     until=datetime(2026, 4, 2, tzinfo=UTC), window="month", group_by=["tier"],
+    ...     now=datetime(2026, 4, 4, 18, tzinfo=UTC))
+    >>> [(r["window_start"].date().isoformat(), r["window_end"].date().isoformat(),
+    ...   r["group"], r["value"], r["status"]) for r in rows]
+    [('2026-03-15', '2026-04-01', {'tier': 'assumed'}, 1, 'final'), ('2026-04-01', '2026-04-02', {'tier': 'assumed'}, 1, 'provisional')]
+    >>> verified_outcomes(ledger.engine, "acme", since=datetime(2026, 4, 1, tzinfo=UTC),
+    ...     until=datetime(2026, 3, 1, tzinfo=UTC))
+    Traceback (most recent call last):
+    ...
+    ledger.meters.MeterError: since (2026-04-01T00:00:00+00:00) must be before until (2026-03-01T00:00:00+00:00): the range is half-open [since, until)
+    >>> ledger.close()
+    """  # noqa: E501
+    from ledger.db import session
+
+    start, end, win, dims, at = _check(since, until, window, group_by, now)
+    windows = windows_of(start, end, win)
+    with session(engine, readonly=True) as db:
+        conn = db.connection()
+        query = meter_query(
+            conn.dialect.name, tenant, since=start, until=end, window=win, group_by=dims
+        )
+        found = conn.execute(query).all()
+    rows = []
+    # Many rows share a window (one per group): map each window once.
+    bounds: dict[Any, tuple[datetime, datetime]] = {}
+    for raw, *values, count, final_at in found:
+        if raw not in bounds:
+            bounds[raw] = _which(raw, windows, win)
+        w_start, w_end = bounds[raw]
+        # final_at comes back timezone-aware UTC (ledger.tables.UTCDateTime).
+        rows.append(
+            {
+                "window_start": w_start,
+                "window_end": w_end,
+                "group": dict(zip(dims, values, strict=True)),
+                "value": int(count),
+                "status": "final" if final_at <= at else "provisional",
+                "final_at": final_at,
+            }
+        )
+    rows.sort(
+        key=lambda r: (
+            r["window_start"],
+            tuple((r["group"][d] is None, r["group"][d] or "") for d in dims),
+        )
+    )
+    return rows

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import judge  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before anything imports litellm)
-from api import errors
+from api import errors, web
 from api.limits import BodySizeLimit, RateLimiter
 from api.routers import (
     calibration,
@@ -71,6 +71,10 @@ def create_app(*, db_url: str | None = None, embedded_worker: bool | None = None
         finally:
             stop.set()
             if worker_task is not None:
+                # Let the worker finish the batch in hand; past the grace it is cancelled, which
+                # releases the batch's items for the next start (nothing is lost either way).
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(asyncio.shield(worker_task), timeout=10)
                 worker_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await worker_task
@@ -94,6 +98,7 @@ def create_app(*, db_url: str | None = None, embedded_worker: bool | None = None
     metrics.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
+    web.install(app)
     for module in (
         tenant,
         outcomes,

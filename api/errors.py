@@ -28,6 +28,10 @@ _CODES = {
 }
 
 
+#: The detail of the 400 FastAPI raises for a request body it cannot decode.
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
+
 class ErrorBody(BaseModel):
     code: str = Field(description="Stable machine-readable code, e.g. `invalid`, `not_found`.")
     message: str = Field(description="What is wrong and how to fix it.")
@@ -121,6 +125,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_ERROR:
+            # FastAPI's answer to a body it cannot decode (e.g. not UTF-8): an invalid input,
+            # like malformed JSON, so 422 with the shape every other invalid body gets.
+            return error_response(
+                422,
+                "request body could not be read: send UTF-8 encoded JSON",
+                code="invalid",
+                details=[{"field": "body", "location": "body", "message": "not UTF-8 JSON"}],
+            )
         message = exc.detail if isinstance(exc.detail, str) else _CODES.get(exc.status_code, "")
         return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
 

@@ -1,7 +1,268 @@
-"""(being built)"""
+"""Billing meters and cost per verified outcome (what a billing system pulls).
+
+- ``GET /v1/meters/verified-outcomes``: verified outcomes per UTC day or month in ``[from, to)``,
+  grouped by agent, tier, agent version and/or model path, each row ``provisional`` or ``final``
+  (:func:`ledger.meters.verified_outcomes`).
+- ``GET /v1/metrics/cost-per-verified-outcome``: (agent inference + judge calls + human review)
+  / verified outcomes, with numerator and denominator, overall and per group
+  (:func:`ledger.cost_report.cost_report`).
+
+Times without a UTC offset are taken as UTC (as everywhere in the ledger).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-router = APIRouter()
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from api.deps import EngineDep, TenantDep
+from api.errors import ApiError, ErrorResponse
+from ledger.cost_report import GROUP_DIMENSIONS
+from ledger.meters import DIMENSIONS, MAX_WINDOWS, MeterError, verified_outcomes
+
+router = APIRouter(tags=["meters"], responses={422: {"model": ErrorResponse}})
+
+Status = Literal["provisional", "final"]
+GroupValues = dict[str, str | None]
+
+_GROUP_BY_HELP = "Comma-separated dimensions to group by"
+
+
+class MeterRow(BaseModel):
+    window_start: datetime = Field(description="Start of the window (UTC), inclusive.")
+    window_end: datetime = Field(description="End of the window (UTC), exclusive.")
+    group: GroupValues = Field(description="The value of each `group_by` dimension.")
+    value: int = Field(description="Verified outcomes anchored in the window.")
+    status: Status = Field(description="`final` when every outcome counted is final.")
+    final_at: datetime = Field(description="When this row is (or becomes) final.")
+
+
+class MeterPublic(BaseModel):
+    from_: datetime = Field(alias="from", serialization_alias="from")
+    to: datetime
+    window: Literal["day", "month"]
+    group_by: list[str]
+    now: datetime = Field(description="The moment the statuses were decided at.")
+    rows: list[MeterRow] = Field(
+        description="Windows and groups without a verified outcome have no row (zero)."
+    )
+
+
+class CostFigures(BaseModel):
+    outcomes: int = Field(description="Outcomes with a verdict recorded in the range.")
+    verified: int
+    cost_usd: float = Field(description="The numerator: agent + judge + human review, USD.")
+    value: float | None = Field(description="cost_usd / verified; None when verified is 0.")
+    numerator_usd: float
+    denominator: int
+    agent_cost_usd: float
+    judge_cost_usd: float
+    human_review_usd: float | None
+    reason: str | None = Field(description="Why `value` is None.")
+
+
+class CostGroup(CostFigures):
+    group: GroupValues
+    status: Status
+
+
+class CostPublic(CostFigures):
+    from_: datetime | None = Field(alias="from", serialization_alias="from")
+    to: datetime | None
+    group_by: list[str]
+    now: datetime
+    provisional: CostFigures
+    final: CostFigures
+    groups: list[CostGroup]
+    labor_rate_usd_per_hour: float | None
+    notes: list[str]
+
+
+def _utc(moment: datetime, field: str) -> datetime:
+    """``moment`` in UTC (naive means UTC); 422 when the conversion leaves the datetime range."""
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise _invalid(field, "out of range once converted to UTC: use a UTC time") from None
+
+
+def _invalid(field: str, message: str) -> ApiError:
+    return ApiError(
+        422,
+        f"{field}: {message}",
+        details=[{"field": field, "location": "query", "message": message}],
+    )
+
+
+def _dims(raw: str | None, allowed: tuple[str, ...]) -> list[str]:
+    dims = [d.strip() for d in (raw or "").split(",") if d.strip()]
+    unknown = [d for d in dims if d not in allowed]
+    if unknown:
+        raise _invalid(
+            "group_by",
+            f"unknown dimension(s) {', '.join(unknown)}; use a comma-separated list of "
+            f"{', '.join(allowed)}",
+        )
+    if len(set(dims)) != len(dims):
+        raise _invalid("group_by", f"a dimension is named twice: {','.join(dims)}")
+    return dims
+
+
+def _meter_field(field: str) -> str:
+    return {"since": "from", "until": "to"}.get(field, field)
+
+
+@router.get(
+    "/v1/meters/verified-outcomes",
+    response_model=MeterPublic,
+    response_model_by_alias=True,
+)
+async def get_verified_outcomes(
+    tenant: TenantDep,
+    engine: EngineDep,
+    from_: Annotated[
+        datetime, Query(alias="from", description="Start (inclusive), ISO 8601; UTC if no offset.")
+    ],
+    to: Annotated[datetime, Query(description="End (exclusive), ISO 8601; UTC if no offset.")],
+    window: Annotated[Literal["day", "month"], Query(description="UTC day or month.")] = "day",
+    group_by: Annotated[
+        str | None,
+        Query(max_length=200, description=f"{_GROUP_BY_HELP}: {', '.join(DIMENSIONS)}."),
+    ] = None,
+) -> MeterPublic:
+    """Verified outcomes per window and group in the half-open range `[from, to)`.
+
+    An outcome counts in the window holding its verification anchor (its last customer message,
+    else its close time), once, while its latest verdict is `verified`. A row is `final` when
+    every outcome in it has passed its verification window plus 24 h grace; final rows never
+    change (a late reopen is booked as a revocation). Empty windows have no row. At most
+    1000 windows per request.
+    """
+    dims = _dims(group_by, DIMENSIONS)
+    since, until, now = _utc(from_, "from"), _utc(to, "to"), datetime.now(UTC)
+    try:
+        rows = await asyncio.to_thread(
+            verified_outcomes,
+            engine,
+            tenant.name,
+            since=since,
+            until=until,
+            window=window,
+            group_by=dims,
+            now=now,
+        )
+    except MeterError as exc:
+        field = _meter_field(exc.field)
+        message = str(exc).replace("since", "from").replace("until", "to")
+        raise _invalid(field, message) from None
+    return MeterPublic.model_validate(
+        {
+            "from": since,
+            "to": until,
+            "window": window,
+            "group_by": dims,
+            "now": now,
+            "rows": rows,
+        }
+    )
+
+
+def _figures(part: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "outcomes": part["outcomes"],
+        "verified": part["verified"],
+        "cost_usd": part["numerator_usd"],
+        "value": part["cost_per_verified_usd"],
+        "numerator_usd": part["numerator_usd"],
+        "denominator": part["denominator"],
+        "agent_cost_usd": part["agent_cost_usd"],
+        "judge_cost_usd": part["judge_cost_usd"],
+        "human_review_usd": part["human_review_usd"],
+        "reason": part["reason"],
+    }
+
+
+def _cost(engine: Any, tenant: str, **kwargs: Any) -> dict[str, Any]:
+    from ledger.cost_report import cost_report, report_notes
+
+    report = cost_report(engine, tenant, window_hours=None, **kwargs)
+    report["notes"] = report_notes(report)
+    return report
+
+
+@router.get(
+    "/v1/metrics/cost-per-verified-outcome",
+    response_model=CostPublic,
+    response_model_by_alias=True,
+)
+async def get_cost_per_verified_outcome(
+    tenant: TenantDep,
+    engine: EngineDep,
+    from_: Annotated[
+        datetime | None,
+        Query(alias="from", description="Verdicts recorded from (inclusive); UTC if no offset."),
+    ] = None,
+    to: Annotated[
+        datetime | None, Query(description="Verdicts recorded before (exclusive).")
+    ] = None,
+    group_by: Annotated[
+        str | None,
+        Query(max_length=200, description=f"{_GROUP_BY_HELP}: {', '.join(GROUP_DIMENSIONS)}."),
+    ] = None,
+    period: Annotated[
+        Literal["day", "month"], Query(description="The `period` dimension's length (UTC).")
+    ] = "month",
+    labor_rate: Annotated[
+        float | None,
+        Query(ge=0, le=1e6, description="USD per hour of human review (else not in the cost)."),
+    ] = None,
+) -> CostPublic:
+    """Cost per verified outcome = (agent inference + judge calls + human review) / verified.
+
+    Always with numerator (`cost_usd`) and denominator (`verified`); `value` is None with a
+    `reason` when nothing was verified. Each outcome counts once, by its latest verdict
+    recorded in `[from, to)`; groups are split by status (`provisional`/`final`).
+    """
+    dims = _dims(group_by, GROUP_DIMENSIONS)
+    since = None if from_ is None else _utc(from_, "from")
+    until = None if to is None else _utc(to, "to")
+    if since is not None and until is not None and since >= until:
+        raise _invalid(
+            "from", f"from ({since.isoformat()}) must be before to ({until.isoformat()})"
+        )
+    now = datetime.now(UTC)
+    report = await asyncio.to_thread(
+        _cost,
+        engine,
+        tenant.name,
+        dims=dims,
+        since=since,
+        until=until,
+        now=now,
+        period=period,
+        labor_rate=labor_rate,
+    )
+    return CostPublic.model_validate(
+        {
+            "from": since,
+            "to": until,
+            "group_by": dims,
+            "now": now,
+            **_figures(report["total"]),
+            "provisional": _figures(report["provisional"]),
+            "final": _figures(report["final"]),
+            "groups": [
+                {"group": g["group"], "status": g["status"], **_figures(g)}
+                for g in report["groups"]
+            ],
+            "labor_rate_usd_per_hour": report["labor_rate_usd_per_hour"],
+            "notes": report["notes"],
+        }
+    )
+
+
+__all__ = ["MAX_WINDOWS", "router"]

@@ -1,7 +1,296 @@
-"""(being built)"""
+"""Outcomes: batch ingest (native or CloudEvents, idempotent on id) and per-outcome reads.
+
+The ingest body is parsed here rather than by FastAPI because one route takes three content
+types (``application/json`` object, ``application/cloudevents+json`` single event,
+``application/cloudevents-batch+json`` array) and validates item by item, so a 422 names the
+failing item's index and field. Everything is validated before anything is written.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import base64
+import binascii
+import json
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import ValidationError
+
+from api.deps import EngineDep, SettingsDep, TenantDep
+from api.errors import ApiError, ErrorResponse, not_found
+from api.schemas._openapi import inline_schema
+from api.schemas.outcomes import (
+    EVENT_SOURCE_KEY,
+    CloudEventIn,
+    IngestEnvelope,
+    IngestRequest,
+    IngestResult,
+    IngestTotals,
+    OutcomeList,
+    OutcomePublic,
+)
+from api.schemas.text import NUL, NUL_MESSAGE, nul_location
+from judge.models import Outcome
+from ledger.ingest import (
+    IngestConflictError,
+    InvalidItemError,
+    list_outcomes,
+    outcome_detail,
+    record_outcomes,
+)
+
+router = APIRouter(prefix="/v1", tags=["outcomes"])
+
+JSON = "application/json"
+CE_SINGLE = "application/cloudevents+json"
+CE_BATCH = "application/cloudevents-batch+json"
+_MAX_DETAILS = 50
+#: Deepest JSON accepted; outcomes need about 6 levels, metadata gets the rest.
+MAX_DEPTH = 64
+_TOO_DEEP = object()
+
+_REQUEST_BODY = {
+    "required": True,
+    "content": {
+        JSON: {"schema": inline_schema(IngestRequest)},
+        CE_SINGLE: {"schema": inline_schema(CloudEventIn)},
+        CE_BATCH: {"schema": inline_schema(list[CloudEventIn])},
+    },
+}
+
+
+def _problem(loc: tuple[Any, ...], message: str, index: int | None) -> dict[str, Any]:
+    return {
+        "field": ".".join(str(p) for p in loc) or "body",
+        "location": "body",
+        "message": message,
+        "index": index,
+    }
+
+
+def _invalid(problems: list[dict[str, Any]], what: str = "outcome") -> ApiError:
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    where = f" {what} {first['index']}" if first.get("index") is not None else ""
+    return ApiError(
+        422,
+        f"{first['field']}: {first['message']}{more}; nothing was written (fix{where} and resend)",
+        code="invalid",
+        details=problems[:_MAX_DETAILS],
+    )
+
+
+def _errors(exc: ValidationError, prefix: tuple[Any, ...], index: int | None) -> list[Any]:
+    return [
+        _problem((*prefix, *err.get("loc", ())), str(err.get("msg", "invalid")), index)
+        for err in exc.errors()
+    ]
+
+
+def _item(raw: Any, prefix: tuple[Any, ...], index: int) -> tuple[Outcome | None, list[Any]]:
+    """One item: a CloudEvent (it has ``specversion``) or a native outcome."""
+    where = nul_location(raw)
+    if where is not None:
+        return None, [_problem((*prefix, *where), NUL_MESSAGE, index)]
+    if isinstance(raw, dict) and "specversion" in raw:
+        try:
+            event = CloudEventIn.model_validate(raw)
+        except ValidationError as exc:
+            return None, _errors(exc, prefix, index)
+        data = dict(event.data)
+        data.setdefault("id", event.id)
+        metadata = data.get("metadata")
+        if metadata is None or isinstance(metadata, dict):
+            data["metadata"] = {EVENT_SOURCE_KEY: event.source, **(metadata or {})}
+        try:
+            return Outcome.model_validate(data), []
+        except ValidationError as exc:
+            return None, _errors(exc, (*prefix, "data"), index)
+    try:
+        return Outcome.model_validate(raw), []
+    except ValidationError as exc:
+        return None, _errors(exc, prefix, index)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion (so any depth is safe to measure)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        if isinstance(node, dict):
+            stack.extend((item, level + 1) for item in node.values())
+        elif isinstance(node, list):
+            stack.extend((item, level + 1) for item in node)
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value; send a number or null")
+
+
+def _finite_float(text: str) -> float:
+    # Python reads 1e999 as infinity, which neither the ledger nor strict JSON can hold.
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", JSON).split(";", 1)[0].strip().lower() or JSON
+
+
+def _parse(raw: bytes, media: str, max_batch: int) -> tuple[list[Outcome], dict[str, int] | None]:
+    if media not in (JSON, CE_SINGLE, CE_BATCH):
+        raise ApiError(
+            415,
+            f'unsupported Content-Type {media!r}; send {JSON} ({{"outcomes": [...]}}), '
+            f"{CE_SINGLE} (one event) or {CE_BATCH} (an array of events)",
+        )
+    try:
+        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _invalid([_problem((), f"the body is not valid JSON: {exc}", None)]) from None
+    except RecursionError:
+        body = _TOO_DEEP
+    if body is _TOO_DEEP or _depth(body) > MAX_DEPTH:
+        raise _invalid([_problem((), f"JSON nested deeper than {MAX_DEPTH} levels", None)])
+    bases: dict[str, int] | None = None
+    prefix: tuple[str, ...] = ()
+    if media == JSON:
+        try:
+            envelope = IngestEnvelope.model_validate(body)
+        except ValidationError as exc:
+            raise _invalid(_errors(exc, (), None)) from None
+        items, prefix, bases = envelope.outcomes, ("outcomes",), envelope.base_revisions
+    elif media == CE_SINGLE:
+        items = [body]
+    elif isinstance(body, list) and body:
+        items = body
+    else:
+        raise _invalid([_problem((), "a CloudEvents batch is a non-empty JSON array", None)])
+    if len(items) > max_batch:
+        raise ApiError(
+            413,
+            f"{len(items)} outcomes in one request; send at most {max_batch} per request "
+            "(OUTCOME_JUDGE_MAX_BATCH) and split the rest into further requests",
+            details={"max_batch": max_batch, "count": len(items)},
+        )
+    outcomes: list[Outcome] = []
+    problems: list[Any] = []
+    for index, raw_item in enumerate(items):
+        loc = (*prefix, index) if media != CE_SINGLE else ()
+        outcome, errors = _item(raw_item, loc, index)
+        problems += errors
+        if outcome is not None:
+            outcomes.append(outcome)
+        if len(problems) >= _MAX_DETAILS:
+            break
+    if problems:
+        raise _invalid(problems)
+    return outcomes, bases
+
+
+@router.post(
+    "/outcomes",
+    response_model=IngestResult,
+    openapi_extra={"requestBody": _REQUEST_BODY},
+    responses={
+        409: {"model": ErrorResponse, "description": "Conflicting revisions; nothing written."},
+        413: {"model": ErrorResponse, "description": "Over the batch cap or the body limit."},
+        415: {"model": ErrorResponse, "description": "Unsupported Content-Type."},
+    },
+)
+async def ingest_outcomes(
+    request: Request, tenant: TenantDep, engine: EngineDep, settings: SettingsDep
+) -> IngestResult:
+    """Store a batch of outcomes (idempotent on outcome id; all or nothing).
+
+    Each item is a native outcome or a CloudEvents envelope whose ``data`` is the outcome. The
+    same payload again is ``unchanged``; a changed payload is stored as a new revision
+    (``revised``). 422 names the failing item (``outcomes.3.conversation.0.role``); an outcome
+    naming another tenant or carrying a future timestamp is 422 too; 409 for the same id twice
+    with different payloads or a stale ``base_revisions`` entry; 413 over the batch cap.
+    """
+    raw = await request.body()
+    outcomes, bases = _parse(raw, _media_type(request), settings.max_batch)
+    prefix = "outcomes." if _media_type(request) == JSON else ""
+    try:
+        items = await asyncio.to_thread(
+            record_outcomes, engine, tenant.name, outcomes, base_revisions=bases
+        )
+    except InvalidItemError as exc:
+        field = f"{prefix}{exc.index}" + (f".{exc.field}" if exc.field else "")
+        raise _invalid([_problem((field,), exc.message, exc.index)]) from None
+    except IngestConflictError as exc:
+        raise ApiError(409, exc.message, details=exc.details) from None
+    except ValueError as exc:
+        raise _invalid([_problem(("base_revisions",), str(exc), None)]) from None
+    totals = {"created": 0, "revised": 0, "unchanged": 0}
+    for item in items:
+        totals[item["status"]] += 1
+    return IngestResult.model_validate(
+        {"count": len(items), "totals": IngestTotals(**totals), "items": items}
+    )
+
+
+def _decode_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise ApiError(
+            422,
+            "cursor: not a cursor this API returned; pass next_cursor from the previous page",
+            details=[{"field": "cursor", "location": "query", "message": "invalid cursor"}],
+        ) from None
+
+
+def _encode_cursor(after: str | None) -> str | None:
+    if after is None:
+        return None
+    return base64.urlsafe_b64encode(after.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+@router.get("/outcomes", response_model=OutcomeList)
+async def get_outcomes(
+    tenant: TenantDep,
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=400, description="next_cursor of the previous page.")
+    ] = None,
+) -> OutcomeList:
+    """This tenant's outcomes (latest revision each), ordered by id, a page at a time."""
+    after = _decode_cursor(cursor)
+    if after is not None and NUL in after:
+        raise _invalid([_problem(("cursor",), NUL_MESSAGE, None)])
+    page, next_after = await asyncio.to_thread(
+        list_outcomes, engine, tenant.name, limit=limit, after=after
+    )
+    return OutcomeList.model_validate({"items": page, "next_cursor": _encode_cursor(next_after)})
+
+
+@router.get(
+    "/outcomes/{outcome_id:path}",
+    response_model=OutcomePublic,
+    responses={404: {"model": ErrorResponse, "description": "No such outcome for this tenant."}},
+)
+async def get_outcome(
+    tenant: TenantDep,
+    engine: EngineDep,
+    outcome_id: Annotated[str, Path(min_length=1, max_length=200)],
+) -> OutcomePublic:
+    """One outcome: its latest payload, every revision, its verdicts (newest first), labels."""
+    if NUL in outcome_id:
+        raise not_found("outcome", outcome_id)
+    detail = await asyncio.to_thread(outcome_detail, engine, tenant.name, outcome_id)
+    if detail is None:
+        raise not_found("outcome", outcome_id)
+    return OutcomePublic.model_validate(detail)

@@ -18,8 +18,10 @@ from judge.cli import (
     periods,
     rubrics,
     serve,
+    tenants,
     train,
     verify,
+    worker,
 )
 
 app = typer.Typer(
@@ -42,6 +44,8 @@ for _module in (
     cost,
     periods,
     serve,
+    tenants,
+    worker,
 ):
     _module.register(app)
 

@@ -9,6 +9,9 @@ import typer
 
 from judge.cli._common import fail, stderr
 
+#: uvicorn's log levels.
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
@@ -40,18 +43,33 @@ def serve(
             "PostgreSQL (start `judge worker` processes instead).",
         ),
     ] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level", help=f"uvicorn log level: {', '.join(LOG_LEVELS)}.", metavar="LEVEL"
+        ),
+    ] = "info",
 ) -> None:
     """Serve the API: ingest outcomes, run verification jobs, label, calibrate, meter.
 
-    Every route but /healthz and /readyz needs a key from `judge tenants create NAME`.
-    OpenAPI documentation is at /docs once running.
+    Every route but /healthz and /readyz needs a key: create a tenant and its key first with
+    `judge tenants create NAME --db URL`. OpenAPI documentation is at /docs once running;
+    Prometheus metrics of the calling tenant at /metrics.
+
+    Quick start (SQLite, one process, verification worker inside): judge serve
+
+    Production (PostgreSQL, several API processes, separate workers):
+    judge serve --db postgresql+psycopg://user:pw@host/db --host 0.0.0.0 --workers 4
+    and `judge worker --db ...` on as many machines as needed.
     """
     import uvicorn
 
+    from judge.cli.verify import _redact
     from judge.settings import get_settings
     from ledger.db import LedgerDatabaseError, make_engine, migrate
 
+    if log_level.lower() not in LOG_LEVELS:
+        fail(f"--log-level: {log_level!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
     url = db or get_settings().db_url
     if workers > 1 and url.startswith("sqlite"):
         fail(
@@ -70,13 +88,17 @@ def serve(
     if embedded_worker is not None:
         os.environ["OUTCOME_JUDGE_EMBEDDED_WORKER"] = "true" if embedded_worker else "false"
     get_settings.cache_clear()
-    stderr.print(f"serving on http://{host}:{port} (docs at /docs)", highlight=False)
+    stderr.print(
+        f"serving {_redact(url)} on http://{host}:{port} with {workers} API process"
+        f"{'es' if workers > 1 else ''} (docs at /docs)",
+        highlight=False,
+    )
     uvicorn.run(
         "api.app:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level=log_level,
+        log_level=log_level.lower(),
         access_log=False,
     )

@@ -1,0 +1,147 @@
+"""Signed session tokens for the web interface, and the per-session CSRF token.
+
+The session cookie never holds the API key. It holds ``key_id.expiry.nonce.signature``, where
+the signature is an HMAC-SHA256 over ``key_id.expiry.nonce`` with a server secret. Every page
+then re-checks that the key ``key_id`` is still active (:func:`active_tenant`), so revoking a
+key logs its browser sessions out on their next request.
+
+The secret comes from ``OUTCOME_JUDGE_SESSION_SECRET``; without it each process draws a random
+one, which is fine for one process but logs everyone out on restart and does not work across
+several API processes (set the variable there).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from ledger.tenants import TenantInfo
+
+SESSION_COOKIE = "oj_session"
+LOGIN_CSRF_COOKIE = "oj_login_csrf"
+SESSION_SECRET_ENV = "OUTCOME_JUDGE_SESSION_SECRET"
+#: How long a session lasts before the reviewer logs in again (hours).
+SESSION_HOURS = 12.0
+_MIN_SECRET_CHARS = 32
+
+
+class SessionSecretError(ValueError):
+    """The configured session secret is unusable."""
+
+
+@lru_cache(maxsize=1)
+def session_secret() -> bytes:
+    """The HMAC key: ``OUTCOME_JUDGE_SESSION_SECRET``, else a random per-process one.
+
+    Read once per process (cached), at the first request that needs it, not at import.
+    """
+    from judge.settings import get_settings
+
+    secret = get_settings().session_secret
+    configured = None if secret is None else secret.get_secret_value()
+    if not configured:
+        return secrets.token_bytes(32)
+    if len(configured) < _MIN_SECRET_CHARS:
+        raise SessionSecretError(
+            f"{SESSION_SECRET_ENV} must be at least {_MIN_SECRET_CHARS} characters; generate "
+            'one with `python -c "import secrets; print(secrets.token_urlsafe(48))"`'
+        )
+    return configured.encode("utf-8")
+
+
+def _sign(secret: bytes, message: str) -> str:
+    digest = hmac.new(secret, message.encode("utf-8"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class Session:
+    """A verified session: the API key's public id, when it expires, and its CSRF token."""
+
+    key_id: str
+    expires: int
+    token: str
+
+    @property
+    def csrf(self) -> str:
+        """The per-session CSRF token every form posts back (derived, nothing stored)."""
+        return _sign(session_secret(), f"csrf:{self.token}")
+
+
+def issue(key_id: str, *, now: float | None = None, hours: float = SESSION_HOURS) -> str:
+    """A new signed session token for the key ``key_id``."""
+    if not key_id or "." in key_id:
+        raise ValueError(f"key_id must be a non-empty id without dots, got {key_id!r}")
+    expires = int((time.time() if now is None else now) + hours * 3600)
+    body = f"{key_id}.{expires}.{secrets.token_urlsafe(12)}"
+    return f"{body}.{_sign(session_secret(), body)}"
+
+
+def verify(token: str | None, *, now: float | None = None) -> Session | None:
+    """The session a token stands for, or None when it is missing, forged, malformed or expired."""
+    if not token or len(token) > 400:
+        return None
+    parts = token.split(".")
+    if len(parts) != 4:
+        return None
+    key_id, expires_text, _nonce, signature = parts
+    body = token.rsplit(".", 1)[0]
+    if not hmac.compare_digest(signature, _sign(session_secret(), body)):
+        return None
+    try:
+        expires = int(expires_text)
+    except ValueError:
+        return None
+    if expires <= (time.time() if now is None else now):
+        return None
+    return Session(key_id=key_id, expires=expires, token=token)
+
+
+def csrf_ok(session: Session, submitted: str | None) -> bool:
+    """Whether a form's CSRF token is this session's (constant-time comparison)."""
+    return bool(submitted) and hmac.compare_digest(session.csrf, str(submitted))
+
+
+def key_id_of(key: str) -> str | None:
+    """The public id inside an API key (``oj_<key_id>_<secret>``), or None when malformed."""
+    from ledger.tenants import KEY_PREFIX
+
+    if not key.startswith(KEY_PREFIX):
+        return None
+    key_id, sep, secret = key[len(KEY_PREFIX) :].partition("_")
+    return key_id if sep and len(key_id) == 12 and secret else None
+
+
+def active_tenant(engine: Engine, key_id: str) -> TenantInfo | None:
+    """The tenant of the key ``key_id`` while that key is active; None once revoked or unknown."""
+    from sqlmodel import select
+
+    from ledger.db import session
+    from ledger.service_tables import ApiKeyRow
+    from ledger.tables import TenantRow
+    from ledger.tenants import TenantInfo
+
+    with session(engine, readonly=True) as db:
+        found = db.exec(
+            select(ApiKeyRow.revoked_at, TenantRow)
+            .join(TenantRow, TenantRow.name == ApiKeyRow.tenant)  # type: ignore[arg-type]
+            .where(ApiKeyRow.key_id == key_id)
+        ).first()
+    if found is None or found[0] is not None:
+        return None
+    tenant = found[1]
+    return TenantInfo(
+        name=tenant.name,
+        created_at=tenant.created_at,
+        daily_budget_usd=tenant.daily_budget_usd,
+        requests_per_minute=tenant.requests_per_minute,
+    )

@@ -252,6 +252,20 @@ def scan_outcome(
                     role=message.role,
                 )
             )
+        # The author and tool names reach the judge's prompt too (in the message header).
+        for field, value in (("author", message.author), ("name", message.name)):
+            if not value:
+                continue
+            for name, excerpt in _dedupe(_scan(value.replace("_", " "), tool_result=False)):
+                findings.append(
+                    Finding(
+                        where=f"conversation[{i}].{field}",
+                        pattern=name,
+                        excerpt=excerpt,
+                        index=i,
+                        role=message.role,
+                    )
+                )
     if outcome.report is not None:
         parts: list[tuple[str, str, str | None]] = [
             ("report.brief", outcome.report.brief, None),
@@ -294,7 +308,14 @@ def _angles_to_ascii(text: str) -> str:
 
 
 def _despace(text: str) -> str:
-    return _SPACED_RE.sub(lambda m: re.sub(r"[ .\-_*·]", "", m.group(0)), text)
+    def join(m: re.Match[str]) -> str:
+        run = m.group(0)
+        if " " in run and re.search(r"[.\-_*·]", run):
+            # "M-A-R-K T-H-I-S": letters joined by one separator, words by spaces.
+            return " ".join(re.sub(r"[.\-_*·]", "", word) for word in run.split(" "))
+        return re.sub(r"[ .\-_*·]", "", run)
+
+    return _SPACED_RE.sub(join, text)
 
 
 def _excerpt(text: str, start: int, end: int) -> str:
@@ -369,7 +390,12 @@ def _scan(text: str, *, tool_result: bool) -> list[tuple[str, str]]:
     if _ROT13_WORTH_SCANNING.search(rot) and _names(_apply_rules(rot, rules)) - names3:
         hits.append(("encoded_instruction_rot13", _excerpt(rot, 0, 80)))
     for decoded in _decoded_payloads(f1):
-        if _apply_rules(decoded, rules) or _ENCODED_KEYWORDS.search(decoded):
+        rotated = codecs.encode(decoded, "rot13")  # rot13 inside base64/hex
+        if (
+            _apply_rules(decoded, rules)
+            or _ENCODED_KEYWORDS.search(decoded)
+            or _ENCODED_KEYWORDS.search(rotated)
+        ):
             hits.append(("encoded_instruction", decoded[:160]))
             break
     if tags:

@@ -233,6 +233,50 @@ RULES: tuple[Rule, ...] = (
         r"gel[öo]st|opgelost|risolt[oa]|verificad[oa]|v[ée]rifi[ée]e?)\b",
         speaker_check=True,
     ),
+    # Scores, verdicts and roles claimed outright (found by tests/reliability/injection_corpus).
+    rule(
+        "score_instruction",
+        r"\b(?:score|rate|grade|mark)\s+(?:it\s+|this\s+|them\s+)?(?:a\s+)?\d+(?:\.\d+)?\s+"
+        r"(?:on|for|across|in)\s+(?:every|each|all|everything)\b",
+        speaker_check=True,
+    ),
+    rule(
+        "score_instruction",
+        r"\b(?:correct|right|only|expected|final|true|proper)\s+(?:verdict|decision|score|rating|"
+        r"grade|evaluation|judge?ment)\s+(?:here\s+)?(?:is\s+|=\s*|:\s*|should\s+be\s+|must\s+be\s+)?"
+        r"[\"']?(?:verified|pass(?:ed)?)\b",
+    ),
+    rule(
+        "score_instruction",
+        r"\b(?:evaluation|grading|judge?ment|assessment)[\"']?\s*[:=]\s*[\"']?(?:verified|pass(?:ed)?)\b",
+    ),
+    rule(
+        "role_override",
+        r"\b(?:i\s+am|i'm|this\s+is)\s+(?:the|your)\s+(?:ai\s+|llm\s+)?(?:judge|evaluator|grader|"
+        r"verifier|assessor)\s+(?:for|of|on)\s+(?:this|the)\b",
+    ),
+    rule(
+        "mark_as_verdict",
+        r"\b(?:rate|mark|grade|score|declare|deem)\s+(?:it|this)\s+(?:as\s+)?verified\b",
+    ),
+    # ja, zh, ko, ru, pl. Russian is written as it reads after the look-alike folding (Cyrillic
+    # а/е/о/р/с/у read as Latin), which runs before the rules.
+    rule(
+        "ignore_instructions",
+        r"(?:無視|忽略|忽视)[^。\n]{0,20}(?:指示|指令|命令|ルール|规则)"
+        r"|(?:指示|指令|命令|ルール|规则)[^。\n]{0,20}(?:無視|忽略|忽视)"
+        r"|(?:지시|명령|규칙)[^.\n]{0,20}무시"
+        r"|\b(?:(?:п[рp][оo])?и[гg]н[оo][рp]и[рp][уy]й|з[аa]б[уy]д[ьb])\w*\s+"
+        r"(?:\w+\s+){0,3}?(?:ин[сc]т[рp][уy]к\w*|[уy]к[аa]з[аa]ни\w*|п[рp][аa]вил\w*)"
+        r"|\b(?:zignoruj|zapomnij|pomi[nń])\s+(?:[\w-]+\s+){0,3}?(?:instrukcj\w*|polece\w*|zasad\w*)",
+    ),
+    rule(
+        "addresses_judge",
+        r"\b(?:querid[oa]|estimad[oa]|cher|ch[eè]re|liebe[rs]?|car[oa]|prezad[oa]|beste)\s+"
+        r"(?:evaluador[a]?|[ée]valuat(?:eur|rice)|bewerter(?:in)?|pr[üu]fer(?:in)?|"
+        r"valutat(?:ore|rice)|avaliador[a]?|beoordelaar)\b"
+        r"|\b(?:evaluador[a]?|[ée]valuateur|bewerter|valutatore|avaliador|beoordelaar)\s*[,:]",
+    ),
     rule("fake_delimiter", CHAT_TOKEN_RE.pattern),
     rule("fake_delimiter", FENCE_RE.pattern),
     rule("fake_delimiter", XML_TAG_RE.pattern),

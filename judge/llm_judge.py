@@ -221,7 +221,7 @@ class LLMJudge:
     limiter : ProviderLimiter
         Bounds requests in flight per provider (``spec.max_concurrency`` overrides per judge).
     backoff : Backoff, optional
-        Retry waits; :data:`BACKOFF` when omitted.
+        Retry waits; else the panel's ``backoff`` for this judge, else :data:`BACKOFF`.
     """
 
     kind = "llm"
@@ -239,6 +239,8 @@ class LLMJudge:
         self.weight = spec.weight
         self.store = store
         self.limiter = limiter
+        if backoff is None and spec.backoff is not None:
+            backoff = Backoff(**spec.backoff.model_dump())
         self.backoff = backoff
         reserved = {"model", "messages", "api_key", "num_retries", "max_retries"}
         clash = sorted(reserved & set(spec.litellm_extra()))

@@ -16,6 +16,21 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 Aggregation = Literal["majority", "weighted", "mean", "unanimous"]
 
 
+class RetryWaits(BaseModel):
+    """How long an LLM judge waits between retries (seconds); see :class:`judge.llm_judge.Backoff`.
+
+    Exponential from ``initial`` up to ``maximum`` plus up to ``jitter`` of random jitter; a
+    provider's ``retry-after`` replaces the computed wait, capped at ``retry_after_cap``.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    initial: float = Field(default=1.0, ge=0, le=3600)
+    maximum: float = Field(default=30.0, ge=0, le=3600)
+    jitter: float = Field(default=1.0, ge=0, le=3600)
+    retry_after_cap: float = Field(default=60.0, ge=0, le=3600)
+
+
 class LLMJudgeSpec(BaseModel):
     """An LLM judge. Keys this model does not name are passed through to ``litellm.acompletion``."""
 
@@ -37,6 +52,9 @@ class LLMJudgeSpec(BaseModel):
         default=None, description="name of the environment variable holding the provider key"
     )
     max_concurrency: int | None = Field(default=None, ge=1, le=1024)
+    backoff: RetryWaits | None = Field(
+        default=None, description="retry waits; default 1 s doubling up to 30 s, plus jitter"
+    )
 
     def litellm_extra(self) -> dict[str, Any]:
         """The pass-through keys (everything this model does not declare)."""

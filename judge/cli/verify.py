@@ -212,6 +212,7 @@ async def _run(
     engine = Engine(panel, rubrics, store=store)
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temp_files(out)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
 
     async def lookup(outcome: Outcome) -> Verdict | None:
@@ -268,6 +269,21 @@ async def _run(
         await store.aflush()
         db_engine.dispose()
     return summary
+
+
+def _remove_stale_temp_files(out: Path) -> None:
+    """Delete half-written verdict files left by runs that were killed (their pid is gone)."""
+    prefix = f".{out.name}."
+    for stale in out.parent.glob(f"{prefix}*.tmp"):
+        pid = stale.name[len(prefix) : -len(".tmp")]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            stale.unlink(missing_ok=True)
+        except PermissionError:
+            continue  # another user's live process
 
 
 def _print_summary(

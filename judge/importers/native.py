@@ -46,7 +46,11 @@ def _reject_constant(name: str) -> Any:
 
 
 def _loads(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant)
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        # The C parser recurses per nesting level: a hostile line must be an error, not a crash.
+        raise ValueError("nested too deeply for the JSON parser; flatten the record") from None
 
 
 def json_type(value: Any) -> str:

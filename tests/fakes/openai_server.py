@@ -3,7 +3,9 @@
 Every LLM test goes through litellm's real HTTP path against this server: it speaks
 ``POST /v1/chat/completions`` and ``GET /v1/models`` and can be told, per model, what to answer
 next: content, latency, HTTP errors (429 with ``retry-after``, 5xx, 400), a malformed JSON body, a
-truncated body, a connection reset, or a hang longer than the client's timeout.
+truncated body, a connection reset, or a hang longer than the client's timeout. For seeded fault
+mixes, latency distributions and a gullible model, pass a :class:`tests.fakes.faults.FaultInjector`
+as ``default`` (``bench/fault_server.py`` runs that standalone).
 
 >>> with FakeOpenAIServer() as server:  # doctest: +SKIP
 ...     server.enqueue("gpt-4o-mini", Reply(content='{"criteria": {}}'))

@@ -285,3 +285,32 @@ def test_cli_panels_show(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 
     missing = runner.invoke(app, ["panels", "show", "absent.yaml"])
     assert missing.exit_code == 2 and "no such file" in missing.stderr
+
+
+def test_a_judge_backoff_sets_its_retry_waits(tmp_path: Path) -> None:
+    from judge.limits import ProviderLimiter
+    from judge.llm_judge import BACKOFF, Backoff, LLMJudge
+    from judge.panel_loader import load_panel
+    from judge.protocols import MemoryCallStore
+
+    path = tmp_path / "panel.yaml"
+    path.write_text(
+        "name: quick\njudges:\n"
+        "  - {name: a, model: openai/x, backoff: {initial: 0.1, maximum: 2, jitter: 0}}\n"
+        "  - {name: b, model: openai/y}\n",
+        encoding="utf-8",
+    )
+    panel = load_panel(path)
+    built = {
+        spec.name: LLMJudge(spec, store=MemoryCallStore(), limiter=ProviderLimiter())  # type: ignore[arg-type]
+        for spec in panel.judges
+    }
+    assert built["a"].backoff == Backoff(initial=0.1, maximum=2.0, jitter=0.0)
+    assert built["b"].backoff is None  # the module default applies: BACKOFF
+    assert BACKOFF.initial == 1.0
+    path.write_text(
+        "name: quick\njudges:\n  - {name: a, model: openai/x, backoff: {initial: -1}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(PanelError, match=r"backoff\.initial"):
+        load_panel(path)

@@ -31,8 +31,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+## Run the benchmarks (each prints ratios against a baseline measured in the same run).
+## bench/fault_server.py is a tool (a fault-injecting model server), not a benchmark.
 bench: $(STAMP)
-	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
+	for f in bench/bench_*.py bench/replay_table.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

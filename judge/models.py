@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 OutcomeKind = Literal["support_ticket", "report"]
 Role = Literal["customer", "agent", "tool", "system"]
@@ -19,6 +19,22 @@ TouchKind = Literal["ai", "human", "router", "automation"]
 
 MAX_TEXT_CHARS = 200_000
 MAX_MESSAGES = 2_000
+
+
+def _utc_representable(value: datetime) -> datetime:
+    """Refuse an aware time that has no UTC equivalent (e.g. 0001-01-01T00:00+10:00)."""
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(
+                "out of range once converted to UTC (years 1-9999); send a UTC time"
+            ) from None
+    return value
+
+
+#: A point in time the ledger can store: naive means UTC; an aware one must exist in UTC.
+Timestamp = Annotated[datetime, AfterValidator(_utc_representable)]
 
 
 class _Strict(BaseModel):
@@ -33,7 +49,7 @@ class Message(_Strict):
     role: Role
     text: str = Field(default="", max_length=MAX_TEXT_CHARS)
     author: str | None = Field(default=None, max_length=200)
-    at: datetime | None = None
+    at: Timestamp | None = None
     name: str | None = Field(default=None, max_length=200, description="tool name for role=tool")
     tool_calls: list[dict[str, Any]] = Field(default_factory=list, max_length=200)
     public: bool = True
@@ -54,15 +70,15 @@ class Signals(_Strict):
     customer_confirmed: bool | None = None
     csat: int | None = Field(default=None, ge=1, le=5)
     escalated: bool | None = None
-    reopened_at: datetime | None = None
-    closed_at: datetime | None = None
-    recontact_at: datetime | None = None
+    reopened_at: Timestamp | None = None
+    closed_at: Timestamp | None = None
+    recontact_at: Timestamp | None = None
 
 
 class Touch(_Strict):
     actor: str = Field(min_length=1, max_length=200)
     kind: TouchKind
-    at: datetime | None = None
+    at: Timestamp | None = None
 
 
 class AgentInfo(_Strict):
@@ -80,7 +96,7 @@ class Label(_Strict):
 
     resolved: bool
     by: str | None = Field(default=None, max_length=200)
-    at: datetime | None = None
+    at: Timestamp | None = None
     criteria: dict[str, bool] = Field(default_factory=dict)
     note: str | None = Field(default=None, max_length=10_000)
 

@@ -5,7 +5,7 @@ Loading YAML files (with file/line/field errors) lives in :mod:`judge.rubric_loa
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -31,23 +31,31 @@ class RangeScale(_Strict):
         return self
 
 
+# Caps on rubric text: every criterion's text goes into every judge prompt, so a rubric cannot
+# make each call arbitrarily long (and costly).
+_TEXT = 4000
+_SHORT = 1000
+
+
 class Example(_Strict):
-    text: str
+    text: str = Field(max_length=_TEXT)
     score: float
-    explanation: str = ""
+    explanation: str = Field(default="", max_length=_SHORT)
 
 
 class Criterion(_Strict):
     id: str = Field(pattern=SLUG)
-    question: str = Field(min_length=1)
+    question: str = Field(min_length=1, max_length=_SHORT)
     scale: Literal["binary"] | RangeScale = "binary"
     weight: float = Field(default=1.0, ge=0)
     gate: bool = False
     pass_at: float | None = Field(
         default=None, description="lowest passing score; binary: 1, range: the midpoint"
     )
-    evaluation_steps: list[str] = Field(default_factory=list)
-    examples: list[Example] = Field(default_factory=list)
+    evaluation_steps: list[Annotated[str, Field(max_length=_SHORT)]] = Field(
+        default_factory=list, max_length=30
+    )
+    examples: list[Example] = Field(default_factory=list, max_length=10)
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -122,8 +130,8 @@ class SignalRule(_Strict):
 class Rubric(_Strict, ContentVersioned):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,63}$")
     kind: OutcomeKind
-    description: str = ""
-    criteria: list[Criterion] = Field(min_length=1)
+    description: str = Field(default="", max_length=_TEXT)
+    criteria: list[Criterion] = Field(min_length=1, max_length=50)
     decision: DecisionRule = Field(default_factory=DecisionRule)
     signals: list[SignalRule] = Field(default_factory=list)
     window_hours: float = Field(default=72, gt=0)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from api.deps import EngineDep, TenantDep
 from api.errors import ApiError, ErrorResponse, not_found
+from judge.models import Timestamp
 from ledger.jobs import MAX_JOB_OUTCOMES, JobFilter, JobInfo
 
 router = APIRouter(prefix="/v1", tags=["verifications"])
@@ -32,10 +33,10 @@ class VerificationFilter(BaseModel):
     agent: OutcomeId | None = Field(
         default=None, description="The agent's name (`agent.name` of the outcome)."
     )
-    received_from: datetime | None = Field(
+    received_from: Timestamp | None = Field(
         default=None, description="Received at or after (inclusive)."
     )
-    received_to: datetime | None = Field(default=None, description="Received before (exclusive).")
+    received_to: Timestamp | None = Field(default=None, description="Received before (exclusive).")
     unverified_only: bool = Field(
         default=False, description="Only outcomes with no verdict on their current content."
     )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.outcomes import SCHEMA_MAX_BATCH, OutcomeId
 from api.schemas.text import SafeStr
+from judge.models import Timestamp
 
 CriterionId = Annotated[SafeStr, Field(min_length=1, max_length=64)]
 
@@ -25,7 +25,7 @@ class LabelCreate(BaseModel):
     )
     note: SafeStr | None = Field(default=None, max_length=10_000)
     by: SafeStr | None = Field(default=None, max_length=200, description="Who labelled it.")
-    at: datetime | None = Field(default=None, description="When (naive: UTC; not in the future).")
+    at: Timestamp | None = Field(default=None, description="When (naive: UTC; not in the future).")
 
 
 class LabelBatch(BaseModel):

@@ -449,3 +449,16 @@ def test_installed_wheel_uses_the_packaged_copy(
         load_rubric("report-accuracy").version
         == parse_rubric_file(ROOT / "rubrics" / "report-accuracy.yaml").version
     )
+
+
+def test_rubric_text_is_capped_because_it_goes_into_every_prompt() -> None:
+    from judge.rubric_loader import parse_rubric_text
+
+    question = "Was it solved? " + "x" * 1000
+    head = "name: long\nkind: support_ticket\ncriteria:\n"
+    text = f"{head}  - id: solved\n    question: {question}\n"
+    with pytest.raises(RubricError) as caught:
+        parse_rubric_text(text)
+    assert "criteria[0].question" in str(caught.value)
+    assert "1000" in str(caught.value)
+    parse_rubric_text(text.replace(question, "Was it solved?"))

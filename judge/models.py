@@ -21,6 +21,15 @@ MAX_TEXT_CHARS = 200_000
 MAX_MESSAGES = 2_000
 
 
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive time is taken to be UTC already (as the ledger stores it).
+
+    >>> as_utc(datetime(2026, 3, 1, 12)).isoformat()
+    '2026-03-01T12:00:00+00:00'
+    """
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def _utc_representable(value: datetime) -> datetime:
     """Refuse an aware time that has no UTC equivalent (e.g. 0001-01-01T00:00+10:00)."""
     if value.tzinfo is not None:

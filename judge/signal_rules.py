@@ -9,9 +9,9 @@ clock unless you pass ``now``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from judge.models import Outcome
+from judge.models import Outcome, as_utc
 from judge.rubric import Rubric, SignalCondition
 from judge.verdict import Tier
 
@@ -45,11 +45,6 @@ class SignalEffects:
         return bool(self.veto_reasons)
 
 
-def _utc(moment: datetime) -> datetime:
-    """Treat naive datetimes as UTC so aware and naive timestamps compare."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def reference_time(outcome: Outcome) -> datetime | None:
     """When the outcome ended: ``signals.closed_at``, else the last timed agent message.
 
@@ -60,8 +55,8 @@ def reference_time(outcome: Outcome) -> datetime | None:
     '2026-03-01T10:05:00+00:00'
     """
     if outcome.signals.closed_at is not None:
-        return _utc(outcome.signals.closed_at)
-    times = [_utc(m.at) for m in outcome.conversation if m.role == "agent" and m.at is not None]
+        return as_utc(outcome.signals.closed_at)
+    times = [as_utc(m.at) for m in outcome.conversation if m.role == "agent" and m.at is not None]
     return max(times) if times else None
 
 
@@ -91,8 +86,8 @@ def event_within(
     """
     if event is None:
         return False
-    moment = _utc(event)
-    if now is not None and moment > _utc(now):
+    moment = as_utc(event)
+    if now is not None and moment > as_utc(now):
         return False
     if reference is None:
         return True
@@ -109,7 +104,7 @@ def human_touched(outcome: Outcome) -> bool:
     """
     closed = outcome.signals.closed_at
     return any(
-        t.kind == "human" and (closed is None or t.at is None or _utc(t.at) <= _utc(closed))
+        t.kind == "human" and (closed is None or t.at is None or as_utc(t.at) <= as_utc(closed))
         for t in outcome.touches
     )
 

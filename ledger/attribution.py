@@ -13,13 +13,7 @@ be placed and stays eligible.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from judge.models import Outcome, Touch
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+from judge.models import Outcome, Touch, as_utc
 
 
 def attribute(outcome: Outcome) -> str | None:
@@ -54,15 +48,15 @@ def attribute(outcome: Outcome) -> str | None:
     if not outcome.touches:
         return outcome.agent.name
     closed = outcome.signals.closed_at
-    cutoff = None if closed is None else _utc(closed)
+    cutoff = None if closed is None else as_utc(closed)
     eligible: list[tuple[int, Touch]] = [
         (index, touch)
         for index, touch in enumerate(outcome.touches)
-        if touch.kind == "ai" and (cutoff is None or touch.at is None or _utc(touch.at) <= cutoff)
+        if touch.kind == "ai" and (cutoff is None or touch.at is None or as_utc(touch.at) <= cutoff)
     ]
     if not eligible:
         return None
-    timed = [(_utc(touch.at), index, touch.actor) for index, touch in eligible if touch.at]
+    timed = [(as_utc(touch.at), index, touch.actor) for index, touch in eligible if touch.at]
     if len(timed) == len(eligible):
         return max(timed)[2]
     return eligible[-1][1].actor

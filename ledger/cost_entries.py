@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
+from judge.models import as_utc
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE, FutureTimestampError
 
 if TYPE_CHECKING:
@@ -28,10 +29,6 @@ def _minutes_read(value: object) -> Decimal:
 
 class UnknownOutcomeError(ValueError):
     """The tenant or the outcome a cost entry names is not in the ledger."""
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def check_minutes(minutes: object) -> Decimal:
@@ -118,8 +115,8 @@ def record_review(
         raise ValueError(f"note must be a string, got {type(note).__name__}")
     if not isinstance(at, datetime):
         raise ValueError(f"at must be a datetime, got {at!r}")
-    clock = _as_utc(datetime.now(UTC) if now is None else now)
-    when = _as_utc(at)
+    clock = as_utc(datetime.now(UTC) if now is None else now)
+    when = as_utc(at)
     if when > clock + tolerance:
         raise FutureTimestampError(
             f"at is {when.isoformat()}, {when - clock} after now ({clock.isoformat()}), beyond the "
@@ -178,7 +175,7 @@ def review_minutes(
     from ledger.db import session
     from ledger.tables import CostEntryRow
 
-    if since is not None and until is not None and _as_utc(since) >= _as_utc(until):
+    if since is not None and until is not None and as_utc(since) >= as_utc(until):
         raise ValueError(f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
     c = CostEntryRow.__table__.c  # type: ignore[attr-defined]
     query = sa.select(c.outcome_id, c.minutes).where(

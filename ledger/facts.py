@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from judge.models import as_utc
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
@@ -78,10 +80,6 @@ class FactSource:
     received_at: datetime
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 @lru_cache(maxsize=256)
 def rubric_window_hours(rubric: str) -> float:
     """The verification window (hours) of a rubric ref, as the cost report resolves it.
@@ -115,7 +113,7 @@ def fact_values(tenant: str, source: FactSource, *, now: datetime) -> dict[str, 
 
     outcome = source.outcome
     anchored = window_anchor(outcome)
-    anchor = _utc(source.received_at) if anchored is None else anchored[0]
+    anchor = as_utc(source.received_at) if anchored is None else anchored[0]
     hours = rubric_window_hours(source.rubric) + DEFAULT_GRACE_HOURS
     name, version = outcome.agent.name, outcome.agent.version
     return {
@@ -205,7 +203,7 @@ def upsert_facts(
     if not sources:
         return
     stmt = _upsert_statement(conn.dialect.name)
-    at = _utc(now)
+    at = as_utc(now)
     rows = [
         {**fact_values(tenant, s, now=at), "now": at}
         for s in sorted(sources, key=lambda s: s.verdict_pk)
@@ -335,7 +333,7 @@ def backfill_facts(target: Engine | Connection, *, now: datetime | None = None) 
     from ledger.service_tables import OutcomeFactRow
 
     table = OutcomeFactRow.__table__  # type: ignore[attr-defined]
-    at = _utc(now or datetime.now(UTC))
+    at = as_utc(now or datetime.now(UTC))
     stmt = _insert(target.dialect.name, table).on_conflict_do_nothing(
         index_elements=["tenant", "outcome_id"]
     )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from judge.models import Outcome
+from judge.models import Outcome, as_utc
 
 __all__ = ["DEFAULT_FUTURE_TOLERANCE", "FutureTimestampError", "check_timestamps"]
 
@@ -15,11 +15,6 @@ DEFAULT_FUTURE_TOLERANCE = timedelta(minutes=5)
 
 class FutureTimestampError(ValueError):
     """An outcome carries a timestamp later than now plus the tolerance for clock skew."""
-
-
-def _as_utc(moment: datetime) -> datetime:
-    # A naive timestamp is read as UTC, as the ledger stores it (ledger.tables.UTCDateTime).
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _timestamps(outcome: Outcome) -> Iterator[tuple[str, datetime | None]]:
@@ -68,12 +63,12 @@ def check_timestamps(
     """
     if not isinstance(tolerance, timedelta) or tolerance < timedelta(0):
         raise ValueError(f"tolerance must be a timedelta >= 0, got {tolerance!r}")
-    now = _as_utc(now)
+    now = as_utc(now)
     limit = now + tolerance
     for path, moment in _timestamps(outcome):
         if moment is None:
             continue
-        moment = _as_utc(moment)
+        moment = as_utc(moment)
         if moment > limit:
             raise FutureTimestampError(
                 f"outcome {outcome.id!r}: {path} is {moment.isoformat()}, {moment - now} after "

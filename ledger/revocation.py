@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from sqlmodel import col, select
 
+from judge.models import as_utc
 from ledger.db import session
 from ledger.periods import (
     REASON_CSAT_LOW,
@@ -63,10 +64,6 @@ class LatestVerified:
     verdict: Verdict
     outcome_revision: int
     created_at: datetime
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _check_window(window_hours: float) -> timedelta:
@@ -142,7 +139,7 @@ def revocation_reasons(
 
     reopened = signals.reopened_at
     if reopened is not None and (before is None or before.reopened_at != reopened):
-        reopened = _utc(reopened)
+        reopened = as_utc(reopened)
         closed = signals.closed_at
         if closed is None:
             reasons.append(
@@ -151,7 +148,7 @@ def revocation_reasons(
                 )
             )
         else:
-            after = reopened - _utc(closed)
+            after = reopened - as_utc(closed)
             if timedelta(0) <= after <= window:
                 hours = after.total_seconds() / 3600
                 detail = f"reopened {reopened.isoformat()}, {hours:.1f} h after close"
@@ -169,7 +166,7 @@ def revocation_reasons(
                 f"outcome {outcome.id!r}: CSAT {csat} has no time to book the revocation at; "
                 "pass observed_at (when this revision was received)"
             )
-        at = _utc(at)
+        at = as_utc(at)
         detail = f"CSAT {csat} (<= {CSAT_REVOKE_AT}) received {at.isoformat()}"
         reasons.append(RevocationReason(REASON_CSAT_LOW, detail, at))
 
@@ -186,7 +183,7 @@ def revocation_reasons(
             raise ValueError(
                 f"outcome {outcome.id!r}: the overturning label has no 'at'; pass observed_at"
             )
-        at = _utc(at)
+        at = as_utc(at)
         who = f" by {overturn.by}" if overturn.by else ""
         detail = f"human label resolved=false{who} at {at.isoformat()}"
         reasons.append(RevocationReason(REASON_HUMAN_OVERTURN, detail, at))
@@ -235,7 +232,7 @@ class Revoker:
             return None
         assert row.pk is not None
         verdict = Verdict.model_validate(row.payload)
-        return LatestVerified(row.pk, verdict, row.outcome_revision, _utc(row.created_at))
+        return LatestVerified(row.pk, verdict, row.outcome_revision, as_utc(row.created_at))
 
     def _latest_received_at(self, outcome_id: str) -> datetime | None:
         with session(self.engine, readonly=True) as db:
@@ -245,7 +242,7 @@ class Revoker:
                 .order_by(col(OutcomeRow.revision).desc())
                 .limit(1)
             ).first()
-        return None if received is None else _utc(received)
+        return None if received is None else as_utc(received)
 
     def _book(
         self, outcome_id: str, latest: LatestVerified, reasons: list[RevocationReason]
@@ -287,7 +284,7 @@ class Revoker:
         latest = self.latest_verified(outcome_id)
         if latest is None:
             return []
-        at = _utc(label.at) if label.at is not None else datetime.now(UTC)
+        at = as_utc(label.at) if label.at is not None else datetime.now(UTC)
         who = f" by {label.by}" if label.by else ""
         detail = f"human label resolved=false{who} at {at.isoformat()}"
         reason = RevocationReason(REASON_HUMAN_OVERTURN, detail, at)
@@ -305,7 +302,7 @@ class Revoker:
             for stored in self.ledger.iter_labels(outcome_id=outcome_id):
                 if stored.source == EMBEDDED_LABEL_SOURCE or stored.label.resolved:
                     continue  # embedded labels are compared revision to revision above
-                if _utc(stored.created_at) >= latest.created_at:
+                if as_utc(stored.created_at) >= latest.created_at:
                     bookings.extend(self.check_label(outcome_id, stored.label))
         return bookings
 

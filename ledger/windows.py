@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
-from judge.models import Outcome
+from judge.models import Outcome, as_utc
 
 WindowState = Literal["provisional", "final"]
 AnchorSource = Literal["last_customer_message", "closed_at", "last_message"]
@@ -63,10 +63,6 @@ class WindowStatus:
     @property
     def is_final(self) -> bool:
         return self.status == "final"
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _hours(name: str, value: object, *, positive: bool) -> float:
@@ -108,12 +104,12 @@ def window_anchor(outcome: Outcome) -> tuple[datetime, AnchorSource] | None:
     >>> at.isoformat(), source
     ('2026-03-01T10:00:00+00:00', 'last_customer_message')
     """
-    customer = [_utc(m.at) for m in outcome.conversation if m.role == "customer" and m.at]
+    customer = [as_utc(m.at) for m in outcome.conversation if m.role == "customer" and m.at]
     if customer:
         return max(customer), "last_customer_message"
     if outcome.signals.closed_at is not None:
-        return _utc(outcome.signals.closed_at), "closed_at"
-    timed = [_utc(m.at) for m in outcome.conversation if m.at is not None]
+        return as_utc(outcome.signals.closed_at), "closed_at"
+    timed = [as_utc(m.at) for m in outcome.conversation if m.at is not None]
     if timed:
         return max(timed), "last_message"
     return None
@@ -176,7 +172,7 @@ def verification_status(
     window, grace = check_hours(window_hours=window_hours, grace_hours=grace_hours)
     if not isinstance(now, datetime):
         raise ValueError(f"now must be a datetime, got {type(now).__name__}: {now!r}")
-    moment = _utc(now)
+    moment = as_utc(now)
     anchored = window_anchor(outcome)
     if anchored is None:
         return WindowStatus(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from judge.models import Label, Outcome, Touch
+from judge.models import Label, Outcome, Touch, as_utc
 from ledger.db import session
 from ledger.records import StoredLabel, StoredVerdict
 from ledger.tables import LabelRow, OutcomeRow, VerdictRow
@@ -84,10 +84,6 @@ def in_audit_sample(tenant: str, outcome_id: str, share: float = AUDIT_SHARE) ->
     """
     digest = hashlib.sha256(f"audit\x00{tenant}\x00{outcome_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _latest_verdicts(
@@ -188,7 +184,7 @@ def review_queue(
                 panel=row[6],
                 kind=kind,
                 at=at,
-                verdict_at=_utc(row[7]),
+                verdict_at=as_utc(row[7]),
             )
         )
     items.sort(key=lambda i: (i.at or i.verdict_at, i.verdict_at, i.outcome_id))

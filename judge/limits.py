@@ -13,7 +13,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
 
-__all__ = ["ProviderLimiter", "provider_of"]
+__all__ = ["ProviderLimiter", "known_provider", "provider_of"]
+
+
+@lru_cache(maxsize=1024)
+def known_provider(model: str) -> str | None:
+    """The provider litellm routes ``model`` to (``litellm.get_llm_provider``), else None.
+
+    Examples
+    --------
+    >>> known_provider("ollama/llama3"), known_provider("gpt-4o-mini"), known_provider("x")
+    ('ollama', 'openai', None)
+    """
+    if not model:
+        return None
+    import litellm
+
+    litellm.suppress_debug_info = True  # an unknown model must not print litellm's banner
+    try:
+        provider = litellm.get_llm_provider(model)[1]
+    except Exception:
+        return None
+    return str(provider) if provider else None
 
 
 @lru_cache(maxsize=1024)
@@ -29,14 +50,8 @@ def provider_of(model: str, *, api_base: str | None = None) -> str:
     """
     if not model:
         raise ValueError("model must be a non-empty litellm model string")
-    provider: str | None = None
-    try:
-        import litellm
-
-        provider = litellm.get_llm_provider(model)[1]
-    except Exception:  # unknown to litellm: fall back to the prefix
-        provider = None
-    if not provider:
+    provider = known_provider(model)
+    if not provider:  # unknown to litellm: fall back to the prefix
         provider = model.split("/", 1)[0] if "/" in model else "default"
     return f"{provider}@{api_base.rstrip('/')}" if api_base else provider
 

@@ -41,10 +41,12 @@ __all__ = [
     "BACKOFF",
     "Backoff",
     "LLMJudge",
+    "MissingKeyError",
     "ParsedReply",
     "cache_key",
     "parse_reply",
     "provider_kwargs",
+    "public_reason",
     "retry_policy",
 ]
 
@@ -192,6 +194,50 @@ def retry_policy(*, max_retries: int, backoff: Backoff | None = None) -> AsyncRe
     )
 
 
+class MissingKeyError(RuntimeError):
+    """The variable a judge's ``api_key_env`` names is not set (our message: safe to show)."""
+
+
+def public_reason(exc: BaseException) -> str:
+    """A short reason for a failed call that is safe to show to whoever reads the verdict.
+
+    What a provider (or anything listening at an ``api_base``) answered is not: an error body
+    can carry another party's text, internal addresses or echoed headers. The verdict's
+    ``reason`` therefore holds only the error's class and HTTP status; the full text (secrets
+    scrubbed) stays in the call's ``error`` in the ledger, for the operator.
+
+    Examples
+    --------
+    >>> public_reason(TimeoutError())
+    'TimeoutError'
+    >>> class Fake(Exception):
+    ...     status_code = 502
+    >>> public_reason(Fake("<html>internal admin console at 10.0.0.7</html>"))
+    'Fake (HTTP 502)'
+    >>> try:
+    ...     raise RuntimeError("wrapped") from ConnectionRefusedError("[Errno 111] 127.0.0.1:9")
+    ... except RuntimeError as wrapped:
+    ...     public_reason(wrapped)
+    'APIConnectionError: could not connect to the provider'
+    >>> public_reason(MissingKeyError("environment variable X is not set"))
+    'MissingKeyError: environment variable X is not set'
+    """
+    if isinstance(exc, MissingKeyError):
+        return f"{type(exc).__name__}: {exc}"
+    cause: BaseException | None = exc
+    seen = 0
+    while cause is not None and seen < 10:  # litellm wraps httpx/aiohttp errors several deep
+        name = type(cause).__name__
+        if isinstance(cause, ConnectionError) or name in ("ConnectError", "APIConnectionError"):
+            return "APIConnectionError: could not connect to the provider"
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    status = getattr(exc, "status_code", None)
+    shown = type(exc).__name__
+    if isinstance(status, int) and not isinstance(status, bool):
+        shown += f" (HTTP {status})"
+    return shown
+
+
 def provider_kwargs(spec: LLMJudgeSpec) -> dict[str, Any]:
     """``api_base`` and the key read from ``spec.api_key_env`` now (RuntimeError when unset)."""
     kwargs: dict[str, Any] = {}
@@ -200,7 +246,7 @@ def provider_kwargs(spec: LLMJudgeSpec) -> dict[str, Any]:
     if spec.api_key_env:
         api_key = os.environ.get(spec.api_key_env)
         if not api_key:
-            raise RuntimeError(
+            raise MissingKeyError(
                 f"judge '{spec.name}': environment variable {spec.api_key_env} is not set "
                 "(api_key_env names the variable that holds the provider key)"
             )
@@ -314,7 +360,7 @@ class LLMJudge:
                 with attempt:
                     return await self._attempt(model, key, request, sample)
         except Exception as exc:
-            raise _CallFailed(self._describe(exc)) from exc
+            raise _CallFailed(public_reason(exc)) from exc
         raise _CallFailed("no attempt was made")  # pragma: no cover - tenacity always attempts
 
     async def _attempt(self, model: str, key: str, request: _Request, sample: _Sample) -> str:

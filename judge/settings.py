@@ -8,6 +8,42 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: Providers a panel stored through the API may use by default: hosted APIs only (see
+#: ``ledger.panel_policy``). litellm provider names, as ``litellm.get_llm_provider`` gives them.
+DEFAULT_PANEL_PROVIDERS: tuple[str, ...] = (
+    "anthropic",
+    "azure",
+    "cohere",
+    "cohere_chat",
+    "deepseek",
+    "fireworks_ai",
+    "gemini",
+    "groq",
+    "mistral",
+    "openai",
+    "openrouter",
+    "perplexity",
+    "together_ai",
+    "xai",
+)
+
+#: Which providers each key variable may be sent to, by default: a key reaches only its own.
+DEFAULT_PROVIDER_KEY_ENVS: dict[str, tuple[str, ...]] = {
+    "OPENAI_API_KEY": ("openai",),
+    "ANTHROPIC_API_KEY": ("anthropic",),
+    "AZURE_API_KEY": ("azure",),
+    "GEMINI_API_KEY": ("gemini",),
+    "MISTRAL_API_KEY": ("mistral",),
+    "GROQ_API_KEY": ("groq",),
+    "COHERE_API_KEY": ("cohere", "cohere_chat"),
+    "DEEPSEEK_API_KEY": ("deepseek",),
+    "TOGETHERAI_API_KEY": ("together_ai",),
+    "FIREWORKS_API_KEY": ("fireworks_ai",),
+    "OPENROUTER_API_KEY": ("openrouter",),
+    "XAI_API_KEY": ("xai",),
+    "PERPLEXITYAI_API_KEY": ("perplexity",),
+}
+
 
 class Settings(BaseSettings):
     """Settings from ``OUTCOME_JUDGE_*`` environment variables (no work at import time)."""
@@ -60,6 +96,26 @@ class Settings(BaseSettings):
         default_factory=list,
         description="api_base URLs that panels stored through the API may use (JSON list). "
         "Empty: API panels may not set api_base, so a tenant cannot send provider keys elsewhere.",
+    )
+    panel_providers: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PANEL_PROVIDERS),
+        description="litellm providers that panels stored through the API may use (JSON list). "
+        "A provider without a hosted endpoint (ollama, llamafile...) also needs an api_base "
+        "from allowed_api_bases.",
+    )
+    provider_key_envs: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_PROVIDER_KEY_ENVS.items()},
+        description="Key variables a stored panel may name in api_key_env, each with the "
+        'providers it may be sent to (JSON object, e.g. {"OPENAI_API_KEY": ["openai"]}).',
+    )
+    panel_max_timeout: float = Field(
+        default=120.0, gt=0, description="Largest per-call timeout (s) a stored panel may set."
+    )
+    panel_max_retries: int = Field(
+        default=6, ge=0, description="Most retries per call a stored panel may set."
+    )
+    panel_max_retry_wait: float = Field(
+        default=60.0, ge=0, description="Longest retry wait (s) a stored panel's backoff may set."
     )
 
 

@@ -23,17 +23,17 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from judge.panel import LearnedJudgeSpec, LLMJudgeSpec, Panel
+from judge.panel import Panel
 from judge.rubric import Rubric
 from judge.settings import Settings, get_settings
 from judge.yamlsafe import MAX_BYTES, LocatedError
 from ledger.db import session
+from ledger.panel_policy import PROVIDER_KEY_ENVS, SAFE_LITELLM_KEYS, panel_policy_problems
 from ledger.service_tables import StoredDocumentRow
 from ledger.store import check_tenant_name, ensure_tenant
 from ledger.tables import utcnow
@@ -66,44 +66,6 @@ DEFAULT_RUBRICS: dict[str, str] = {
     "support_ticket": "support-resolution",
     "report": "report-accuracy",
 }
-
-#: Environment variables a stored panel may name in ``api_key_env``: the providers' usual key
-#: variables. Anything else could make the server send another secret (a database password, a
-#: cloud credential) to a model provider as a bearer token.
-PROVIDER_KEY_ENVS = frozenset(
-    {
-        "OPENAI_API_KEY",
-        "ANTHROPIC_API_KEY",
-        "AZURE_API_KEY",
-        "GEMINI_API_KEY",
-        "MISTRAL_API_KEY",
-        "GROQ_API_KEY",
-        "COHERE_API_KEY",
-        "DEEPSEEK_API_KEY",
-        "TOGETHERAI_API_KEY",
-        "FIREWORKS_API_KEY",
-        "OPENROUTER_API_KEY",
-        "XAI_API_KEY",
-        "PERPLEXITYAI_API_KEY",
-    }
-)
-
-#: Pass-through litellm keys a stored panel may set. Everything else is refused: litellm accepts
-#: ``base_url``, credentials, file paths (``vertex_credentials``) and headers as keyword
-#: arguments, any of which would let a tenant redirect the server's keys or read its files.
-SAFE_LITELLM_KEYS = frozenset(
-    {
-        "max_tokens",
-        "max_completion_tokens",
-        "top_p",
-        "seed",
-        "stop",
-        "presence_penalty",
-        "frequency_penalty",
-        "response_format",
-        "reasoning_effort",
-    }
-)
 
 _SHOWN = {"rubric": "<rubric yaml>", "panel": "<panel yaml>"}
 _NAME_CHARS = 64
@@ -234,70 +196,23 @@ def parse_panel_text(
     return panel
 
 
-def _same_base(a: str, b: str) -> bool:
-    return a.strip().rstrip("/") == b.strip().rstrip("/")
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    try:
-        return a.expanduser().resolve() == b.expanduser().resolve()
-    except OSError:
-        return False
-
-
 def check_panel_policy(panel: Panel, settings: Settings) -> None:
-    """Refuse what a tenant's panel must not do on a shared server.
+    """Refuse what a tenant's panel must not do on a shared server (:mod:`ledger.panel_policy`).
 
-    - ``api_base`` only from ``settings.allowed_api_bases`` (``OUTCOME_JUDGE_ALLOWED_API_BASES``);
-    - ``api_key_env`` only one of :data:`PROVIDER_KEY_ENVS`;
-    - pass-through litellm keys only from :data:`SAFE_LITELLM_KEYS`;
-    - a ``learned`` judge only with the server's ``settings.learned_model_path``.
+    Providers outside ``settings.panel_providers`` or without a hosted endpoint, ``api_base``
+    outside ``settings.allowed_api_bases``, a key variable sent to a provider it is not mapped
+    to, unsafe pass-through keys, timeouts and retries over the caps, and a ``learned`` judge
+    other than the server's model.
 
     Raises
     ------
     DocumentError
-        Listing every violation, each with its field (``judges[i].api_base`` ...) and the fix.
+        Listing every violation, each with its field (``judges[i].model`` ...) and the fix.
     """
-    problems: list[dict[str, Any]] = []
-
-    def refuse(field: str, message: str) -> None:
-        problems.append({"message": message, "line": None, "column": None, "field": field})
-
-    allowed = list(settings.allowed_api_bases)
-    for i, judge in enumerate(panel.judges):
-        where = f"judges[{i}]"
-        if isinstance(judge, LLMJudgeSpec):
-            if judge.api_base is not None and not any(
-                _same_base(judge.api_base, ok) for ok in allowed
-            ):
-                shown = ", ".join(allowed) if allowed else "none are allowed"
-                refuse(
-                    f"{where}.api_base",
-                    f"api_base {judge.api_base!r} is not allowed on this server (allowed: "
-                    f"{shown}); remove api_base to use the provider's endpoint, or ask the "
-                    "operator to add it to OUTCOME_JUDGE_ALLOWED_API_BASES",
-                )
-            if judge.api_key_env is not None and judge.api_key_env not in PROVIDER_KEY_ENVS:
-                refuse(
-                    f"{where}.api_key_env",
-                    f"api_key_env {judge.api_key_env!r} is not a provider key variable; use one "
-                    f"of {', '.join(sorted(PROVIDER_KEY_ENVS))} or leave it out",
-                )
-            for key in sorted(judge.litellm_extra()):
-                if key not in SAFE_LITELLM_KEYS:
-                    refuse(
-                        f"{where}.{key}",
-                        f"'{key}' cannot be set in a panel stored through the API; allowed "
-                        f"extra keys: {', '.join(sorted(SAFE_LITELLM_KEYS))}",
-                    )
-        elif isinstance(judge, LearnedJudgeSpec) and not _same_path(
-            judge.path, settings.learned_model_path
-        ):
-            refuse(
-                f"{where}.path",
-                f"a learned judge may only use the server's model "
-                f"({settings.learned_model_path}); set path to it or remove the judge",
-            )
+    problems = [
+        {"message": message, "line": None, "column": None, "field": field}
+        for field, message in panel_policy_problems(panel, settings)
+    ]
     if problems:
         first = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

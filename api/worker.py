@@ -29,6 +29,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from judge.yamlsafe import LocatedError
@@ -117,6 +118,8 @@ class _Batch:
     permanent: dict[int, str] = field(default_factory=dict)
     transient: dict[int, str] = field(default_factory=dict)
     results: list[ItemResult] = field(default_factory=list)
+    #: Rubric ref -> window_hours of the rubrics that judged (what makes their outcomes final).
+    windows: dict[str, float] = field(default_factory=dict)
 
     def add_results(self, key: GroupKey, decision: str, verdict_pk: int, cost: Decimal) -> None:
         from ledger.job_queue import ItemResult
@@ -421,6 +424,7 @@ class Worker:
         except Exception as exc:
             batch.group_errors[key] = f"{type(exc).__name__}: {exc}"[:2000]
             return
+        batch.windows[rubric.ref] = rubric.window_hours
         batch.to_record[item.tenant].append((key, outcome, verdict))
 
     async def _settle(self, batch: _Batch) -> None:
@@ -446,7 +450,7 @@ class Worker:
             if not entries:
                 continue
             recorded = await asyncio.to_thread(
-                self._ledger(tenant).record_results,
+                partial(self._ledger(tenant).record_results, windows=batch.windows),
                 [(outcome, verdict) for _, outcome, verdict in entries],
             )
             for (key, _, verdict), result in zip(entries, recorded, strict=True):

@@ -4,10 +4,11 @@ Not a test: run ``python bench/bench_meters.py`` and read the table. For each da
 in a temporary file; PostgreSQL in a dedicated schema, dropped afterwards, when
 ``OUTCOME_JUDGE_BENCH_PG_URL`` or ``OUTCOME_JUDGE_TEST_PG_URL`` is set) it:
 
-1. migrates an empty ledger (so the real ``ix_outcome_facts_meter`` index is there);
-2. bulk-loads ``--rows`` ``outcome_facts`` rows for tenant ``acme`` (COPY on PostgreSQL,
-   executemany on SQLite), spread over the 12 months of 2025 in roughly arrival order, over 5
-   agents, 4 tiers (with None), 70 % verified, plus ``--other`` rows of two other tenants; then
+1. migrates an empty ledger (so the real ``ix_meter_entries_meter`` index is there);
+2. bulk-loads the ``meter_entries`` of ``--rows`` outcomes of tenant ``acme`` (COPY on
+   PostgreSQL, executemany on SQLite; 70 % verified, so 0.7 entries per outcome, 1 % of them
+   late arrivals), spread over the 12 months of 2025 in roughly arrival order, over 5 agents,
+   4 tiers (with None), plus ``--other`` outcomes of two other tenants; then
    ``VACUUM ANALYZE`` / ``ANALYZE`` as a production database would have run;
 3. times :func:`ledger.meters.verified_outcomes` for ONE tenant-month (June 2025), and the
    equivalent hand-written SQL (the same grouped count and ``max(final_at)``, through the raw
@@ -42,8 +43,8 @@ TIERS = ("confirmed", "assumed", "assisted", None)
 VERSIONS = ("fin@2.3", "fin@2.4", "ada@1.0", "sage@0.9")
 PATHS = ("gpt-4o-mini", "claude-haiku", "llama-3-70b")
 COLUMNS = (
-    "tenant", "outcome_id", "outcome_revision", "verdict_pk", "decision", "tier", "agent",
-    "agent_version", "model_path", "anchor_at", "final_at", "updated_at",
+    "tenant", "outcome_id", "verdict_pk", "delta", "reason", "booked_at", "anchor_at",
+    "final_at", "tier", "agent", "agent_version", "model_path", "created_at",
 )  # fmt: skip
 SPAN = timedelta(hours=96)
 #: (label, window, group_by) of the meter requests timed, all over the same tenant-month.
@@ -55,7 +56,8 @@ CASES: tuple[tuple[str, str, list[str]], ...] = (
 
 
 def rows(tenant: str, n: int, seed: int, *, text: bool) -> Iterator[tuple[Any, ...]]:
-    """``n`` facts of ``tenant`` over 2025, anchors in arrival order give or take two days.
+    """The meter entries of ``n`` outcomes of ``tenant`` over 2025 (one +1 per verified one),
+    anchors in arrival order give or take two days.
 
     ``text``: timestamps as the ledger's SQLite text (naive UTC with microseconds, see
     ``ledger.tables.UTCDateTime``) instead of aware datetimes. The random draws are made in
@@ -69,14 +71,19 @@ def rows(tenant: str, n: int, seed: int, *, text: bool) -> Iterator[tuple[Any, .
     versions, paths = rng.choices(VERSIONS, k=n), rng.choices(PATHS, k=n)
     base = YEAR.replace(tzinfo=None) if text else YEAR
     for i in range(n):
+        if decisions[i] != "verified":
+            continue
         offset = max(0, min(seconds - 1, i * seconds // n + jitter[i]))
         anchor = base + timedelta(seconds=offset)
         final = anchor + SPAN
+        late = i % 100 == 0
+        booked = anchor + SPAN * 2 if late else anchor
         a: Any = anchor.isoformat(" ", "microseconds") if text else anchor
         f: Any = final.isoformat(" ", "microseconds") if text else final
+        b: Any = booked.isoformat(" ", "microseconds") if text else booked
         yield (
-            tenant, f"{tenant}-{i:08d}", 1, i + 1, decisions[i], tiers[i], agents[i],
-            versions[i], paths[i], a, f, f,
+            tenant, f"{tenant}-{i:08d}", i + 1, 1, "late_arrival" if late else "verified", b, a,
+            f, tiers[i], agents[i], versions[i], paths[i], f,
         )  # fmt: skip
 
 
@@ -86,7 +93,7 @@ def _sqlite_text(moment: datetime) -> str:
 
 
 def load(engine: Any, n: int, other: int) -> float:
-    """Bulk-insert the facts straight into the table; return seconds taken."""
+    """Bulk-insert the entries straight into the table; return seconds taken."""
     from ledger.store import ensure_tenant
 
     tenants = [("acme", n), ("initech", other // 2), ("globex", other - other // 2)]
@@ -97,13 +104,13 @@ def load(engine: Any, n: int, other: int) -> float:
     try:
         cur = raw.cursor()
         if engine.dialect.name == "postgresql":
-            with cur.copy(f"COPY outcome_facts ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            with cur.copy(f"COPY meter_entries ({', '.join(COLUMNS)}) FROM STDIN") as copy:
                 for seed, (name, count) in enumerate(tenants):
                     for row in rows(name, count, seed, text=False):
                         copy.write_row(row)
         else:
             sql = (
-                f"INSERT INTO outcome_facts ({', '.join(COLUMNS)}) "
+                f"INSERT INTO meter_entries ({', '.join(COLUMNS)}) "
                 f"VALUES ({', '.join('?' for _ in COLUMNS)})"
             )
             cur.execute("BEGIN")
@@ -121,7 +128,7 @@ def load(engine: Any, n: int, other: int) -> float:
     with engine.connect() as conn:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql("VACUUM ANALYZE outcome_facts")
+            conn.exec_driver_sql("VACUUM ANALYZE meter_entries")
         else:
             conn.exec_driver_sql("ANALYZE")
     return time.perf_counter() - start
@@ -138,15 +145,14 @@ def hand_sql(dialect: str, window: str, dims: list[str]) -> str:
     if window == "month":
         bucket = []
     elif dialect == "postgresql":
-        bucket = ["date_trunc('day', anchor_at AT TIME ZONE 'UTC')"]
+        bucket = ["date_trunc('day', booked_at AT TIME ZONE 'UTC')"]
     else:
-        bucket = ["substr(anchor_at, 1, 10)"]
-    keys = [*bucket, *dims]
-    group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
+        bucket = ["substr(booked_at, 1, 10)"]
+    keys = [*bucket, *dims, "reason"]
+    group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}"
     return (
-        f"SELECT {''.join(f'{k}, ' for k in keys)}count(*), max(final_at) FROM outcome_facts "
-        f"WHERE tenant = {mark} AND decision = 'verified' "
-        f"AND anchor_at >= {mark} AND anchor_at < {mark}{group}"
+        f"SELECT {''.join(f'{k}, ' for k in keys)}sum(delta), max(final_at) FROM meter_entries "
+        f"WHERE tenant = {mark} AND booked_at >= {mark} AND booked_at < {mark}{group}"
     )
 
 
@@ -209,7 +215,7 @@ def measure(engine: Any, runs: int, warmup: int) -> list[dict[str, Any]]:
                 )  # fmt: skip
                 return sum(r["value"] for r in found)
 
-            at = len(dims) + (window == "day")  # the count's column
+            at = len(dims) + (window == "day") + 1  # the sum column (after reason)
 
             def hand(sql: str = sql, at: int = at) -> int:
                 cur = raw.cursor()
@@ -272,7 +278,8 @@ def run(url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         migrate(engine)
         seconds = load(engine, args.rows, args.other)
         print(
-            f"{engine.dialect.name}: loaded {args.rows + args.other:,} facts in {seconds:.1f} s",
+            f"{engine.dialect.name}: loaded the entries of {args.rows + args.other:,} outcomes "
+            f"in {seconds:.1f} s",
             flush=True,
         )
         if args.plan:
@@ -285,8 +292,8 @@ def run(url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="facts of the tenant")
-    parser.add_argument("--other", type=int, default=100_000, help="facts of other tenants")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="outcomes of the tenant")
+    parser.add_argument("--other", type=int, default=100_000, help="outcomes of other tenants")
     parser.add_argument("--runs", type=int, default=50, help="timed runs per query (PostgreSQL)")
     parser.add_argument(
         "--sqlite-runs", type=int, default=15, help="timed runs per query on SQLite (slower)"
@@ -308,7 +315,7 @@ def main() -> None:
         print("PostgreSQL skipped: set OUTCOME_JUDGE_BENCH_PG_URL (or OUTCOME_JUDGE_TEST_PG_URL)")
 
     print(
-        f"\nmeter query, one tenant-month (June 2025) of {args.rows:,} facts, "
+        f"\nmeter query, one tenant-month (June 2025) of {args.rows:,} outcomes, "
         f"{args.runs} runs each on PostgreSQL, {args.sqlite_runs} on SQLite (ms)"
     )
     head = ["db", "query", "verified", "meter p50", "meter p95", "SQL p50", "SQL p95"]

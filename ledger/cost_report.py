@@ -268,7 +268,38 @@ def cost_report(
         "human_review_note": _review_note(finished_total, rate),
         "unattributed_human_review_minutes": float(unattributed_minutes),
         "revoked_outcomes": revoked,
+        "meter_adjustments": meter_adjustments(engine, tenant, since=since, until=until),
     }
+
+
+def meter_adjustments(
+    engine: Engine, tenant: str, *, since: datetime | None, until: datetime | None
+) -> dict[str, int]:
+    """Signed meter entries booked in ``[since, until)`` other than on-time verifications.
+
+    By reason (``late_arrival``, ``moved``, ``withdrawn``, revocation reasons): what the meters
+    booked at the current moment because an outcome's own window was already final or closed
+    (:mod:`ledger.bookings`). Empty when every outcome counted on time.
+    """
+    import sqlalchemy as sa
+
+    from ledger.bookings import VERIFIED
+    from ledger.db import session
+    from ledger.service_tables import MeterEntryRow
+
+    entries = MeterEntryRow.__table__  # type: ignore[attr-defined]
+    query = (
+        sa.select(entries.c.reason, sa.func.sum(entries.c.delta))
+        .where(entries.c.tenant == tenant, entries.c.reason != VERIFIED)
+        .group_by(entries.c.reason)
+        .order_by(entries.c.reason)
+    )
+    if since is not None:
+        query = query.where(entries.c.booked_at >= since)
+    if until is not None:
+        query = query.where(entries.c.booked_at < until)
+    with session(engine, readonly=True) as db:
+        return {reason: int(n) for reason, n in db.connection().execute(query).all()}
 
 
 _VERDICT_COLUMNS = ("outcome_id", "outcome_revision", "decision", "tier", "pk", "rubric")
@@ -376,6 +407,14 @@ def report_notes(report: dict[str, Any]) -> list[str]:
             f"{report['revoked_outcomes']} verified outcome(s) revoked: "
             f"{report['total']['verified_net']} verified net, "
             f"{'n/a' if net is None else f'{net:.6f}'} USD per net verified outcome"
+        )
+    adjustments = report.get("meter_adjustments") or {}
+    if adjustments:
+        listed = ", ".join(f"{reason} {n:+d}" for reason, n in adjustments.items())
+        notes.append(
+            f"meter adjustments booked in this range: {listed} (outcomes verified or taken back "
+            "after their own window was final or its month closed; they count in the meters "
+            "when booked, never in the final window: see GET /v1/meters/verified-outcomes)"
         )
     missing = report["total"]["agent_cost_missing"]
     if missing:

@@ -255,6 +255,8 @@ def migrate(engine: Engine, *, revision: str = "head") -> None:
 
 #: The revision that created ``outcome_facts``: upgrading across it back-fills the facts.
 _FACTS_REVISION = "0005"
+#: The revision that created ``meter_entries``: upgrading across it books the facts' entries.
+_ENTRIES_REVISION = "0006"
 
 
 def _current_revision(connection: Any) -> str | None:
@@ -267,7 +269,9 @@ def _after_upgrade(connection: Any, before: str | None) -> None:
     """Data steps that need today's code (a self-contained migration must not import it).
 
     Crossing 0005 from an older ledger: build the meters' facts from the verdicts already stored
-    (:func:`ledger.facts.backfill_facts`), in the migration's transaction. Revision ids are
+    (:func:`ledger.facts.backfill_facts`), in the migration's transaction; crossing 0006: book
+    the meter entries of the facts and revocations stored before it
+    (:func:`ledger.bookings.backfill_entries`). Revision ids are
     zero-padded, so string order is migration order. A fresh database (``before`` None) has no
     verdicts to back-fill.
     """
@@ -277,7 +281,11 @@ def _after_upgrade(connection: Any, before: str | None) -> None:
     if before < _FACTS_REVISION <= after:
         from ledger.facts import backfill_facts
 
-        backfill_facts(connection)
+        backfill_facts(connection)  # books the new facts' meter entries too
+    elif before < _ENTRIES_REVISION <= after:
+        from ledger.bookings import backfill_entries
+
+        backfill_entries(connection)
 
 
 def _is_connect_failure(exc: BaseException) -> bool:

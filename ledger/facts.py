@@ -1,7 +1,8 @@
 """Outcome facts: one row per (tenant, outcome id) holding its current billable state.
 
-The meters (:mod:`ledger.meters`) count ``outcome_facts`` instead of replaying every verdict:
-a billing read touches one narrow, indexed row per outcome. A fact holds the decision and tier of
+The meters (:mod:`ledger.meters`) count the ``meter_entries`` that :mod:`ledger.bookings` writes
+from these facts; a fact says where the outcome's current count is booked. A fact holds the
+decision and tier of
 the outcome's latest verdict, the judged revision, the credited AI actor
 (:func:`ledger.attribution.attribute`, as in the cost report), ``name@version`` of the agent, the
 model path, the anchor of the verification window and the moment the outcome becomes final.
@@ -12,20 +13,23 @@ Rules (the same ones the cost report applies, so both tell the same story):
   message, else ``signals.closed_at``, else the last timed message); an outcome without any
   timestamp is anchored at the moment the ledger received that revision, so that it too becomes
   final some day (the cost report keeps such an outcome provisional forever; it is rare).
-- ``final_at`` = anchor + the rubric's ``window_hours`` (:func:`ledger.revoked.rubric_windows`,
-  72 h when the rubric is not shipped) + :data:`ledger.windows.DEFAULT_GRACE_HOURS` (24 h).
+- ``final_at`` = anchor + the ``window_hours`` of the rubric that judged (the caller's rubric,
+  else the tenant's stored rubric of that exact version, else the shipped rubric when its
+  version matches, else 72 h: :func:`resolve_window_hours`) +
+  :data:`ledger.windows.DEFAULT_GRACE_HOURS` (24 h).
 - Once final (``final_at <= now``) a fact is frozen: later verdicts do not change it. A late
   reopen or human overturn is a *revocation*, booked in the open period by
   ``judge revocations scan``; a billed figure is never rewritten.
 
 :func:`upsert_facts` runs inside :meth:`ledger.store.Ledger.record_results`' transaction (the
-fact and the verdict commit together); :func:`backfill_facts` fills facts for verdicts stored
-before migration 0005 (``ledger.db.migrate`` calls it when it upgrades across 0005).
+fact, its meter entries and the verdict commit together); :func:`backfill_facts` fills facts for
+verdicts stored before migration 0005 (``ledger.db.migrate`` calls it when it upgrades across
+0005).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -44,7 +48,9 @@ __all__ = [
     "FactSource",
     "backfill_facts",
     "fact_values",
+    "insert_for",
     "record_facts",
+    "resolve_window_hours",
     "rubric_window_hours",
     "upsert_facts",
 ]
@@ -95,8 +101,13 @@ def rubric_window_hours(rubric: str) -> float:
     return rubric_windows([rubric])[0][rubric]
 
 
-def fact_values(tenant: str, source: FactSource, *, now: datetime) -> dict[str, Any]:
+def fact_values(
+    tenant: str, source: FactSource, *, now: datetime, window_hours: float | None = None
+) -> dict[str, Any]:
     """The ``outcome_facts`` column values for ``source`` (``updated_at`` = ``now``).
+
+    ``window_hours`` is the judging rubric's verification window (default: the shipped rubric
+    of that name, :func:`rubric_window_hours`).
 
     >>> from judge.models import Outcome
     >>> o = Outcome.model_validate({"id": "T-1", "kind": "support_ticket", "conversation": [
@@ -114,7 +125,9 @@ def fact_values(tenant: str, source: FactSource, *, now: datetime) -> dict[str, 
     outcome = source.outcome
     anchored = window_anchor(outcome)
     anchor = as_utc(source.received_at) if anchored is None else anchored[0]
-    hours = rubric_window_hours(source.rubric) + DEFAULT_GRACE_HOURS
+    if window_hours is None:
+        window_hours = rubric_window_hours(source.rubric)
+    hours = window_hours + DEFAULT_GRACE_HOURS
     name, version = outcome.agent.name, outcome.agent.version
     return {
         "tenant": tenant,
@@ -133,21 +146,7 @@ def fact_values(tenant: str, source: FactSource, *, now: datetime) -> dict[str, 
     }
 
 
-_UPDATED = (
-    "outcome_revision",
-    "verdict_pk",
-    "decision",
-    "tier",
-    "agent",
-    "agent_version",
-    "model_path",
-    "anchor_at",
-    "final_at",
-    "updated_at",
-)
-
-
-def _insert(dialect: str, table: Any) -> Any:
+def insert_for(dialect: str, table: Any) -> Any:
     """The dialect's INSERT (both have ON CONFLICT; SQLAlchemy spells it per dialect)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql
@@ -158,36 +157,19 @@ def _insert(dialect: str, table: Any) -> Any:
     return sqlite.insert(table)
 
 
-@lru_cache(maxsize=4)
-def _upsert_statement(dialect: str) -> Any:
-    """INSERT a fact, or UPDATE the existing one unless it is final or newer (one statement).
-
-    The condition lives in the statement (``ON CONFLICT ... DO UPDATE ... WHERE``), so concurrent
-    writers cannot interleave a read and a write: the database decides against the row it has.
-    ``verdict_pk`` only grows, so an older verdict arriving late never replaces a newer one.
-    """
-    from ledger.service_tables import OutcomeFactRow
-
-    table = OutcomeFactRow.__table__  # type: ignore[attr-defined]
-    stmt = _insert(dialect, table)
-    return stmt.on_conflict_do_update(
-        index_elements=["tenant", "outcome_id"],
-        set_={name: stmt.excluded[name] for name in _UPDATED},
-        where=sa.and_(
-            table.c.final_at > sa.bindparam("now", type_=table.c.final_at.type),
-            table.c.verdict_pk < stmt.excluded.verdict_pk,
-        ),
-    )
-
-
 def upsert_facts(
-    conn: Connection, tenant: str, sources: Sequence[FactSource], *, now: datetime
+    conn: Connection,
+    tenant: str,
+    sources: Sequence[FactSource],
+    *,
+    now: datetime,
+    windows: Mapping[str, float] | None = None,
 ) -> None:
-    """Insert or update the facts of ``sources`` on ``conn`` (inside the caller's transaction).
+    """Insert or update the facts of ``sources`` on ``conn`` and book their meter entries.
 
     A fact that is final at ``now`` is left as it is, as is one holding a newer verdict. Several
     sources for one outcome in one call are applied in verdict order (the last one wins unless
-    the fact is frozen).
+    the fact is frozen). Where each count goes is :func:`ledger.bookings.book_facts`.
 
     Parameters
     ----------
@@ -199,22 +181,62 @@ def upsert_facts(
         The verdicts just written with their outcomes.
     now
         The moment that decides whether an existing fact is final (the write time).
+    windows
+        Rubric ref -> ``window_hours`` of the rubrics that judged; a ref not given is resolved
+        with :func:`resolve_window_hours`.
     """
+    from ledger.bookings import book_facts
+
     if not sources:
         return
-    stmt = _upsert_statement(conn.dialect.name)
     at = as_utc(now)
-    rows = [
-        {**fact_values(tenant, s, now=at), "now": at}
-        for s in sorted(sources, key=lambda s: s.verdict_pk)
-    ]
-    if len({s.outcome.id for s in sources}) == len(sources):
-        conn.execute(stmt, rows)  # one executemany: what keeps a 500-outcome batch cheap
-        return
-    # One outcome twice in the batch: row by row, so that the second statement sees the row of
-    # the first (an executemany may send them together).
-    for row in rows:
-        conn.execute(stmt, row)
+    known = dict(windows or {})
+    for ref in {s.rubric for s in sources} - set(known):
+        known[ref] = resolve_window_hours(conn, tenant, ref)
+    book_facts(
+        conn,
+        tenant,
+        [fact_values(tenant, s, now=at, window_hours=known[s.rubric]) for s in sources],
+        now=at,
+    )
+
+
+def resolve_window_hours(conn: Connection, tenant: str, ref: str) -> float:
+    """The ``window_hours`` of the rubric ``ref`` (``name@version``) that judged a verdict.
+
+    The tenant's stored rubric of exactly that version (``POST /v1/rubrics``), else the shipped
+    rubric of that name when its version is the same, else the default 72 h: never a different
+    version of the rubric, which may have another window.
+    """
+    from judge.rubric_loader import RubricError, load_rubric
+    from ledger.service_tables import StoredDocumentRow
+    from ledger.windows import DEFAULT_WINDOW_HOURS
+
+    name, _, version = ref.partition("@")
+    docs = StoredDocumentRow.__table__  # type: ignore[attr-defined]
+    text = conn.execute(
+        sa.select(docs.c.text).where(
+            docs.c.tenant == tenant,
+            docs.c.kind == "rubric",
+            docs.c.name == name,
+            docs.c.version == version,
+        )
+    ).scalar_one_or_none()
+    if text is not None:
+        from judge.rubric_loader import parse_rubric_text
+
+        try:
+            return float(parse_rubric_text(text, shown="<stored rubric>").window_hours)
+        except Exception:  # stored rubrics were validated when posted; be safe regardless
+            return DEFAULT_WINDOW_HOURS
+    if name and "/" not in name and "\\" not in name and not name.endswith((".yaml", ".yml")):
+        try:
+            shipped = load_rubric(name)
+        except RubricError:
+            return DEFAULT_WINDOW_HOURS
+        if shipped.version == version:
+            return float(shipped.window_hours)
+    return DEFAULT_WINDOW_HOURS
 
 
 def record_facts(
@@ -223,6 +245,7 @@ def record_facts(
     results: Sequence[tuple[Outcome, int, int, str, str | None, str]],
     *,
     now: datetime,
+    windows: Mapping[str, float] | None = None,
 ) -> None:
     """Upsert the facts of verdicts just written (what ``Ledger.record_results`` calls).
 
@@ -251,7 +274,7 @@ def record_facts(
             ).scalar_one_or_none()
             received = now if found is None else found
         sources.append(FactSource(outcome, revision, verdict_pk, decision, tier, rubric, received))
-    upsert_facts(conn, tenant, sources, now=now)
+    upsert_facts(conn, tenant, sources, now=now, windows=windows)
 
 
 def _latest_verdicts(conn: Connection, after: tuple[str, str] | None) -> list[Any]:
@@ -334,7 +357,7 @@ def backfill_facts(target: Engine | Connection, *, now: datetime | None = None) 
 
     table = OutcomeFactRow.__table__  # type: ignore[attr-defined]
     at = as_utc(now or datetime.now(UTC))
-    stmt = _insert(target.dialect.name, table).on_conflict_do_nothing(
+    stmt = insert_for(target.dialect.name, table).on_conflict_do_nothing(
         index_elements=["tenant", "outcome_id"]
     )
     created = 0
@@ -342,6 +365,9 @@ def backfill_facts(target: Engine | Connection, *, now: datetime | None = None) 
     while True:
         chunk = _latest_verdicts(target, after)
         if not chunk:
+            from ledger.bookings import backfill_entries
+
+            backfill_entries(target)  # the new facts' meter entries
             return created
         after = (chunk[-1][0], chunk[-1][1])
         existing = {
@@ -355,7 +381,10 @@ def backfill_facts(target: Engine | Connection, *, now: datetime | None = None) 
             ).all()
         }
         wanted = [pk for t, oid, pk in chunk if (t, oid) not in existing]
-        rows = [fact_values(t, s, now=at) for t, s in _sources(target, wanted)]
+        rows = [
+            fact_values(t, s, now=at, window_hours=resolve_window_hours(target, t, s.rubric))
+            for t, s in _sources(target, wanted)
+        ]
         if rows:
             target.execute(stmt, rows)
             created += len(rows)

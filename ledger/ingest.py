@@ -23,6 +23,7 @@ from sqlmodel import col, func, select
 from judge.models import Label, Outcome
 from ledger.db import session
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE
+from ledger.service_tables import MeterEntryRow
 from ledger.store import EMBEDDED_LABEL_SOURCE, Ledger, LedgerConflictError
 from ledger.tables import LabelRow, OutcomeRow, VerdictRow, utcnow
 
@@ -331,10 +332,11 @@ def outcome_detail(engine: Engine, tenant: str, outcome_id: str) -> dict[str, An
     Returns
     -------
     dict or None
-        ``{"id", "revision", "outcome", "revisions", "verdicts", "labels"}``: the latest payload,
-        every revision (oldest first, with content hash and when it was received), verdicts
-        (newest first: decision, tier, confidence, rubric, panel, cost, created_at, flags,
-        criteria, judges) and labels (in the order recorded).
+        ``{"id", "revision", "outcome", "revisions", "verdicts", "labels", "meter"}``: the latest
+        payload, every revision (oldest first, with content hash and when it was received),
+        verdicts (newest first: decision, tier, confidence, rubric, panel, cost, created_at,
+        flags, criteria, judges), labels (in the order recorded) and the outcome's meter entries
+        (in the order booked: +1/-1, reason, where it counts; see :mod:`ledger.bookings`).
     """
     with session(engine, readonly=True) as db:
         revisions = db.exec(
@@ -353,6 +355,11 @@ def outcome_detail(engine: Engine, tenant: str, outcome_id: str) -> dict[str, An
             select(LabelRow)
             .where(LabelRow.tenant == tenant, LabelRow.outcome_id == outcome_id)
             .order_by(col(LabelRow.pk))
+        ).all()
+        entries = db.exec(
+            select(MeterEntryRow)
+            .where(MeterEntryRow.tenant == tenant, MeterEntryRow.outcome_id == outcome_id)
+            .order_by(col(MeterEntryRow.pk))
         ).all()
     latest = revisions[-1]
     return {
@@ -395,6 +402,18 @@ def outcome_detail(engine: Engine, tenant: str, outcome_id: str) -> dict[str, An
                 "created_at": _as_utc(lab.created_at),
             }
             for lab in labels
+        ],
+        "meter": [
+            {
+                "delta": e.delta,
+                "reason": e.reason,
+                "booked_at": _as_utc(e.booked_at),
+                "anchor_at": _as_utc(e.anchor_at),
+                "tier": e.tier,
+                "agent": e.agent,
+                "created_at": _as_utc(e.created_at),
+            }
+            for e in entries
         ],
     }
 

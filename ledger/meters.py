@@ -1,21 +1,27 @@
-"""Billing meters: how many outcomes were verified, per UTC day or month, from ``outcome_facts``.
+"""Billing meters: how many outcomes were verified, per UTC day or month, from ``meter_entries``.
 
 What a billing system pulls: "verified outcomes for tenant T in ``[from, to)``, by agent and
-tier, final or provisional". The count comes from :mod:`ledger.facts` (one row per outcome,
-its current billable state), through the ``ix_outcome_facts_meter`` index, in one grouped query.
+tier, final or provisional". The count is the sum of the signed entries :mod:`ledger.bookings`
+wrote, through the ``ix_meter_entries_meter`` index, in one grouped query.
 
 Rules:
 
-- An outcome counts in the window holding its ``anchor_at`` (the verification window's anchor:
-  last customer message, else ``closed_at``, else the last timed message, else receipt), once,
-  and only while its fact's decision is ``verified``.
+- A verified outcome counts +1 in the window holding its booking: its verification anchor (last
+  customer message, else ``closed_at``, else the last timed message, else receipt), or, when
+  that window was already final or closed, the moment it was booked (``late_arrival``,
+  ``moved``). A count taken back from a final window is a -1 where it was booked
+  (``withdrawn``, or a revocation: ``reopened``, ``csat_low``, ``human_overturn``). A row's
+  ``value`` is the net count; ``adjustments`` lists the entries other than ``verified`` by
+  reason (signed).
 - Windows are UTC days or months, half-open, clipped to ``[since, until)``: a request from
   March 10 to April 5 by month has the windows ``[Mar 10, Apr 1)`` and ``[Apr 1, Apr 5)``.
-- A row is ``final`` when every outcome counted in it is final at ``now`` (anchor + the
-  rubric's window + 24 h grace have passed), else ``provisional``. Final rows do not change: a
-  late reopen or overturn is a revocation (``judge revocations scan``), not a rewrite.
-- Empty windows are left out: a (window, group) with no verified outcome has no row (a zero
-  is the absence of a row, which keeps a day-by-agent meter small).
+- A row is ``final`` when its billing period is closed, or when its window ended at least
+  :data:`ledger.bookings.SETTLE_HOURS` (96 h) before ``now`` (to the hour) and every outcome
+  in it has passed its own rubric's window + 24 h grace; else ``provisional``. Each read
+  publishes how far windows are final (:func:`ledger.bookings.publish_final_through`), and no
+  entry is ever booked into a final or closed window: **a final row never changes**.
+- Empty windows are left out: a (window, group) without entries has no row (a zero is the
+  absence of a row, which keeps a day-by-agent meter small).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
+
+from judge.models import as_utc
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -185,25 +193,49 @@ def meter_query(
 ) -> Any:
     """The one grouped query behind :func:`verified_outcomes` (exposed for the benchmark).
 
-    Columns: the window (see :func:`_bucket`), each ``group_by`` dimension, the count and the
-    latest ``final_at``. The ``WHERE`` is the leading key of ``ix_outcome_facts_meter``.
+    Columns: the window (see :func:`_bucket`), each ``group_by`` dimension, the entries'
+    reason, their net count and the latest ``final_at``. The ``WHERE`` is the leading key of
+    ``ix_meter_entries_meter``.
     """
-    from ledger.service_tables import OutcomeFactRow
+    from ledger.service_tables import MeterEntryRow
 
-    facts = OutcomeFactRow.__table__  # type: ignore[attr-defined]
+    entries = MeterEntryRow.__table__  # type: ignore[attr-defined]
     starts = [start for start, _ in windows_of(since, until, window)]
-    bucket = _bucket(dialect, window, facts.c.anchor_at, starts).label("window")
-    dims = [facts.c[d] for d in group_by]
+    bucket = _bucket(dialect, window, entries.c.booked_at, starts).label("window")
+    dims = [entries.c[d] for d in group_by]
     return (
-        sa.select(bucket, *dims, sa.func.count().label("value"), sa.func.max(facts.c.final_at))
-        .where(
-            facts.c.tenant == tenant,
-            facts.c.decision == "verified",
-            facts.c.anchor_at >= since,
-            facts.c.anchor_at < until,
+        sa.select(
+            bucket,
+            *dims,
+            entries.c.reason,
+            sa.func.sum(entries.c.delta).label("value"),
+            sa.func.max(entries.c.final_at),
         )
-        .group_by(bucket, *dims)
+        .where(
+            entries.c.tenant == tenant,
+            entries.c.booked_at >= since,
+            entries.c.booked_at < until,
+        )
+        .group_by(bucket, *dims, entries.c.reason)
     )
+
+
+def _closed_periods(conn: Any, tenant: str) -> dict[datetime, datetime | None]:
+    """Start -> closed_at of the tenant's closed billing periods."""
+    from ledger.tables import BillingPeriodRow
+
+    periods = BillingPeriodRow.__table__  # type: ignore[attr-defined]
+    rows = conn.execute(
+        sa.select(periods.c.start, periods.c.closed_at).where(
+            periods.c.tenant == tenant, periods.c.status == "closed"
+        )
+    ).all()
+    return {as_utc(start): closed_at for start, closed_at in rows}
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = moment.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == moment else floor + timedelta(hours=1)
 
 
 def verified_outcomes(
@@ -262,7 +294,7 @@ def verified_outcomes(
     ...     _ = ledger.record_result(o, v)
     >>> rows = verified_outcomes(ledger.engine, "acme", since=datetime(2026, 3, 15, tzinfo=UTC),
     ...     until=datetime(2026, 4, 2, tzinfo=UTC), window="month", group_by=["tier"],
-    ...     now=datetime(2026, 4, 4, 18, tzinfo=UTC))
+    ...     now=datetime(2026, 4, 5, 12, tzinfo=UTC))
     >>> [(r["window_start"].date().isoformat(), r["window_end"].date().isoformat(),
     ...   r["group"], r["value"], r["status"]) for r in rows]
     [('2026-03-15', '2026-04-01', {'tier': 'assumed'}, 1, 'final'), ('2026-04-01', '2026-04-02', {'tier': 'assumed'}, 1, 'provisional')]
@@ -273,31 +305,68 @@ def verified_outcomes(
     ledger.meters.MeterError: since (2026-04-01T00:00:00+00:00) must be before until (2026-03-01T00:00:00+00:00): the range is half-open [since, until)
     >>> ledger.close()
     """  # noqa: E501
+    from ledger.bookings import ADJUSTMENT_REASONS, SETTLE_HOURS, VERIFIED, publish_final_through
     from ledger.db import session
 
     start, end, win, dims, at = _check(since, until, window, group_by, now)
     windows = windows_of(start, end, win)
+    # Publish first: every row this read calls final is then closed to new bookings.
+    through = publish_final_through(engine, tenant, at)
     with session(engine, readonly=True) as db:
         conn = db.connection()
         query = meter_query(
             conn.dialect.name, tenant, since=start, until=end, window=win, group_by=dims
         )
         found = conn.execute(query).all()
-    rows = []
-    # Many rows share a window (one per group): map each window once.
+        closed = _closed_periods(conn, tenant) if found else {}
+    # Many rows share a window (one per group and reason): map each window once.
     bounds: dict[Any, tuple[datetime, datetime]] = {}
-    for raw, *values, count, final_at in found:
+    cells: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for raw, *values, reason, count, final_at in found:
         if raw not in bounds:
             bounds[raw] = _which(raw, windows, win)
         w_start, w_end = bounds[raw]
-        # final_at comes back timezone-aware UTC (ledger.tables.UTCDateTime).
-        rows.append(
-            {
+        key = (w_start, *values)
+        cell = cells.get(key)
+        if cell is None:
+            cell = cells[key] = {
                 "window_start": w_start,
                 "window_end": w_end,
                 "group": dict(zip(dims, values, strict=True)),
-                "value": int(count),
-                "status": "final" if final_at <= at else "provisional",
+                "value": 0,
+                "adjustments": {},
+                "last_final": final_at,
+            }
+        cell["value"] += int(count)
+        cell["last_final"] = max(cell["last_final"], final_at)
+        if reason != VERIFIED:
+            cell["adjustments"][reason] = cell["adjustments"].get(reason, 0) + int(count)
+    rows = []
+    for cell in cells.values():
+        w_end, last_final = cell.pop("window_end"), cell.pop("last_final")
+        # final_at comes back timezone-aware UTC (ledger.tables.UTCDateTime).
+        final_at = max(_ceil_hour(w_end) + timedelta(hours=SETTLE_HOURS), last_final)
+        closed_at = closed.get(cell["window_start"].replace(
+            day=1, hour=0, minute=0, second=0, microsecond=0))  # fmt: skip
+        if closed_at is not None:
+            final = True
+            final_at = min(final_at, as_utc(closed_at))
+        else:
+            final = through is not None and w_end <= through and last_final <= at
+        rows.append(
+            {
+                "window_start": cell["window_start"],
+                "window_end": w_end,
+                "group": cell["group"],
+                "value": cell["value"],
+                "adjustments": {
+                    r: n
+                    for r, n in sorted(
+                        cell["adjustments"].items(),
+                        key=lambda item: (item[0] not in ADJUSTMENT_REASONS, item[0]),
+                    )
+                },
+                "status": "final" if final else "provisional",
                 "final_at": final_at,
             }
         )

@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 from ledger.db import session
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE
 from ledger.store import _insert_ignore, check_tenant_name, ensure_tenant
-from ledger.tables import BillingPeriodRow, RevocationRow, VerdictRow, utcnow
+from ledger.tables import BillingPeriodRow, RevocationRow, TenantRow, VerdictRow, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -86,6 +86,9 @@ class Revocation:
     booked_period_start: datetime
     occurred_at: datetime
     created_at: datetime
+    #: The moment it counts in the meters (in ``booked_period_start``'s period); None for
+    #: revocations booked before migration 0006.
+    booked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,17 @@ def month_period(at: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
+def _lock_tenant(db: Session, tenant: str) -> None:
+    """PostgreSQL: the tenant row FOR UPDATE (waits for meter bookings in flight)."""
+    if db.get_bind().dialect.name != "postgresql":
+        return  # SQLite: write transactions are serialised already
+    db.connection().execute(
+        sa.select(TenantRow.__table__.c.name)  # type: ignore[attr-defined]
+        .where(TenantRow.__table__.c.name == tenant)  # type: ignore[attr-defined]
+        .with_for_update()
+    )
+
+
 def _period(row: BillingPeriodRow) -> BillingPeriod:
     status: PeriodStatus = "closed" if row.status == "closed" else "open"
     return BillingPeriod(row.tenant, row.start, row.end, status, row.closed_at)
@@ -140,6 +154,7 @@ def _revocation(row: RevocationRow) -> Revocation:
         booked_period_start=row.booked_period_start,
         occurred_at=row.occurred_at,
         created_at=row.created_at,
+        booked_at=row.booked_at,
     )
 
 
@@ -275,6 +290,9 @@ class Periods:
             )
         self._ready()
         with session(self.engine) as db:
+            # The tenant row FOR UPDATE: bookings in flight (which hold it FOR SHARE and read the
+            # closed periods) finish first, and bookings after this see the period closed.
+            _lock_tenant(db, self.tenant)
             values = {
                 "tenant": self.tenant,
                 "start": start,
@@ -307,13 +325,17 @@ class Periods:
         reason: str,
         detail: str | None = None,
         at: datetime,
+        now: datetime | None = None,
     ) -> Booking:
-        """Book the revocation of a verdict, idempotently, into an open period.
+        """Book the revocation of a verdict, idempotently, into an open period and the meters.
 
-        It goes into the period containing ``at`` when that one is open (or does not exist
-        yet: it is created open); otherwise into the earliest period after it that is not
-        closed (created open if needed). A closed period is never written to. The same
-        (outcome id, verdict, reason) booked again stores nothing and returns the first booking.
+        It is booked at ``at`` when that moment is still bookable (its period is open, or does
+        not exist yet and is created open, and its meter window was not published as final),
+        otherwise at the current moment, in the earliest period that is not closed (see
+        :class:`ledger.bookings.BookingClock`). A closed period or a final meter window is never
+        written to. When the outcome counts in the meters by this verdict (or an older one), a
+        -1 meter entry takes it back at the same moment. The same (outcome id, verdict, reason)
+        booked again stores nothing and returns the first booking.
 
         Parameters
         ----------
@@ -329,6 +351,8 @@ class Periods:
             Free text for auditors (e.g. "CSAT 2 received 2026-03-04T09:00Z").
         at
             When the revoking event happened (naive means UTC); not in the future.
+        now
+            The booking time (default: the clock).
 
         Returns
         -------
@@ -362,15 +386,18 @@ class Periods:
         if detail is not None and not isinstance(detail, str):
             raise ValueError(f"detail must be a string or None, got {type(detail).__name__}")
         moment = _utc(at, "at")
-        now = utcnow()
-        if moment > now + self.future_tolerance:
+        clock_now = utcnow() if now is None else _utc(now, "now")
+        if moment > max(utcnow(), clock_now) + self.future_tolerance:
             raise ValueError(
-                f"at is {moment.isoformat()}, after now ({now.isoformat()}) beyond the "
+                f"at is {moment.isoformat()}, after now ({clock_now.isoformat()}) beyond the "
                 f"{self.future_tolerance} allowed for clock skew: a revocation records an event "
                 "that has happened; fix the timestamp (a naive one is read as UTC)"
             )
         self._ready()
         with session(self.engine) as db:
+            from ledger.bookings import book_revocation_entry, lock_clock
+
+            clock = lock_clock(db.connection(), self.tenant, clock_now)
             existing = self._existing(db, outcome_id, verdict_pk, reason)
             if existing is not None:
                 return Booking(_revocation(existing), created=False)
@@ -385,7 +412,10 @@ class Periods:
                     f"tenant {self.tenant!r} has no verdict {verdict_pk} for outcome "
                     f"{outcome_id!r} ({whose}); pass the verdict_pk that record_result returned"
                 )
-            period = self._open_period_from(db, month_period(moment)[0])
+            booked_at, _ = clock.target(moment)
+            period = self._open_period_from(db, month_period(booked_at)[0])
+            if period.start > booked_at:  # closed meanwhile (cannot happen under the lock)
+                booked_at = period.start
             values: dict[str, Any] = {
                 "tenant": self.tenant,
                 "outcome_id": outcome_id,
@@ -394,13 +424,25 @@ class Periods:
                 "detail": detail,
                 "booked_period_start": period.start,
                 "occurred_at": moment,
-                "created_at": now,
+                "created_at": clock_now,
+                "booked_at": booked_at,
             }
             created = _insert_ignore(
                 db, RevocationRow, values, ["tenant", "outcome_id", "verdict_pk", "reason"]
             )
             row = self._existing(db, outcome_id, verdict_pk, reason)
-            assert row is not None
+            assert row is not None and row.pk is not None
+            if created:
+                book_revocation_entry(
+                    db.connection(),
+                    self.tenant,
+                    clock,
+                    outcome_id=outcome_id,
+                    verdict_pk=verdict_pk,
+                    reason=reason,
+                    at=booked_at,
+                    revocation_pk=row.pk,
+                )
             return Booking(_revocation(row), created=created)
 
     def _existing(

@@ -201,12 +201,20 @@ class Revoker:
         The tenant whose outcomes, verdicts and periods are read and written.
     window_hours
         Reopen window after ``signals.closed_at`` (see :func:`revocation_reasons`).
+    now
+        The booking time of what it books (default: the clock at each booking).
     """
 
     def __init__(
-        self, engine: Engine, *, tenant: str, window_hours: float = DEFAULT_WINDOW_HOURS
+        self,
+        engine: Engine,
+        *,
+        tenant: str,
+        window_hours: float = DEFAULT_WINDOW_HOURS,
+        now: datetime | None = None,
     ) -> None:
         _check_window(window_hours)
+        self.now = now
         self.engine = engine
         self.window_hours = float(window_hours)
         self.ledger = Ledger(engine, tenant=tenant)
@@ -254,6 +262,7 @@ class Revoker:
                 reason=item.reason,
                 detail=item.detail,
                 at=item.occurred_at,
+                now=self.now,
             )
             for item in reasons
         ]

@@ -132,7 +132,7 @@ def net_revocations(
     A verdict revoked for several reasons counts once (its earliest booking). Revocations whose
     booking moment lies outside ``[since, until)`` are ignored.
     """
-    from sqlmodel import col, select
+    import sqlalchemy as sa
 
     from ledger.cost_report import period_bounds, period_label
     from ledger.db import session
@@ -140,21 +140,24 @@ def net_revocations(
 
     if not verified:
         return 0
-    query = select(
-        RevocationRow.outcome_id,
-        RevocationRow.verdict_pk,
-        RevocationRow.occurred_at,
-        RevocationRow.booked_period_start,
-    ).where(RevocationRow.tenant == tenant, col(RevocationRow.outcome_id).in_(list(verified)))
+    table = RevocationRow.__table__  # type: ignore[attr-defined]
+    query = sa.select(
+        table.c.outcome_id,
+        table.c.verdict_pk,
+        table.c.occurred_at,
+        table.c.booked_period_start,
+        table.c.booked_at,
+    ).where(table.c.tenant == tenant, table.c.outcome_id.in_(list(verified)))
     with session(engine, readonly=True) as db:
-        rows = db.exec(query).all()
+        rows = db.connection().execute(query).all()
     first: dict[str, datetime] = {}
     lo = None if since is None else booking_moment(since, since)
     hi = None if until is None else booking_moment(until, until)
-    for oid, verdict_pk, occurred_at, booked_start in rows:
+    for oid, verdict_pk, occurred_at, booked_start, booked_at in rows:
         if verified[oid][0] != verdict_pk:
             continue  # a revocation of an earlier verdict: the judged one stands
-        moment = booking_moment(occurred_at, booked_start)
+        # Since 0006 the booking moment is stored (the meters' one); before, it was derived.
+        moment = booked_at or booking_moment(occurred_at, booked_start)
         if (lo is not None and moment < lo) or (hi is not None and moment >= hi):
             continue
         if oid not in first or moment < first[oid]:

@@ -159,15 +159,13 @@ class StoredDocumentRow(SQLModel, table=True):
     created_at: datetime = _now_column("created_at")
 
 
-#: The columns a meter reads besides its range key (tenant, decision, anchor_at).
-METER_READ_COLUMNS = ("final_at", "agent", "tier", "agent_version", "model_path")
-
-
 class OutcomeFactRow(SQLModel, table=True):
-    """The current billable state of one outcome: what the meters count (one row per outcome).
+    """The current billable state of one outcome (one row per outcome; see :mod:`ledger.facts`).
 
-    ``anchor_at`` places the outcome in a meter window (its window anchor, else when it was
-    received); ``final_at`` is when it becomes final (anchor + the rubric's window + grace).
+    ``anchor_at`` is its verification window's anchor (else when it was received); ``final_at``
+    is when it becomes final (anchor + the judging rubric's window + grace), after which later
+    verdicts no longer change it. Where it counts in the meters is ``booked_at``: the meters read
+    :class:`MeterEntryRow`, whose +1 entry ``booked_entry_pk`` is the outcome's current count.
     ``agent`` is the credited AI actor; ``agent_version`` is ``name@version`` (as in the cost
     report). Maintained by :mod:`ledger.facts`.
     """
@@ -175,17 +173,6 @@ class OutcomeFactRow(SQLModel, table=True):
     __tablename__ = "outcome_facts"
     __table_args__ = (
         sa.UniqueConstraint("tenant", "outcome_id", name="uq_outcome_facts_outcome"),
-        # The meter's index (see ledger.meters): a range scan of one tenant's verified outcomes
-        # by anchor. On PostgreSQL it covers every column the meter reads (INCLUDE keeps them
-        # out of the key, so the tree above the leaves stays narrow): the count is an index-only
-        # scan. SQLite has no INCLUDE; there the scan reads each row from the table.
-        sa.Index(
-            "ix_outcome_facts_meter",
-            "tenant",
-            "decision",
-            "anchor_at",
-            postgresql_include=list(METER_READ_COLUMNS),
-        ),
         _tenant_fk("outcome_facts"),
     )
 
@@ -206,6 +193,73 @@ class OutcomeFactRow(SQLModel, table=True):
     anchor_at: datetime = Field(sa_column=sa.Column("anchor_at", UTCDateTime(), nullable=False))
     final_at: datetime = Field(sa_column=sa.Column("final_at", UTCDateTime(), nullable=False))
     updated_at: datetime = _now_column("updated_at")
+    #: Where the outcome's current count is booked (``meter_entries.booked_at`` of
+    #: ``booked_entry_pk``); None while it does not count (not verified, or revoked).
+    booked_at: datetime | None = Field(
+        default=None, sa_column=sa.Column("booked_at", UTCDateTime(), nullable=True)
+    )
+    booked_entry_pk: int | None = Field(
+        default=None, sa_column=sa.Column("booked_entry_pk", BigPK, nullable=True)
+    )
+    #: The reason of the outcome's last meter entry (``verified``, ``late_arrival``, ``moved``,
+    #: ``withdrawn`` or a revocation reason); None before it ever counted.
+    booking_reason: str | None = Field(
+        default=None, sa_column=sa.Column("booking_reason", sa.String(32), nullable=True)
+    )
+
+
+#: The columns a meter entry carries for grouping and status (the meter index includes them).
+METER_ENTRY_COLUMNS = (
+    "delta", "reason", "final_at", "agent", "tier", "agent_version", "model_path",
+)  # fmt: skip
+
+
+class MeterEntryRow(SQLModel, table=True):
+    """One signed count in the verified-outcomes meter (append-only, see :mod:`ledger.bookings`).
+
+    ``delta`` is +1 (the outcome counts: ``verified`` at its anchor, ``late_arrival`` or
+    ``moved`` when its anchor's window was already final or closed) or -1 (``withdrawn`` when a
+    newer verdict takes back a count whose window is final, or a revocation reason:
+    ``reopened``, ``csat_low``, ``human_overturn``). ``booked_at`` places it in a meter window;
+    an entry is never booked into a window that was final or closed when it was written, so a
+    final meter value never changes. A provisional +1 replaced while its window is still open is
+    deleted (it was never final); nothing else is ever deleted or updated.
+    """
+
+    __tablename__ = "meter_entries"
+    __table_args__ = (
+        sa.CheckConstraint("delta IN (-1, 1)", name="ck_meter_entries_delta"),
+        # The meter's index: a range scan of one tenant's entries by booking moment; on
+        # PostgreSQL it covers every column the meter reads (an index-only scan).
+        sa.Index(
+            "ix_meter_entries_meter",
+            "tenant",
+            "booked_at",
+            postgresql_include=list(METER_ENTRY_COLUMNS),
+        ),
+        sa.Index("ix_meter_entries_outcome", "tenant", "outcome_id"),
+        _tenant_fk("meter_entries"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    outcome_id: str = Field(sa_column=sa.Column("outcome_id", sa.String(200), nullable=False))
+    verdict_pk: int = Field(sa_column=sa.Column("verdict_pk", BigPK, nullable=False))
+    delta: int = Field(sa_column=sa.Column("delta", sa.SmallInteger, nullable=False))
+    reason: str = Field(sa_column=sa.Column("reason", sa.String(32), nullable=False))
+    booked_at: datetime = Field(sa_column=sa.Column("booked_at", UTCDateTime(), nullable=False))
+    anchor_at: datetime = Field(sa_column=sa.Column("anchor_at", UTCDateTime(), nullable=False))
+    final_at: datetime = Field(sa_column=sa.Column("final_at", UTCDateTime(), nullable=False))
+    tier: str | None = Field(default=None, sa_column=sa.Column("tier", sa.String(16)))
+    agent: str | None = Field(default=None, sa_column=sa.Column("agent", sa.String(200)))
+    agent_version: str | None = Field(
+        default=None, sa_column=sa.Column("agent_version", sa.String(310))
+    )
+    model_path: str | None = Field(default=None, sa_column=sa.Column("model_path", sa.String(200)))
+    revocation_pk: int | None = Field(
+        default=None, sa_column=sa.Column("revocation_pk", BigPK, nullable=True)
+    )
+    created_at: datetime = _now_column("created_at")
 
 
 SERVICE_TABLES: tuple[type[SQLModel], ...] = (
@@ -214,4 +268,5 @@ SERVICE_TABLES: tuple[type[SQLModel], ...] = (
     JobItemRow,
     StoredDocumentRow,
     OutcomeFactRow,
+    MeterEntryRow,
 )

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from functools import lru_cache
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from judge.models import Label, Outcome
+from judge.models import Label, Outcome, as_utc
 from judge.verdict import JudgeCall, Verdict
 from ledger.db import make_engine, migrate, session
 from ledger.facts import record_facts
@@ -259,29 +259,49 @@ class Ledger(LedgerReads):
             return self._write_outcome(db, outcome)
 
     def record_result(
-        self, outcome: Outcome, verdict: Verdict, *, calls: Sequence[JudgeCall] = ()
+        self,
+        outcome: Outcome,
+        verdict: Verdict,
+        *,
+        calls: Sequence[JudgeCall] = (),
+        windows: Mapping[str, float] | None = None,
+        now: datetime | None = None,
     ) -> RecordedResult:
         """Store the outcome (idempotently), its verdict, its embedded label (once) and ``calls``.
 
-        One transaction: if anything fails, nothing of it is written.
+        One transaction: if anything fails, nothing of it is written. ``windows`` and ``now``
+        as in :meth:`record_results`.
         """
-        return self.record_results([(outcome, verdict)], calls=calls)[0]
+        return self.record_results([(outcome, verdict)], calls=calls, windows=windows, now=now)[0]
 
     def record_results(
         self,
         results: Sequence[tuple[Outcome, Verdict]],
         *,
         calls: Sequence[JudgeCall] = (),
+        windows: Mapping[str, float] | None = None,
+        now: datetime | None = None,
     ) -> list[RecordedResult]:
         """Store many (outcome, verdict) pairs like :meth:`record_result`, in ONE transaction.
 
         Batching is what keeps a long ``judge verify`` run from waiting on one commit per
         outcome; if anything in the batch fails, nothing of the batch is written.
+
+        ``windows`` maps rubric refs (``name@version``) to the ``window_hours`` of the rubrics
+        that judged (what makes an outcome final; resolved from the ledger when not given).
+        ``now`` is the write time (default: the clock): it decides which facts are frozen and
+        where late meter entries go (see :mod:`ledger.bookings`).
         """
+        from ledger.bookings import lock_clock
+
         checked = [self._checked_result(outcome, verdict) for outcome, verdict in results]
         rows = [call_row(self.tenant, call) for call in calls]
+        moment = utcnow() if now is None else as_utc(now)
         self._ready()
         with session(self.engine) as db:
+            # The tenant row first (FOR SHARE), then the outcomes: the lock order every writer of
+            # meter entries follows (see ledger.bookings).
+            lock_clock(db.connection(), self.tenant, moment)
             self._lock_outcomes(db, [outcome.id for outcome, _, _ in checked])
             # Verdict rows are inserted together at the end (one executemany), not one by one
             # before each outcome look-up; outcome and label rows are written as they come.
@@ -295,7 +315,7 @@ class Ledger(LedgerReads):
                 recorded.append(
                     RecordedResult(outcome=ref, verdict_pk=row.pk, label_added=label_added)
                 )
-            # The meters' facts commit with the verdicts (one transaction: both or neither).
+            # The meters' facts and entries commit with the verdicts (both or neither).
             record_facts(
                 db.connection(),
                 self.tenant,
@@ -304,7 +324,8 @@ class Ledger(LedgerReads):
                     for (o, _, _), (ref, row, _) in zip(checked, written, strict=True)
                     if row.pk is not None
                 ],
-                now=utcnow(),
+                now=moment,
+                windows=windows,
             )
         return recorded
 

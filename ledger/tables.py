@@ -145,6 +145,11 @@ class TenantRow(SQLModel, table=True):
     requests_per_minute: int | None = Field(
         default=None, sa_column=sa.Column("requests_per_minute", sa.Integer, nullable=True)
     )
+    #: Meter windows ending at or before this moment have been published as final (a meter read
+    #: said so): nothing is booked before it again (see ledger.bookings). None: none published.
+    meter_final_through: datetime | None = Field(
+        default=None, sa_column=sa.Column("meter_final_through", UTCDateTime(), nullable=True)
+    )
 
 
 class OutcomeRow(SQLModel, table=True):
@@ -339,6 +344,11 @@ class RevocationRow(SQLModel, table=True):
     )
     occurred_at: datetime = Field(sa_column=sa.Column("occurred_at", UTCDateTime(), nullable=False))
     created_at: datetime = _now_column("created_at")
+    #: The moment the revocation counts in the meters (its meter entry's ``booked_at``); None for
+    #: revocations booked before migration 0006 (they count at their booking moment).
+    booked_at: datetime | None = Field(
+        default=None, sa_column=sa.Column("booked_at", UTCDateTime(), nullable=True)
+    )
 
 
 #: The kinds of cost entry the ledger accepts (``ck_cost_entries_kind`` lists the same).

@@ -36,8 +36,21 @@ class MeterRow(BaseModel):
     window_start: datetime = Field(description="Start of the window (UTC), inclusive.")
     window_end: datetime = Field(description="End of the window (UTC), exclusive.")
     group: GroupValues = Field(description="The value of each `group_by` dimension.")
-    value: int = Field(description="Verified outcomes anchored in the window.")
-    status: Status = Field(description="`final` when every outcome counted is final.")
+    value: int = Field(
+        description="Net verified outcomes booked in the window: +1 per outcome counted here, "
+        "-1 per count taken back here (see `adjustments`); can be 0 or negative."
+    )
+    adjustments: dict[str, int] = Field(
+        default_factory=dict,
+        description="The signed counts in `value` that are not on-time verifications, by "
+        "reason: `late_arrival` and `moved` (+1: the outcome's own window was already final or "
+        "closed), `withdrawn` (-1: a newer verdict took back a count in a final window), and "
+        "revocations (`reopened`, `csat_low`, `human_overturn`: -1).",
+    )
+    status: Status = Field(
+        description="`final` when the billing period is closed, or the window ended 96 h ago "
+        "and every outcome in it is final; a final row never changes."
+    )
     final_at: datetime = Field(description="When this row is (or becomes) final.")
 
 
@@ -137,10 +150,12 @@ async def get_verified_outcomes(
     """Verified outcomes per window and group in the half-open range `[from, to)`.
 
     An outcome counts in the window holding its verification anchor (its last customer message,
-    else its close time), once, while its latest verdict is `verified`. A row is `final` when
-    every outcome in it has passed its verification window plus 24 h grace; final rows never
-    change (a late reopen is booked as a revocation). Empty windows have no row. At most
-    1000 windows per request.
+    else its close time), once, while its latest verdict is `verified`; when that window was
+    already final or its billing period closed, it is booked now instead (`adjustments`:
+    `late_arrival`, `moved`), and a count taken back from a final window is a -1 booked now
+    (`withdrawn`, or a revocation). A row is `final` when its period is closed, or its window
+    ended 96 h ago and every outcome in it has passed its rubric's window plus 24 h grace; a
+    final row never changes. Empty windows have no row. At most 1000 windows per request.
     """
     dims = _dims(group_by, DIMENSIONS)
     since, until, now = _utc(from_, "from"), _utc(to, "to"), datetime.now(UTC)

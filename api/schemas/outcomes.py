@@ -125,6 +125,21 @@ class LabelPublic(BaseModel):
     created_at: datetime
 
 
+class MeterEntryPublic(BaseModel):
+    delta: int = Field(description="+1: the outcome counts here; -1: a count taken back here.")
+    reason: str = Field(
+        description="`verified` (at its anchor), `late_arrival` or `moved` (booked when written: "
+        "the anchor's window was already final or closed), `withdrawn` (a newer verdict took "
+        "back a count in a final window), or a revocation (`reopened`, `csat_low`, "
+        "`human_overturn`)."
+    )
+    booked_at: datetime = Field(description="The moment that places it in a meter window.")
+    anchor_at: datetime = Field(description="The outcome's verification anchor then.")
+    tier: str | None
+    agent: str | None
+    created_at: datetime
+
+
 class OutcomePublic(BaseModel):
     id: str
     revision: int = Field(description="The latest revision.")
@@ -132,6 +147,11 @@ class OutcomePublic(BaseModel):
     revisions: list[RevisionPublic]
     verdicts: list[VerdictPublic] = Field(description="Newest first.")
     labels: list[LabelPublic]
+    meter: list[MeterEntryPublic] = Field(
+        default_factory=list,
+        description="Where the outcome counts in the verified-outcomes meter, in booking order "
+        "(the sum of `delta` is 1 while it counts, else 0).",
+    )
 
 
 class OutcomeSummary(BaseModel):

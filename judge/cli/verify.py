@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -240,10 +241,14 @@ async def _run(
             # Results reach the ledger in batches, one transaction each: a commit per outcome
             # would make the database, not the judges, the bottleneck of a long run.
             batch: list[tuple[Outcome, Verdict]] = []
+            # What makes each outcome final in the meters: the window of the rubric that judged.
+            windows = {r.ref: r.window_hours for r in rubrics.values()}
 
             async def flush() -> None:
                 if batch:
-                    await asyncio.to_thread(ledger.record_results, list(batch))
+                    await asyncio.to_thread(
+                        partial(ledger.record_results, windows=windows), list(batch)
+                    )
                     batch.clear()
 
             async def sink(outcome: Outcome, verdict: Verdict, resumed: bool) -> None:

@@ -59,7 +59,10 @@ def test_meter_counts_by_agent_and_tier(
     assert _counter(body["rows"], ["agent", "tier"]) == want
     assert body["from"] == "2026-02-01T00:00:00Z" and body["group_by"] == ["agent", "tier"]
     row = body["rows"][0]
-    assert set(row) == {"window_start", "window_end", "group", "value", "status", "final_at"}
+    assert set(row) == {
+        "window_start", "window_end", "group", "value", "adjustments", "status", "final_at",
+    }  # fmt: skip
+    assert all(r["adjustments"] == {} for r in body["rows"])  # every outcome on time
     assert {r["status"] for r in body["rows"]} == {"final"}
 
 
@@ -201,3 +204,40 @@ def test_meter_through_a_real_server(
     assert cost["verified"] == 4
     with live.client(keys["globex"]) as http:
         assert http.get(METER, params=params).json()["rows"] == []
+
+
+def test_a_late_outcome_is_booked_now_and_the_outcome_says_so(
+    client: TestClient, engine: Engine, keys: dict[str, str]
+) -> None:
+    """Once a meter read has said March is final, an outcome anchored in March that is verified
+    now counts today (`late_arrival`), in the meter rows and on the outcome itself."""
+    ledger = Ledger(engine, tenant="acme")
+    on_time = ticket("T-1")  # anchored 2026-03-01
+    ledger.record_result(on_time, verdict_for(on_time))
+    params = {"from": "2026-01-01", "to": "2027-01-01", "window": "month"}
+    before = client.get(METER, params=params, headers=auth(keys["acme"])).json()["rows"]
+    assert [(r["window_start"][:7], r["value"], r["status"]) for r in before] == [
+        ("2026-03", 1, "final")
+    ]
+
+    late = ticket("T-2")  # also anchored 2026-03-01, verified only now
+    ledger.record_result(late, verdict_for(late))
+    after = client.get(METER, params=params, headers=auth(keys["acme"])).json()["rows"]
+    assert after[0] == before[0]  # March: the same value, still final
+    this_month = datetime.now(UTC).strftime("%Y-%m")
+    [(month, value, adjustments, status)] = [
+        (r["window_start"][:7], r["value"], r["adjustments"], r["status"]) for r in after[1:]
+    ]
+    assert (month, value, adjustments, status) == (
+        this_month, 1, {"late_arrival": 1}, "provisional",
+    )  # fmt: skip
+    detail = client.get("/v1/outcomes/T-2", headers=auth(keys["acme"])).json()
+    [entry] = detail["meter"]
+    assert (entry["delta"], entry["reason"], entry["anchor_at"]) == (
+        1, "late_arrival", "2026-03-01T10:00:00Z",
+    )  # fmt: skip
+    assert entry["booked_at"][:7] == this_month
+    on_time_entry = client.get("/v1/outcomes/T-1", headers=auth(keys["acme"])).json()["meter"]
+    assert [(e["delta"], e["reason"], e["booked_at"]) for e in on_time_entry] == [
+        (1, "verified", "2026-03-01T10:00:00Z")
+    ]

@@ -25,6 +25,8 @@ from tests.ledger.conftest import ticket, verdict_for
 FACTS = OutcomeFactRow.__table__  # type: ignore[attr-defined]
 VERDICTS = VerdictRow.__table__  # type: ignore[attr-defined]
 SPAN = timedelta(hours=DEFAULT_WINDOW_HOURS + DEFAULT_GRACE_HOURS)
+#: Where a fact's count is booked in the meters (ledger.bookings).
+BOOKING = {"booked_at", "booked_entry_pk", "booking_reason"}
 
 
 def _iso(moment: datetime) -> str:
@@ -171,13 +173,43 @@ def test_an_outcome_without_timestamps_is_anchored_at_receipt(engine: Engine) ->
     assert fact["final_at"] == received + SPAN
 
 
-def test_the_rubric_window_sets_final_at(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    windows = {"quick@1": 24.0}
-    monkeypatch.setattr(facts, "rubric_window_hours", lambda ref: windows.get(ref, 72.0))
-    outcome = ticket("T-1")
-    Ledger(engine, tenant="acme").record_result(outcome, verdict_for(outcome, rubric="quick@1"))
-    fact = fact_rows(engine)[("acme", "T-1")]
-    assert fact["final_at"] - fact["anchor_at"] == timedelta(hours=24 + DEFAULT_GRACE_HOURS)
+def test_the_judging_rubric_window_sets_final_at(engine: Engine) -> None:
+    """final_at comes from the rubric that judged: the caller's, else the tenant's stored rubric
+    of that exact version, else the shipped rubric only when the version matches."""
+    from judge.rubric_loader import load_rubric
+    from ledger.documents import save_rubric
+
+    ledger = Ledger(engine, tenant="acme")
+    hours = {}
+    # 1. The caller names the rubric's window (judge verify and the workers do).
+    one = ticket("T-1")
+    ledger.record_result(one, verdict_for(one, rubric="quick@1"), windows={"quick@1": 24.0})
+    # 2. A rubric the tenant stored (POST /v1/rubrics), resolved by its exact version.
+    shipped = load_rubric("support-resolution")
+    text = (
+        "name: support-resolution\nkind: support_ticket\nwindow_hours: 12\n"
+        "criteria:\n  - {id: solved, question: 'Was it solved?'}\n"
+    )
+    stored = save_rubric(engine, "acme", text)
+    assert stored.name == shipped.name and stored.version != shipped.version
+    two = ticket("T-2")
+    ledger.record_result(two, verdict_for(two, rubric=stored.ref))
+    # 3. The shipped rubric's name with another version: not the shipped window, the default.
+    three = ticket("T-3")
+    ledger.record_result(three, verdict_for(three, rubric="support-resolution@0000000"))
+    # 4. The shipped rubric itself.
+    four = ticket("T-4")
+    ledger.record_result(four, verdict_for(four, rubric=shipped.ref))
+    for oid in ("T-1", "T-2", "T-3", "T-4"):
+        fact = fact_rows(engine)[("acme", oid)]
+        hours[oid] = (fact["final_at"] - fact["anchor_at"]).total_seconds() / 3600
+    grace = DEFAULT_GRACE_HOURS
+    assert hours == {
+        "T-1": 24 + grace,
+        "T-2": 12 + grace,
+        "T-3": DEFAULT_WINDOW_HOURS + grace,
+        "T-4": shipped.window_hours + grace,
+    }
 
 
 def test_facts_and_verdicts_commit_together(
@@ -246,10 +278,13 @@ def test_backfill_rebuilds_the_facts_idempotently(engine: Engine) -> None:
     assert backfill_facts(engine) == len(live) == 9
     rebuilt = fact_rows(engine)
     latest = latest_verdicts(engine)
-    ignore = {"pk", "updated_at", "verdict_pk", "decision"}
+    ignore = {"pk", "updated_at", "verdict_pk", "decision"} | BOOKING
     for key, fact in rebuilt.items():
         # the back-fill takes each outcome's latest verdict (it has no history of freezes) ...
         assert (fact["verdict_pk"], fact["decision"]) == (latest[key].pk, latest[key].decision)
+        # ... books a verified one at its anchor ...
+        if fact["decision"] == "verified":
+            assert (fact["booked_at"], fact["booking_reason"]) == (fact["anchor_at"], "verified")
         # ... and computes everything else exactly as the live write did
         assert {k: v for k, v in fact.items() if k not in ignore} == {
             k: v for k, v in live[key].items() if k not in ignore
@@ -282,6 +317,7 @@ def test_migrating_across_0005_backfills(ledger_url: str, monkeypatch: pytest.Mo
         migrate(eng, revision="0004")
         with monkeypatch.context() as m:
             m.setattr("ledger.store.record_facts", lambda *a, **k: None)  # no table yet
+            m.setattr("ledger.bookings.lock_clock", lambda *a, **k: None)  # nor its column
             ledger = Ledger(eng, tenant="acme")
             items = [ticket(f"T-{i}") for i in range(3)]
             ledger.record_results([(o, verdict_for(o, decision="abstain")) for o in items])

@@ -176,19 +176,23 @@ def test_only_verified_outcomes_count_by_their_latest_verdict(engine: Engine) ->
 
 
 def test_rows_turn_final_as_now_moves(engine: Engine) -> None:
+    """A day is final once on-time outcomes can no longer arrive in it (its end + 96 h) and every
+    outcome in it has passed its own rubric window + grace."""
     first, second = datetime(2026, 3, 1, 10, tzinfo=UTC), datetime(2026, 3, 1, 16, tzinfo=UTC)
     record(engine, "acme", [(at(first, "T-1"), {}), (at(second, "T-2"), {})])
     since, until = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC)
+    settled = until + SPAN  # the day's end + the 96 h in which outcomes may still arrive on time
 
     def status(now: datetime) -> tuple[str, datetime]:
         [row] = verified_outcomes(engine, "acme", since=since, until=until, now=now)
-        assert row["value"] == 2
+        assert row["value"] == 2 and row["adjustments"] == {}
         return row["status"], row["final_at"]
 
-    assert status(first + SPAN) == ("provisional", second + SPAN)  # T-1 final, T-2 not yet
-    assert status(second + SPAN - timedelta(microseconds=1))[0] == "provisional"
-    assert status(second + SPAN) == ("final", second + SPAN)
-    assert status(second + SPAN + timedelta(days=400))[0] == "final"
+    assert status(first + SPAN) == ("provisional", settled)  # T-1 final, T-2 not yet
+    assert status(second + SPAN)[0] == "provisional"  # both final, the day still open
+    assert status(settled - timedelta(microseconds=1))[0] == "provisional"
+    assert status(settled) == ("final", settled)
+    assert status(settled + timedelta(days=400))[0] == "final"
 
 
 def test_month_windows_cross_the_year(engine: Engine) -> None:

@@ -25,7 +25,8 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -96,6 +97,8 @@ _HEX_RE = re.compile(r"\b(?:[0-9a-fA-F]{2}[ :]?){12,}")
 _SPACED_RE = re.compile(r"(?<![\w])(?:[A-Za-z][ .\-_*·]){3,}[A-Za-z](?![\w])")
 _SENTENCE_PREFIX_CHARS = 30
 _MAX_ENCODED_CANDIDATES = 200
+#: How deep tool-call arguments are walked (JSON decoded inside strings included).
+_MAX_DECODE_DEPTH = 32
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,8 +219,9 @@ def scan_outcome(
     """Scan every untrusted part of ``outcome`` and say where each finding is.
 
     Conversation messages of the given ``roles`` (by default customer, agent and tool; system
-    messages come from the support platform) are scanned, tool calls included; for a report,
-    the brief, the text and every source.
+    messages come from the support platform) are scanned, tool calls included (JSON-encoded
+    arguments decoded first, see :func:`_tool_calls_text`); for a report, the brief, the text
+    and every source.
 
     Parameters
     ----------
@@ -241,7 +245,7 @@ def scan_outcome(
             continue
         text = message.text
         if message.tool_calls:
-            text += "\n" + json.dumps(message.tool_calls, ensure_ascii=False)
+            text += "\n" + _tool_calls_text(message.tool_calls)
         for name, excerpt in _dedupe(_scan(text, tool_result=message.role == "tool")):
             findings.append(
                 Finding(
@@ -283,6 +287,55 @@ def scan_outcome(
 # --------------------------------------------------------------------------------------------
 # Internals
 # --------------------------------------------------------------------------------------------
+def _tool_calls_text(tool_calls: list[dict[str, Any]]) -> str:
+    """The text of an agent's tool calls, as a reader of the judge's prompt would read it.
+
+    Arguments usually arrive as a JSON-encoded string (OpenAI's ``function.arguments``), whose
+    escapes (``\\u0456``, ``\\n``) would hide homoglyphs, fullwidth or mathematical letters and
+    line-anchored fake role or delimiter lines from the rules, though a model decodes them
+    as it reads. So every string that holds a JSON object or array is decoded first, the calls
+    are dumped without ASCII escapes, and each string spanning several lines is added as it is
+    (a line of it can pose as a role or a delimiter, as in a message's text).
+    """
+    decoded = _decode_json_strings(tool_calls, depth=_MAX_DECODE_DEPTH)
+    lines = [json.dumps(decoded, ensure_ascii=False)]
+    lines += [leaf for leaf in _string_leaves(decoded, depth=_MAX_DECODE_DEPTH) if "\n" in leaf]
+    return "\n".join(lines)
+
+
+def _decode_json_strings(value: Any, *, depth: int) -> Any:
+    """``value`` with each string that is a JSON object or array replaced by what it encodes."""
+    if depth <= 0:
+        return value
+    if isinstance(value, dict):
+        return {k: _decode_json_strings(v, depth=depth - 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_json_strings(v, depth=depth - 1) for v in value]
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        try:
+            inner = json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+        if isinstance(inner, dict | list):
+            return _decode_json_strings(inner, depth=depth - 1)
+    return value
+
+
+def _string_leaves(value: Any, *, depth: int) -> Iterator[str]:
+    """Every string in ``value`` (dict keys included), depth-first."""
+    if depth <= 0:
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from _string_leaves(v, depth=depth - 1)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _string_leaves(v, depth=depth - 1)
+
+
 def _space_angle_run(match: re.Match[str]) -> str:
     run = match.group(0)
     opening = sum(_ANGLE_OPEN.get(ch, 0) for ch in run)

@@ -133,7 +133,9 @@ class Breakeven:
         the path that fails less. ``"dominates"``: one path is no dearer in tokens and fails less
         (``delta_cost / delta_p <= 0``), so it is cheaper at every positive labour cost.
         ``"same_failure_rate"``: labour cost does not matter; the lower token cost wins at every
-        labour cost. ``"identical"``: same token cost and failure rate, a tie at every labour cost.
+        labour cost (the failure rates are equal, or differ so little that ``delta_cost /
+        delta_p`` is beyond any finite amount). ``"identical"``: same token cost and failure
+        rate, a tie at every labour cost.
     """
 
     cost_a: float
@@ -173,8 +175,13 @@ def breakeven(
     Rules for the flip labour cost ``L* = dC / dp`` (``dC = cost_b - cost_a``,
     ``dp = p_fail_a - p_fail_b``):
 
-    - ``dp != 0`` and ``L* > 0``: ``flip_rule="flips"``, ``flip_labor=L*``; below it the path
-      with the lower token cost is cheaper, above it the path that fails less.
+    - ``dp != 0`` and ``L* > 0`` finite: ``flip_rule="flips"``, ``flip_labor=L*``; below it
+      the path with the lower token cost is cheaper, above it the path that fails less.
+    - ``dp != 0`` and ``L*`` positive but not finite (``dp`` so small next to ``dC`` that the
+      division overflows, e.g. ``dC = 1``, ``dp = 5e-324``): no finite labour cost flips the
+      decision, the lower token cost wins at every labour cost, as when both fail equally
+      often: ``flip_rule="same_failure_rate"``, ``flip_labor=None``. (``flip_labor`` is always
+      None or a finite amount :func:`tco` accepts.)
     - ``dp != 0`` and ``L* <= 0`` (the "wrong" sign): the path that fails less is also no dearer
       in tokens; it is cheaper at every positive labour cost: ``flip_rule="dominates"``,
       ``flip_labor=None``.
@@ -212,6 +219,12 @@ def breakeven(
     >>> b = breakeven(cost_a=0.01, cost_b=0.03, labor=5.0, p_fail_a=0.20, p_fail_b=0.15)
     >>> b.cheaper, round(b.saving_per_task, 6), round(b.flip_labor, 6), b.flip_rule
     ('b', 0.23, 0.4, 'flips')
+
+    B fails less by the smallest float there is: no finite labour cost makes up its dearer tokens.
+
+    >>> b = breakeven(cost_a=0, cost_b=1, labor=1, p_fail_a=5e-324, p_fail_b=0)
+    >>> b.cheaper, b.flip_labor, b.flip_rule
+    ('a', None, 'same_failure_rate')
     """
     a = _check_amount("cost_a", cost_a)
     b = _check_amount("cost_b", cost_b)
@@ -244,10 +257,12 @@ def breakeven(
         rule = "identical" if delta_cost == 0 else "same_failure_rate"
     else:
         candidate = delta_cost / delta_p
-        if candidate > 0:
+        if candidate <= 0:
+            rule = "dominates"
+        elif math.isfinite(candidate):
             rule, flip = "flips", candidate
         else:
-            rule = "dominates"
+            rule = "same_failure_rate"  # the flip lies beyond every finite labour cost
     return Breakeven(
         cost_a=a,
         cost_b=b,

@@ -9,11 +9,29 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 import judge  # noqa: F401  (pins LITELLM_LOCAL_MODEL_COST_MAP before anything imports litellm)
 from judge.settings import get_settings
 
 pytest_plugins = ["tests.fakes.fixtures"]
+
+# Hypothesis profiles. "deterministic" (the default: `make test`, `.ci/run`, plain pytest) draws
+# the same examples on every run and every machine (derandomize, so no example database), with
+# no deadline and no too-slow health check, which depend on how loaded the machine is: a
+# property that fails, fails for everyone. "explore" (HYPOTHESIS_PROFILE=explore) draws fresh
+# random examples, ten times as many, and replays the failures it saved in .hypothesis/ first.
+HYPOTHESIS_PROFILE_ENV = "HYPOTHESIS_PROFILE"
+hypothesis_settings.register_profile(
+    "deterministic",
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+hypothesis_settings.register_profile("explore", max_examples=1000, deadline=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get(HYPOTHESIS_PROFILE_ENV) or "deterministic")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"

@@ -232,9 +232,14 @@ def explain(result: Breakeven, *, name_a: str = "A", name_b: str = "B") -> list[
             f"No labour cost flips the decision: {lead} is no dearer in tokens and fails less."
         )
     elif result.flip_rule == "same_failure_rate":
+        how = (
+            "both fail equally often"
+            if not result.delta_p
+            else "the failure rates differ too little to make up the token gap at any labour cost"
+        )
         lines.append(
-            "No labour cost flips the decision: both fail equally often, so the lower token "
-            "cost wins whatever labour costs."
+            f"No labour cost flips the decision: {how}, so the lower token cost wins whatever "
+            "labour costs."
         )
     else:
         lines.append("Identical token cost and failure rate: a tie at every labour cost.")

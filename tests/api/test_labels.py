@@ -102,3 +102,49 @@ def test_over_the_batch_cap_is_413(client: TestClient, keys: dict[str, str]) -> 
         assert response.json()["error"]["details"] == {"max_batch": 2, "count": 3}
     finally:
         client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
+
+
+def test_the_same_outcome_id_in_two_tenants_shows_each_only_its_own_labels(
+    client: TestClient, keys: dict[str, str], db_url: str
+) -> None:
+    """Outcome ids are the tenant's own: acme's ``T-1`` and globex's ``T-1`` share nothing."""
+    from judge.verdict import Verdict
+    from ledger.db import make_engine
+    from ledger.ingest import outcome_detail
+    from ledger.store import Ledger
+
+    post(client, keys["acme"], [ticket("T-1", text="acme: my refund never arrived")])
+    post(client, keys["globex"], [ticket("T-1", text="globex: the invoice is wrong")])
+    acme_label = {"outcome_id": "T-1", "resolved": True, "by": "ana", "note": "acme's"}
+    globex_label = {"outcome_id": "T-1", "resolved": False, "by": "bo", "note": "globex's"}
+    assert labels(client, keys["acme"], [acme_label]).status_code == 200
+    assert labels(client, keys["globex"], [globex_label]).status_code == 200
+    engine = make_engine(db_url)
+    try:
+        for tenant, decision in (("acme", "verified"), ("globex", "not_verified")):
+            ledger = Ledger(engine, tenant=tenant)
+            stored = ledger.outcome("T-1")
+            assert stored is not None
+            verdict = Verdict(
+                outcome_id="T-1", decision=decision, confidence=0.9, rubric="r@1", panel="p@1"
+            )
+            ledger.record_result(stored, verdict)
+        direct = {tenant: outcome_detail(engine, tenant, "T-1") for tenant in keys}
+    finally:
+        engine.dispose()
+
+    expected = {
+        "acme": ([(True, "ana", "acme's")], ["verified"], "acme: my refund never arrived"),
+        "globex": ([(False, "bo", "globex's")], ["not_verified"], "globex: the invoice is wrong"),
+    }
+    for tenant, key in keys.items():
+        shown = client.get("/v1/outcomes/T-1", headers=auth(key))
+        assert shown.status_code == 200, shown.text
+        for detail in (shown.json(), direct[tenant]):
+            assert detail is not None
+            got = (
+                [(lab["resolved"], lab["by"], lab["note"]) for lab in detail["labels"]],
+                [v["decision"] for v in detail["verdicts"]],
+                detail["outcome"]["conversation"][0]["text"],
+            )
+            assert got == expected[tenant], tenant

@@ -79,6 +79,26 @@ def test_breakeven_by_hand_says_which_is_cheaper_and_where_it_flips() -> None:
     assert "below it A (lower token cost) is cheaper, above it B (fails less)" in text
 
 
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not valid JSON")
+
+
+def test_breakeven_whose_flip_overflows_says_no_labour_cost_flips_it() -> None:
+    args = ["cost", "breakeven", "--cost-a", "0", "--cost-b", "1", "--labor", "1"]
+    args += ["--p-fail-a", "5e-324", "--p-fail-b", "0"]
+    result = run(*args, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout, parse_constant=_not_json)  # "Infinity" is not JSON
+    assert (data["cheaper"], data["flip_rule"], data["flip_labor"]) == (
+        "a",
+        "same_failure_rate",
+        None,
+    )
+    text = run(*args).stdout
+    assert "No labour cost flips the decision: the failure rates differ too little" in text
+    assert "flips at a labour cost" not in text
+
+
 def test_breakeven_dp_star_only() -> None:
     data = run_json("cost", "breakeven", "--cost-a", "0.03", "--cost-b", "0.01", "--labor", "4")
     assert data["dp_star"] == pytest.approx(-0.005)

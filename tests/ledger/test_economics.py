@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ledger.economics import TIE_RTOL, breakeven, path_stats, tco
@@ -95,6 +95,21 @@ def test_breakeven_same_failure_rate_and_identical() -> None:
     )
 
 
+def test_a_flip_beyond_every_finite_labour_cost_is_no_flip() -> None:
+    # B costs $1 more and fails less by 5e-324: L* = 1 / 5e-324 overflows to inf.
+    r = breakeven(cost_a=0, cost_b=1, labor=1, p_fail_a=5e-324, p_fail_b=0)
+    assert (r.cheaper, r.flip_rule, r.flip_labor) == ("a", "same_failure_rate", None)
+    assert r.delta_p == 5e-324  # the rates do differ; no finite labour cost makes it matter
+    for labor in (1.0, 1e6, 1e300, 1.7e308):
+        again = breakeven(cost_a=0, cost_b=1, labor=labor, p_fail_a=5e-324, p_fail_b=0)
+        assert again.cheaper == "a" and again.flip_labor is None
+    # The mirror image, and B cheaper in tokens as well as failing less (still dominates).
+    mirror = breakeven(cost_a=1, cost_b=0, labor=1, p_fail_a=0, p_fail_b=5e-324)
+    assert (mirror.cheaper, mirror.flip_rule, mirror.flip_labor) == ("b", "same_failure_rate", None)
+    both = breakeven(cost_a=1, cost_b=0, labor=1, p_fail_a=5e-324, p_fail_b=0)
+    assert (both.cheaper, both.flip_rule, both.flip_labor) == ("b", "dominates", None)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
@@ -125,6 +140,8 @@ def test_dp_star_is_the_failure_gap_that_equalises_tco(a: float, b: float, labor
     )
 
 
+# A failure-rate gap of the smallest float: dC / dp overflows to inf, which is no labour cost.
+@example(a=0.0, b=1.0, labor=1.0, pa=5e-324, pb=0.0)
 @given(a=costs, b=costs, labor=labors, pa=probs, pb=probs)
 def test_flip_labor_equalises_the_two_tcos(
     a: float, b: float, labor: float, pa: float, pb: float

@@ -74,6 +74,9 @@ class _StoreProxy:
     async def lookup(self, cache_key: str) -> JudgeCall | None:
         return await self._store().lookup(cache_key)
 
+    async def begin(self, call: JudgeCall) -> None:
+        await self._store().begin(call)
+
     async def record(self, call: JudgeCall) -> None:
         await self._store().record(call)
 
@@ -215,12 +218,15 @@ class Worker:
             self.concurrency,
             self.lease_seconds,
         )
-        last_refresh = float("-inf")
+        last_refresh = last_settle = float("-inf")
         while not stop.is_set():
             try:
                 if time.monotonic() - last_refresh >= self.poll_seconds:
                     await asyncio.to_thread(refresh_budgets, self.engine)
                     last_refresh = time.monotonic()
+                if time.monotonic() - last_settle >= self.lease_seconds:
+                    await self._settle_pending_calls()
+                    last_settle = time.monotonic()
                 items = await asyncio.to_thread(
                     claim,
                     self.engine,
@@ -315,6 +321,21 @@ class Worker:
                 )
                 held.intersection_update(kept)
 
+    async def _settle_pending_calls(self) -> None:
+        """Book the calls a dead worker left in flight as unknown (at their estimated cost)."""
+        from ledger.callstore import settle_pending
+
+        settled = await asyncio.to_thread(settle_pending, self.engine)
+        if settled.calls:
+            log.warning(
+                "worker %s: %d judge call(s) of %d outcome(s) left in flight by a stopped worker "
+                "settled as unknown at an estimated $%.6f",
+                self.worker_id,
+                settled.calls,
+                settled.outcomes,
+                settled.estimated_cost_usd,
+            )
+
     # -- judging --------------------------------------------------------------------------------
 
     async def _judge_batch(self, items: Sequence[ClaimedItem]) -> _Batch:
@@ -341,6 +362,8 @@ class Worker:
                 continue
             if item.tenant not in stores:
                 stores[item.tenant] = DbCallStore(self.engine, tenant=item.tenant)
+            # A call belongs to the job of the first item judging its outcome (its cost too).
+            stores[item.tenant].job_for.setdefault(item.outcome_id, item.job_pk)
             prepared.proxy.inner = stores[item.tenant]
             tasks.append(one(item, prepared))
         try:

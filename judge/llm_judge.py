@@ -18,6 +18,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from tenacity import (
@@ -172,6 +173,34 @@ def _cost(litellm: Any, response: Any) -> float:
         except Exception:  # a model missing from the price map costs "unknown", recorded as 0
             cost = 0.0
     return float(cost or 0.0)
+
+
+#: Seconds after its timeout that an attempt still counts as in flight; a ``pending`` call older
+#: than ``timeout`` + this was left by a process that died (it is settled as ``unknown``).
+PENDING_GRACE_SECONDS = 30.0
+
+_ESTIMATES: dict[tuple[str, str], float] = {}
+
+
+def _estimated_cost(litellm: Any, model: str, request: _Request) -> float:
+    """The prompt's tokens at ``model``'s input price (litellm's map); 0 when it has no price.
+
+    What an attempt costs at least if the provider received it: a call whose process died before
+    the reply is booked at this. Memoised per (model, prompt digest): samples and retries share
+    a prompt.
+    """
+    key = (model, request.digest)
+    found = _ESTIMATES.get(key)
+    if found is None:
+        try:
+            tokens = int(litellm.token_counter(model=model, messages=request.messages))
+            found = float(litellm.cost_per_token(model=model, prompt_tokens=tokens)[0])
+        except Exception:  # a model missing from the price map: the estimate is unknown (0)
+            found = 0.0
+        if len(_ESTIMATES) > 4096:
+            _ESTIMATES.clear()
+        _ESTIMATES[key] = found
+    return found
 
 
 def retry_policy(*, max_retries: int, backoff: Backoff | None = None) -> AsyncRetrying:
@@ -396,6 +425,11 @@ class LLMJudge:
                 limit=spec.max_concurrency,
                 scope=spec.name,
             ):
+                # Write-ahead: the attempt is on record before the provider can bill it.
+                call.status = "pending"
+                call.estimated_cost_usd = _estimated_cost(litellm, model, request)
+                call.expires_at = utcnow() + timedelta(seconds=spec.timeout + PENDING_GRACE_SECONDS)
+                await self.store.begin(call)
                 started = time.perf_counter()
                 response = await litellm.acompletion(**kwargs)
         except Exception as exc:
@@ -405,6 +439,7 @@ class LLMJudge:
             await self.store.record(call)
             raise
         call.latency_ms = int((time.perf_counter() - started) * 1000)
+        call.status = "ok"
         choice = response.choices[0]
         call.reply = choice.message.content or ""
         usage = getattr(response, "usage", None)

@@ -23,11 +23,16 @@ class CallStore(Protocol):
     """Where judge calls are recorded as they happen, and looked up again as a cache.
 
     ``lookup`` returns the recorded successful call for a cache key (model, rubric version, prompt
-    version, content hash, sample index), or ``None``. ``record`` stores every attempt, failed
-    attempts included, because every attempt may be billed.
+    version, content hash, sample index), or ``None``. ``begin`` records an attempt *before* it
+    is sent (``status="pending"``) and returns once that record is durable, so a call the
+    provider may bill is never unrecorded, even if the process dies while it is in flight.
+    ``record`` stores every attempt's outcome (completing the ``begin`` record of the same
+    ``call_id``), failed attempts included, because every attempt may be billed.
     """
 
     async def lookup(self, cache_key: str) -> JudgeCall | None: ...
+
+    async def begin(self, call: JudgeCall) -> None: ...
 
     async def record(self, call: JudgeCall) -> None: ...
 
@@ -41,6 +46,9 @@ class MemoryCallStore:
 
     async def lookup(self, cache_key: str) -> JudgeCall | None:
         return self._ok.get(cache_key)
+
+    async def begin(self, call: JudgeCall) -> None:
+        """Nothing to make durable in memory: a process that dies loses the store anyway."""
 
     async def record(self, call: JudgeCall) -> None:
         self.calls.append(call)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -21,10 +22,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: What became of a call: ``ok`` (a reply), ``error`` (none), ``pending`` (recorded before it was
+#: sent, no outcome yet), ``unknown`` (still pending when its process died: it may have been
+#: billed; ``cost_usd`` is then the estimate).
+CallStatus = Literal["ok", "error", "pending", "unknown"]
+
+
 class JudgeCall(BaseModel):
     """One attempt at one model: what was sent, what came back, what it cost.
 
     Every attempt is recorded, retries and failures included, because every attempt may be billed.
+    An attempt sent to a provider is recorded *before* it is sent (``pending``, with
+    ``estimated_cost_usd``: its prompt tokens at the model's price, and ``expires_at``: when it
+    must have ended), then completed; one that a killed process left pending is settled as
+    ``unknown`` at its estimated cost (``ledger.callstore.settle_pending``).
     """
 
     outcome_id: str
@@ -36,7 +47,7 @@ class JudgeCall(BaseModel):
     prompt_digest: str
     prompt: list[dict[str, Any]] = Field(default_factory=list)
     reply: str | None = None
-    status: Literal["ok", "error"] = "ok"
+    status: CallStatus = "ok"
     error: str | None = None
     tokens_in: int = 0
     tokens_out: int = 0
@@ -44,6 +55,9 @@ class JudgeCall(BaseModel):
     latency_ms: int = 0
     cached: bool = False
     at: datetime = Field(default_factory=utcnow)
+    call_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    estimated_cost_usd: float | None = None
+    expires_at: datetime | None = None
 
 
 class CriterionResult(BaseModel):

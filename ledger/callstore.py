@@ -1,20 +1,34 @@
-"""The ledger's judge-call store: every judge call recorded, and looked up again as the cache."""
+"""The ledger's judge-call store: every judge call recorded, and looked up again as the cache.
+
+Every attempt sent to a provider is written *before* it is sent (a ``pending`` row, committed in
+a small group with the attempts begun at the same moment) and completed by its ``call_id`` when
+the reply or the error arrives. A process killed while calls are in flight leaves their rows
+``pending``; :func:`settle_pending` (run by ``judge verify`` and the workers when they start)
+turns those whose ``expires_at`` has passed into ``unknown`` at their estimated cost, so no call
+the provider may have billed is missing from the ledger.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from judge.verdict import JudgeCall
 from ledger.db import session
 from ledger.store import DEFAULT_TENANT, call_row, check_tenant_name, ensure_tenant, row_to_call
-from ledger.tables import JudgeCallRow
+from ledger.tables import JudgeCallRow, to_money
 
-__all__ = ["DbCallStore"]
+__all__ = ["DbCallStore", "SettledCalls", "settle_pending"]
 
 
 class DbCallStore:
@@ -56,6 +70,13 @@ class DbCallStore:
         # since can ever hit: a first run over a fresh ledger skips one query per call.
         self._started_empty: bool | None = None
         self._written_ok: set[str] = set()
+        # Write-ahead rows waiting for their group commit, and the task committing them.
+        self._to_begin: list[tuple[JudgeCall, asyncio.Future[None]]] = []
+        self._begin_task: asyncio.Task[None] | None = None
+        self._begun: set[str] = set()
+        #: Outcome id -> the verification job its calls are made for (set by the workers).
+        self.job_for: dict[str, int] = {}
+        self.owner = process_owner()
 
     async def lookup(self, cache_key: str) -> JudgeCall | None:
         for call in reversed(self._pending):
@@ -73,6 +94,36 @@ class DbCallStore:
                 select(JudgeCallRow.pk).where(JudgeCallRow.tenant == self.tenant).limit(1)
             ).first()
         return first is None
+
+    async def begin(self, call: JudgeCall) -> None:
+        """Write ``call`` as ``pending`` and return once it is committed (group commit).
+
+        Attempts begun while a group is being written join the next group: at concurrency 32
+        the ledger sees a handful of small transactions, not one per attempt.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._to_begin.append((call.model_copy(), future))
+        if self._begin_task is None or self._begin_task.done():
+            self._begin_task = asyncio.create_task(self._commit_begun())
+        await future
+        self._begun.add(call.call_id)
+
+    async def _commit_begun(self) -> None:
+        await asyncio.sleep(0)  # let the attempts starting in this loop turn join the group
+        while self._to_begin:
+            group, self._to_begin = self._to_begin, []
+            try:
+                await asyncio.to_thread(self._insert, [call for call, _ in group])
+            except BaseException as exc:
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, future in group:
+                    if not future.done():
+                        future.set_result(None)
 
     async def record(self, call: JudgeCall) -> None:
         now = time.monotonic()
@@ -113,11 +164,157 @@ class DbCallStore:
         """Write one call at once, bypassing the buffer."""
         self._write([call])
 
-    def _write(self, calls: Sequence[JudgeCall]) -> None:
-        rows = [call_row(self.tenant, call) for call in calls]
-        self._written_ok.update(c.cache_key for c in calls if c.status == "ok" and not c.cached)
+    def _ready(self) -> None:
         if not self._tenant_ready:
             ensure_tenant(self.engine, self.tenant)
             self._tenant_ready = True
+
+    def _insert(self, calls: Sequence[JudgeCall]) -> None:
+        self._ready()
+        rows = [
+            call_row(self.tenant, call, job_pk=self.job_for.get(call.outcome_id), owner=self.owner)
+            for call in calls
+        ]
         with session(self.engine) as db:
             db.add_all(rows)
+
+    def _write(self, calls: Sequence[JudgeCall]) -> None:
+        """Insert new calls and complete begun ones, in one transaction."""
+        self._written_ok.update(c.cache_key for c in calls if c.status == "ok" and not c.cached)
+        new = [c for c in calls if c.call_id not in self._begun]
+        done = [c for c in calls if c.call_id in self._begun]
+        self._ready()
+        table = JudgeCallRow.__table__  # type: ignore[attr-defined]
+        with session(self.engine) as db:
+            db.add_all(
+                [
+                    call_row(
+                        self.tenant, c, job_pk=self.job_for.get(c.outcome_id), owner=self.owner
+                    )
+                    for c in new
+                ]
+            )
+            if done:
+                db.flush()
+                db.connection().execute(
+                    sa.update(table)
+                    .where(
+                        table.c.tenant == self.tenant,
+                        table.c.call_id == sa.bindparam("b_call_id"),
+                    )
+                    .values(
+                        status=sa.bindparam("b_status"),
+                        reply=sa.bindparam("b_reply"),
+                        error=sa.bindparam("b_error"),
+                        tokens_in=sa.bindparam("b_tokens_in"),
+                        tokens_out=sa.bindparam("b_tokens_out"),
+                        cost_usd=sa.bindparam("b_cost_usd", type_=table.c.cost_usd.type),
+                        latency_ms=sa.bindparam("b_latency_ms"),
+                    ),
+                    [
+                        {
+                            "b_call_id": c.call_id,
+                            "b_status": c.status,
+                            "b_reply": c.reply,
+                            "b_error": c.error,
+                            "b_tokens_in": c.tokens_in,
+                            "b_tokens_out": c.tokens_out,
+                            "b_cost_usd": to_money(c.cost_usd),
+                            "b_latency_ms": c.latency_ms,
+                        }
+                        for c in done
+                    ],
+                )
+        self._begun.difference_update(c.call_id for c in done)
+
+
+def process_owner() -> str:
+    """``host:pid`` of this process: who a pending call dies with."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _dead_owners(owners: Sequence[str]) -> list[str]:
+    """The owners among ``owners`` that are processes of this host which no longer exist."""
+    host = socket.gethostname()
+    dead = []
+    for owner in owners:
+        name, _, pid = owner.rpartition(":")
+        if name != host or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            dead.append(owner)
+        except PermissionError:
+            continue  # alive, another user's
+    return dead
+
+
+@dataclass(frozen=True)
+class SettledCalls:
+    """Calls a dead process left ``pending``, now ``unknown`` (see :func:`settle_pending`)."""
+
+    calls: int
+    estimated_cost_usd: Decimal
+    outcomes: int
+
+
+def settle_pending(
+    engine: Engine, *, tenant: str | None = None, now: datetime | None = None
+) -> SettledCalls:
+    """Settle as ``unknown``, at their estimate, the ``pending`` calls of processes that died.
+
+    Such a call was sent (or about to be) by a process that died before its reply: the provider
+    may have billed it, so it is booked at its estimated cost (prompt tokens at the model's
+    price) and shown as ``unknown``, never dropped. A call is settled when its owner is a
+    process of this host that no longer exists, or (another host's) when its ``expires_at`` (sent
+    + timeout + 30 s) has passed; a call still in flight is left alone, and if its reply arrives
+    after all, completing it replaces the estimate with the real figures.
+
+    Parameters
+    ----------
+    engine
+        A migrated ledger.
+    tenant
+        Only this tenant's calls (default: every tenant's; what a worker does).
+    now
+        The moment that decides expiry (default: the clock).
+    """
+    table = JudgeCallRow.__table__  # type: ignore[attr-defined]
+    moment = now or datetime.now(UTC)
+    scope = [table.c.status == "pending"]
+    if tenant is not None:
+        scope.append(table.c.tenant == tenant)
+    with session(engine, readonly=True) as db:
+        owners = (
+            db.connection()
+            .execute(sa.select(table.c.owner).where(*scope, table.c.owner.is_not(None)).distinct())
+            .scalars()
+            .all()
+        )
+    dead = _dead_owners(list(owners))
+    expired = table.c.expires_at < moment
+    due = [*scope, sa.or_(expired, table.c.owner.in_(dead)) if dead else expired]
+    with session(engine) as db:
+        conn = db.connection()
+        found = conn.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(table.c.estimated_cost_usd), 0),
+                sa.func.count(sa.distinct(sa.tuple_(table.c.tenant, table.c.outcome_id)))
+                if conn.dialect.name == "postgresql"
+                else sa.func.count(sa.distinct(table.c.tenant + ":" + table.c.outcome_id)),
+            ).where(*due)
+        ).one()
+        if found[0]:
+            conn.execute(
+                sa.update(table)
+                .where(*due)
+                .values(
+                    status="unknown",
+                    cost_usd=sa.func.coalesce(table.c.estimated_cost_usd, 0),
+                    error="no outcome recorded: the process making the call stopped before its "
+                    "reply; booked at the estimated cost (prompt tokens at the model's price)",
+                )
+            )
+    return SettledCalls(int(found[0]), to_money(found[1] or 0), int(found[2]))

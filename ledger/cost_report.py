@@ -269,6 +269,42 @@ def cost_report(
         "unattributed_human_review_minutes": float(unattributed_minutes),
         "revoked_outcomes": revoked,
         "meter_adjustments": meter_adjustments(engine, tenant, since=since, until=until),
+        **unsettled_calls(engine, tenant, since=since, until=until),
+    }
+
+
+def unsettled_calls(
+    engine: Engine, tenant: str, *, since: datetime | None, until: datetime | None
+) -> dict[str, Any]:
+    """Judge calls made in ``[since, until)`` without a known outcome.
+
+    ``unknown_calls`` (and ``unknown_calls_usd``): calls whose process died before the reply,
+    settled at their estimated cost (prompt tokens at the model's price), which the judge cost
+    above includes; ``pending_calls``: calls in flight (or left by a process that died less than
+    their timeout ago), not yet in the judge cost (``ledger.callstore.settle_pending``).
+    """
+    import sqlalchemy as sa
+
+    from ledger.db import session
+    from ledger.tables import JudgeCallRow
+
+    calls = JudgeCallRow.__table__  # type: ignore[attr-defined]
+    query = (
+        sa.select(calls.c.status, sa.func.count(), sa.func.sum(calls.c.cost_usd))
+        .where(calls.c.tenant == tenant, calls.c.status.in_(["unknown", "pending"]))
+        .group_by(calls.c.status)
+    )
+    if since is not None:
+        query = query.where(calls.c.at >= since)
+    if until is not None:
+        query = query.where(calls.c.at < until)
+    with session(engine, readonly=True) as db:
+        found = {status: (n, cost) for status, n, cost in db.connection().execute(query).all()}
+    unknown = found.get("unknown", (0, 0))
+    return {
+        "unknown_calls": int(unknown[0]),
+        "unknown_calls_usd": float(unknown[1] or 0),
+        "pending_calls": int(found.get("pending", (0, 0))[0]),
     }
 
 
@@ -415,6 +451,17 @@ def report_notes(report: dict[str, Any]) -> list[str]:
             f"meter adjustments booked in this range: {listed} (outcomes verified or taken back "
             "after their own window was final or its month closed; they count in the meters "
             "when booked, never in the final window: see GET /v1/meters/verified-outcomes)"
+        )
+    if report.get("unknown_calls"):
+        notes.append(
+            f"{report['unknown_calls']} judge call(s) of unknown outcome (the process stopped "
+            f"before the reply) are in the judge cost at an estimated "
+            f"${report['unknown_calls_usd']:.6f} (prompt tokens at the model's price)"
+        )
+    if report.get("pending_calls"):
+        notes.append(
+            f"{report['pending_calls']} judge call(s) are still in flight (or were left by a "
+            "process that stopped less than their timeout ago): not in the judge cost yet"
         )
     missing = report["total"]["agent_cost_missing"]
     if missing:

@@ -131,6 +131,8 @@ class JobInfo:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    #: Calls made for the job whose process died before their reply (booked at an estimate).
+    unknown_calls: int = 0
 
     @property
     def pending(self) -> int:
@@ -364,7 +366,31 @@ def create_job(
 # -- reading jobs -------------------------------------------------------------------------------
 
 
+def _with_call_costs(query: Any) -> Any:
+    """``query`` over jobs plus each job's cost and unknown calls, summed from ``judge_calls``.
+
+    A job costs what the ledger recorded for it: every call its workers made (retries, failed
+    attempts, calls of a worker that died before its verdict, and ``unknown`` calls at their
+    estimate), not the verdicts' own sums, which miss the calls a killed worker paid for.
+    """
+    from ledger.tables import JudgeCallRow
+
+    calls = JudgeCallRow.__table__  # type: ignore[attr-defined]
+    cost = (
+        sa.select(sa.func.coalesce(sa.func.sum(calls.c.cost_usd), 0))
+        .where(calls.c.job_pk == _jobs.c.pk)
+        .scalar_subquery()
+    )
+    unknown = (
+        sa.select(sa.func.count())
+        .where(calls.c.job_pk == _jobs.c.pk, calls.c.status == "unknown")
+        .scalar_subquery()
+    )
+    return query.add_columns(cost.label("calls_cost_usd"), unknown.label("unknown_calls"))
+
+
 def _info_from_row(row: Any) -> JobInfo:
+    mapping = getattr(row, "_mapping", {})  # a Row with the calls' sums, or a JobRow
     return JobInfo(
         job_id=row.job_id,
         tenant=row.tenant,
@@ -376,12 +402,13 @@ def _info_from_row(row: Any) -> JobInfo:
         completed=row.completed,
         failed=row.failed,
         counts={d: int((row.counts or {}).get(d, 0)) for d in DECISIONS},
-        cost_usd=to_money(row.cost_usd or 0),
+        cost_usd=to_money(mapping.get("calls_cost_usd", row.cost_usd) or 0),
         error=row.error,
         waiting_reason=row.waiting_reason,
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        unknown_calls=int(mapping.get("unknown_calls", 0) or 0),
     )
 
 
@@ -390,7 +417,11 @@ def get_job(engine: Engine, tenant: str, job_id: str) -> JobInfo | None:
     with session(engine, readonly=True) as db:
         row = (
             db.connection()
-            .execute(sa.select(_jobs).where(_jobs.c.tenant == tenant, _jobs.c.job_id == job_id))
+            .execute(
+                _with_call_costs(sa.select(_jobs)).where(
+                    _jobs.c.tenant == tenant, _jobs.c.job_id == job_id
+                )
+            )
             .first()
         )
     return None if row is None else _info_from_row(row)
@@ -402,7 +433,7 @@ def list_jobs(engine: Engine, tenant: str, *, limit: int = 20) -> list[JobInfo]:
         rows = (
             db.connection()
             .execute(
-                sa.select(_jobs)
+                _with_call_costs(sa.select(_jobs))
                 .where(_jobs.c.tenant == tenant)
                 .order_by(_jobs.c.created_at.desc(), _jobs.c.pk.desc())
                 .limit(limit)

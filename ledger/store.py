@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -26,7 +27,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from judge.models import Label, Outcome, as_utc
-from judge.verdict import JudgeCall, Verdict
+from judge.verdict import CallStatus, JudgeCall, Verdict
 from ledger.db import make_engine, migrate, session
 from ledger.facts import record_facts
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE, check_timestamps
@@ -114,13 +115,27 @@ def ensure_tenant(engine: Engine, tenant: str) -> None:
         _insert_ignore(db, TenantRow, {"name": tenant, "created_at": utcnow()}, ["name"])
 
 
-def call_row(tenant: str, call: JudgeCall) -> JudgeCallRow:
+def call_row(
+    tenant: str, call: JudgeCall, *, job_pk: int | None = None, owner: str | None = None
+) -> JudgeCallRow:
     data = call.model_dump(mode="json")
-    data.update(at=call.at, cost_usd=to_money(call.cost_usd))
+    estimate = call.estimated_cost_usd
+    data.update(
+        at=call.at,
+        cost_usd=to_money(call.cost_usd),
+        estimated_cost_usd=None if estimate is None else to_money(estimate),
+        expires_at=call.expires_at,
+        job_pk=job_pk,
+        owner=owner,
+    )
     return JudgeCallRow(tenant=tenant, **data)
 
 
 def row_to_call(row: JudgeCallRow) -> JudgeCall:
+    status: CallStatus = "error"
+    if row.status in ("ok", "pending", "unknown"):
+        status = row.status  # type: ignore[assignment]
+    estimate = row.estimated_cost_usd
     return JudgeCall(
         outcome_id=row.outcome_id,
         judge=row.judge,
@@ -131,7 +146,7 @@ def row_to_call(row: JudgeCallRow) -> JudgeCall:
         prompt_digest=row.prompt_digest,
         prompt=row.prompt,
         reply=row.reply,
-        status="ok" if row.status == "ok" else "error",
+        status=status,
         error=row.error,
         tokens_in=row.tokens_in,
         tokens_out=row.tokens_out,
@@ -139,6 +154,9 @@ def row_to_call(row: JudgeCallRow) -> JudgeCall:
         latency_ms=row.latency_ms,
         cached=row.cached,
         at=row.at,
+        call_id=row.call_id or uuid.uuid4().hex,
+        estimated_cost_usd=None if estimate is None else float(estimate),
+        expires_at=row.expires_at,
     )
 
 

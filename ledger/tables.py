@@ -229,6 +229,9 @@ class JudgeCallRow(SQLModel, table=True):
         sa.Index("ix_judge_calls_cache_key", "cache_key"),
         sa.Index("ix_judge_calls_tenant_outcome", "tenant", "outcome_id"),
         sa.Index("ix_judge_calls_tenant_at", "tenant", "at"),
+        sa.Index("ix_judge_calls_call_id", "call_id"),
+        sa.Index("ix_judge_calls_pending", "status", "expires_at"),
+        sa.Index("ix_judge_calls_job", "job_pk"),
         _tenant_fk("judge_calls"),
     )
 
@@ -255,6 +258,18 @@ class JudgeCallRow(SQLModel, table=True):
     )
     cached: bool = Field(default=False, sa_column=sa.Column("cached", sa.Boolean, nullable=False))
     at: datetime = _now_column("at")
+    #: The attempt's own id: the write-ahead (``pending``) row is completed by it.
+    call_id: str | None = Field(default=None, sa_column=sa.Column("call_id", sa.String(32)))
+    #: Prompt tokens at the model's price: what an ``unknown`` call is booked at.
+    estimated_cost_usd: Decimal | None = _money_column("estimated_cost_usd", nullable=True)
+    #: When a ``pending`` call must have ended (sent + timeout + grace); later it is ``unknown``.
+    expires_at: datetime | None = Field(
+        default=None, sa_column=sa.Column("expires_at", UTCDateTime(), nullable=True)
+    )
+    #: The verification job the call was made for (None outside jobs).
+    job_pk: int | None = Field(default=None, sa_column=sa.Column("job_pk", BigPK, nullable=True))
+    #: ``host:pid`` of the process that made the call (its pending calls die with it).
+    owner: str | None = Field(default=None, sa_column=sa.Column("owner", sa.String(200)))
 
 
 class LabelRow(SQLModel, table=True):

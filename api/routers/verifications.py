@@ -108,7 +108,15 @@ class VerificationPublic(BaseModel):
     selection: dict[str, Any] = Field(description="How the outcomes were chosen.")
     progress: Progress
     counts: Decisions
-    cost_usd: float = Field(description="Judge cost of the verdicts so far (USD).")
+    cost_usd: float = Field(
+        description="Judge cost so far (USD): every judge call the ledger recorded for this job, "
+        "retries, failed attempts and calls of a worker that died included."
+    )
+    unknown_calls: int = Field(
+        default=0,
+        description="Calls whose worker died before the reply: booked at their estimated cost "
+        "(prompt tokens at the model's price); the provider may have billed them.",
+    )
     waiting_reason: str | None
     error: str | None
     created_at: datetime
@@ -132,6 +140,7 @@ class VerificationPublic(BaseModel):
             ),
             counts=Decisions(**job.counts),
             cost_usd=float(job.cost_usd),
+            unknown_calls=job.unknown_calls,
             waiting_reason=job.waiting_reason,
             error=job.error,
             created_at=job.created_at,

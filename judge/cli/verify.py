@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from judge.models import Outcome
     from judge.rubric import Rubric
     from judge.runner import RunSummary
+    from ledger.callstore import SettledCalls
 
 LEDGER_BATCH = 64
 DEFAULT_RUBRICS = {"support_ticket": "support-resolution", "report": "report-accuracy"}
@@ -92,7 +93,7 @@ def verify(
 
     db_url = db or settings.db_url
     try:
-        summary = asyncio.run(
+        summary, settled = asyncio.run(
             _run(
                 input_path,
                 input_format=input_format,
@@ -109,7 +110,9 @@ def verify(
     except (InputFileError, ValueError, OSError) as exc:
         fail(str(exc))
     elapsed = time.perf_counter() - started
-    _print_summary(summary, out=out, db_url=db_url, elapsed=elapsed, as_json=as_json)
+    _print_summary(
+        summary, settled=settled, out=out, db_url=db_url, elapsed=elapsed, as_json=as_json
+    )
 
 
 def _validate_input(path: Path, fmt: str, tenant: str | None) -> tuple[Counter[str], int, str]:
@@ -190,7 +193,7 @@ async def _run(
     concurrency: int,
     total: int,
     resume: bool,
-) -> RunSummary:
+) -> tuple[RunSummary, SettledCalls]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from judge.engine import Engine
@@ -198,7 +201,7 @@ async def _run(
     from judge.panel import Panel
     from judge.runner import verify_stream
     from judge.verdict import Verdict
-    from ledger.callstore import DbCallStore
+    from ledger.callstore import DbCallStore, settle_pending
     from ledger.db import make_engine, migrate
     from ledger.store import Ledger
 
@@ -208,6 +211,8 @@ async def _run(
         import litellm  # noqa: F401
     db_engine = make_engine(db_url)
     migrate(db_engine)
+    # Calls a killed run left in flight: booked as unknown at their estimated cost, and said.
+    settled = settle_pending(db_engine, tenant=tenant)
     ledger = Ledger(db_engine, tenant=tenant)
     store = DbCallStore(db_engine, tenant=tenant)
     engine = Engine(panel, rubrics, store=store)
@@ -273,7 +278,7 @@ async def _run(
         # Judge calls already made are billable: record them even when the run failed.
         await store.aflush()
         db_engine.dispose()
-    return summary
+    return summary, settled
 
 
 def _remove_stale_temp_files(out: Path) -> None:
@@ -292,7 +297,13 @@ def _remove_stale_temp_files(out: Path) -> None:
 
 
 def _print_summary(
-    summary: RunSummary, *, out: Path, db_url: str, elapsed: float, as_json: bool
+    summary: RunSummary,
+    *,
+    settled: SettledCalls,
+    out: Path,
+    db_url: str,
+    elapsed: float,
+    as_json: bool,
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -310,6 +321,8 @@ def _print_summary(
             "judge_cost_per_verified_usd": per_verified,
             "judge_calls_cached": summary.judge_calls_cached,
             "resumed": summary.resumed,
+            "unknown_calls_settled": settled.calls,
+            "unknown_calls_estimated_cost_usd": float(settled.estimated_cost_usd),
             "out": str(out),
             "seconds": round(elapsed, 3),
             "verify_seconds": round(summary.verify_seconds, 3),
@@ -341,6 +354,14 @@ def _print_summary(
         "n/a (nothing verified)" if per_verified is None else f"{per_verified:.6f}",
     )
     Console().print(table)
+    if settled.calls:
+        stderr.print(
+            f"[yellow]{settled.calls} judge call(s) of {settled.outcomes} outcome(s) were left in "
+            "flight by a run that stopped before their replies: recorded as unknown at an "
+            f"estimated ${float(settled.estimated_cost_usd):.6f} (prompt tokens at the model's "
+            "price); the provider may have billed them.[/yellow]",
+            highlight=False,
+        )
     stderr.print(f"verdicts: {out}   ledger: {_redact(db_url)}", highlight=False)
 
 

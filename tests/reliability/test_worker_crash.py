@@ -7,9 +7,11 @@ has reached the model server (so every kill lands mid-batch, whatever the machin
 new worker is started once the dead one's lease (2 s) has run out, until the job is done.
 
 Asserted: zero outcomes lost (every item done, one verdict per outcome), zero duplicate verdicts,
-and no judge call repeated for work already recorded (an outcome whose successful call was in
-``judge_calls`` at the moment of a kill is never requested again). Measured: billed calls that
-died unrecorded with the killed processes (calls in flight and the call store's short buffer).
+no judge call repeated for work already recorded (an outcome whose successful call was in
+``judge_calls`` at the moment of a kill is never requested again), every request the model server
+received has its ``judge_calls`` row (written before it was sent; the calls a killed worker had
+in flight are settled as ``unknown`` at their estimated cost by the next worker), and the job's
+cost is the ledger's cost.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import random
 import signal
 import time
 from collections import Counter
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,6 +75,31 @@ def _recorded_ok(db_url: str) -> set[str]:
 def _reached(injector: FaultInjector, target: int, worker: Process) -> bool:
     """``target`` requests reached the model server, or the worker ended (a failure)."""
     return len(injector.records) >= target or worker.proc.poll() is not None
+
+
+def _rows_against_requests(db_url: str, records: list[Any]) -> tuple[int, int]:
+    """(requests without a row, rows without a request) summed over outcomes.
+
+    A row without a request must be an ``unknown`` one (recorded, then the process died before
+    sending it); that is asserted here per outcome.
+    """
+    rows = {
+        oid: (int(n), int(unknown))
+        for oid, n, unknown in query(
+            db_url,
+            "SELECT outcome_id, COUNT(*), SUM(CASE WHEN status = 'unknown' THEN 1 ELSE 0 END) "
+            "FROM judge_calls WHERE cached = false GROUP BY outcome_id",
+        )
+    }
+    requests = Counter(r.outcome_id for r in records)
+    unrecorded = unsent = 0
+    for oid in set(rows) | set(requests):
+        n, unknown = rows.get(oid, (0, 0))
+        unrecorded += max(0, requests[oid] - n)
+        extra = max(0, n - requests[oid])
+        assert extra <= unknown, f"{oid}: {extra} rows more than requests, {unknown} unknown"
+        unsent += extra
+    return unrecorded, unsent
 
 
 def _job_state(db_url: str) -> tuple[str, int, int]:
@@ -188,11 +217,31 @@ def test_sigkilled_workers_lose_nothing_and_repeat_no_recorded_call(
     assert {n for _, n in ok_rows} == {1} and len(ok_rows) == N
     assert all(r.outcome_id in set(ids) for r in records)
 
+    # Every request that reached the provider is on record: per outcome, the rows (written before
+    # the request was sent) are at least the requests; a row more is an attempt recorded by a
+    # worker killed before it sent it, and is among that outcome's `unknown` rows.
+    unrecorded, unsent = _rows_against_requests(db_url, records)
+    assert unrecorded == 0
+    (pending,) = query(db_url, "SELECT COUNT(*) FROM judge_calls WHERE status = 'pending'")[0]
+    assert pending == 0  # the rescuer settled every call the dead workers had in flight
+    unknown, unknown_usd = query(
+        db_url, "SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM judge_calls "
+        "WHERE status = 'unknown'"
+    )[0]  # fmt: skip
+    # The job costs what the ledger recorded for it, unknown calls at their estimate included.
+    with ledger_engine(db_url) as engine:
+        from ledger.jobs import list_jobs
+
+        [job] = list_jobs(engine, "acme")
+    ((ledger_usd,),) = query(db_url, "SELECT COALESCE(SUM(cost_usd), 0) FROM judge_calls")
+    # (SQLite sums NUMERIC as a float: compare at the ledger's precision, 12 decimals)
+    assert job.cost_usd == Decimal(str(ledger_usd)).quantize(Decimal("1e-12"))
+    assert job.cost_usd > 0
+    assert job.unknown_calls == unknown
     billed = sum(r.billed for r in records)
     (billed_rows,) = query(
         db_url, "SELECT COUNT(*) FROM judge_calls WHERE cached = false AND status = 'ok'"
     )[0]
-    assert billed_rows <= billed
     asked = Counter(r.outcome_id for r in records if r.billed)
     figures.update(
         {
@@ -204,7 +253,12 @@ def test_sigkilled_workers_lose_nothing_and_repeat_no_recorded_call(
             "judge calls repeated for recorded work": 0,
             "provider requests (all workers)": len(records),
             "faults injected": sum(r.fault not in ("ok",) for r in records),
-            "billed calls never recorded (kill window)": billed - int(billed_rows),
+            "billed calls never recorded": unrecorded,
+            "calls in flight at the kills (settled unknown)": int(unknown),
+            "  of which recorded but never sent": unsent,
+            "  their estimated cost (USD)": float(unknown_usd),
+            "billed replies lost with a worker (booked at estimate)": billed - int(billed_rows),
+            "job cost = ledger cost (USD)": float(job.cost_usd),
             "outcomes billed twice (lost with a worker)": sum(n > 1 for n in asked.values()),
             "max claims of one item": max(int(r[3]) for r in items),
             "wall time (s)": round(time.monotonic() - started, 1),

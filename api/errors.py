@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from judge.input_rules import escape_surrogates
+
 log = logging.getLogger("outcome_judge.api")
 
 _CODES = {
@@ -69,6 +71,22 @@ def not_found(what: str, ident: str) -> ApiError:
     return ApiError(404, f"no {what} {ident!r}", details={"id": ident})
 
 
+def printable(value: Any) -> Any:
+    """``value`` with every string (and key) safe to encode as UTF-8: lone surrogates escaped.
+
+    An error message or field name may quote the client's input, and a lone surrogate in it
+    (JSON ``"\\ud800"``) would make the error response itself fail to encode, turning a 422
+    into a 500. Escaping (``\\ud800`` as text) keeps the quote readable.
+    """
+    if isinstance(value, str):
+        return escape_surrogates(value)
+    if isinstance(value, dict):
+        return {printable(k): printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable(item) for item in value]
+    return value
+
+
 def error_response(
     status: int,
     message: str,
@@ -78,7 +96,11 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorResponse(
-        error=ErrorBody(code=code or _CODES.get(status, "error"), message=message, details=details)
+        error=ErrorBody(
+            code=code or _CODES.get(status, "error"),
+            message=printable(message),
+            details=printable(details),
+        )
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
 

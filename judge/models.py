@@ -1,7 +1,8 @@
 """The Outcome contract (DESIGN.md): one support ticket or generated report to verify.
 
 Validated at the boundary: unknown keys are rejected (a typo such as ``lable`` must not silently
-drop a human label), sizes are capped, and costs cannot be negative.
+drop a human label), sizes are capped, costs cannot be negative and text must be valid Unicode
+(:mod:`judge.input_rules`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,16 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
+
+from judge.input_rules import refuse_surrogates
 
 OutcomeKind = Literal["support_ticket", "report"]
 Role = Literal["customer", "agent", "tool", "system"]
@@ -109,6 +119,13 @@ class Label(_Strict):
     criteria: dict[str, bool] = Field(default_factory=dict)
     note: str | None = Field(default=None, max_length=10_000)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any, info: ValidationInfo) -> Any:
+        # pydantic refuses a lone surrogate in a str field but says neither where nor why, and
+        # lets one through in a dict key (``criteria``).
+        return refuse_surrogates(data, cls.__name__, info)
+
 
 class Outcome(_Strict):
     """One unit of work to verify: ``id``, ``kind`` and a conversation or report are required."""
@@ -123,6 +140,14 @@ class Outcome(_Strict):
     agent: AgentInfo = Field(default_factory=AgentInfo)
     label: Label | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any, info: ValidationInfo) -> Any:
+        # Before field validation: ``metadata`` and ``tool_calls`` hold arbitrary JSON, which
+        # pydantic does not check for lone surrogates; the ledger and verdict files cannot
+        # encode them (and PostgreSQL would store U+FFFD instead).
+        return refuse_surrogates(data, cls.__name__, info)
 
     @model_validator(mode="after")
     def _has_content(self) -> Outcome:

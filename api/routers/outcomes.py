@@ -30,7 +30,7 @@ from api.schemas.outcomes import (
     OutcomeList,
     OutcomePublic,
 )
-from api.schemas.text import NUL, NUL_MESSAGE, nul_location
+from api.schemas.text import NUL, NUL_MESSAGE, text_problem
 from judge.models import Outcome
 from ledger.ingest import (
     IngestConflictError,
@@ -90,9 +90,10 @@ def _errors(exc: ValidationError, prefix: tuple[Any, ...], index: int | None) ->
 
 def _item(raw: Any, prefix: tuple[Any, ...], index: int) -> tuple[Outcome | None, list[Any]]:
     """One item: a CloudEvent (it has ``specversion``) or a native outcome."""
-    where = nul_location(raw)
-    if where is not None:
-        return None, [_problem((*prefix, *where), NUL_MESSAGE, index)]
+    found = text_problem(raw)
+    if found is not None:
+        where, message = found
+        return None, [_problem((*prefix, *where), message, index)]
     if isinstance(raw, dict) and "specversion" in raw:
         try:
             event = CloudEventIn.model_validate(raw)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from api.deps import EngineDep, TenantDep
 from api.errors import ApiError, ErrorResponse, not_found
+from api.schemas.text import UnicodeInput
 from judge.models import Timestamp
 from ledger.jobs import MAX_JOB_OUTCOMES, JobFilter, JobInfo
 
@@ -42,7 +43,7 @@ class VerificationFilter(BaseModel):
     )
 
 
-class VerificationCreate(BaseModel):
+class VerificationCreate(UnicodeInput):
     """A job: which outcomes, under which rubric(s), by which panel."""
 
     model_config = ConfigDict(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas.text import SafeStr
+from judge.input_rules import refuse_surrogates
 from judge.models import Outcome
 
 #: The largest batch the schema admits; the server's own cap is ``OUTCOME_JUDGE_MAX_BATCH``.
@@ -67,6 +68,13 @@ class IngestEnvelope(BaseModel):
 
     outcomes: list[Any] = Field(min_length=1)
     base_revisions: dict[OutcomeId, Annotated[int, Field(ge=0)]] | None = None
+
+    @field_validator("base_revisions", mode="before")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        # The outcomes are checked item by item (so errors carry the item index); the keys
+        # here are ids, refused with the field named rather than pydantic's U+FFFD spelling.
+        return refuse_surrogates(value, cls.__name__)
 
 
 IngestStatus = Literal["created", "revised", "unchanged"]

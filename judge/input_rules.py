@@ -1,0 +1,101 @@
+"""Rules for text that every input boundary shares (API, CLI, importers).
+
+- **Text** must be valid Unicode: a lone UTF-16 surrogate (JSON ``"\\ud800"``) cannot be
+  encoded as UTF-8, so it could not be stored, written to a verdict file or echoed in an error;
+  it is refused, naming the field, instead of failing later or being replaced by U+FFFD.
+
+What a ledger stored was checked on the way in; reading it back passes
+``context=FROM_LEDGER`` to ``model_validate``, so that it is taken as stored, not checked again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+from pydantic import ValidationError, ValidationInfo
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+#: Pass as ``model_validate(..., context=FROM_LEDGER)`` when reading what the ledger stored.
+FROM_LEDGER: Final[Mapping[str, bool]] = {"from_ledger": True}
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE_MESSAGE = (
+    "contains a lone UTF-16 surrogate ({char}), which is not valid Unicode text; send the "
+    "character itself, or both halves of a surrogate pair (e.g. \\ud83d\\ude00)"
+)
+
+
+def from_ledger(info: ValidationInfo | None) -> bool:
+    """Whether the value is being read back from the ledger (see :data:`FROM_LEDGER`)."""
+    context = None if info is None else info.context
+    return isinstance(context, Mapping) and bool(context.get("from_ledger"))
+
+
+def escape_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate written as its ``\\uXXXX`` escape (printable, encodable).
+
+    >>> escape_surrogates("a\\ud800b")
+    'a\\\\ud800b'
+    """
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def surrogate_message(text: str) -> str | None:
+    """The problem with a string holding a lone surrogate, else None.
+
+    >>> surrogate_message("fine") is None
+    True
+    >>> surrogate_message("x\\udc00").startswith("contains a lone UTF-16 surrogate (\\\\udc00)")
+    True
+    """
+    found = _SURROGATE.search(text)
+    return None if found is None else SURROGATE_MESSAGE.format(char=escape_surrogates(found[0]))
+
+
+def surrogate_location(value: Any) -> tuple[tuple[str | int, ...], str] | None:
+    """Where the first lone surrogate sits in parsed JSON (a key or a string), and the problem.
+
+    Iterative, so any nesting depth is safe. A bad key is named by its escaped spelling.
+
+    >>> surrogate_location({"metadata": {"k": ["ok", "\\ud800"]}})[0]
+    ('metadata', 'k', 1)
+    >>> surrogate_location({"metadata": {"\\ud800": 1}})[0]
+    ('metadata', '\\\\ud800')
+    >>> surrogate_location({"text": "plain"}) is None
+    True
+    """
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        node, loc = stack.pop()
+        if isinstance(node, str):
+            message = surrogate_message(node)
+            if message is not None:
+                return loc, message
+        elif isinstance(node, Mapping):
+            for key, item in reversed(list(node.items())):
+                if isinstance(key, str) and (message := surrogate_message(key)) is not None:
+                    return (*loc, escape_surrogates(key)), f"the key {message}"
+                stack.append((item, (*loc, key if isinstance(key, str | int) else str(key))))
+        elif isinstance(node, list | tuple):
+            stack.extend((item, (*loc, i)) for i, item in reversed(list(enumerate(node))))
+    return None
+
+
+def refuse_surrogates(data: Any, title: str, info: ValidationInfo | None = None) -> Any:
+    """Raise a ``ValidationError`` located at the first lone surrogate in ``data``.
+
+    Used by ``mode="before"`` model validators: pydantic nests the location under the model's
+    own, so the error names the exact field (``conversation.0.text``, ``metadata.k``). What the
+    ledger stored was checked on the way in; reading it back (:data:`FROM_LEDGER`) skips the walk.
+    """
+    if from_ledger(info):
+        return data
+    found = surrogate_location(data)
+    if found is not None:
+        loc, message = found
+        error = PydanticCustomError("lone_surrogate", message)
+        detail = InitErrorDetails(type=error, loc=loc, input=None)
+        raise ValidationError.from_exception_data(title, [detail])
+    return data

@@ -1,0 +1,68 @@
+"""The input rules the CLI shares with the API (issue 17): a bad record is an error naming the
+file, line and field, for ``judge verify`` and ``judge convert`` alike. Text holds no lone
+UTF-16 surrogate (metadata and tool calls included)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from judge.importers import InputFileError, validate_file
+from judge.input_rules import FROM_LEDGER
+from judge.models import Label, Outcome
+
+
+def _ticket(oid: str = "T-1", **extra: Any) -> dict[str, Any]:
+    return {
+        "id": oid,
+        "kind": "support_ticket",
+        "conversation": [{"role": "customer", "text": "hi", "at": "2026-03-01T10:00:00Z"}],
+        **extra,
+    }
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    # json.dumps writes a lone surrogate as the escape \ud800, as any exporter would.
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _refused(tmp_path: Path, record: dict[str, Any], field: str, words: str) -> None:
+    path = _write(tmp_path / "in.jsonl", [_ticket("T-0"), record])
+    with pytest.raises(InputFileError) as info:
+        validate_file(path, format="native")
+    assert (info.value.line, info.value.field) == (2, field)
+    assert words in str(info.value)
+    str(info.value).encode("utf-8")  # printable: a lone surrogate is shown escaped
+
+
+TEXT_RECORDS = [
+    (_ticket(metadata={"k": "a\ud800"}), "metadata.k", "lone UTF-16 surrogate (\\ud800)"),
+    (_ticket(metadata={"k\udfff": 1}), "metadata.k\\udfff", "the key contains"),
+    (_ticket(conversation=[{"role": "agent", "text": "x", "tool_calls": [{"a": "\udc00"}]}]),
+     "conversation.0.tool_calls.0.a", "lone UTF-16 surrogate"),
+    (_ticket(conversation=[{"role": "customer", "text": "\ud83d"}]), "conversation.0.text",
+     "send the character itself"),
+    (_ticket(label={"resolved": True, "criteria": {"\ud800": True}}), "label.criteria.\\ud800",
+     "the key contains"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("record", "field", "words"), TEXT_RECORDS)
+def test_a_lone_surrogate_names_line_and_field(
+    tmp_path: Path, record: dict[str, Any], field: str, words: str
+) -> None:
+    _refused(tmp_path, record, field, words)
+
+
+def test_what_the_ledger_stored_is_read_back_unchecked() -> None:
+    with pytest.raises(ValueError, match="surrogate"):
+        Label.model_validate({"resolved": True, "note": "\ud800"})
+    with pytest.raises(ValueError, match="surrogate"):
+        Outcome.model_validate(_ticket(metadata={"k": "\ud800"}))
+    # Stored rows were checked on the way in; reading them back does not walk them again.
+    stored = Outcome.model_validate(_ticket(metadata={"k": "\ud800"}), context=FROM_LEDGER)
+    assert stored.metadata == {"k": "\ud800"}

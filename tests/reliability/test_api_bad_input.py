@@ -8,7 +8,8 @@ scalars), CloudEvents with a bad ``specversion``, bad meter query parameters. Ea
 its 4xx in the error shape ``{"error": {"code", "message", "details"}}`` and leave every table's
 row count as it was. Many are also checked one by one in ``tests/api``; this is the corpus.
 
-Issue 17 added what a hostile tenant sent: lone surrogates.
+Issue 17 added what a hostile tenant sent: lone surrogates, a calibration time with no UTC
+equivalent.
 """
 
 from __future__ import annotations
@@ -445,6 +446,8 @@ ISSUE_17 = [
           {"outcomes": [_outcome(metadata={LONE: 1})]}, 422),
     _post("outcomes: lone surrogate metadata value", V1,
           {"outcomes": [_outcome(metadata={"k": [LONE]})]}, 422),
+    _get("calibration: from before year 1 UTC", "/v1/calibration", 422,
+         **{"from": "0001-01-01T00:00:00+01:00"}),
 ]  # fmt: skip
 CASES = OUTCOME_CASES + LABEL_CASES + JOB_CASES + YAML_CASES + QUERY_CASES + UTC_OVERFLOW + ISSUE_17
 

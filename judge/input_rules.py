@@ -1,8 +1,11 @@
-"""Rules for text that every input boundary shares (API, CLI, importers).
+"""Rules for text and times that every input boundary shares (API, CLI, importers).
 
 - **Text** must be valid Unicode: a lone UTF-16 surrogate (JSON ``"\\ud800"``) cannot be
   encoded as UTF-8, so it could not be stored, written to a verdict file or echoed in an error;
   it is refused, naming the field, instead of failing later or being replaced by U+FFFD.
+- **Times** are ISO 8601 strings (the JSON contract says ``date-time``). Pydantic's lax mode
+  would read a number, or a numeric string, as Unix seconds; that silently turns ``0`` or
+  ``"-1"`` into 1970 or 1969, so it is refused.
 
 What a ledger stored was checked on the way in; reading it back passes
 ``context=FROM_LEDGER`` to ``model_validate``, so that it is taken as stored, not checked again.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from pydantic import ValidationError, ValidationInfo
@@ -25,6 +29,9 @@ SURROGATE_MESSAGE = (
     "contains a lone UTF-16 surrogate ({char}), which is not valid Unicode text; send the "
     "character itself, or both halves of a surrogate pair (e.g. \\ud83d\\ude00)"
 )
+#: An ISO 8601 date-time starts with a four-digit year and a dash; a number never does.
+_ISO_START = re.compile(r"\d{4}-")
+TIME_FORMAT_HINT = "an ISO 8601 string such as 2026-03-01T10:00:00Z"
 
 
 def from_ledger(info: ValidationInfo | None) -> bool:
@@ -99,3 +106,42 @@ def refuse_surrogates(data: Any, title: str, info: ValidationInfo | None = None)
         detail = InitErrorDetails(type=error, loc=loc, input=None)
         raise ValidationError.from_exception_data(title, [detail])
     return data
+
+
+def iso_time_only(value: Any) -> Any:
+    """Pydantic before-validator: a time must be a ``datetime`` or an ISO 8601 string.
+
+    >>> iso_time_only("2026-03-01T10:00:00Z")
+    '2026-03-01T10:00:00Z'
+    >>> iso_time_only(0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: a number is not a valid datetime (Unix times are not accepted); send an ISO ...
+    """
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(
+            f"a number is not a valid datetime (Unix times are not accepted); send "
+            f"{TIME_FORMAT_HINT}"
+        )
+    if isinstance(value, str):
+        if not _ISO_START.match(value):
+            raise ValueError(
+                f"not a valid datetime: send {TIME_FORMAT_HINT}, starting with the date "
+                "(YYYY-MM-DD); numbers and Unix times are not accepted"
+            )
+        return value
+    raise ValueError(f"not a valid datetime: send {TIME_FORMAT_HINT}")
+
+
+def utc_representable(value: datetime) -> datetime:
+    """Refuse an aware time that has no UTC equivalent (e.g. 0001-01-01T00:00+10:00)."""
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(
+                "out of range once converted to UTC (years 1-9999); send a UTC time"
+            ) from None
+    return value

@@ -1,8 +1,8 @@
 """The Outcome contract (DESIGN.md): one support ticket or generated report to verify.
 
 Validated at the boundary: unknown keys are rejected (a typo such as ``lable`` must not silently
-drop a human label), sizes are capped, costs cannot be negative and text must be valid Unicode
-(:mod:`judge.input_rules`).
+drop a human label), sizes are capped, costs cannot be negative, text must be valid Unicode and
+times are ISO 8601 strings (:mod:`judge.input_rules`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
     model_validator,
 )
 
-from judge.input_rules import refuse_surrogates
+from judge.input_rules import iso_time_only, refuse_surrogates, utc_representable
 
 OutcomeKind = Literal["support_ticket", "report"]
 Role = Literal["customer", "agent", "tool", "system"]
@@ -40,20 +41,9 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _utc_representable(value: datetime) -> datetime:
-    """Refuse an aware time that has no UTC equivalent (e.g. 0001-01-01T00:00+10:00)."""
-    if value.tzinfo is not None:
-        try:
-            value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError(
-                "out of range once converted to UTC (years 1-9999); send a UTC time"
-            ) from None
-    return value
-
-
-#: A point in time the ledger can store: naive means UTC; an aware one must exist in UTC.
-Timestamp = Annotated[datetime, AfterValidator(_utc_representable)]
+#: A point in time the ledger can store: an ISO 8601 string (never a number: see
+#: :mod:`judge.input_rules`) or a ``datetime``; naive means UTC; an aware one must exist in UTC.
+Timestamp = Annotated[datetime, BeforeValidator(iso_time_only), AfterValidator(utc_representable)]
 
 
 class _Strict(BaseModel):

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas.text import SafeStr
 from judge.input_rules import refuse_surrogates
-from judge.models import Outcome
+from judge.models import Outcome, Timestamp
 
 #: The largest batch the schema admits; the server's own cap is ``OUTCOME_JUDGE_MAX_BATCH``.
 SCHEMA_MAX_BATCH = 100_000
@@ -33,7 +33,7 @@ class CloudEventIn(BaseModel):
     id: OutcomeId
     source: str = Field(min_length=1, max_length=1000)
     type: str = Field(min_length=1, max_length=200)
-    time: datetime | None = None
+    time: Timestamp | None = None
     subject: str | None = Field(default=None, max_length=1000)
     dataschema: str | None = Field(default=None, max_length=1000)
     datacontenttype: Literal["application/json"] | None = None

@@ -1,6 +1,6 @@
 """The input rules the CLI shares with the API (issue 17): a bad record is an error naming the
 file, line and field, for ``judge verify`` and ``judge convert`` alike. Text holds no lone
-UTF-16 surrogate (metadata and tool calls included)."""
+UTF-16 surrogate (metadata and tool calls included); times are ISO 8601 strings, never numbers."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import pytest
 from judge.importers import InputFileError, validate_file
 from judge.input_rules import FROM_LEDGER
 from judge.models import Label, Outcome
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ticket(oid: str = "T-1", **extra: Any) -> dict[str, Any]:
@@ -66,3 +68,24 @@ def test_what_the_ledger_stored_is_read_back_unchecked() -> None:
     # Stored rows were checked on the way in; reading them back does not walk them again.
     stored = Outcome.model_validate(_ticket(metadata={"k": "\ud800"}), context=FROM_LEDGER)
     assert stored.metadata == {"k": "\ud800"}
+
+
+TIME_RECORDS = [
+    (_ticket(conversation=[{"role": "customer", "text": "x", "at": 0}]), "conversation.0.at",
+     "Unix times are not accepted"),
+    (_ticket(signals={"closed_at": "1767225600"}), "signals.closed_at", "ISO 8601"),
+    (_ticket(touches=[{"actor": "a", "kind": "ai", "at": 1.5}]), "touches.0.at", "ISO 8601"),
+    (_ticket(label={"resolved": True, "at": -1}), "label.at", "not a valid datetime"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("record", "field", "words"), TIME_RECORDS)
+def test_a_number_for_a_time_names_line_and_field(
+    tmp_path: Path, record: dict[str, Any], field: str, words: str
+) -> None:
+    _refused(tmp_path, record, field, words)
+
+
+def test_the_shipped_datasets_follow_the_rules() -> None:
+    for name in ("tickets.jsonl", "reports.jsonl"):
+        assert validate_file(ROOT / "datasets" / name) > 0

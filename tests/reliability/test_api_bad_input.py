@@ -9,7 +9,7 @@ its 4xx in the error shape ``{"error": {"code", "message", "details"}}`` and lea
 row count as it was. Many are also checked one by one in ``tests/api``; this is the corpus.
 
 Issue 17 added what a hostile tenant sent: lone surrogates, a calibration time with no UTC
-equivalent.
+equivalent, numbers sent as times.
 """
 
 from __future__ import annotations
@@ -448,6 +448,13 @@ ISSUE_17 = [
           {"outcomes": [_outcome(metadata={"k": [LONE]})]}, 422),
     _get("calibration: from before year 1 UTC", "/v1/calibration", 422,
          **{"from": "0001-01-01T00:00:00+01:00"}),
+    _get("calibration: from a number", "/v1/calibration", 422, **{"from": "0"}),
+    _get("cost: to a number", MC, 422, to="0.5"),
+    _get("meter: from a negative number", MV, 422, **{**SPAN, "from": "-1"}),
+    _post("labels: at a number", LB, {"labels": [SEED_LABEL | {"at": 0}]}, 422),
+    _post("outcomes: message at a number", V1,
+          {"outcomes": [_outcome(conversation=_conversation(at=1767225600))]}, 422),
+    _post("verifications: received_from a number", VF, {"filter": {"received_from": 0}}, 422),
 ]  # fmt: skip
 CASES = OUTCOME_CASES + LABEL_CASES + JOB_CASES + YAML_CASES + QUERY_CASES + UTC_OVERFLOW + ISSUE_17
 

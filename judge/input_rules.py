@@ -1,19 +1,24 @@
-"""Rules for text and times that every input boundary shares (API, CLI, importers).
+"""Rules for text, ids and times that every input boundary shares (API, CLI, importers).
 
 - **Text** must be valid Unicode: a lone UTF-16 surrogate (JSON ``"\\ud800"``) cannot be
   encoded as UTF-8, so it could not be stored, written to a verdict file or echoed in an error;
   it is refused, naming the field, instead of failing later or being replaced by U+FFFD.
+- **Outcome ids** are normalised to NFC (so the composed and decomposed spellings of one id are
+  one outcome) and must be visible text: not blank, no control characters, and no invisible
+  format characters such as the bidirectional overrides, which can make one id look like another.
 - **Times** are ISO 8601 strings (the JSON contract says ``date-time``). Pydantic's lax mode
   would read a number, or a numeric string, as Unix seconds; that silently turns ``0`` or
   ``"-1"`` into 1970 or 1969, so it is refused.
 
-What a ledger stored was checked on the way in; reading it back passes
-``context=FROM_LEDGER`` to ``model_validate``, so that it is taken as stored, not checked again.
+What a ledger stored was checked on the way in, its ids under the rules of their day; reading
+it back passes ``context=FROM_LEDGER`` to ``model_validate``, so that it is taken as stored:
+never renamed, refused or walked again on the way out.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -23,12 +28,20 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 #: Pass as ``model_validate(..., context=FROM_LEDGER)`` when reading what the ledger stored.
 FROM_LEDGER: Final[Mapping[str, bool]] = {"from_ledger": True}
+MAX_ID_CHARS = 200
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 SURROGATE_MESSAGE = (
     "contains a lone UTF-16 surrogate ({char}), which is not valid Unicode text; send the "
     "character itself, or both halves of a surrogate pair (e.g. \\ud83d\\ude00)"
 )
+#: The bidirectional controls that can reorder how text is displayed (Trojan Source).
+BIDI_CONTROLS: Final = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+#: Unicode categories an id may not contain: controls, invisible format characters,
+#: surrogates, and the line and paragraph separators.
+_INVISIBLE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 #: An ISO 8601 date-time starts with a four-digit year and a dash; a number never does.
 _ISO_START = re.compile(r"\d{4}-")
 TIME_FORMAT_HINT = "an ISO 8601 string such as 2026-03-01T10:00:00Z"
@@ -106,6 +119,58 @@ def refuse_surrogates(data: Any, title: str, info: ValidationInfo | None = None)
         detail = InitErrorDetails(type=error, loc=loc, input=None)
         raise ValidationError.from_exception_data(title, [detail])
     return data
+
+
+def _describe(char: str) -> str:
+    name = unicodedata.name(char, "")
+    code = f"U+{ord(char):04X}"
+    return f"{code} {name}".strip()
+
+
+def check_id(value: str, what: str = "id") -> str:
+    """``value`` normalised to NFC, or ``ValueError`` saying what is wrong and how to fix it.
+
+    >>> check_id("cafe\\u0301") == "caf\\u00e9"
+    True
+    >>> check_id("T-1001")
+    'T-1001'
+    >>> check_id("   ")
+    Traceback (most recent call last):
+    ...
+    ValueError: id is blank (only whitespace); send a visible id such as T-1001
+    >>> check_id("a\\u202eb")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: id contains the invisible bidirectional control U+202E RIGHT-TO-LEFT OVERRIDE...
+    """
+    message = surrogate_message(value)
+    if message is not None:
+        raise ValueError(f"{what} {message}")
+    normal = unicodedata.normalize("NFC", value)
+    if not normal.strip():
+        raise ValueError(f"{what} is blank (only whitespace); send a visible id such as T-1001")
+    for char in normal:
+        if char in BIDI_CONTROLS:
+            raise ValueError(
+                f"{what} contains the invisible bidirectional control {_describe(char)}, which "
+                "can make one id display as another; remove it"
+            )
+        category = unicodedata.category(char)
+        if category in _INVISIBLE_CATEGORIES:
+            kind = "invisible format character" if category == "Cf" else "control character"
+            raise ValueError(
+                f"{what} contains the {kind} {_describe(char)}; ids must be visible text: remove it"
+            )
+    if len(normal) > MAX_ID_CHARS:
+        raise ValueError(f"{what} is longer than {MAX_ID_CHARS} characters once normalised to NFC")
+    return normal
+
+
+def outcome_id_rule(value: str, info: ValidationInfo) -> str:
+    """Pydantic after-validator of an outcome id: :func:`check_id`, except for stored ids."""
+    if from_ledger(info):
+        return value
+    return check_id(value)
 
 
 def iso_time_only(value: Any) -> Any:

@@ -1,8 +1,8 @@
 """The Outcome contract (DESIGN.md): one support ticket or generated report to verify.
 
 Validated at the boundary: unknown keys are rejected (a typo such as ``lable`` must not silently
-drop a human label), sizes are capped, costs cannot be negative, text must be valid Unicode and
-times are ISO 8601 strings (:mod:`judge.input_rules`).
+drop a human label), sizes are capped, costs cannot be negative, text must be valid Unicode, ids
+are normalised to NFC and times are ISO 8601 strings (:mod:`judge.input_rules`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from judge.input_rules import iso_time_only, refuse_surrogates, utc_representable
+from judge.input_rules import iso_time_only, outcome_id_rule, refuse_surrogates, utc_representable
 
 OutcomeKind = Literal["support_ticket", "report"]
 Role = Literal["customer", "agent", "tool", "system"]
@@ -44,6 +44,8 @@ def as_utc(moment: datetime) -> datetime:
 #: A point in time the ledger can store: an ISO 8601 string (never a number: see
 #: :mod:`judge.input_rules`) or a ``datetime``; naive means UTC; an aware one must exist in UTC.
 Timestamp = Annotated[datetime, BeforeValidator(iso_time_only), AfterValidator(utc_representable)]
+#: An outcome id: NFC-normalised visible text (see :func:`judge.input_rules.check_id`).
+OutcomeIdText = Annotated[str, AfterValidator(outcome_id_rule)]
 
 
 class _Strict(BaseModel):
@@ -120,7 +122,7 @@ class Label(_Strict):
 class Outcome(_Strict):
     """One unit of work to verify: ``id``, ``kind`` and a conversation or report are required."""
 
-    id: str = Field(min_length=1, max_length=200)
+    id: OutcomeIdText = Field(min_length=1, max_length=200)
     kind: OutcomeKind
     tenant: str | None = Field(default=None, min_length=1, max_length=100)
     conversation: list[Message] = Field(default_factory=list, max_length=MAX_MESSAGES)

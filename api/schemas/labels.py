@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.outcomes import SCHEMA_MAX_BATCH, OutcomeId
-from api.schemas.text import SafeStr, UnicodeInput
+from api.schemas.outcomes import SCHEMA_MAX_BATCH
+from api.schemas.text import OutcomeId, SafeStr, UnicodeInput
 from judge.models import Timestamp
 
 CriterionId = Annotated[SafeStr, Field(min_length=1, max_length=64)]

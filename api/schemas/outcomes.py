@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.schemas.text import SafeStr
+from api.schemas.text import OutcomeId
 from judge.input_rules import refuse_surrogates
 from judge.models import Outcome, Timestamp
 
@@ -15,8 +15,6 @@ from judge.models import Outcome, Timestamp
 SCHEMA_MAX_BATCH = 100_000
 #: Where a CloudEvent's ``source`` is kept in the outcome (unless the data already sets it).
 EVENT_SOURCE_KEY = "event_source"
-
-OutcomeId = Annotated[SafeStr, Field(min_length=1, max_length=200)]
 
 
 class CloudEventIn(BaseModel):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ValidationInfo, model_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, model_validator
 
-from judge.input_rules import refuse_surrogates, surrogate_location, surrogate_message
+from judge.input_rules import check_id, refuse_surrogates, surrogate_location, surrogate_message
 
 NUL = "\x00"
 NUL_MESSAGE = "must not contain the NUL character (\\u0000); remove it"
@@ -29,6 +29,8 @@ def no_nul(value: str) -> str:
 
 
 SafeStr = Annotated[str, AfterValidator(no_nul)]
+#: An outcome id in a request: NFC-normalised visible text (:func:`judge.input_rules.check_id`).
+OutcomeId = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_id)]
 
 
 class UnicodeInput(BaseModel):

@@ -9,7 +9,7 @@ its 4xx in the error shape ``{"error": {"code", "message", "details"}}`` and lea
 row count as it was. Many are also checked one by one in ``tests/api``; this is the corpus.
 
 Issue 17 added what a hostile tenant sent: lone surrogates, a calibration time with no UTC
-equivalent, numbers sent as times.
+equivalent, numbers sent as times, blank ids and ids holding invisible controls.
 """
 
 from __future__ import annotations
@@ -455,6 +455,13 @@ ISSUE_17 = [
     _post("outcomes: message at a number", V1,
           {"outcomes": [_outcome(conversation=_conversation(at=1767225600))]}, 422),
     _post("verifications: received_from a number", VF, {"filter": {"received_from": 0}}, 422),
+    _post("outcomes: id of spaces", V1, {"outcomes": [_outcome("   ")]}, 422),
+    _post("outcomes: id with a bidi override", V1, {"outcomes": [_outcome("SE\u202eED")]}, 422),
+    _post("outcomes: id with a control character", V1, {"outcomes": [_outcome("S\x07")]}, 422),
+    _post("labels: id with a bidi isolate", LB,
+          {"labels": [SEED_LABEL | {"outcome_id": "SEED\u2066"}]}, 422),
+    _post("verifications: blank id", VF, {"outcome_ids": [" "]}, 422),
+    _get("outcome: id with a bidi mark", f"{V1}/SEED%E2%80%8F", 422),
 ]  # fmt: skip
 CASES = OUTCOME_CASES + LABEL_CASES + JOB_CASES + YAML_CASES + QUERY_CASES + UTC_OVERFLOW + ISSUE_17
 

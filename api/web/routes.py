@@ -114,9 +114,12 @@ def _warm_up_plots() -> None:
 
 
 @router.post("/logout", response_class=RedirectResponse, response_model=None)
-async def logout(request: Request, user: UserDep) -> RedirectResponse:
+async def logout(request: Request, engine: EngineDep, user: UserDep) -> RedirectResponse:
     form = await request.form()
     check_csrf(request, user, form.get("csrf"))
+    # Clearing the cookie is not enough: a copy of it (another tab, a stolen one) would verify
+    # until it expires. Booking the session as ended refuses it in every API process.
+    await asyncio.to_thread(sessions.revoke, engine, user.tenant, user.session)
     response = redirect(f"{PREFIX}/login?reason=You+are+logged+out.")
     clear_session_cookie(response)
     return response

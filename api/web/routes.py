@@ -12,7 +12,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from api.deps import EngineDep
+from api.deps import EngineDep, client_address
+from api.limits import AuthThrottle
 from api.schemas.text import NUL
 from api.web import dashboards, review
 from api.web import session as sessions
@@ -90,9 +91,20 @@ async def login(request: Request, engine: EngineDep) -> HTMLResponse | RedirectR
             request, next_path, error="The login form expired; try again.", status=403
         )
     key = str(form.get("key") or "").strip()[:_MAX_KEY_CHARS]
-    tenant = await asyncio.to_thread(authenticate, engine, key) if key else None
     key_id = sessions.key_id_of(key)
+    throttle: AuthThrottle = request.app.state.auth_throttle
+    address = client_address(request)
+    refusal = throttle.refused(key_id, address) if key else None
+    if refusal is not None:
+        page = _login_page(
+            request, next_path, error=f"Too many failed logins: {refusal.message}.", status=429
+        )
+        page.headers["Retry-After"] = str(refusal.retry_after)
+        return page
+    tenant = await asyncio.to_thread(authenticate, engine, key) if key else None
     if tenant is None or key_id is None:
+        if key:
+            throttle.failed(key_id, address)
         return _login_page(
             request,
             next_path,

@@ -1,5 +1,5 @@
-"""Issue 17, section 4, in the web interface: NUL characters in review paths and notes, and
-logout that really ends the session (also in another API process).
+"""Issue 17, section 4, in the web interface: NUL characters in review paths and notes, logout
+that really ends the session (also in another API process), throttled failed logins.
 
 SQLite and PostgreSQL (PostgreSQL cannot store or even compare a NUL, which once made these 500).
 """
@@ -137,3 +137,18 @@ def test_logout_in_one_api_process_ends_the_session_in_another(site: Site, tmp_p
             second.stop()
     finally:
         first.stop()
+
+
+def test_failed_logins_are_throttled_per_address_not_for_other_clients(site: Site) -> None:
+    client = site.client
+    wrong = site.acme[:-4] + "xxxx"
+    for _ in range(10):
+        assert _login(client, wrong).status_code == 401  # type: ignore[attr-defined]
+    refused = _login(client, wrong)
+    assert refused.status_code == 429  # type: ignore[attr-defined]
+    assert int(refused.headers["retry-after"]) > 0  # type: ignore[attr-defined]
+    assert "Too many failed logins" in refused.text  # type: ignore[attr-defined]
+    # The right key from this address waits too; from another client it is let in.
+    assert _login(client, site.acme).status_code == 429  # type: ignore[attr-defined]
+    elsewhere = TestClient(client.app, base_url="https://testserver", client=("10.1.2.3", 5000))
+    assert _login(elsewhere, site.acme).status_code == 303  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 import judge  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before anything imports litellm)
 from api import errors, web
 from api.limits import AuthThrottle, BodySizeLimit, RateLimiter
+from api.methods import OptionsMiddleware
 from api.routers import (
     calibration,
     documents,
@@ -103,6 +104,7 @@ def create_app(*, db_url: str | None = None, embedded_worker: bool | None = None
     errors.install(app)
     metrics.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(OptionsMiddleware)
     app.include_router(health.router)
     web.install(app)
     for module in (

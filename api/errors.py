@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.methods import allow_header, allowed_methods
 from judge.input_rules import escape_surrogates
 
 log = logging.getLogger("outcome_judge.api")
@@ -146,7 +147,7 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_ERROR:
             # FastAPI's answer to a body it cannot decode (e.g. not UTF-8): an invalid input,
             # like malformed JSON, so 422 with the shape every other invalid body gets.
@@ -157,7 +158,16 @@ def install(app: FastAPI) -> None:
                 details=[{"field": "body", "location": "body", "message": "not UTF-8 JSON"}],
             )
         message = exc.detail if isinstance(exc.detail, str) else _CODES.get(exc.status_code, "")
-        return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        methods = allowed_methods(request.app, request.scope) if exc.status_code == 405 else set()
+        if methods:
+            # Starlette's Allow names only the first route of the path; RFC 9110 wants all.
+            headers["Allow"] = allow_header(methods)
+            message = (
+                f"{request.method} is not allowed on {request.url.path}; use "
+                f"{', '.join(sorted(methods - {'OPTIONS'}))}"
+            )
+        return error_response(exc.status_code, message, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

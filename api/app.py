@@ -16,7 +16,8 @@ from fastapi import FastAPI
 
 import judge  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before anything imports litellm)
 from api import errors, web
-from api.limits import BodySizeLimit, RateLimiter
+from api.limits import AuthThrottle, BodySizeLimit, RateLimiter
+from api.methods import OptionsMiddleware
 from api.routers import (
     calibration,
     documents,
@@ -89,14 +90,21 @@ def create_app(*, db_url: str | None = None, embedded_worker: bool | None = None
             401: {"model": errors.ErrorResponse, "description": "Missing or unknown API key."},
             413: {"model": errors.ErrorResponse, "description": "Request body too large."},
             422: {"model": errors.ErrorResponse, "description": "Invalid input."},
-            429: {"model": errors.ErrorResponse, "description": "Over the tenant's rate."},
+            429: {
+                "model": errors.ErrorResponse,
+                "description": "Over the tenant's rate, or too many failed key attempts.",
+            },
         },
     )
     app.state.rate_limiter = RateLimiter()
+    app.state.auth_throttle = AuthThrottle(
+        max_failures=settings.auth_failures_per_minute, lockout=settings.auth_lockout_seconds
+    )
     app.state.embedded_worker = run_worker
     errors.install(app)
     metrics.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(OptionsMiddleware)
     app.include_router(health.router)
     web.install(app)
     for module in (

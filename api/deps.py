@@ -10,6 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
 from api.errors import ApiError
+from api.limits import AuthThrottle, Refusal
+from api.web.session import key_id_of
 from judge.settings import Settings, get_settings
 from ledger.tenants import TenantInfo, authenticate
 
@@ -34,7 +36,8 @@ async def current_tenant(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> TenantInfo:
-    """The tenant of the request's API key; 401 without a valid key, 429 over the rate."""
+    """The tenant of the request's API key; 401 without a valid key, 429 over the rate or
+    after too many failed key attempts (:class:`api.limits.AuthThrottle`)."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(
@@ -43,8 +46,14 @@ async def current_tenant(
             "`judge tenants create NAME`)",
             headers=challenge,
         )
+    throttle: AuthThrottle = request.app.state.auth_throttle
+    key_id, address = key_id_of(credentials.credentials), client_address(request)
+    refusal = throttle.refused(key_id, address)
+    if refusal is not None:
+        raise throttled(refusal)
     tenant = await asyncio.to_thread(authenticate, engine, credentials.credentials)
     if tenant is None:
+        throttle.failed(key_id, address)
         raise ApiError(401, "unknown or revoked API key", headers=challenge)
     request.state.tenant = tenant.name
     per_minute = tenant.requests_per_minute or settings.requests_per_minute
@@ -61,3 +70,19 @@ async def current_tenant(
 
 
 TenantDep = Annotated[TenantInfo, Depends(current_tenant)]
+
+
+def client_address(request: Request) -> str:
+    """The peer address the throttle counts by (uvicorn's, which honours X-Forwarded-For only
+    from the proxies it trusts, by default 127.0.0.1)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def throttled(refusal: Refusal) -> ApiError:
+    """The 429 for an authentication attempt refused by the throttle."""
+    return ApiError(
+        429,
+        refusal.message,
+        details={"scope": refusal.scope, "retry_after_seconds": refusal.retry_after},
+        headers={"Retry-After": str(refusal.retry_after)},
+    )

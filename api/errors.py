@@ -11,6 +11,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.methods import allow_header, allowed_methods
+from judge.input_rules import escape_surrogates
+
 log = logging.getLogger("outcome_judge.api")
 
 _CODES = {
@@ -69,6 +72,22 @@ def not_found(what: str, ident: str) -> ApiError:
     return ApiError(404, f"no {what} {ident!r}", details={"id": ident})
 
 
+def printable(value: Any) -> Any:
+    """``value`` with every string (and key) safe to encode as UTF-8: lone surrogates escaped.
+
+    An error message or field name may quote the client's input, and a lone surrogate in it
+    (JSON ``"\\ud800"``) would make the error response itself fail to encode, turning a 422
+    into a 500. Escaping (``\\ud800`` as text) keeps the quote readable.
+    """
+    if isinstance(value, str):
+        return escape_surrogates(value)
+    if isinstance(value, dict):
+        return {printable(k): printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable(item) for item in value]
+    return value
+
+
 def error_response(
     status: int,
     message: str,
@@ -78,7 +97,11 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorResponse(
-        error=ErrorBody(code=code or _CODES.get(status, "error"), message=message, details=details)
+        error=ErrorBody(
+            code=code or _CODES.get(status, "error"),
+            message=printable(message),
+            details=printable(details),
+        )
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
 
@@ -124,7 +147,7 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_ERROR:
             # FastAPI's answer to a body it cannot decode (e.g. not UTF-8): an invalid input,
             # like malformed JSON, so 422 with the shape every other invalid body gets.
@@ -135,7 +158,16 @@ def install(app: FastAPI) -> None:
                 details=[{"field": "body", "location": "body", "message": "not UTF-8 JSON"}],
             )
         message = exc.detail if isinstance(exc.detail, str) else _CODES.get(exc.status_code, "")
-        return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        methods = allowed_methods(request.app, request.scope) if exc.status_code == 405 else set()
+        if methods:
+            # Starlette's Allow names only the first route of the path; RFC 9110 wants all.
+            headers["Allow"] = allow_header(methods)
+            message = (
+                f"{request.method} is not allowed on {request.url.path}; use "
+                f"{', '.join(sorted(methods - {'OPTIONS'}))}"
+            )
+        return error_response(exc.status_code, message, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

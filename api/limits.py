@@ -1,8 +1,10 @@
-"""Request-size and request-rate limits.
+"""Request-size and request-rate limits, and the throttle on failed authentication.
 
 The body limit is an ASGI middleware, so an oversize body is refused (413) before any of it is
 parsed, whether it announces its length or streams it. The rate limit is a token bucket per
-tenant in this process (with several API processes each enforces its own share).
+tenant in this process (with several API processes each enforces its own share). Failed key
+attempts are throttled per key id and per client address (:class:`AuthThrottle`), also per
+process.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -101,3 +106,130 @@ class RateLimiter:
                 bucket.tokens -= 1.0
                 return None
             return max(1.0, math.ceil((1.0 - bucket.tokens) / rate))
+
+
+@dataclass
+class _Failures:
+    times: deque[float] = field(default_factory=deque)
+    locked_until: float = 0.0
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an authentication attempt is refused before its key is checked, and for how long."""
+
+    scope: Literal["address", "key_id"]
+    retry_after: int
+    message: str
+
+
+class AuthThrottle:
+    """Throttle failed authentications per API key id and per client address (this process).
+
+    A key carries 256 random bits, so guessing one is hopeless; the throttle stops the attempt
+    itself from being free (and keeps a scan from filling the logs). Two limits:
+
+    - **Per address:** ``max_failures`` failed attempts within ``window`` seconds from one client
+      address lock that address out for ``lockout`` seconds: every attempt from it answers 429
+      without the key being checked.
+    - **Per key id** (the public ``oj_<key_id>_`` part): ``max_failures`` failures for one key
+      id, from any addresses, lock the key id. While it is locked, an address that has failed
+      for it is refused (429) without its key being checked; an address that has not, is
+      checked as usual. So a spray from many addresses gets one guess per address per lockout,
+      while the key's owner, who sends the right key and so never fails, is never blocked.
+
+    Counters live in this process: with ``--workers N`` each process keeps its own, so up to N
+    times ``max_failures`` attempts get through per window. Entries expire after
+    ``window + lockout`` seconds and the tables are capped, so a scan cannot grow them unbounded.
+    """
+
+    MAX_ENTRIES = 100_000
+
+    def __init__(
+        self,
+        *,
+        max_failures: int,
+        lockout: float,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_failures = max_failures
+        self.lockout = lockout
+        self.window = window
+        self._clock = clock
+        self._by_address: dict[str, _Failures] = {}
+        self._by_key: dict[str, _Failures] = {}
+        #: Last failure of an address for a key id.
+        self._pairs: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def refused(self, key_id: str | None, address: str) -> Refusal | None:
+        """The refusal for an attempt that must not be checked, else None (check the key)."""
+        now = self._clock()
+        with self._lock:
+            by_address = self._by_address.get(address)
+            if by_address is not None and by_address.locked_until > now:
+                wait = math.ceil(by_address.locked_until - now)
+                return Refusal(
+                    "address",
+                    wait,
+                    f"too many failed API key attempts from this address ({self.max_failures} "
+                    f"in {self.window:.0f} s); retry after {wait} s",
+                )
+            if key_id is None:
+                return None
+            by_key = self._by_key.get(key_id)
+            failed_at = self._pairs.get((key_id, address))
+            if (
+                by_key is not None
+                and by_key.locked_until > now
+                and failed_at is not None
+                and failed_at > by_key.locked_until - self.lockout - self.window
+            ):
+                wait = math.ceil(by_key.locked_until - now)
+                return Refusal(
+                    "key_id",
+                    wait,
+                    f"too many failed attempts for API key id {key_id}; retry after {wait} s "
+                    "(the right key from an address without failed attempts is still accepted)",
+                )
+        return None
+
+    def failed(self, key_id: str | None, address: str) -> None:
+        """Count a failed attempt (an unknown, wrong, malformed or revoked key)."""
+        now = self._clock()
+        with self._lock:
+            self._count(self._by_address, address, now)
+            if key_id is not None:
+                self._count(self._by_key, key_id, now)
+                self._pairs[(key_id, address)] = now
+            if len(self._by_address) + len(self._by_key) + len(self._pairs) > self.MAX_ENTRIES:
+                self._prune(now)
+
+    def _count(self, table: dict[str, _Failures], name: str, now: float) -> None:
+        entry = table.setdefault(name, _Failures())
+        entry.times.append(now)
+        while entry.times and entry.times[0] <= now - self.window:
+            entry.times.popleft()
+        if len(entry.times) >= self.max_failures and entry.locked_until <= now:
+            entry.locked_until = now + self.lockout
+
+    def _prune(self, now: float) -> None:
+        horizon = now - self.window - self.lockout
+        for table in (self._by_address, self._by_key):
+            for name in [
+                n
+                for n, e in table.items()
+                if e.locked_until <= now and (not e.times or e.times[-1] <= horizon)
+            ]:
+                del table[name]
+        for pair in [p for p, at in self._pairs.items() if at <= horizon]:
+            del self._pairs[pair]
+        if len(self._by_address) + len(self._by_key) + len(self._pairs) > self.MAX_ENTRIES:
+            # Still full of live entries (a scan from very many addresses): forget the pairs
+            # first (they only narrow who a locked key id refuses), then everything. Failing
+            # open here costs a scanner nothing it could use: the keys are unguessable.
+            self._pairs.clear()
+            if len(self._by_address) + len(self._by_key) > self.MAX_ENTRIES:
+                self._by_address.clear()
+                self._by_key.clear()

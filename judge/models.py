@@ -1,7 +1,8 @@
 """The Outcome contract (DESIGN.md): one support ticket or generated report to verify.
 
 Validated at the boundary: unknown keys are rejected (a typo such as ``lable`` must not silently
-drop a human label), sizes are capped, and costs cannot be negative.
+drop a human label), sizes are capped, costs cannot be negative, text must be valid Unicode, ids
+are normalised to NFC and times are ISO 8601 strings (:mod:`judge.input_rules`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,17 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
+
+from judge.input_rules import iso_time_only, outcome_id_rule, refuse_surrogates, utc_representable
 
 OutcomeKind = Literal["support_ticket", "report"]
 Role = Literal["customer", "agent", "tool", "system"]
@@ -30,20 +41,11 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _utc_representable(value: datetime) -> datetime:
-    """Refuse an aware time that has no UTC equivalent (e.g. 0001-01-01T00:00+10:00)."""
-    if value.tzinfo is not None:
-        try:
-            value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError(
-                "out of range once converted to UTC (years 1-9999); send a UTC time"
-            ) from None
-    return value
-
-
-#: A point in time the ledger can store: naive means UTC; an aware one must exist in UTC.
-Timestamp = Annotated[datetime, AfterValidator(_utc_representable)]
+#: A point in time the ledger can store: an ISO 8601 string (never a number: see
+#: :mod:`judge.input_rules`) or a ``datetime``; naive means UTC; an aware one must exist in UTC.
+Timestamp = Annotated[datetime, BeforeValidator(iso_time_only), AfterValidator(utc_representable)]
+#: An outcome id: NFC-normalised visible text (see :func:`judge.input_rules.check_id`).
+OutcomeIdText = Annotated[str, AfterValidator(outcome_id_rule)]
 
 
 class _Strict(BaseModel):
@@ -109,11 +111,18 @@ class Label(_Strict):
     criteria: dict[str, bool] = Field(default_factory=dict)
     note: str | None = Field(default=None, max_length=10_000)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any, info: ValidationInfo) -> Any:
+        # pydantic refuses a lone surrogate in a str field but says neither where nor why, and
+        # lets one through in a dict key (``criteria``).
+        return refuse_surrogates(data, cls.__name__, info)
+
 
 class Outcome(_Strict):
     """One unit of work to verify: ``id``, ``kind`` and a conversation or report are required."""
 
-    id: str = Field(min_length=1, max_length=200)
+    id: OutcomeIdText = Field(min_length=1, max_length=200)
     kind: OutcomeKind
     tenant: str | None = Field(default=None, min_length=1, max_length=100)
     conversation: list[Message] = Field(default_factory=list, max_length=MAX_MESSAGES)
@@ -123,6 +132,14 @@ class Outcome(_Strict):
     agent: AgentInfo = Field(default_factory=AgentInfo)
     label: Label | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any, info: ValidationInfo) -> Any:
+        # Before field validation: ``metadata`` and ``tool_calls`` hold arbitrary JSON, which
+        # pydantic does not check for lone surrogates; the ledger and verdict files cannot
+        # encode them (and PostgreSQL would store U+FFFD instead).
+        return refuse_surrogates(data, cls.__name__, info)
 
     @model_validator(mode="after")
     def _has_content(self) -> Outcome:

@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     requests_per_minute: int = Field(
         default=1200, ge=1, description="Per-tenant API requests per minute before 429."
     )
+    auth_failures_per_minute: int = Field(
+        default=10,
+        ge=1,
+        description="Failed API key attempts per key id, and per client address, within a "
+        "minute before further attempts answer 429 (per API process).",
+    )
+    auth_lockout_seconds: float = Field(
+        default=300.0, gt=0, le=86_400, description="How long such a lock-out lasts."
+    )
     lease_seconds: float = Field(
         default=60.0, gt=0, description="How long a worker's claim on job items lasts."
     )

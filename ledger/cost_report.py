@@ -118,6 +118,7 @@ def cost_report(
     import sqlalchemy as sa
     from sqlmodel import col, select
 
+    from judge.input_rules import FROM_LEDGER
     from judge.models import Outcome
     from ledger.attribution import attribute
     from ledger.cost_entries import review_minutes
@@ -188,7 +189,7 @@ def cost_report(
     verified: dict[str, tuple[int, tuple[str, dict[str, Any]]]] = {}
     for oid, (rev, decision, tier) in latest.items():
         path, agent_cost, payload = outcomes[(oid, rev)]
-        outcome = Outcome.model_validate(payload)
+        outcome = Outcome.model_validate(payload, context=FROM_LEDGER)
         window = windows[judged[oid][4]]
         status = verification_status(
             outcome, window_hours=window, grace_hours=grace_hours, now=at

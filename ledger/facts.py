@@ -292,6 +292,7 @@ def _latest_verdicts(conn: Connection, after: tuple[str, str] | None) -> list[An
 
 
 def _sources(conn: Connection, verdict_pks: Iterable[int]) -> list[tuple[str, FactSource]]:
+    from judge.input_rules import FROM_LEDGER
     from judge.models import Outcome
     from ledger.tables import OutcomeRow, VerdictRow
 
@@ -312,7 +313,7 @@ def _sources(conn: Connection, verdict_pks: Iterable[int]) -> list[tuple[str, Fa
         (
             tenant,
             FactSource(
-                outcome=Outcome.model_validate(payload),
+                outcome=Outcome.model_validate(payload, context=FROM_LEDGER),
                 revision=revision,
                 verdict_pk=pk,
                 decision=decision,

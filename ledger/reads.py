@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import col, func, select
 
+from judge.input_rules import FROM_LEDGER
 from judge.models import Label, Outcome, Touch
 from judge.verdict import Verdict
 from ledger.db import session
@@ -68,7 +69,7 @@ class LedgerReads:
         stmt = stmt.order_by(col(OutcomeRow.revision).desc()).limit(1)
         with session(self.engine, readonly=True) as db:
             row = db.exec(stmt).first()
-        return None if row is None else Outcome.model_validate(row.payload)
+        return None if row is None else Outcome.model_validate(row.payload, context=FROM_LEDGER)
 
     def touches(self, outcome_id: str, *, revision: int | None = None) -> list[Touch]:
         """The touches stored with an outcome's latest revision (or ``revision``), in order.

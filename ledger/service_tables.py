@@ -1,11 +1,12 @@
 """The service's tables: API keys, verification jobs and their items, stored rubrics and panels,
-and the per-outcome billing facts that the meters count.
+the per-outcome billing facts that the meters count, and ended web sessions.
 
 Registered on ``SQLModel.metadata`` together with :mod:`ledger.tables` (which imports this module
 at its end). The conventions of :mod:`ledger.tables` hold here too; two tables here are the
 exception to "append-only": ``jobs``/``job_items`` are a work queue (their status moves forward),
 and ``outcome_facts`` holds one current row per billable outcome (the meter's index), which is
-frozen once the outcome is final (see :mod:`ledger.facts`).
+frozen once the outcome is final (see :mod:`ledger.facts`). ``web_session_revocations`` drops
+rows once the session they name has expired (a signed cookie past its expiry is refused anyway).
 """
 
 from __future__ import annotations
@@ -262,6 +263,31 @@ class MeterEntryRow(SQLModel, table=True):
     created_at: datetime = _now_column("created_at")
 
 
+class WebSessionRevocationRow(SQLModel, table=True):
+    """A web-interface session that was logged out before its cookie expired.
+
+    The session cookie is signed, not stored, so logging out must be remembered here for as long
+    as the cookie would still verify: every page checks that its session is not listed, in every
+    API process that shares the database. ``session_id`` is the cookie's random nonce (useless
+    without the server's signature); ``expires_at`` is the cookie's own expiry, after which the
+    row can go.
+    """
+
+    __tablename__ = "web_session_revocations"
+    __table_args__ = (
+        sa.UniqueConstraint("session_id", name="uq_web_session_revocations_session"),
+        sa.Index("ix_web_session_revocations_expires", "expires_at"),
+        _tenant_fk("web_session_revocations"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    session_id: str = Field(sa_column=sa.Column("session_id", sa.String(64), nullable=False))
+    key_id: str = Field(sa_column=sa.Column("key_id", sa.String(32), nullable=False))
+    expires_at: datetime = Field(sa_column=sa.Column("expires_at", UTCDateTime(), nullable=False))
+    revoked_at: datetime = _now_column("revoked_at")
+
+
 SERVICE_TABLES: tuple[type[SQLModel], ...] = (
     ApiKeyRow,
     JobRow,
@@ -269,4 +295,5 @@ SERVICE_TABLES: tuple[type[SQLModel], ...] = (
     StoredDocumentRow,
     OutcomeFactRow,
     MeterEntryRow,
+    WebSessionRevocationRow,
 )

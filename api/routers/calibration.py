@@ -8,7 +8,7 @@ numbers are identical for the same filters and ``seed``.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -18,6 +18,7 @@ from api.errors import ApiError
 from api.schemas.calibration import CalibrationReport
 from api.schemas.text import SafeStr
 from calibration.report import GROUPINGS
+from judge.models import Timestamp, as_utc
 from ledger.calibration_source import load_calibration_rows
 
 router = APIRouter(prefix="/v1", tags=["calibration"])
@@ -26,13 +27,6 @@ Ref = Annotated[
     SafeStr | None,
     Query(max_length=300, description="name (every version) or name@version (exactly that one)."),
 ]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    # A time without a zone is UTC (as the CLI's --from/--to).
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _report(
@@ -78,11 +72,11 @@ async def get_calibration(
     panel: Ref = None,
     rubric: Ref = None,
     since: Annotated[
-        datetime | None,
+        Timestamp | None,
         Query(alias="from", description="Verdicts recorded at or after (ISO 8601; naive: UTC)."),
     ] = None,
     until: Annotated[
-        datetime | None,
+        Timestamp | None,
         Query(alias="to", description="Verdicts recorded before (ISO 8601; naive: UTC)."),
     ] = None,
     by: Annotated[
@@ -112,7 +106,10 @@ async def get_calibration(
             f"{','.join(GROUPINGS)}",
             details=[{"field": "by", "location": "query", "message": "unknown grouping"}],
         )
-    since, until = _utc(since), _utc(until)
+    # A time without a zone is UTC (as the CLI's --from/--to); Timestamp refused the times
+    # that have no UTC equivalent, so the conversion cannot overflow.
+    since = None if since is None else as_utc(since)
+    until = None if until is None else as_utc(until)
     try:
         report = await asyncio.to_thread(
             _report,

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import EngineDep, TenantDep
 from api.errors import ApiError, ErrorResponse
+from judge.models import Timestamp, as_utc
 from ledger.cost_report import GROUP_DIMENSIONS
 from ledger.meters import DIMENSIONS, MAX_WINDOWS, MeterError, verified_outcomes
 
@@ -95,14 +96,6 @@ class CostPublic(CostFigures):
     notes: list[str]
 
 
-def _utc(moment: datetime, field: str) -> datetime:
-    """``moment`` in UTC (naive means UTC); 422 when the conversion leaves the datetime range."""
-    try:
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except (OverflowError, ValueError):
-        raise _invalid(field, "out of range once converted to UTC: use a UTC time") from None
-
-
 def _invalid(field: str, message: str) -> ApiError:
     return ApiError(
         422,
@@ -138,9 +131,9 @@ async def get_verified_outcomes(
     tenant: TenantDep,
     engine: EngineDep,
     from_: Annotated[
-        datetime, Query(alias="from", description="Start (inclusive), ISO 8601; UTC if no offset.")
+        Timestamp, Query(alias="from", description="Start (inclusive), ISO 8601; UTC if no offset.")
     ],
-    to: Annotated[datetime, Query(description="End (exclusive), ISO 8601; UTC if no offset.")],
+    to: Annotated[Timestamp, Query(description="End (exclusive), ISO 8601; UTC if no offset.")],
     window: Annotated[Literal["day", "month"], Query(description="UTC day or month.")] = "day",
     group_by: Annotated[
         str | None,
@@ -158,7 +151,8 @@ async def get_verified_outcomes(
     final row never changes. Empty windows have no row. At most 1000 windows per request.
     """
     dims = _dims(group_by, DIMENSIONS)
-    since, until, now = _utc(from_, "from"), _utc(to, "to"), datetime.now(UTC)
+    # Timestamp (the ledger's own time type) refused numbers and times with no UTC equivalent.
+    since, until, now = as_utc(from_), as_utc(to), datetime.now(UTC)
     try:
         rows = await asyncio.to_thread(
             verified_outcomes,
@@ -218,11 +212,11 @@ async def get_cost_per_verified_outcome(
     tenant: TenantDep,
     engine: EngineDep,
     from_: Annotated[
-        datetime | None,
+        Timestamp | None,
         Query(alias="from", description="Verdicts recorded from (inclusive); UTC if no offset."),
     ] = None,
     to: Annotated[
-        datetime | None, Query(description="Verdicts recorded before (exclusive).")
+        Timestamp | None, Query(description="Verdicts recorded before (exclusive).")
     ] = None,
     group_by: Annotated[
         str | None,
@@ -243,8 +237,8 @@ async def get_cost_per_verified_outcome(
     recorded in `[from, to)`; groups are split by status (`provisional`/`final`).
     """
     dims = _dims(group_by, GROUP_DIMENSIONS)
-    since = None if from_ is None else _utc(from_, "from")
-    until = None if to is None else _utc(to, "to")
+    since = None if from_ is None else as_utc(from_)
+    until = None if to is None else as_utc(to)
     if since is not None and until is not None and since >= until:
         raise _invalid(
             "from", f"from ({since.isoformat()}) must be before to ({until.isoformat()})"

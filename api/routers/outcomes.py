@@ -30,7 +30,8 @@ from api.schemas.outcomes import (
     OutcomeList,
     OutcomePublic,
 )
-from api.schemas.text import NUL, NUL_MESSAGE, nul_location
+from api.schemas.text import NUL, NUL_MESSAGE, text_problem
+from judge.input_rules import check_id
 from judge.models import Outcome
 from ledger.ingest import (
     IngestConflictError,
@@ -90,9 +91,10 @@ def _errors(exc: ValidationError, prefix: tuple[Any, ...], index: int | None) ->
 
 def _item(raw: Any, prefix: tuple[Any, ...], index: int) -> tuple[Outcome | None, list[Any]]:
     """One item: a CloudEvent (it has ``specversion``) or a native outcome."""
-    where = nul_location(raw)
-    if where is not None:
-        return None, [_problem((*prefix, *where), NUL_MESSAGE, index)]
+    found = text_problem(raw)
+    if found is not None:
+        where, message = found
+        return None, [_problem((*prefix, *where), message, index)]
     if isinstance(raw, dict) and "specversion" in raw:
         try:
             event = CloudEventIn.model_validate(raw)
@@ -287,9 +289,20 @@ async def get_outcome(
     engine: EngineDep,
     outcome_id: Annotated[str, Path(min_length=1, max_length=200)],
 ) -> OutcomePublic:
-    """One outcome: its latest payload, every revision, its verdicts (newest first), labels."""
+    """One outcome: its latest payload, every revision, its verdicts (newest first), labels.
+
+    The id is read as ingest stores it (NFC), so either spelling of an accented id finds it.
+    """
     if NUL in outcome_id:
         raise not_found("outcome", outcome_id)
+    try:
+        outcome_id = check_id(outcome_id)
+    except ValueError as exc:
+        raise ApiError(
+            422,
+            f"outcome_id: {exc}",
+            details=[{"field": "outcome_id", "location": "path", "message": str(exc)}],
+        ) from None
     detail = await asyncio.to_thread(outcome_detail, engine, tenant.name, outcome_id)
     if detail is None:
         raise not_found("outcome", outcome_id)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from api.deps import EngineDep, TenantDep
 from api.errors import ApiError, ErrorResponse, not_found
+from api.schemas.text import OutcomeId, SafeStr, UnicodeInput
 from judge.models import Timestamp
 from ledger.jobs import MAX_JOB_OUTCOMES, JobFilter, JobInfo
 
@@ -20,8 +21,8 @@ router = APIRouter(prefix="/v1", tags=["verifications"])
 OutcomeKind = Literal["support_ticket", "report"]
 # No NUL characters: PostgreSQL text cannot hold them (a query with one fails, not misses).
 _NO_NUL = r"^[^\x00]*$"
-OutcomeId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_NO_NUL)]
 DocName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_NO_NUL)]
+AgentName = Annotated[SafeStr, Field(min_length=1, max_length=200)]
 
 
 class VerificationFilter(BaseModel):
@@ -30,7 +31,7 @@ class VerificationFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: OutcomeKind | None = None
-    agent: OutcomeId | None = Field(
+    agent: AgentName | None = Field(
         default=None, description="The agent's name (`agent.name` of the outcome)."
     )
     received_from: Timestamp | None = Field(
@@ -42,7 +43,7 @@ class VerificationFilter(BaseModel):
     )
 
 
-class VerificationCreate(BaseModel):
+class VerificationCreate(UnicodeInput):
     """A job: which outcomes, under which rubric(s), by which panel."""
 
     model_config = ConfigDict(

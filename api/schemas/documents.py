@@ -7,10 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.text import UnicodeInput
 from judge.yamlsafe import MAX_BYTES
 
 
-class DocumentCreate(BaseModel):
+class DocumentCreate(UnicodeInput):
     """A rubric or panel as YAML text (the same format as the files `judge` reads)."""
 
     model_config = ConfigDict(extra="forbid")

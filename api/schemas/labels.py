@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.outcomes import SCHEMA_MAX_BATCH, OutcomeId
-from api.schemas.text import SafeStr
+from api.schemas.outcomes import SCHEMA_MAX_BATCH
+from api.schemas.text import OutcomeId, SafeStr, UnicodeInput
 from judge.models import Timestamp
 
 CriterionId = Annotated[SafeStr, Field(min_length=1, max_length=64)]
@@ -28,7 +28,7 @@ class LabelCreate(BaseModel):
     at: Timestamp | None = Field(default=None, description="When (naive: UTC; not in the future).")
 
 
-class LabelBatch(BaseModel):
+class LabelBatch(UnicodeInput):
     model_config = ConfigDict(extra="forbid")
 
     labels: list[LabelCreate] = Field(

@@ -5,17 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.schemas.text import SafeStr
-from judge.models import Outcome
+from api.schemas.text import OutcomeId
+from judge.input_rules import refuse_surrogates
+from judge.models import Outcome, Timestamp
 
 #: The largest batch the schema admits; the server's own cap is ``OUTCOME_JUDGE_MAX_BATCH``.
 SCHEMA_MAX_BATCH = 100_000
 #: Where a CloudEvent's ``source`` is kept in the outcome (unless the data already sets it).
 EVENT_SOURCE_KEY = "event_source"
-
-OutcomeId = Annotated[SafeStr, Field(min_length=1, max_length=200)]
 
 
 class CloudEventIn(BaseModel):
@@ -32,7 +31,7 @@ class CloudEventIn(BaseModel):
     id: OutcomeId
     source: str = Field(min_length=1, max_length=1000)
     type: str = Field(min_length=1, max_length=200)
-    time: datetime | None = None
+    time: Timestamp | None = None
     subject: str | None = Field(default=None, max_length=1000)
     dataschema: str | None = Field(default=None, max_length=1000)
     datacontenttype: Literal["application/json"] | None = None
@@ -67,6 +66,13 @@ class IngestEnvelope(BaseModel):
 
     outcomes: list[Any] = Field(min_length=1)
     base_revisions: dict[OutcomeId, Annotated[int, Field(ge=0)]] | None = None
+
+    @field_validator("base_revisions", mode="before")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        # The outcomes are checked item by item (so errors carry the item index); the keys
+        # here are ids, refused with the field named rather than pydantic's U+FFFD spelling.
+        return refuse_surrogates(value, cls.__name__)
 
 
 IngestStatus = Literal["created", "revised", "unchanged"]

@@ -1,27 +1,49 @@
-"""Text rules every client string obeys: no NUL character.
+"""Text rules every client string obeys: no NUL character, no lone surrogate.
 
 PostgreSQL cannot store ``\\u0000`` in ``text`` or ``jsonb``; refusing it at the boundary (422
-naming the field) keeps SQLite and PostgreSQL answering the same, never with a 500.
+naming the field) keeps SQLite and PostgreSQL answering the same, never with a 500. A lone
+UTF-16 surrogate (JSON ``"\\ud800"``) is not valid Unicode: no database or response can encode
+it (:mod:`judge.input_rules`), so it is refused the same way.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, model_validator
+
+from judge.input_rules import check_id, refuse_surrogates, surrogate_location, surrogate_message
 
 NUL = "\x00"
 NUL_MESSAGE = "must not contain the NUL character (\\u0000); remove it"
 
 
 def no_nul(value: str) -> str:
-    """Pydantic validator: refuse strings containing NUL."""
+    """Pydantic validator: refuse strings containing NUL or a lone surrogate."""
     if NUL in value:
         raise ValueError(NUL_MESSAGE)
+    message = surrogate_message(value)
+    if message is not None:
+        raise ValueError(message)
     return value
 
 
 SafeStr = Annotated[str, AfterValidator(no_nul)]
+#: An outcome id in a request: NFC-normalised visible text (:func:`judge.input_rules.check_id`).
+OutcomeId = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_id)]
+
+
+class UnicodeInput(BaseModel):
+    """A request body model that refuses lone surrogates anywhere in it, naming the field.
+
+    Pydantic's own message for one ("unable to parse raw data as a unicode string") names
+    neither the problem nor the fix, and for a dict key it names the field with U+FFFD.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any, info: ValidationInfo) -> Any:
+        return refuse_surrogates(data, cls.__name__, info)
 
 
 def nul_location(value: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
@@ -47,3 +69,17 @@ def nul_location(value: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | Non
             if found is not None:
                 return found
     return None
+
+
+def text_problem(value: Any) -> tuple[tuple[Any, ...], str] | None:
+    """Where parsed JSON holds text no ledger can store, and why: a NUL, else a lone surrogate.
+
+    >>> text_problem({"a": ["x\\x00"]})[0]
+    ('a', 0)
+    >>> text_problem({"a": {"\\ud800": 1}})[0]
+    ('a', '\\\\ud800')
+    """
+    where = nul_location(value)
+    if where is not None:
+        return where, NUL_MESSAGE
+    return surrogate_location(value)

@@ -1,8 +1,9 @@
 """Rendering and the signed-in reviewer: templates, security headers, the session dependency.
 
 A page that needs a reviewer takes :data:`UserDep`: it reads the session cookie, checks its
-signature and expiry, and re-checks that the API key behind it is still active (a revoked key
-logs the browser out on its next request). The tenant's request rate applies as on the API.
+signature and expiry, and re-checks that the API key behind it is still active and the session
+was not logged out (a revoked key or a logged-out cookie goes back to the login form). The
+tenant's request rate applies as on the API.
 """
 
 from __future__ import annotations
@@ -62,11 +63,13 @@ class PageError(Exception):
 
 @dataclass(frozen=True)
 class WebUser:
-    """The signed-in reviewer: the tenant, the key's public id and the session's CSRF token."""
+    """The signed-in reviewer: the tenant, the key's public id, the session's CSRF token and
+    the verified session itself (logout revokes it)."""
 
     tenant: str
     key_id: str
     csrf: str
+    session: sessions.Session
 
 
 def outcome_url(outcome_id: str) -> str:
@@ -176,9 +179,9 @@ async def current_user(request: Request, engine: EngineDep) -> WebUser:
     if found is None:
         expired = sessions.SESSION_COOKIE in request.cookies
         raise LoginRequired(path, "Your session expired; log in again." if expired else None)
-    tenant = await asyncio.to_thread(sessions.active_tenant, engine, found.key_id)
-    if tenant is None:
-        raise LoginRequired(path, "That API key was revoked; log in with an active key.")
+    tenant = await asyncio.to_thread(sessions.session_tenant, engine, found)
+    if isinstance(tenant, str):
+        raise LoginRequired(path, tenant)
     from judge.settings import get_settings
 
     per_minute = tenant.requests_per_minute or get_settings().requests_per_minute
@@ -191,7 +194,7 @@ async def current_user(request: Request, engine: EngineDep) -> WebUser:
             f"try again in {wait:.0f} s.",
         )
     request.state.tenant = tenant.name
-    return WebUser(tenant=tenant.name, key_id=found.key_id, csrf=found.csrf)
+    return WebUser(tenant=tenant.name, key_id=found.key_id, csrf=found.csrf, session=found)
 
 
 UserDep = Annotated[WebUser, Depends(current_user)]

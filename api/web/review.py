@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from judge.input_rules import FROM_LEDGER
 from judge.models import Label, Outcome, Touch, as_utc
 from ledger.db import session
 from ledger.records import StoredLabel, StoredVerdict
@@ -143,7 +144,7 @@ def _outcome_times(
         for oid, revision, payload in rows:
             if wanted.get(oid) != revision:
                 continue
-            anchored = window_anchor(Outcome.model_validate(payload))
+            anchored = window_anchor(Outcome.model_validate(payload, context=FROM_LEDGER))
             out[oid] = (str(payload.get("kind", "")), None if anchored is None else anchored[0])
     return out
 

@@ -12,7 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from api.deps import EngineDep
+from api.deps import EngineDep, client_address
+from api.limits import AuthThrottle
+from api.schemas.text import NUL
 from api.web import dashboards, review
 from api.web import session as sessions
 from api.web.pages import (
@@ -27,6 +29,7 @@ from api.web.pages import (
     safe_next,
     set_session_cookie,
 )
+from judge.input_rules import check_id
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -88,9 +91,20 @@ async def login(request: Request, engine: EngineDep) -> HTMLResponse | RedirectR
             request, next_path, error="The login form expired; try again.", status=403
         )
     key = str(form.get("key") or "").strip()[:_MAX_KEY_CHARS]
-    tenant = await asyncio.to_thread(authenticate, engine, key) if key else None
     key_id = sessions.key_id_of(key)
+    throttle: AuthThrottle = request.app.state.auth_throttle
+    address = client_address(request)
+    refusal = throttle.refused(key_id, address) if key else None
+    if refusal is not None:
+        page = _login_page(
+            request, next_path, error=f"Too many failed logins: {refusal.message}.", status=429
+        )
+        page.headers["Retry-After"] = str(refusal.retry_after)
+        return page
+    tenant = await asyncio.to_thread(authenticate, engine, key) if key else None
     if tenant is None or key_id is None:
+        if key:
+            throttle.failed(key_id, address)
         return _login_page(
             request,
             next_path,
@@ -112,9 +126,12 @@ def _warm_up_plots() -> None:
 
 
 @router.post("/logout", response_class=RedirectResponse, response_model=None)
-async def logout(request: Request, user: UserDep) -> RedirectResponse:
+async def logout(request: Request, engine: EngineDep, user: UserDep) -> RedirectResponse:
     form = await request.form()
     check_csrf(request, user, form.get("csrf"))
+    # Clearing the cookie is not enough: a copy of it (another tab, a stolen one) would verify
+    # until it expires. Booking the session as ended refuses it in every API process.
+    await asyncio.to_thread(sessions.revoke, engine, user.tenant, user.session)
     response = redirect(f"{PREFIX}/login?reason=You+are+logged+out.")
     clear_session_cookie(response)
     return response
@@ -145,6 +162,20 @@ def _neighbours(items: list[review.QueueItem], outcome_id: str) -> tuple[str | N
         return None, ids[0] if ids else None
     at = ids.index(outcome_id)
     return (ids[at - 1] if at > 0 else None), (ids[at + 1] if at + 1 < len(ids) else None)
+
+
+def _review_id(outcome_id: str) -> str:
+    """The path's outcome id as ingest stores it (NFC); 404 for an id no outcome can have.
+
+    An id with a NUL or another control character can never have been stored, and PostgreSQL
+    cannot even be asked about one (a NUL in a query is an error, not a miss).
+    """
+    try:
+        return check_id(outcome_id)
+    except ValueError:
+        raise PageError(
+            404, "Not found", "There is no outcome with that id to review here."
+        ) from None
 
 
 async def _item_page(
@@ -184,13 +215,14 @@ async def _item_page(
 async def review_item(
     request: Request, engine: EngineDep, user: UserDep, outcome_id: str
 ) -> HTMLResponse:
-    return await _item_page(request, engine, user, outcome_id)
+    return await _item_page(request, engine, user, _review_id(outcome_id))
 
 
 @router.post("/review/{outcome_id:path}", response_class=HTMLResponse, response_model=None)
 async def record_label(
     request: Request, engine: EngineDep, user: UserDep, outcome_id: str
 ) -> HTMLResponse | RedirectResponse:
+    outcome_id = _review_id(outcome_id)
     form = await request.form()
     check_csrf(request, user, form.get("csrf"))
     verdict = form.get("resolved")
@@ -211,6 +243,17 @@ async def record_label(
             user,
             outcome_id,
             error=f"The note is {len(note)} characters; keep it under {_MAX_NOTE_CHARS}.",
+            status=422,
+        )
+    if NUL in note:
+        # PostgreSQL cannot store it; refused here so both databases answer the same.
+        return await _item_page(
+            request,
+            engine,
+            user,
+            outcome_id,
+            error="The note contains the NUL character (\\u0000), which cannot be stored; "
+            "remove it and save again.",
             status=422,
         )
     view = await asyncio.to_thread(review.review_item, engine, user.tenant, outcome_id)

@@ -2,8 +2,10 @@
 
 The session cookie never holds the API key. It holds ``key_id.expiry.nonce.signature``, where
 the signature is an HMAC-SHA256 over ``key_id.expiry.nonce`` with a server secret. Every page
-then re-checks that the key ``key_id`` is still active (:func:`active_tenant`), so revoking a
-key logs its browser sessions out on their next request.
+then re-checks that the key ``key_id`` is still active and that the session was not logged out
+(:func:`session_tenant`), so revoking a key logs its browser sessions out on their next request,
+and logging out ends the session for good: the nonce is the session's id, and logout books it in
+``web_session_revocations`` (:func:`revoke`), which every API process sharing the database reads.
 
 The secret comes from ``OUTCOME_JUDGE_SESSION_SECRET``; without it each process draws a random
 one, which is fine for one process but logs everyone out on restart and does not work across
@@ -72,6 +74,11 @@ class Session:
     token: str
 
     @property
+    def session_id(self) -> str:
+        """The session's id: the cookie's random nonce (a logout books it as revoked)."""
+        return self.token.split(".")[2]
+
+    @property
     def csrf(self) -> str:
         """The per-session CSRF token every form posts back (derived, nothing stored)."""
         return _sign(session_secret(), f"csrf:{self.token}")
@@ -93,7 +100,7 @@ def verify(token: str | None, *, now: float | None = None) -> Session | None:
     parts = token.split(".")
     if len(parts) != 4:
         return None
-    key_id, expires_text, _nonce, signature = parts
+    key_id, expires_text, nonce, signature = parts
     body = token.rsplit(".", 1)[0]
     if not hmac.compare_digest(signature, _sign(session_secret(), body)):
         return None
@@ -101,7 +108,7 @@ def verify(token: str | None, *, now: float | None = None) -> Session | None:
         expires = int(expires_text)
     except ValueError:
         return None
-    if expires <= (time.time() if now is None else now):
+    if expires <= (time.time() if now is None else now) or not nonce or len(nonce) > 64:
         return None
     return Session(key_id=key_id, expires=expires, token=token)
 
@@ -119,6 +126,63 @@ def key_id_of(key: str) -> str | None:
         return None
     key_id, sep, secret = key[len(KEY_PREFIX) :].partition("_")
     return key_id if sep and len(key_id) == 12 and secret else None
+
+
+#: Why :func:`session_tenant` refuses a session (shown on the login page).
+KEY_REVOKED = "That API key was revoked; log in with an active key."
+LOGGED_OUT = "That session was logged out; log in again."
+
+
+def session_tenant(engine: Engine, found: Session) -> TenantInfo | str:
+    """The tenant of a verified session, or why it no longer counts (:data:`KEY_REVOKED`,
+    :data:`LOGGED_OUT`). One read: the key's row and the session's revocation, if any."""
+    from sqlmodel import select
+
+    from ledger.db import session
+    from ledger.service_tables import WebSessionRevocationRow
+
+    with session(engine, readonly=True) as db:
+        logged_out = db.exec(
+            select(WebSessionRevocationRow.pk).where(
+                WebSessionRevocationRow.session_id == found.session_id
+            )
+        ).first()
+    if logged_out is not None:
+        return LOGGED_OUT
+    tenant = active_tenant(engine, found.key_id)
+    return KEY_REVOKED if tenant is None else tenant
+
+
+def revoke(engine: Engine, tenant: str, found: Session) -> None:
+    """End the session ``found`` in every API process (logout); idempotent.
+
+    The row lives until the cookie's own expiry; expired rows are deleted here, so the table
+    holds at most the sessions logged out in the last :data:`SESSION_HOURS`.
+    """
+    import datetime as dt
+
+    import sqlalchemy as sa
+    from sqlalchemy.exc import IntegrityError
+
+    from ledger.db import session
+    from ledger.service_tables import WebSessionRevocationRow
+
+    now = dt.datetime.now(dt.UTC)
+    table = WebSessionRevocationRow.__table__  # type: ignore[attr-defined]
+    try:
+        with session(engine) as db:
+            db.add(
+                WebSessionRevocationRow(
+                    tenant=tenant,
+                    session_id=found.session_id,
+                    key_id=found.key_id,
+                    expires_at=dt.datetime.fromtimestamp(found.expires, dt.UTC),
+                )
+            )
+            db.flush()
+            db.connection().execute(sa.delete(table).where(table.c.expires_at < now))
+    except IntegrityError:
+        pass  # logged out already (another tab, another process): nothing more to do
 
 
 def active_tenant(engine: Engine, key_id: str) -> TenantInfo | None:

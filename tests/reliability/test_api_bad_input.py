@@ -7,6 +7,9 @@ rubrics and panels (billion-laughs anchors, ``!!python/object`` tags, duplicate 
 scalars), CloudEvents with a bad ``specversion``, bad meter query parameters. Each must answer
 its 4xx in the error shape ``{"error": {"code", "message", "details"}}`` and leave every table's
 row count as it was. Many are also checked one by one in ``tests/api``; this is the corpus.
+
+Issue 17 added what a hostile tenant sent: lone surrogates, a calibration time with no UTC
+equivalent, numbers sent as times, blank ids and ids holding invisible controls.
 """
 
 from __future__ import annotations
@@ -427,7 +430,40 @@ UTC_OVERFLOW = [
         "verifications: received_to after year 9999 UTC", VF, {"filter": {"received_to": LATE}}, 422
     ),
 ]
-CASES = OUTCOME_CASES + LABEL_CASES + JOB_CASES + YAML_CASES + QUERY_CASES + UTC_OVERFLOW
+LONE = "\ud800"  # a lone UTF-16 surrogate: json.dumps sends it as the escape \ud800
+SEED_LABEL = {"outcome_id": "SEED", "resolved": True}
+#: Issue 17 (see the module's docstring).
+ISSUE_17 = [
+    _post("labels: lone surrogate in note", LB, {"labels": [SEED_LABEL | {"note": LONE}]}, 422),
+    _post("labels: lone surrogate in by", LB, {"labels": [SEED_LABEL | {"by": LONE}]}, 422),
+    _post("labels: lone surrogate in outcome_id", LB,
+          {"labels": [SEED_LABEL | {"outcome_id": LONE}]}, 422),
+    _post("labels: lone surrogate in a criteria key", LB,
+          {"labels": [SEED_LABEL | {"criteria": {LONE: True}}]}, 422),
+    _post("outcomes: lone surrogate in base_revisions", V1,
+          {"outcomes": [_outcome("SEED")], "base_revisions": {LONE: 0}}, 422),
+    _post("outcomes: lone surrogate metadata key", V1,
+          {"outcomes": [_outcome(metadata={LONE: 1})]}, 422),
+    _post("outcomes: lone surrogate metadata value", V1,
+          {"outcomes": [_outcome(metadata={"k": [LONE]})]}, 422),
+    _get("calibration: from before year 1 UTC", "/v1/calibration", 422,
+         **{"from": "0001-01-01T00:00:00+01:00"}),
+    _get("calibration: from a number", "/v1/calibration", 422, **{"from": "0"}),
+    _get("cost: to a number", MC, 422, to="0.5"),
+    _get("meter: from a negative number", MV, 422, **{**SPAN, "from": "-1"}),
+    _post("labels: at a number", LB, {"labels": [SEED_LABEL | {"at": 0}]}, 422),
+    _post("outcomes: message at a number", V1,
+          {"outcomes": [_outcome(conversation=_conversation(at=1767225600))]}, 422),
+    _post("verifications: received_from a number", VF, {"filter": {"received_from": 0}}, 422),
+    _post("outcomes: id of spaces", V1, {"outcomes": [_outcome("   ")]}, 422),
+    _post("outcomes: id with a bidi override", V1, {"outcomes": [_outcome("SE\u202eED")]}, 422),
+    _post("outcomes: id with a control character", V1, {"outcomes": [_outcome("S\x07")]}, 422),
+    _post("labels: id with a bidi isolate", LB,
+          {"labels": [SEED_LABEL | {"outcome_id": "SEED\u2066"}]}, 422),
+    _post("verifications: blank id", VF, {"outcome_ids": [" "]}, 422),
+    _get("outcome: id with a bidi mark", f"{V1}/SEED%E2%80%8F", 422),
+]  # fmt: skip
+CASES = OUTCOME_CASES + LABEL_CASES + JOB_CASES + YAML_CASES + QUERY_CASES + UTC_OVERFLOW + ISSUE_17
 
 
 @pytest.fixture

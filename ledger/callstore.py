@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -25,7 +26,13 @@ from sqlmodel import col, select
 
 from judge.verdict import JudgeCall
 from ledger.db import session
-from ledger.store import DEFAULT_TENANT, call_row, check_tenant_name, ensure_tenant, row_to_call
+from ledger.store import (
+    DEFAULT_TENANT,
+    call_values,
+    check_tenant_name,
+    ensure_tenant,
+    row_to_call,
+)
 from ledger.tables import JudgeCallRow, to_money
 
 __all__ = ["DbCallStore", "SettledCalls", "settle_pending"]
@@ -169,14 +176,20 @@ class DbCallStore:
             ensure_tenant(self.engine, self.tenant)
             self._tenant_ready = True
 
-    def _insert(self, calls: Sequence[JudgeCall]) -> None:
-        self._ready()
-        rows = [
-            call_row(self.tenant, call, job_pk=self.job_for.get(call.outcome_id), owner=self.owner)
+    def _values(self, calls: Sequence[JudgeCall]) -> list[dict[str, Any]]:
+        return [
+            call_values(
+                self.tenant, call, job_pk=self.job_for.get(call.outcome_id), owner=self.owner
+            )
             for call in calls
         ]
+
+    def _insert(self, calls: Sequence[JudgeCall]) -> None:
+        # Core executemany, not ORM objects: this write is on every call's path to the provider.
+        self._ready()
+        table = JudgeCallRow.__table__  # type: ignore[attr-defined]
         with session(self.engine) as db:
-            db.add_all(rows)
+            db.connection().execute(sa.insert(table), self._values(calls))
 
     def _write(self, calls: Sequence[JudgeCall]) -> None:
         """Insert new calls and complete begun ones, in one transaction."""
@@ -186,16 +199,9 @@ class DbCallStore:
         self._ready()
         table = JudgeCallRow.__table__  # type: ignore[attr-defined]
         with session(self.engine) as db:
-            db.add_all(
-                [
-                    call_row(
-                        self.tenant, c, job_pk=self.job_for.get(c.outcome_id), owner=self.owner
-                    )
-                    for c in new
-                ]
-            )
+            if new:
+                db.connection().execute(sa.insert(table), self._values(new))
             if done:
-                db.flush()
                 db.connection().execute(
                     sa.update(table)
                     .where(

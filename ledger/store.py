@@ -115,12 +115,14 @@ def ensure_tenant(engine: Engine, tenant: str) -> None:
         _insert_ignore(db, TenantRow, {"name": tenant, "created_at": utcnow()}, ["name"])
 
 
-def call_row(
+def call_values(
     tenant: str, call: JudgeCall, *, job_pk: int | None = None, owner: str | None = None
-) -> JudgeCallRow:
+) -> dict[str, Any]:
+    """The ``judge_calls`` column values of ``call`` (for a Core INSERT: no ORM object)."""
     data = call.model_dump(mode="json")
     estimate = call.estimated_cost_usd
     data.update(
+        tenant=tenant,
         at=call.at,
         cost_usd=to_money(call.cost_usd),
         estimated_cost_usd=None if estimate is None else to_money(estimate),
@@ -128,7 +130,13 @@ def call_row(
         job_pk=job_pk,
         owner=owner,
     )
-    return JudgeCallRow(tenant=tenant, **data)
+    return data
+
+
+def call_row(
+    tenant: str, call: JudgeCall, *, job_pk: int | None = None, owner: str | None = None
+) -> JudgeCallRow:
+    return JudgeCallRow(**call_values(tenant, call, job_pk=job_pk, owner=owner))
 
 
 def row_to_call(row: JudgeCallRow) -> JudgeCall:

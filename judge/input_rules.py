@@ -138,6 +138,10 @@ def check_id(value: str, what: str = "id") -> str:
     Traceback (most recent call last):
     ...
     ValueError: id is blank (only whitespace); send a visible id such as T-1001
+    >>> check_id(" T-1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: id ' T-1' starts or ends with whitespace, ...; remove the whitespace
     >>> check_id("a\\u202eb")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -161,6 +165,12 @@ def check_id(value: str, what: str = "id") -> str:
             raise ValueError(
                 f"{what} contains the {kind} {_describe(char)}; ids must be visible text: remove it"
             )
+    if normal != normal.strip():
+        # " T-1" and "T-1" would be two outcomes that look the same in every listing.
+        raise ValueError(
+            f"{what} {normal!r} starts or ends with whitespace, which would make it a different "
+            f"outcome from {normal.strip()!r}; remove the whitespace"
+        )
     if len(normal) > MAX_ID_CHARS:
         raise ValueError(f"{what} is longer than {MAX_ID_CHARS} characters once normalised to NFC")
     return normal

@@ -57,6 +57,8 @@ BAD_IDS = [
     ("T-\x071", "control character U+0007"),
     ("T-\n1", "control character U+000A"),
     ("T-\x851", "control character U+0085"),
+    (" T-1", "starts or ends with whitespace"),
+    ("T-1 ", "starts or ends with whitespace"),
 ]
 
 

@@ -19,8 +19,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from judge.importers.context import ImportContext
 from judge.importers.errors import RecordContext, from_validation_error
-from judge.importers.intercom import html_to_text
+from judge.importers.html_text import html_to_text
 from judge.importers.native import Located, iter_json_values, json_type
 from judge.models import AgentInfo, Message, Outcome, Signals, Touch
 
@@ -271,7 +272,7 @@ def convert_ticket(ctx: RecordContext, ticket: Any, page: _Page) -> Outcome:
         raise from_validation_error(ctx.path, exc, line=ctx.line, record=ctx.record) from exc
 
 
-def iter_zendesk(path: Path) -> Iterator[Located]:
+def iter_zendesk(path: Path, ictx: ImportContext | None = None) -> Iterator[Located]:
     """Yield one support-ticket Outcome per Zendesk ticket.
 
     Mapping: comments by the requester or an ``end-user`` -> ``customer``; by ``agent``/``admin``

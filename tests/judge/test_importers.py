@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from judge.cli import app
 from judge.importers import FORMATS, InputFileError, detect_format, read_outcomes, validate_file
-from judge.importers.intercom import html_to_text
 from judge.models import Outcome
 from tests.conftest import shared_dataset
 
@@ -200,58 +199,6 @@ def test_zendesk_comment_without_author_names_field(tmp_path: Path) -> None:
     assert info.value.record == "tickets.0"
     assert info.value.field == "comments.1.author_id"
     assert "missing" in info.value.reason
-
-
-# ----------------------------------------------------------------------------- Intercom
-
-
-def test_intercom_export_maps_parts_ratings_and_bots() -> None:
-    path = FIXTURES / "intercom_export.json"
-    got = _by_id(path)
-
-    fin = got["intercom-501"]
-    assert [m.role for m in fin.conversation] == ["customer", "agent", "customer"]
-    assert fin.conversation[0].text.startswith('The code SPRING26 says "expired"')
-    assert fin.signals.csat == 5 and fin.signals.customer_confirmed is True
-    assert fin.signals.closed_at == datetime.fromtimestamp(1772446500, tz=UTC)
-    assert [(t.actor, t.kind) for t in fin.touches] == [("bot:Fin", "ai")]
-    assert fin.agent.name == "Fin"
-
-    routed = got["intercom-502"]
-    assert routed.conversation[0].text.startswith("Webhook retries\n")  # subject kept
-    kinds = {t.actor: t.kind for t in routed.touches}
-    assert kinds == {"bot:Fin": "ai", "bot:Workflow": "router", "Sofia": "human"}
-    notes = [m for m in routed.conversation if not m.public]
-    assert [n.text for n in notes] == ["Known incident INC-441, retries disabled 2-3 March."]
-    assert routed.signals.csat == 2 and routed.signals.escalated is True
-    assert routed.signals.closed_at is None  # state open
-    assert routed.signals.reopened_at == datetime.fromtimestamp(1772560800, tz=UTC)
-
-    snoozed = got["intercom-503"]
-    assert snoozed.touches[0].kind == "ai"  # admin author flagged from_ai_agent
-    assert snoozed.conversation[1].text == (
-        "- Open Settings > Team\n- Click Invite and choose the Admin role"
-    )
-    assert snoozed.signals.closed_at is None
-
-
-def test_html_to_text_strips_markup_and_scripts() -> None:
-    html = "<div>Hi<br>there &lt;3</div><script>alert('x')</script><p>Bye</p>"
-    assert html_to_text(html) == "Hi\nthere <3\nBye"
-
-
-def test_intercom_bad_rating_names_field(tmp_path: Path) -> None:
-    conv = {
-        "type": "conversation",
-        "id": "9",
-        "state": "closed",
-        "source": {"body": "<p>hi</p>", "author": {"type": "user", "id": "u"}},
-        "conversation_rating": {"rating": 7},
-    }
-    path = _write_lines(tmp_path / "ic.jsonl", [conv])
-    with pytest.raises(InputFileError) as info:
-        validate_file(path)
-    assert info.value.line == 1 and info.value.field == "conversation_rating.rating"
 
 
 # ----------------------------------------------------------------------------- detection

@@ -9,6 +9,7 @@ from typing import Any
 from judge.importers.errors import InputFileError
 from judge.importers.intercom import looks_intercom
 from judge.importers.native import first_line_value, load_document, looks_native
+from judge.importers.zendesk_collect import looks_zendesk
 
 FORMATS: tuple[str, ...] = ("native", "taubench", "zendesk", "intercom")
 """Concrete input formats; ``read_outcomes`` also accepts ``"auto"`` (and ``--mapping``)."""
@@ -24,19 +25,6 @@ _UNKNOWN_HINT = (
     "conversation or ticket ('conversation_parts' / 'ticket_parts'); "
     "pass --format with one of: " + ", ".join(FORMATS) + ", or --mapping FILE for another help desk"
 )
-
-
-def looks_zendesk(value: Any) -> bool:
-    """True for a Zendesk ticket, a ``{"ticket": ...}`` wrapper or a ``{"tickets": [...]}`` page.
-
-    >>> looks_zendesk({"id": 1, "subject": "Help", "requester_id": 7})
-    True
-    """
-    if not isinstance(value, dict):
-        return False
-    if isinstance(value.get("tickets"), list) or isinstance(value.get("ticket"), dict):
-        return True
-    return "requester_id" in value or ("via" in value and "subject" in value)
 
 
 def classify(value: Any) -> str | None:

@@ -78,7 +78,7 @@ class FileReport:
     without_customer: list[str] = field(default_factory=list)
     without_agent: list[str] = field(default_factory=list)
     unmapped_fields: Counter[str] = field(default_factory=Counter)
-    notes: list[str] = field(default_factory=list)
+    notes: dict[str, int] = field(default_factory=dict)
 
     def record(self, outcome: Outcome) -> None:
         """Count one converted outcome."""
@@ -109,9 +109,8 @@ class FileReport:
             self.unmapped_fields[f"{prefix}.{key}" if prefix else key] += 1
 
     def note(self, text: str) -> None:
-        """Add a format-level warning (duplicates are kept once)."""
-        if text not in self.notes:
-            self.notes.append(text)
+        """Add a format-level warning; a repeated one is kept once, with its count."""
+        self.notes[text] = self.notes.get(text, 0) + 1
 
     @property
     def degenerate(self) -> int:
@@ -134,7 +133,9 @@ class FileReport:
                 "notes and descriptions are not an answer; export the agent's replies, or pass "
                 "--ai-authors when the bot is not marked in the data"
             )
-        return found + self.notes
+        return found + [
+            text + (f" [{n} records]" if n > 1 else "") for text, n in self.notes.items()
+        ]
 
     def per_outcome(self) -> dict[str, float | int | None]:
         """Messages per outcome: mean, min and max (``None`` when there are none)."""

@@ -224,7 +224,7 @@ def test_resolution_states_of_2_14_and_2_16(
     assert outcome.signals.csat == 2 and outcome.metadata["csat_source"] == "ai_agent.rating"
     assert outcome.metadata["fin_rating_remark"] == "did not help"
     assert outcome.metadata["ai_agent_last_answer_type"] == "ai_answer"
-    assert report.notes == []
+    assert report.notes == {}
 
 
 def test_unknown_resolution_state_is_kept_and_said(tmp_path: Path) -> None:
@@ -264,7 +264,7 @@ def test_reopen_only_from_real_parts_never_updated_at(tmp_path: Path) -> None:
     )
     outcome, report = _one(_write(tmp_path, conv, "reopened.json"))
     assert outcome.signals.reopened_at == _at(1734540000)
-    assert report.notes == []
+    assert report.notes == {}
 
 
 # ----------------------------------------------------------------------------- tickets

@@ -6,12 +6,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from judge.importers.connector import looks_connector
 from judge.importers.errors import InputFileError
 from judge.importers.intercom import looks_intercom
 from judge.importers.native import first_line_value, load_document, looks_native
 from judge.importers.zendesk_collect import looks_zendesk
 
-FORMATS: tuple[str, ...] = ("native", "taubench", "zendesk", "intercom")
+FORMATS: tuple[str, ...] = ("native", "taubench", "zendesk", "intercom", "connector")
 """Concrete input formats; ``read_outcomes`` also accepts ``"auto"`` (and ``--mapping``)."""
 
 PARSE_WHOLE_BYTES = 64 * 1024 * 1024
@@ -22,7 +23,8 @@ _UNKNOWN_HINT = (
     "expected native Outcome JSONL (objects with 'id', 'kind' and 'conversation' or 'report'), "
     "a tau-bench trajectory list ('task_id', 'reward', 'traj'), a Zendesk export (tickets, "
     "audits, comments, ticket events, satisfaction ratings or ticket metrics pages), an Intercom "
-    "conversation or ticket ('conversation_parts' / 'ticket_parts'); "
+    "conversation or ticket ('conversation_parts' / 'ticket_parts'), or connector records "
+    "(Airbyte/Singer lines with 'stream' and 'data'); "
     "pass --format with one of: " + ", ".join(FORMATS) + ", or --mapping FILE for another help desk"
 )
 
@@ -33,6 +35,8 @@ def classify(value: Any) -> str | None:
 
     if isinstance(value, list):
         return classify(value[0]) if value else None
+    if looks_connector(value):
+        return "connector"
     if looks_native(value):
         return "native"
     if looks_taubench(value):
@@ -48,6 +52,7 @@ def _sniff(path: Path) -> str | None:
     with path.open("rb") as handle:
         head = handle.read(_SNIFF_BYTES).decode("utf-8", errors="replace")
     patterns = (
+        ("connector", r'"stream"\s*:\s*"[^"]*"\s*,\s*"(data|record)"\s*:'),
         ("taubench", r'"traj"\s*:'),
         ("intercom", r'"conversation_parts"\s*:|"type"\s*:\s*"conversation(\.list)?"'),
         ("zendesk", r'"requester_id"\s*:|"tickets"\s*:|"audits"\s*:|"ticket_events"\s*:'),

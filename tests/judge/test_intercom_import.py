@@ -407,3 +407,14 @@ def test_bad_rating_names_line_and_field(tmp_path: Path) -> None:
     with pytest.raises(InputFileError) as info:
         list(read_outcomes(path))
     assert info.value.line == 1 and info.value.field == "conversation_rating.rating"
+
+
+def test_vendor_claim_round_trips_and_is_not_judged(tmp_path: Path) -> None:
+    conv = _fin_conversation(ai_agent_participated=True, ai_agent={"resolution_state": "escalated"})
+    outcome, _ = _one(_write(tmp_path, conv))
+    native = tmp_path / "native.jsonl"
+    native.write_text(outcome.model_dump_json(exclude_defaults=True) + "\n", encoding="utf-8")
+    again = next(iter(read_outcomes(native, format="native")))
+    assert again.vendor_claim == outcome.vendor_claim
+    # The vendor's claim is not evidence a judge sees: it does not change the content hash.
+    assert again.model_copy(update={"vendor_claim": None}).content_hash() == again.content_hash()

@@ -30,6 +30,29 @@ StrictOpt = Annotated[
 ]
 
 
+MappingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mapping",
+        help="Read the input with a declarative mapping: a shipped one by name (freshdesk, "
+        "helpscout, gorgias, salesforce, front, hubspot) or the path of your own YAML file.",
+    ),
+]
+
+
+def load_mapping_option(value: str | None) -> object:
+    """The loaded mapping for ``--mapping`` (``None`` without it); exits 2 on an invalid file."""
+    if value is None:
+        return None
+    from judge.cli._common import fail
+    from judge.importers.mapping_schema import MappingError, load_mapping
+
+    try:
+        return load_mapping(value)
+    except MappingError as exc:
+        fail(f"--mapping: {exc}")
+
+
 def print_report(report: FileReport) -> None:
     """Counts, unmapped fields and warnings of one input file, on stderr."""
     for line in report.summary_lines():

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from judge.cli._common import fail, stderr
-from judge.cli._import_report import AiAuthorsOpt, StrictOpt, print_report, strict_problem
+from judge.cli._import_report import (
+    AiAuthorsOpt,
+    MappingOpt,
+    StrictOpt,
+    load_mapping_option,
+    print_report,
+    strict_problem,
+)
 
 if TYPE_CHECKING:
     from judge.importers import FileReport
@@ -104,6 +111,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         ai_authors: AiAuthorsOpt = None,
         strict: StrictOpt = False,
+        mapping: MappingOpt = None,
         as_json: Annotated[
             bool, typer.Option("--json", help="Print the per-file report as JSON on stdout.")
         ] = False,
@@ -119,6 +127,7 @@ def register(app: typer.Typer) -> None:
             fail(f"output directory {out.parent} does not exist; create it first")
         if tenant is not None and not 1 <= len(tenant) <= 100:
             fail("--tenant must be 1 to 100 characters")
+        loaded = load_mapping_option(mapping)
         try:
             count, fmt, report = convert_file(
                 input,
@@ -126,6 +135,7 @@ def register(app: typer.Typer) -> None:
                 format=format,
                 tenant=tenant,
                 ai_authors=parse_ai_authors(ai_authors),
+                mapping=loaded,
                 strict=strict,
             )
         except InputFileError as exc:

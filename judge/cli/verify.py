@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from judge.cli._common import fail, stderr
-from judge.cli._import_report import AiAuthorsOpt, StrictOpt, print_report, strict_problem
+from judge.cli._import_report import (
+    AiAuthorsOpt,
+    MappingOpt,
+    StrictOpt,
+    load_mapping_option,
+    print_report,
+    strict_problem,
+)
 
 if TYPE_CHECKING:
     from judge.importers import FileReport
@@ -80,6 +87,7 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ai_authors: AiAuthorsOpt = None,
     strict: StrictOpt = False,
+    mapping: MappingOpt = None,
 ) -> None:
     """Verify outcomes with a judge panel under a rubric and write one verdict per outcome.
 
@@ -92,7 +100,9 @@ def verify(
 
     settings = get_settings()
     started = time.perf_counter()
-    reading = ReadOptions(ai_authors=parse_ai_authors(ai_authors))
+    reading = ReadOptions(
+        ai_authors=parse_ai_authors(ai_authors), mapping=load_mapping_option(mapping)
+    )
     report = FileReport(path=input_path)
     try:
         kinds, count, run_tenant = _validate_input(

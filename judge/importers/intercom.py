@@ -365,7 +365,34 @@ def convert_any(ctx: RecordContext, value: Any, ictx: ImportContext) -> Outcome:
 
 
 def iter_intercom(path: Path, ictx: ImportContext) -> Iterator[Located]:
-    """Yield one support-ticket Outcome per Intercom conversation or ticket."""
+    """Yield one support-ticket Outcome per Intercom conversation or ticket.
+
+    A conversation or ticket repeated in the file (``judge pull`` appends one each time it
+    changes) is converted once, in its latest version (greatest ``updated_at``), and said.
+    """
+    latest: dict[tuple[str, str], tuple[RecordContext, Any]] = {}
+    replaced = 0
+    for ctx, item in _items(path):
+        if not isinstance(item, dict) or item.get("id") in (None, ""):
+            latest[("", str(len(latest)))] = (ctx, item)  # converted to a located error below
+            continue
+        key = (str(item.get("type") or "conversation"), str(item["id"]))
+        old = latest.get(key)
+        if old is not None:
+            replaced += 1
+            if (item.get("updated_at") or 0) < (old[1].get("updated_at") or 0):
+                continue
+        latest[key] = (ctx, item)
+    if replaced:
+        ictx.report.note(
+            f"{replaced} record(s) repeated a conversation or ticket id (each pull appends what "
+            "changed): the latest version was kept"
+        )
+    for ctx, item in latest.values():
+        yield Located(convert_any(ctx, item, ictx), ctx.line, ctx.record)
+
+
+def _items(path: Path) -> Iterator[tuple[RecordContext, Any]]:
     for value, line in iter_json_values(path):
         items: list[tuple[str | None, Any]]
         if isinstance(value, dict) and isinstance(value.get("conversations"), list):
@@ -377,5 +404,4 @@ def iter_intercom(path: Path, ictx: ImportContext) -> Iterator[Located]:
         else:
             items = [(None, value)]
         for record, item in items:
-            ctx = RecordContext(path, line, record)
-            yield Located(convert_any(ctx, item, ictx), line, record)
+            yield RecordContext(path, line, record), item

@@ -170,8 +170,21 @@ class Collector:
             self.found.loose_comments.append((ctx, items))
 
     def keyed(self, ctx: RecordContext, value: Any, field: str, into: dict[str, list[Any]]) -> None:
+        """Items with ``ticket_id``, by ticket; an item whose ``id`` was seen replaces it (a
+        resumed ``judge pull`` may fetch a ticket's audits twice)."""
         for i, item in enumerate(_list(ctx, value, field)):
-            into[_ticket_id(ctx, item, f"{field}.{i}")].append(item)
+            items = into[_ticket_id(ctx, item, f"{field}.{i}")]
+            same = [
+                j
+                for j, old in enumerate(items)
+                if item.get("id") is not None
+                and isinstance(old, dict)
+                and old.get("id") == item.get("id")
+            ]
+            if same:
+                items[same[0]] = item
+            else:
+                items.append(item)
 
     def latest(
         self, ctx: RecordContext, items: list[Any], field: str, into: dict[str, Any]

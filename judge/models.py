@@ -102,6 +102,33 @@ class AgentInfo(_Strict):
     tokens_out: int | None = Field(default=None, ge=0)
 
 
+class VendorClaim(_Strict):
+    """What the vendor itself says about the outcome, kept verbatim so ``judge audit`` can
+    reconcile it with our verdict. Not judged evidence: outside :meth:`Outcome.content_hash`.
+
+    Attributes
+    ----------
+    vendor
+        Where the claim came from: ``intercom``, ``zendesk``, or a mapping's name.
+    resolution_state
+        The vendor's own resolution verdict, e.g. Intercom ``ai_agent.resolution_state``
+        (``assumed_resolution``, ``confirmed_resolution``, ``escalated``...) or a Zendesk
+        automated-resolution marker.
+    status
+        The ticket or conversation status as the vendor reports it (``solved``, ``closed``...).
+    automated
+        True when the vendor claims an AI agent resolved it, False when it says not.
+    evidence
+        Which input fields the claim was read from, e.g. ``ai_agent.resolution_state``.
+    """
+
+    vendor: str = Field(min_length=1, max_length=100)
+    resolution_state: str | None = Field(default=None, max_length=200)
+    status: str | None = Field(default=None, max_length=200)
+    automated: bool | None = None
+    evidence: list[str] = Field(default_factory=list, max_length=50)
+
+
 class Label(_Strict):
     """A human judgement of the outcome: the ground truth calibration compares judges against."""
 
@@ -131,6 +158,7 @@ class Outcome(_Strict):
     touches: list[Touch] = Field(default_factory=list, max_length=MAX_MESSAGES)
     agent: AgentInfo = Field(default_factory=AgentInfo)
     label: Label | None = None
+    vendor_claim: VendorClaim | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")

@@ -288,6 +288,31 @@ class WebSessionRevocationRow(SQLModel, table=True):
     revoked_at: datetime = _now_column("revoked_at")
 
 
+class PullCursorRow(SQLModel, table=True):
+    """Where ``judge pull`` stopped for one help-desk account, so the next run resumes there.
+
+    One current row per (tenant, source, account), overwritten after every page that was durably
+    written to the pull's output (an exception to "append-only": a cursor is a position, not a
+    fact). ``cursor`` is the vendor's own position (JSON text: a Zendesk export cursor, or an
+    Intercom ``updated_at`` watermark and page cursor); never a credential.
+    """
+
+    __tablename__ = "pull_cursors"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant", "source", "account", name="uq_pull_cursors_account"),
+        _tenant_fk("pull_cursors"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    source: str = Field(sa_column=sa.Column("source", sa.String(20), nullable=False))
+    account: str = Field(sa_column=sa.Column("account", sa.String(200), nullable=False))
+    cursor: str = Field(sa_column=sa.Column("cursor", sa.Text(), nullable=False))
+    pages: int = Field(default=0, sa_column=sa.Column("pages", sa.Integer(), nullable=False))
+    records: int = Field(default=0, sa_column=sa.Column("records", sa.Integer(), nullable=False))
+    updated_at: datetime = _now_column("updated_at")
+
+
 SERVICE_TABLES: tuple[type[SQLModel], ...] = (
     ApiKeyRow,
     JobRow,
@@ -296,4 +321,5 @@ SERVICE_TABLES: tuple[type[SQLModel], ...] = (
     OutcomeFactRow,
     MeterEntryRow,
     WebSessionRevocationRow,
+    PullCursorRow,
 )

@@ -7,15 +7,25 @@ import json
 import os
 import time
 from collections import Counter
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from judge.cli._common import fail, stderr
+from judge.cli._import_report import (
+    AiAuthorsOpt,
+    MappingOpt,
+    StrictOpt,
+    load_mapping_option,
+    print_report,
+    strict_problem,
+)
 
 if TYPE_CHECKING:
+    from judge.importers import FileReport
     from judge.models import Outcome
     from judge.rubric import Rubric
     from judge.runner import RunSummary
@@ -51,7 +61,9 @@ def verify(
     ),
     input_format: Annotated[
         str,
-        typer.Option("--format", "-f", help="native, taubench, zendesk, intercom or auto."),
+        typer.Option(
+            "--format", "-f", help="native, taubench, zendesk, intercom, connector or auto."
+        ),
     ] = "auto",
     db: Annotated[
         str | None,
@@ -73,17 +85,33 @@ def verify(
         ),
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    ai_authors: AiAuthorsOpt = None,
+    strict: StrictOpt = False,
+    mapping: MappingOpt = None,
 ) -> None:
-    """Verify outcomes with a judge panel under a rubric and write one verdict per outcome."""
-    from judge.importers import InputFileError
+    """Verify outcomes with a judge panel under a rubric and write one verdict per outcome.
+
+    The input is read and reported first (outcomes, messages per outcome, conversations without
+    a customer message or an agent reply, fields not mapped): nothing is judged silently."""
+    from judge.importers import FileReport, InputFileError, parse_ai_authors
     from judge.panel_loader import PanelError
     from judge.rubric_loader import RubricError
     from judge.settings import get_settings
 
     settings = get_settings()
     started = time.perf_counter()
+    reading = ReadOptions(
+        ai_authors=parse_ai_authors(ai_authors), mapping=load_mapping_option(mapping)
+    )
+    report = FileReport(path=input_path)
     try:
-        kinds, count, run_tenant = _validate_input(input_path, input_format, tenant)
+        kinds, count, run_tenant = _validate_input(
+            input_path, input_format, tenant, reading=reading, report=report
+        )
+        print_report(report)
+        problem = strict_problem(report) if strict else None
+        if problem:
+            fail(f"{problem}; nothing was judged", code=1)
         rubrics = _resolve_rubrics(rubric, kinds)
         panel, explanation = _resolve_panel(panel_path)
     except (InputFileError, RubricError, PanelError, ValueError) as exc:
@@ -105,18 +133,40 @@ def verify(
                 concurrency=concurrency or settings.concurrency,
                 total=count,
                 resume=resume,
+                reading=reading,
             )
         )
     except (InputFileError, ValueError, OSError) as exc:
         fail(str(exc))
     elapsed = time.perf_counter() - started
     _print_summary(
-        summary, settled=settled, out=out, db_url=db_url, elapsed=elapsed, as_json=as_json
+        summary,
+        settled=settled,
+        out=out,
+        db_url=db_url,
+        elapsed=elapsed,
+        as_json=as_json,
+        report=report,
     )
 
 
-def _validate_input(path: Path, fmt: str, tenant: str | None) -> tuple[Counter[str], int, str]:
-    """First pass: every record must parse before anything is written."""
+@dataclass(frozen=True)
+class ReadOptions:
+    """How the input is read, the same on both passes (``--ai-authors``, ``--mapping``)."""
+
+    ai_authors: frozenset[str] = frozenset()
+    mapping: Any = None
+
+
+def _validate_input(
+    path: Path,
+    fmt: str,
+    tenant: str | None,
+    *,
+    reading: ReadOptions | None = None,
+    report: FileReport | None = None,
+) -> tuple[Counter[str], int, str]:
+    """First pass: every record must parse before anything is written; fills ``report``."""
     from judge.importers import read_outcomes
     from ledger.integrity import FutureTimestampError, check_timestamps
     from ledger.tables import utcnow
@@ -127,7 +177,16 @@ def _validate_input(path: Path, fmt: str, tenant: str | None) -> tuple[Counter[s
     seen: set[str] = set()
     tenants: set[str] = set()
     now = utcnow()
-    for index, outcome in enumerate(read_outcomes(path, format=fmt, tenant=tenant), start=1):
+    reading = reading or ReadOptions()
+    outcomes = read_outcomes(
+        path,
+        format=fmt,
+        tenant=tenant,
+        ai_authors=reading.ai_authors,
+        mapping=reading.mapping,
+        report=report,
+    )
+    for index, outcome in enumerate(outcomes, start=1):
         try:
             # The ledger refuses these too, but only once verdicts are paid for: refuse them now.
             check_timestamps(outcome, now=now)
@@ -193,6 +252,7 @@ async def _run(
     concurrency: int,
     total: int,
     resume: bool,
+    reading: ReadOptions | None = None,
 ) -> tuple[RunSummary, SettledCalls]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -265,7 +325,13 @@ async def _run(
 
             summary = await verify_stream(
                 engine,
-                read_outcomes(input_path, format=input_format, tenant=tenant),
+                read_outcomes(
+                    input_path,
+                    format=input_format,
+                    tenant=tenant,
+                    ai_authors=(reading or ReadOptions()).ai_authors,
+                    mapping=(reading or ReadOptions()).mapping,
+                ),
                 sink=sink,
                 concurrency=concurrency,
                 lookup=lookup if resume and await asyncio.to_thread(ledger.has_verdicts) else None,
@@ -304,6 +370,7 @@ def _print_summary(
     db_url: str,
     elapsed: float,
     as_json: bool,
+    report: FileReport | None = None,
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -332,6 +399,8 @@ def _print_summary(
                 else round(summary.outcomes_per_second, 1)
             ),
         }
+        if report is not None:
+            data["input"] = report.to_dict()
         typer.echo(json.dumps(data, indent=2))
         return
     table = Table(title=f"{summary.outcomes} outcomes verified in {elapsed:.1f}s", show_lines=False)

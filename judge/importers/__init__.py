@@ -12,34 +12,55 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+from judge.importers.context import ImportContext, parse_ai_authors
 from judge.importers.detect import FORMATS, detect_format
 from judge.importers.errors import InputFileError
 from judge.importers.native import Located
+from judge.importers.report import FileReport
 from judge.models import Outcome
 
-__all__ = ["FORMATS", "InputFileError", "detect_format", "read_outcomes", "validate_file"]
+__all__ = [
+    "FORMATS",
+    "FileReport",
+    "InputFileError",
+    "detect_format",
+    "parse_ai_authors",
+    "read_outcomes",
+    "validate_file",
+]
+
+Reader = Callable[[Path, ImportContext], Iterator[Located]]
 
 
-def _reader(fmt: str) -> Callable[[Path], Iterator[Located]]:
+def _reader(fmt: str) -> Reader:
     if fmt == "native":
         from judge.importers.native import iter_native
 
-        return iter_native
+        return lambda path, _ctx: iter_native(path)
     if fmt == "taubench":
         from judge.importers.taubench import iter_taubench
 
-        return iter_taubench
+        return lambda path, _ctx: iter_taubench(path)
     if fmt == "zendesk":
         from judge.importers.zendesk import iter_zendesk
 
         return iter_zendesk
+    if fmt == "connector":
+        from judge.importers.connector import iter_connector
+
+        return iter_connector
+    if fmt == "mapping":
+        from judge.importers.mapping import iter_mapping
+
+        return iter_mapping
     from judge.importers.intercom import iter_intercom
 
     return iter_intercom
 
 
-def resolve_format(path: Path, format: str = "auto") -> str:
+def resolve_format(path: Path, format: str = "auto", *, mapping: Any = None) -> str:
     """Check ``format`` and the file up front; return the concrete format (detected for auto).
 
     Raises
@@ -48,7 +69,15 @@ def resolve_format(path: Path, format: str = "auto") -> str:
         For an unknown format name, a missing file, or (auto) a file in no known format.
     """
     path = Path(path)
-    if format != "auto" and format not in FORMATS:
+    if mapping is not None:
+        if format not in ("auto", "mapping"):
+            raise InputFileError(
+                path, f"--mapping reads the file with the mapping; drop --format {format}"
+            )
+        format = "mapping"
+    elif format == "mapping":
+        raise InputFileError(path, "--format mapping needs --mapping FILE")
+    if format not in ("auto", "mapping") and format not in FORMATS:
         raise InputFileError(
             path, f"unknown format {format!r}; use one of: auto, {', '.join(FORMATS)}"
         )
@@ -65,7 +94,9 @@ def _where(located: Located) -> str:
     return f"record {located.record}" if located.record is not None else "an earlier record"
 
 
-def _finish(path: Path, located: Iterator[Located], tenant: str | None) -> Iterator[Outcome]:
+def _finish(
+    path: Path, located: Iterator[Located], tenant: str | None, report: FileReport
+) -> Iterator[Outcome]:
     seen: dict[tuple[str, str], str] = {}
     count = 0
     for item in located:
@@ -93,13 +124,20 @@ def _finish(path: Path, located: Iterator[Located], tenant: str | None) -> Itera
             )
         seen[key] = _where(item)
         count += 1
+        report.record(outcome)
         yield outcome
     if count == 0:
         raise InputFileError(path, "the file is empty: no outcomes to read")
 
 
 def read_outcomes(
-    path: Path, *, format: str = "auto", tenant: str | None = None
+    path: Path,
+    *,
+    format: str = "auto",
+    tenant: str | None = None,
+    ai_authors: frozenset[str] = frozenset(),
+    mapping: Any = None,
+    report: FileReport | None = None,
 ) -> Iterator[Outcome]:
     """Iterate the outcomes in ``path``, converted to the native contract.
 
@@ -116,6 +154,12 @@ def read_outcomes(
         ``"auto"`` (detect from the first record) or one of :data:`FORMATS`.
     tenant
         Stamp this tenant on every outcome; a record that names a different tenant is an error.
+    ai_authors
+        Case-folded names, ids or emails of authors that are an AI agent (``--ai-authors``).
+    mapping
+        A loaded declarative mapping (:func:`judge.importers.mapping_schema.load_mapping`).
+    report
+        Filled as records are read: counts, degenerate conversations, unmapped fields.
 
     Raises
     ------
@@ -125,8 +169,11 @@ def read_outcomes(
     path = Path(path)
     if tenant is not None and not (1 <= len(tenant) <= 100):
         raise ValueError("tenant must be 1 to 100 characters")
-    fmt = resolve_format(path, format)
-    return _finish(path, _reader(fmt)(path), tenant)
+    fmt = resolve_format(path, format, mapping=mapping)
+    report = report if report is not None else FileReport(path=path)
+    report.format = fmt
+    ctx = ImportContext(report=report, ai_authors=ai_authors, mapping=mapping)
+    return _finish(path, _reader(fmt)(path, ctx), tenant, report)
 
 
 def validate_file(path: Path, *, format: str = "auto") -> int:

@@ -6,11 +6,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+from judge.importers.connector import looks_connector
 from judge.importers.errors import InputFileError
+from judge.importers.intercom import looks_intercom
 from judge.importers.native import first_line_value, load_document, looks_native
+from judge.importers.zendesk_collect import looks_zendesk
 
-FORMATS: tuple[str, ...] = ("native", "taubench", "zendesk", "intercom")
-"""Concrete input formats; ``read_outcomes`` also accepts ``"auto"``."""
+FORMATS: tuple[str, ...] = ("native", "taubench", "zendesk", "intercom", "connector")
+"""Concrete input formats; ``read_outcomes`` also accepts ``"auto"`` (and ``--mapping``)."""
 
 PARSE_WHOLE_BYTES = 64 * 1024 * 1024
 """JSON documents up to this size are parsed to detect their format; larger ones are sniffed."""
@@ -18,38 +21,12 @@ PARSE_WHOLE_BYTES = 64 * 1024 * 1024
 _SNIFF_BYTES = 256 * 1024
 _UNKNOWN_HINT = (
     "expected native Outcome JSONL (objects with 'id', 'kind' and 'conversation' or 'report'), "
-    "a tau-bench trajectory list ('task_id', 'reward', 'traj'), a Zendesk ticket export "
-    "('tickets' with 'requester_id' and comments) or an Intercom conversation export "
-    "('conversations' with 'conversation_parts'); pass --format with one of: " + ", ".join(FORMATS)
+    "a tau-bench trajectory list ('task_id', 'reward', 'traj'), a Zendesk export (tickets, "
+    "audits, comments, ticket events, satisfaction ratings or ticket metrics pages), an Intercom "
+    "conversation or ticket ('conversation_parts' / 'ticket_parts'), or connector records "
+    "(Airbyte/Singer lines with 'stream' and 'data'); "
+    "pass --format with one of: " + ", ".join(FORMATS) + ", or --mapping FILE for another help desk"
 )
-
-
-def looks_zendesk(value: Any) -> bool:
-    """True for a Zendesk ticket, a ``{"ticket": ...}`` wrapper or a ``{"tickets": [...]}`` page.
-
-    >>> looks_zendesk({"id": 1, "subject": "Help", "requester_id": 7})
-    True
-    """
-    if not isinstance(value, dict):
-        return False
-    if isinstance(value.get("tickets"), list) or isinstance(value.get("ticket"), dict):
-        return True
-    return "requester_id" in value or ("via" in value and "subject" in value)
-
-
-def looks_intercom(value: Any) -> bool:
-    """True for an Intercom conversation or a conversation list page.
-
-    >>> looks_intercom({"type": "conversation", "id": "1", "conversation_parts": {}})
-    True
-    """
-    if not isinstance(value, dict):
-        return False
-    if value.get("type") in ("conversation", "conversation.list"):
-        return True
-    if isinstance(value.get("conversations"), list):
-        return True
-    return "conversation_parts" in value or ("source" in value and "state" in value)
 
 
 def classify(value: Any) -> str | None:
@@ -58,6 +35,8 @@ def classify(value: Any) -> str | None:
 
     if isinstance(value, list):
         return classify(value[0]) if value else None
+    if looks_connector(value):
+        return "connector"
     if looks_native(value):
         return "native"
     if looks_taubench(value):
@@ -73,9 +52,10 @@ def _sniff(path: Path) -> str | None:
     with path.open("rb") as handle:
         head = handle.read(_SNIFF_BYTES).decode("utf-8", errors="replace")
     patterns = (
+        ("connector", r'"stream"\s*:\s*"[^"]*"\s*,\s*"(data|record)"\s*:'),
         ("taubench", r'"traj"\s*:'),
         ("intercom", r'"conversation_parts"\s*:|"type"\s*:\s*"conversation(\.list)?"'),
-        ("zendesk", r'"requester_id"\s*:|"tickets"\s*:'),
+        ("zendesk", r'"requester_id"\s*:|"tickets"\s*:|"audits"\s*:|"ticket_events"\s*:'),
     )
     hits = [(m.start(), name) for name, rx in patterns if (m := re.search(rx, head))]
     return min(hits)[1] if hits else None

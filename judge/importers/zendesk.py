@@ -1,304 +1,335 @@
-"""Zendesk ticket exports -> Outcomes.
+"""Zendesk exports -> Outcomes: tickets joined with their comments, audits, events, CSAT, metrics.
 
-Field names follow Zendesk's Tickets, Ticket Comments, Ticket Audits and Users APIs. Accepted
-shapes (JSON document, or JSON Lines with one ticket or one page per line):
+Shapes follow Zendesk's API reference (Tickets, Ticket Comments, Ticket Audits, Incremental
+Exports, Satisfaction Ratings, Ticket Metrics, Users). A file may mix their pages (see
+:mod:`judge.importers.zendesk_collect`); the admin JSON export (one ticket per line with its
+``comments``) is read the same way. Mapping:
 
-- a bundle ``{"tickets": [...], "users": [...], "comments": {"<ticket id>": [...]},
-  "audits": {"<ticket id>": [...]}}`` (``comments``/``audits`` may also be flat lists whose items
-  carry ``ticket_id``; ``users`` is the ``include=users`` side-load);
-- ticket objects with their comments embedded as ``comments`` (and optionally ``audits``);
-- ``{"ticket": {...}}`` (a single Show Ticket response), or a JSON array of tickets.
+- messages from comments, else audit Comment events, else ticket-event comments; the ticket
+  ``description`` opens the conversation when no comment carries it (the first comment usually
+  is the description: it is not repeated);
+- authors per :mod:`judge.importers.zendesk_authors`; ``public: false`` -> internal note;
+- status history from audits and ticket events: ``closed_at`` is the last solve, ``reopened_at``
+  the first change from solved/closed back to open; ``ticket_metrics`` give ``reopens``,
+  ``replies`` and ``solved_at``;
+- ``satisfaction_rating`` (on the ticket or from Satisfaction Ratings) good -> CSAT 5, bad -> 1;
+- the vendor's claim (status; solved through an AI-agent channel) -> ``vendor_claim``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from judge.importers.context import ImportContext
 from judge.importers.errors import RecordContext, from_validation_error
-from judge.importers.intercom import html_to_text
-from judge.importers.native import Located, iter_json_values, json_type
-from judge.models import AgentInfo, Message, Outcome, Signals, Touch
+from judge.importers.fields import iso_time, obj, text
+from judge.importers.native import Located
+from judge.importers.zendesk_authors import Authors, ai_via, via_channel
+from judge.importers.zendesk_collect import Collection, Collector
+from judge.importers.zendesk_history import (
+    CLOSED_STATUSES,
+    COMMENT_FIELDS,
+    Comment,
+    comments_hidden_in_events,
+    first_reopen,
+    from_audits,
+    from_comments,
+    from_ticket_events,
+    last_solve,
+    status_history,
+)
+from judge.models import AgentInfo, Message, Outcome, Signals, Touch, VendorClaim
 
 CSAT_SCORES: dict[str, int] = {"good": 5, "bad": 1}
-"""Zendesk's binary satisfaction score mapped onto the 1-5 CSAT scale (offered/unoffered: none)."""
-BOT_CHANNELS = frozenset({"api", "answer_bot", "ai_agent"})
-"""``via.channel`` values whose agent comments are treated as written by a bot."""
-AUTOMATION_CHANNELS = frozenset({"rule", "automation"})
-BOT_TAGS = frozenset({"bot", "ai_agent", "ai-agent", "answer_bot"})
-REOPEN_TAGS = frozenset({"reopened", "reopen"})
+"""Zendesk's binary satisfaction score on the 1-5 CSAT scale (offered/unoffered: none)."""
 ESCALATION_TAGS = frozenset({"escalated", "escalation", "escalated_to_human", "handoff"})
-CLOSED_STATUSES = frozenset({"solved", "closed"})
+TICKET_FIELDS = frozenset(
+    {
+        "id",
+        "url",
+        "subject",
+        "raw_subject",
+        "description",
+        "status",
+        "requester_id",
+        "created_at",
+        "updated_at",
+        "tags",
+        "via",
+        "custom_fields",
+        "fields",
+        "satisfaction_rating",
+        "comments",
+        "audits",
+        "metric_set",
+        "type",
+        "priority",
+        "assignee_id",
+        "group_id",
+        "brand_id",
+    }
+)
 
 
-def _time(ctx: RecordContext, value: Any, field: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ctx.error(f"expected an ISO 8601 timestamp string, got {json_type(value)}", field)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ctx.error(f"not an ISO 8601 timestamp: {value!r}", field) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+def _norm(value: str) -> str:
+    return re.sub(r"\s+", " ", value).strip().casefold()
 
 
-def _tags(value: Any) -> set[str]:
-    return {str(t).lower() for t in value} if isinstance(value, list) else set()
+def _tags(value: Any) -> list[str]:
+    return sorted({str(t).lower() for t in value}) if isinstance(value, list) else []
 
 
-def _is_bot_user(user: dict[str, Any]) -> bool:
-    raw_fields = user.get("user_fields")
-    fields: dict[str, Any] = raw_fields if isinstance(raw_fields, dict) else {}
-    return bool(
-        user.get("bot")
-        or user.get("is_bot")
-        or fields.get("bot")
-        or fields.get("is_bot")
-        or _tags(user.get("tags")) & BOT_TAGS
-    )
+class TicketConverter:
+    """Converts the tickets of one :class:`Collection`."""
 
+    def __init__(self, found: Collection, ictx: ImportContext) -> None:
+        self.found, self.ictx = found, ictx
+        self.authors = Authors(found.users, ictx)
 
-def _by_ticket(ctx: RecordContext, value: Any, key: str) -> dict[str, list[Any]]:
-    """``{"<ticket id>": [...]}`` or a flat list of items with ``ticket_id`` -> dict by id."""
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        out: dict[str, list[Any]] = {}
-        for tid, items in value.items():
-            if not isinstance(items, list):
-                raise ctx.error(f"expected a list of {key}", f"{key}.{tid}")
-            out[str(tid)] = items
-        return out
-    if isinstance(value, list):
-        grouped: dict[str, list[Any]] = {}
-        for i, item in enumerate(value):
-            if not isinstance(item, dict) or item.get("ticket_id") is None:
-                raise ctx.error(
-                    f"a flat {key} list needs 'ticket_id' on each item", f"{key}.{i}.ticket_id"
-                )
-            grouped.setdefault(str(item["ticket_id"]), []).append(item)
-        return grouped
-    raise ctx.error(f"expected {key} to be an object keyed by ticket id or a list", key)
+    def comments(self, ctx: RecordContext, ticket: dict[str, Any], tid: str) -> list[Comment]:
+        if "comments" in ticket:
+            raw = ticket["comments"]
+            if not isinstance(raw, list):
+                raise ctx.error("expected a list of comments", "comments")
+            return from_comments(ctx, raw, "comments")
+        if self.found.comments.get(tid):
+            field = self.found.comment_fields.get(tid, "comments")
+            return from_comments(ctx, self.found.comments[tid], field)
+        audits = ticket.get("audits", self.found.audits.get(tid, []))
+        from_audit = from_audits(ctx, audits, "audits")
+        if from_audit:
+            return from_audit
+        events = self.found.events.get(tid, [])
+        from_events = from_ticket_events(ctx, events, "ticket_events")
+        if not from_events and comments_hidden_in_events(events):
+            self.ictx.report.note(
+                "ticket events flag comments (comment_present) without their text: export them "
+                "with include=comment_events to get the conversation"
+            )
+        return from_events
 
-
-class _Page:
-    """Side-loaded users, comments and audits that tickets refer to."""
-
-    def __init__(self) -> None:
-        self.users: dict[str, dict[str, Any]] = {}
-        self.comments: dict[str, list[Any]] = {}
-        self.audits: dict[str, list[Any]] = {}
-
-    def absorb(self, ctx: RecordContext, value: dict[str, Any]) -> None:
-        users = value.get("users")
-        if users is not None:
-            if not isinstance(users, list):
-                raise ctx.error("expected a list of users", "users")
-            for i, user in enumerate(users):
-                if not isinstance(user, dict) or user.get("id") is None:
-                    raise ctx.error("each user needs an 'id'", f"users.{i}.id")
-                self.users[str(user["id"])] = user
-        self.comments.update(_by_ticket(ctx, value.get("comments"), "comments"))
-        self.audits.update(_by_ticket(ctx, value.get("audits"), "audits"))
-
-
-def _who(
-    page: _Page, ticket: dict[str, Any], author_id: Any, channel: str | None
-) -> tuple[str, str]:
-    """(kind, actor): kind is customer, ai, human or automation."""
-    user = page.users.get(str(author_id), {})
-    role = user.get("role")
-    if role == "end-user" or (not user and str(author_id) == str(ticket.get("requester_id"))):
-        return "customer", f"customer:{author_id}"
-    if channel in AUTOMATION_CHANNELS or author_id in (-1, "-1"):
-        return "automation", f"automation:{channel or 'zendesk'}"
-    name = user.get("name")
-    if _is_bot_user(user) or channel in BOT_CHANNELS:
-        return "ai", f"bot:{name or author_id}"
-    return "human", str(name or f"agent:{author_id}")
-
-
-def _reopen_from_audits(ctx: RecordContext, audits: list[Any], field: str) -> datetime | None:
-    """Time of the first status change from solved/closed back to an open state."""
-    for i, audit in enumerate(audits):
-        if not isinstance(audit, dict):
-            continue
-        for event in audit.get("events") or []:
-            if (
-                isinstance(event, dict)
-                and event.get("field_name") == "status"
-                and event.get("previous_value") in CLOSED_STATUSES
-                and event.get("value") not in CLOSED_STATUSES
-            ):
-                return _time(ctx, audit.get("created_at"), f"{field}.{i}.created_at")
-    return None
-
-
-def _solved_from_audits(ctx: RecordContext, audits: list[Any], field: str) -> datetime | None:
-    """Time of the last status change to solved/closed."""
-    found: datetime | None = None
-    for i, audit in enumerate(audits):
-        if not isinstance(audit, dict):
-            continue
-        for event in audit.get("events") or []:
-            if (
-                isinstance(event, dict)
-                and event.get("field_name") == "status"
-                and event.get("value") in CLOSED_STATUSES
-            ):
-                found = _time(ctx, audit.get("created_at"), f"{field}.{i}.created_at") or found
-    return found
-
-
-def convert_ticket(ctx: RecordContext, ticket: Any, page: _Page) -> Outcome:
-    """Convert one Zendesk ticket (see :func:`iter_zendesk` for the mapping)."""
-    if not isinstance(ticket, dict):
-        raise ctx.error(f"expected a ticket object, got {json_type(ticket)}")
-    if ticket.get("id") in (None, ""):
-        raise ctx.error("missing required field", "id")
-    tid = str(ticket["id"])
-    tags = _tags(ticket.get("tags"))
-    if "comments" in ticket:
-        comments, cfield = ticket["comments"], "comments"
-    else:
-        comments, cfield = page.comments.get(tid, []), f"comments.{tid}"
-    if not isinstance(comments, list):
-        raise ctx.error(f"expected a list of comments, got {json_type(comments)}", cfield)
-    audits = ticket.get("audits", page.audits.get(tid, []))
-    afield = "audits" if "audits" in ticket else f"audits.{tid}"
-    if not isinstance(audits, list):
-        raise ctx.error("expected a list of audits", afield)
-
-    messages: list[Message] = []
-    touches: dict[str, Touch] = {}
-    bots: list[str] = []
-    for i, comment in enumerate(comments):
-        field = f"{cfield}.{i}"
-        if not isinstance(comment, dict):
-            raise ctx.error(f"expected a comment object, got {json_type(comment)}", field)
-        if comment.get("author_id") is None:
-            raise ctx.error("missing required field", f"{field}.author_id")
-        for key in ("plain_body", "body", "html_body"):
-            raw = comment.get(key)
-            if raw is not None and not isinstance(raw, str):
-                raise ctx.error(f"{key} must be a string, got {json_type(raw)}", f"{field}.{key}")
-        text = comment.get("plain_body") or comment.get("body") or ""
-        if not text and comment.get("html_body"):
-            text = html_to_text(comment["html_body"])
-        at = _time(ctx, comment.get("created_at"), f"{field}.created_at")
-        via = comment.get("via")
-        channel = via.get("channel") if isinstance(via, dict) else None
-        kind, actor = _who(page, ticket, comment["author_id"], channel)
-        public = comment.get("public", True)
-        if not isinstance(public, bool):
-            raise ctx.error("public must be true or false", f"{field}.public")
-        if kind == "customer":
-            messages.append(Message(role="customer", author=actor, text=text, at=at))
-            continue
-        messages.append(Message(role="agent", author=actor, text=text, at=at, public=public))
-        if actor not in touches:
-            touches[actor] = Touch(actor=actor, kind=kind, at=at)  # type: ignore[arg-type]
-        if kind == "ai" and actor not in bots:
-            bots.append(actor)
-
-    created = _time(ctx, ticket.get("created_at"), "created_at")
-    updated = _time(ctx, ticket.get("updated_at"), "updated_at")
-    if not messages:
-        description = ticket.get("description")
-        if not isinstance(description, str) or not description.strip():
-            raise ctx.error("the ticket has no comments and no description", cfield)
+    def messages(
+        self, ctx: RecordContext, ticket: dict[str, Any], comments: list[Comment]
+    ) -> tuple[list[Message], dict[str, Touch], list[str]]:
         requester = ticket.get("requester_id")
-        messages.append(
-            Message(role="customer", author=f"customer:{requester}", text=description, at=created)
+        created = iso_time(ctx, ticket.get("created_at"), "created_at")
+        description = text(ctx, ticket.get("description"), "description").strip()
+        messages: list[Message] = []
+        touches: dict[str, Touch] = {}
+        bots: list[str] = []
+        if description and _norm(description) not in {_norm(c.text) for c in comments}:
+            # No comment carries the customer's request: the description is the opening message.
+            opening = Message(
+                role="customer", author=f"customer:{requester}", text=description, at=created
+            )
+            messages.append(opening)
+        for comment in sorted(comments, key=lambda c: (c.at is None, c.at or datetime.min)):
+            kind, actor = self.authors.classify(
+                comment.author_id, requester, comment.via, fallback_via=None
+            )
+            if kind == "customer":
+                messages.append(
+                    Message(role="customer", author=actor, text=comment.text, at=comment.at)
+                )
+                continue
+            reply = Message(
+                role="agent", author=actor, text=comment.text, at=comment.at, public=comment.public
+            )
+            messages.append(reply)
+            touches.setdefault(actor, Touch(actor=actor, kind=kind, at=comment.at))
+            if kind == "ai" and actor not in bots:
+                bots.append(actor)
+        return messages, touches, bots
+
+    def convert(self, tid: str) -> Outcome:
+        located = self.found.tickets[tid]
+        ticket, ctx = located.ticket, located.ctx
+        report = self.ictx.report
+        report.unmapped("ticket", ticket, TICKET_FIELDS)
+        comments = self.comments(ctx, ticket, tid)
+        for comment_raw in ticket.get("comments") or []:
+            if isinstance(comment_raw, dict):
+                report.unmapped("comments[]", comment_raw, COMMENT_FIELDS)
+        messages, touches, bots = self.messages(ctx, ticket, comments)
+        if not comments:
+            report.note(
+                "some tickets carry no comments (the incremental ticket export and List Tickets "
+                "have none): each became one customer message from its description; export the "
+                "comments too (Ticket Comments or Ticket Audits, or ticket events with "
+                "include=comment_events) to judge the conversation"
+            )
+        if not messages:
+            raise ctx.error(
+                "the ticket has no comments and no description: nothing to judge", "description"
+            )
+        audits = ticket.get("audits", self.found.audits.get(tid, []))
+        history = status_history(
+            ctx, audits, self.found.events.get(tid, []), "audits", "ticket_events"
         )
+        metrics = ticket.get("metric_set") or self.found.metrics.get(tid) or {}
+        metrics = obj(ctx, metrics, "metric_set")
+        status = text(ctx, ticket.get("status"), "status") or None
+        solve = last_solve(history)
+        reopen = first_reopen(history)
+        closed_at = None
+        if status in CLOSED_STATUSES:
+            closed_at = solve.at if solve is not None else None
+            if closed_at is None and metrics.get("solved_at"):
+                closed_at = iso_time(ctx, metrics["solved_at"], "ticket_metrics.solved_at")
+            if closed_at is None:
+                closed_at = iso_time(ctx, ticket.get("updated_at"), "updated_at")
+                report.note(
+                    "some solved tickets have no audit, ticket event or metric giving the solve "
+                    "time: closed_at is their updated_at"
+                )
+        reopens = metrics.get("reopens")
+        if reopen is None and isinstance(reopens, int) and reopens > 0:
+            report.note(
+                "some tickets were reopened per ticket_metrics.reopens but no audit or ticket "
+                "event says when: reopened_at is left empty; add the audits to time the reopen"
+            )
+        tags = _tags(ticket.get("tags"))
+        csat, rating = self.csat(ctx, ticket, tid)
+        metadata = self.metadata(ticket, tags, rating, metrics, history)
+        claim = self.claim(status, solve, bots)
+        try:
+            return Outcome(
+                id=f"zendesk-{tid}",
+                kind="support_ticket",
+                conversation=messages,
+                signals=Signals(
+                    csat=csat,
+                    escalated=True if set(tags) & ESCALATION_TAGS else None,
+                    reopened_at=reopen.at if reopen is not None else None,
+                    closed_at=closed_at,
+                ),
+                touches=list(touches.values()),
+                agent=AgentInfo(name=bots[0].removeprefix("bot:") if bots else None),
+                vendor_claim=claim,
+                metadata=metadata,
+            )
+        except ValidationError as exc:
+            raise from_validation_error(ctx.path, exc, line=ctx.line, record=ctx.record) from exc
 
-    status = ticket.get("status")
-    closed_at = None
-    if status in CLOSED_STATUSES:
-        closed_at = _solved_from_audits(ctx, audits, afield) or updated
-    reopened_at = _reopen_from_audits(ctx, audits, afield)
-    if reopened_at is None and tags & REOPEN_TAGS:
-        reopened_at = updated
-
-    csat = None
-    rating = ticket.get("satisfaction_rating")
-    if isinstance(rating, dict):
+    def csat(
+        self, ctx: RecordContext, ticket: dict[str, Any], tid: str
+    ) -> tuple[int | None, dict[str, Any]]:
+        rating = self.found.ratings.get(tid) or ticket.get("satisfaction_rating")
+        if not isinstance(rating, dict):
+            return None, {}
         score = rating.get("score")
+        field = "satisfaction_ratings" if tid in self.found.ratings else "satisfaction_rating"
         if isinstance(score, int) and not isinstance(score, bool) and 1 <= score <= 5:
-            csat = score
-        elif isinstance(score, str):
-            csat = CSAT_SCORES.get(score.lower())
-        elif score is not None:
-            raise ctx.error(f"unknown satisfaction score {score!r}", "satisfaction_rating.score")
-
-    via = ticket.get("via")
-    metadata: dict[str, Any] = {"source": "zendesk", "ticket_id": ticket["id"], "status": status}
-    if ticket.get("subject"):
-        metadata["subject"] = ticket["subject"]
-    if tags:
-        metadata["tags"] = sorted(tags)
-    if isinstance(via, dict) and via.get("channel"):
-        metadata["via"] = via["channel"]
-    if isinstance(rating, dict) and rating.get("score"):
-        metadata["satisfaction"] = rating["score"]
-    custom = ticket.get("custom_fields") or ticket.get("fields")
-    if isinstance(custom, list):
-        metadata["custom_fields"] = {
-            str(f.get("id")): f.get("value") for f in custom if isinstance(f, dict)
-        }
-
-    try:
-        return Outcome(
-            id=f"zendesk-{tid}",
-            kind="support_ticket",
-            conversation=messages,
-            signals=Signals(
-                csat=csat,
-                escalated=True if tags & ESCALATION_TAGS else None,
-                reopened_at=reopened_at,
-                closed_at=closed_at,
-            ),
-            touches=list(touches.values()),
-            agent=AgentInfo(name=bots[0].removeprefix("bot:") if bots else None),
-            metadata=metadata,
+            return score, rating
+        if isinstance(score, str) and score.lower() in {*CSAT_SCORES, "offered", "unoffered"}:
+            return CSAT_SCORES.get(score.lower()), rating
+        if score is None:
+            return None, rating
+        raise ctx.error(
+            f"unknown satisfaction score {score!r}; expected good, bad, offered or unoffered",
+            f"{field}.score",
         )
-    except ValidationError as exc:
-        raise from_validation_error(ctx.path, exc, line=ctx.line, record=ctx.record) from exc
 
+    def claim(self, status: str | None, solve: Any, bots: list[str]) -> VendorClaim:
+        """Status, and whether the solve came through Zendesk's AI agent (its own claim)."""
+        evidence = ["status"]
+        automated: bool | None = None
+        state = None
+        if status in CLOSED_STATUSES and solve is not None:
+            evidence.append(solve.field)
+            author_kind, _ = self.authors.classify(solve.author_id, None, solve.via)
+            automated = ai_via(solve.via) or author_kind == "ai"
+            if automated:
+                state = "automated_resolution"
+        return VendorClaim(
+            vendor="zendesk",
+            resolution_state=state,
+            status=status,
+            automated=automated,
+            evidence=evidence,
+        )
 
-def iter_zendesk(path: Path) -> Iterator[Located]:
-    """Yield one support-ticket Outcome per Zendesk ticket.
-
-    Mapping: comments by the requester or an ``end-user`` -> ``customer``; by ``agent``/``admin``
-    users -> ``agent`` (``public: false`` kept as an internal note). An agent author is a bot
-    (touch kind ``ai``) when the user has ``bot``/``is_bot`` set (top level or ``user_fields``),
-    a ``bot``/``ai_agent`` tag, or the comment came ``via`` channel ``api``, ``answer_bot`` or
-    ``ai_agent``; channel ``rule`` is ``automation``; other agents are ``human``. ``status``
-    solved/closed -> ``closed_at`` (last solve in the audits, else ``updated_at``); a status
-    change from solved/closed back to open in the audits (else a ``reopened`` tag, at
-    ``updated_at``) -> ``reopened_at``; ``satisfaction_rating.score`` good -> CSAT 5, bad -> 1;
-    an ``escalated`` tag -> ``escalated``. No comments: the ``description`` is the customer's
-    message.
-    """
-    page = _Page()
-    for value, line in iter_json_values(path):
-        if isinstance(value, dict) and isinstance(value.get("tickets"), list):
-            page.absorb(RecordContext(path, line, None), value)
-            items: list[tuple[str | None, Any]] = [
-                (f"tickets.{i}", t) for i, t in enumerate(value["tickets"])
+    def metadata(
+        self,
+        ticket: dict[str, Any],
+        tags: list[str],
+        rating: dict[str, Any],
+        metrics: dict[str, Any],
+        history: list[Any],
+    ) -> dict[str, Any]:
+        meta: dict[str, Any] = {"source": "zendesk", "ticket_id": ticket["id"]}
+        for key in ("status", "subject", "type", "priority", "assignee_id", "group_id"):
+            if ticket.get(key) not in (None, ""):
+                meta[key] = ticket[key]
+        if tags:
+            meta["tags"] = tags
+        channel = via_channel(ticket.get("via"))
+        if channel:
+            meta["via"] = channel
+        if rating.get("score"):
+            meta["satisfaction"] = rating["score"]
+        if rating.get("comment"):
+            meta["satisfaction_comment"] = rating["comment"]
+        for key in ("reopens", "replies", "solved_at"):
+            if metrics.get(key) is not None:
+                meta[key] = metrics[key]
+        if history:
+            meta["status_history"] = [
+                [c.at.isoformat() if c.at else None, c.previous, c.value] for c in history
             ]
-        elif isinstance(value, dict) and isinstance(value.get("ticket"), dict):
-            page.absorb(RecordContext(path, line, None), value)
-            items = [("ticket", value["ticket"])]
-        elif isinstance(value, list):
-            items = [(str(i), t) for i, t in enumerate(value)]
-        else:
-            items = [(None, value)]
-        for record, ticket in items:
-            ctx = RecordContext(path, line, record)
-            yield Located(convert_ticket(ctx, ticket, page), line, record)
+        custom = ticket.get("custom_fields") or ticket.get("fields")
+        if isinstance(custom, list):
+            meta["custom_fields"] = {
+                str(f.get("id")): f.get("value") for f in custom if isinstance(f, dict)
+            }
+        return meta
+
+
+def iter_zendesk(path: Path, ictx: ImportContext) -> Iterator[Located]:
+    """Yield one support-ticket Outcome per Zendesk ticket in the file (see the module docs)."""
+    found = Collector(path, ictx).read()
+    if not found.tickets:
+        held = [
+            name
+            for name, items in (
+                ("Ticket Audits", found.audits),
+                ("ticket events", found.events),
+                ("comments", found.comments),
+                ("satisfaction ratings", found.ratings),
+                ("ticket metrics", found.metrics),
+            )
+            if items
+        ]
+        what = ", ".join(held) or "no tickets"
+        raise RecordContext(path, None, None).error(
+            f"this file holds {what} but no tickets: the requester and the description come "
+            "from the ticket; put the tickets (Show Ticket, List Tickets or the incremental "
+            "ticket export, with include=users) in the same file, one page per line",
+            "tickets",
+        )
+    for name, keyed in (
+        ("Ticket Audits", found.audits),
+        ("ticket events", found.events),
+        ("satisfaction ratings", found.ratings),
+        ("ticket metrics", found.metrics),
+    ):
+        orphans = sorted(set(keyed) - set(found.tickets))
+        if orphans:
+            ictx.report.note(
+                f"{name} for {len(orphans)} ticket(s) not in this file were not used "
+                f"(ticket ids {', '.join(orphans[:5])}); add those tickets to the file"
+            )
+    if found.replaced:
+        ictx.report.note(
+            f"{found.replaced} ticket record(s) repeated an earlier ticket id (incremental "
+            "exports list a ticket each time it changes): the latest version was kept"
+        )
+    converter = TicketConverter(found, ictx)
+    for tid, located in found.tickets.items():
+        yield Located(converter.convert(tid), located.ctx.line, located.ctx.record)

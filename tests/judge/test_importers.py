@@ -11,8 +11,6 @@ from typer.testing import CliRunner
 
 from judge.cli import app
 from judge.importers import FORMATS, InputFileError, detect_format, read_outcomes, validate_file
-from judge.importers.intercom import html_to_text
-from judge.models import Outcome
 from tests.conftest import shared_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -130,138 +128,12 @@ def test_taubench_reward_must_be_number(tmp_path: Path) -> None:
     assert info.value.field == "reward"
 
 
-# ----------------------------------------------------------------------------- Zendesk
-
-
-def _by_id(path: Path) -> dict[str, Outcome]:
-    return {o.id: o for o in read_outcomes(path)}
-
-
-def test_zendesk_bundle_maps_roles_signals_and_touches() -> None:
-    got = _by_id(FIXTURES / "zendesk_export.json")
-    assert set(got) == {"zendesk-35436", "zendesk-35437", "zendesk-35438"}
-
-    solved = got["zendesk-35436"]
-    assert [m.role for m in solved.conversation] == ["customer", "agent", "customer"]
-    assert solved.signals.csat == 5  # "good"
-    assert solved.signals.closed_at == _utc("2026-03-02T09:31:00+00:00")  # solved -> updated_at
-    assert [(t.actor, t.kind) for t in solved.touches] == [("bot:Answer Assistant", "ai")]
-    bot_text = solved.conversation[1].text  # from html_body
-    assert "$49.00" in bot_text and "authorisation & it" in bot_text and "<" not in bot_text
-    assert solved.metadata["custom_fields"] == {"360001": "plan_pro"}
-    assert solved.metadata["subject"] == "Charged twice for the March invoice"
-
-    handed = got["zendesk-35437"]
-    assert handed.signals.csat == 1  # "bad"
-    assert handed.signals.escalated is True
-    assert handed.signals.closed_at is None  # status open again
-    assert handed.signals.reopened_at == _utc("2026-03-05T08:45:00+00:00")  # audit solved->open
-    kinds = {t.actor: t.kind for t in handed.touches}
-    assert kinds == {"bot:Answer Assistant": "ai", "Priya Natarajan": "human"}
-    notes = [m for m in handed.conversation if not m.public]
-    assert len(notes) == 1 and notes[0].role == "agent" and "Merging" in notes[0].text
-
-    bare = got["zendesk-35438"]
-    assert [m.role for m in bare.conversation] == ["customer"]  # description only
-    assert bare.signals.csat is None and bare.touches == []
-
-
-def test_zendesk_jsonl_embedded_comments_and_pages() -> None:
-    path = FIXTURES / "zendesk_export.jsonl"
-    assert detect_format(path) == "zendesk"
-    got = _by_id(path)
-    refund = got["zendesk-4101"]
-    assert refund.touches[0].kind == "ai"  # via answer_bot
-    assert refund.signals.reopened_at is not None  # "reopened" tag
-    assert refund.signals.closed_at is not None  # closed
-    assert refund.signals.csat is None  # "offered" is not a rating
-    export = got["zendesk-4102"]
-    assert [(t.actor, t.kind) for t in export.touches] == [("Marco Ruiz", "human")]
-
-
-def test_zendesk_comment_without_author_names_field(tmp_path: Path) -> None:
-    doc = {
-        "tickets": [
-            {
-                "id": 5,
-                "requester_id": 1,
-                "status": "open",
-                "comments": [
-                    {"id": 1, "body": "hi", "author_id": 1},
-                    {"id": 2, "body": "no author"},
-                ],
-            }
-        ]
-    }
-    path = tmp_path / "zd.json"
-    path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-    with pytest.raises(InputFileError) as info:
-        validate_file(path)
-    assert info.value.record == "tickets.0"
-    assert info.value.field == "comments.1.author_id"
-    assert "missing" in info.value.reason
-
-
-# ----------------------------------------------------------------------------- Intercom
-
-
-def test_intercom_export_maps_parts_ratings_and_bots() -> None:
-    path = FIXTURES / "intercom_export.json"
-    got = _by_id(path)
-
-    fin = got["intercom-501"]
-    assert [m.role for m in fin.conversation] == ["customer", "agent", "customer"]
-    assert fin.conversation[0].text.startswith('The code SPRING26 says "expired"')
-    assert fin.signals.csat == 5 and fin.signals.customer_confirmed is True
-    assert fin.signals.closed_at == datetime.fromtimestamp(1772446500, tz=UTC)
-    assert [(t.actor, t.kind) for t in fin.touches] == [("bot:Fin", "ai")]
-    assert fin.agent.name == "Fin"
-
-    routed = got["intercom-502"]
-    assert routed.conversation[0].text.startswith("Webhook retries\n")  # subject kept
-    kinds = {t.actor: t.kind for t in routed.touches}
-    assert kinds == {"bot:Fin": "ai", "bot:Workflow": "router", "Sofia": "human"}
-    notes = [m for m in routed.conversation if not m.public]
-    assert [n.text for n in notes] == ["Known incident INC-441, retries disabled 2-3 March."]
-    assert routed.signals.csat == 2 and routed.signals.escalated is True
-    assert routed.signals.closed_at is None  # state open
-    assert routed.signals.reopened_at == datetime.fromtimestamp(1772560800, tz=UTC)
-
-    snoozed = got["intercom-503"]
-    assert snoozed.touches[0].kind == "ai"  # admin author flagged from_ai_agent
-    assert snoozed.conversation[1].text == (
-        "- Open Settings > Team\n- Click Invite and choose the Admin role"
-    )
-    assert snoozed.signals.closed_at is None
-
-
-def test_html_to_text_strips_markup_and_scripts() -> None:
-    html = "<div>Hi<br>there &lt;3</div><script>alert('x')</script><p>Bye</p>"
-    assert html_to_text(html) == "Hi\nthere <3\nBye"
-
-
-def test_intercom_bad_rating_names_field(tmp_path: Path) -> None:
-    conv = {
-        "type": "conversation",
-        "id": "9",
-        "state": "closed",
-        "source": {"body": "<p>hi</p>", "author": {"type": "user", "id": "u"}},
-        "conversation_rating": {"rating": 7},
-    }
-    path = _write_lines(tmp_path / "ic.jsonl", [conv])
-    with pytest.raises(InputFileError) as info:
-        validate_file(path)
-    assert info.value.line == 1 and info.value.field == "conversation_rating.rating"
-
-
 # ----------------------------------------------------------------------------- detection
 
 
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("zendesk_export.json", "zendesk"),
-        ("zendesk_export.jsonl", "zendesk"),
         ("intercom_export.json", "intercom"),
     ],
 )

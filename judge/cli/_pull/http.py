@@ -1,0 +1,136 @@
+"""A small JSON-over-HTTPS client for `judge pull`: rate limits honoured, credentials kept home.
+
+Standard library only (``urllib``): the pulls make a few sequential requests, so no HTTP
+dependency earns its place. A 429 (or 503) answer is retried after its ``Retry-After`` (seconds
+or an HTTP date; exponential backoff when absent), at most ``max_retries`` times and never for
+longer than ``max_wait`` seconds at once. A ``next`` link on another host is refused: the
+credentials in the headers go only to the configured base URL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+RETRY_STATUSES = frozenset({429, 503})
+
+
+class PullError(Exception):
+    """The pull cannot go on; the message names the request and the fix."""
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date).
+
+    >>> retry_after_seconds("7"), retry_after_seconds(None)
+    (7.0, None)
+    >>> retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT",
+    ...                     now=datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC))
+    10.0
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+@dataclass
+class HttpClient:
+    """GET/POST JSON against one base URL with fixed headers (credentials included)."""
+
+    base_url: str
+    headers: dict[str, str]
+    max_retries: int = 5
+    max_wait: float = 120.0
+    timeout: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+    requests: int = 0
+    waits: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        parsed = urllib.parse.urlsplit(self.base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise PullError(f"base URL {self.base_url!r} is not an http(s) URL")
+        self.base_url = self.base_url.rstrip("/")
+        self._host = parsed.netloc
+
+    def url(self, path_or_url: str, params: dict[str, Any] | None = None) -> str:
+        """An absolute URL on the base host (a ``next`` link elsewhere is refused)."""
+        if path_or_url.startswith(("http://", "https://")):
+            url = path_or_url
+            host = urllib.parse.urlsplit(url).netloc
+            if host != self._host:
+                raise PullError(
+                    f"the server sent a next-page link to another host ({host}); refusing to "
+                    f"send credentials there (expected {self._host})"
+                )
+        else:
+            url = self.base_url + "/" + path_or_url.lstrip("/")
+        if params:
+            query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+            url += ("&" if "?" in url else "?") + query
+        return url
+
+    def get(self, path_or_url: str, params: dict[str, Any] | None = None) -> Any:
+        return self._request("GET", self.url(path_or_url, params), None)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self._request("POST", self.url(path), json.dumps(body).encode("utf-8"))
+
+    def _request(self, method: str, url: str, data: bytes | None) -> Any:
+        shown = url.split("?")[0]
+        for attempt in range(self.max_retries + 1):
+            headers = {"Accept": "application/json", **self.headers}
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            request = urllib.request.Request(url, data=data, method=method, headers=headers)
+            self.requests += 1
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.loads(response.read().decode("utf-8"))
+            except urllib.error.HTTPError as exc:
+                if exc.code not in RETRY_STATUSES or attempt == self.max_retries:
+                    body = exc.read().decode("utf-8", errors="replace")[:300]
+                    raise PullError(
+                        f"{method} {shown} answered {exc.code} {exc.reason}: {body}".rstrip(": ")
+                        + (
+                            f" (after {attempt} retries)"
+                            if exc.code in RETRY_STATUSES
+                            else "; check the credentials and the account in the environment"
+                            if exc.code in (401, 403)
+                            else ""
+                        )
+                    ) from exc
+                wait = retry_after_seconds(exc.headers.get("Retry-After"))
+                wait = float(2**attempt) if wait is None else wait
+                if wait > self.max_wait:
+                    raise PullError(
+                        f"{method} {shown} is rate limited for {wait:.0f} s (more than "
+                        f"--max-wait {self.max_wait:.0f} s); run the pull again later: it resumes "
+                        "from the saved cursor"
+                    ) from exc
+                self.waits.append(wait)
+                self.sleep(wait)
+            except urllib.error.URLError as exc:
+                raise PullError(f"{method} {shown} failed: {exc.reason}") from exc
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise PullError(f"{method} {shown} did not answer JSON: {exc}") from exc
+        raise PullError(f"{method} {shown}: no answer")  # pragma: no cover (loop always returns)

@@ -1,0 +1,196 @@
+"""Declarative mappings: the shipped six on payloads built from each vendor's API reference,
+and located errors for a broken mapping or data the mapping does not describe."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from judge.cli import app
+from judge.importers import FileReport, InputFileError, read_outcomes
+from judge.importers.mapping_schema import MappingError, load_mapping, shipped_mappings
+from judge.models import Outcome
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mappings"
+Expected = list[tuple[str, str, bool]]  # (role, text, public) in time order
+
+
+def _load(name: str) -> Any:
+    text = (FIXTURES / name).read_text(encoding="utf-8")
+    return json.loads(text) if name.endswith(".json") else json.loads(text.splitlines()[0])
+
+
+def _freshdesk(raw: dict[str, Any]) -> Expected:
+    convs = sorted(raw["conversations"], key=lambda c: c["created_at"])
+    return [("customer", raw["description_text"], True)] + [
+        ("customer" if c["incoming"] else "agent", c["body_text"], not c["private"]) for c in convs
+    ]
+
+
+def _helpscout(raw: dict[str, Any]) -> Expected:
+    threads = sorted(raw["_embedded"]["threads"], key=lambda t: t["createdAt"])
+    return [
+        (
+            "customer" if t["createdBy"]["type"] == "customer" else "agent",
+            t["body"].removeprefix("<p>").removesuffix("</p>"),
+            t["type"] != "note",
+        )
+        for t in threads
+        if t["type"] != "lineitem"
+    ]
+
+
+def _gorgias(raw: dict[str, Any]) -> Expected:
+    return [
+        ("agent" if m["from_agent"] else "customer", m["body_text"], m["public"])
+        for m in sorted(raw["messages"], key=lambda m: m["created_datetime"])
+    ]
+
+
+def _salesforce(raw: dict[str, Any]) -> Expected:
+    case = raw["records"][0]
+    items = [
+        (e["MessageDate"], "customer" if e["Incoming"] else "agent", e["TextBody"], True)
+        for e in case["EmailMessages"]["records"]
+    ] + [
+        (c["CreatedDate"], "agent", c["CommentBody"], c["IsPublished"])
+        for c in case["CaseComments"]["records"]
+    ]
+    rows = [(role, text, public) for _, role, text, public in sorted(items)]
+    # The description is the first incoming email here: it opens the case once.
+    assert rows[0][1] == case["Description"]
+    return rows
+
+
+def _front(raw: dict[str, Any]) -> Expected:
+    items = [
+        (m["created_at"], "customer" if m["is_inbound"] else "agent", m["text"], True)
+        for m in raw["messages"]["_results"]
+        if not m["is_draft"]
+    ] + [(c["posted_at"], "agent", c["body"], False) for c in raw["comments"]["_results"]]
+    return [(role, text, public) for _, role, text, public in sorted(items)]
+
+
+def _hubspot(raw: dict[str, Any]) -> Expected:
+    rows = []
+    for m in sorted(raw["messages"]["results"], key=lambda m: m["createdAt"]):
+        if m["type"] == "MESSAGE":
+            rows.append(("customer" if m["direction"] == "INCOMING" else "agent", m["text"], True))
+        elif m["type"] == "COMMENT":
+            rows.append(("agent", m["text"], False))
+    return rows
+
+
+CASES: list[tuple[str, str, Callable[[Any], Expected], dict[str, Any]]] = [
+    ("freshdesk", "freshdesk_tickets.jsonl", _freshdesk, {"status": "resolved", "csat": None}),
+    ("helpscout", "helpscout_conversations.jsonl", _helpscout, {"status": "closed", "csat": None}),
+    ("gorgias", "gorgias_tickets.jsonl", _gorgias, {"status": "closed", "csat": 4}),
+    ("salesforce", "salesforce_cases.json", _salesforce, {"status": "Closed", "csat": None}),
+    ("front", "front_conversations.jsonl", _front, {"status": "archived", "csat": None}),
+    ("hubspot", "hubspot_threads.jsonl", _hubspot, {"status": "CLOSED", "csat": None}),
+]
+
+
+def _convert(name: str, fixture: str) -> tuple[list[Outcome], FileReport]:
+    path = FIXTURES / fixture
+    report = FileReport(path=path)
+    return list(read_outcomes(path, mapping=load_mapping(name), report=report)), report
+
+
+def test_every_shipped_mapping_is_tested() -> None:
+    assert sorted(name for name, *_ in CASES) == shipped_mappings()
+
+
+@pytest.mark.parametrize(("name", "fixture", "expected", "facts"), CASES, ids=[c[0] for c in CASES])
+def test_shipped_mapping_reads_the_vendor_payload(
+    name: str, fixture: str, expected: Callable[[Any], Expected], facts: dict[str, Any]
+) -> None:
+    raw = _load(fixture)
+    outcomes, report = _convert(name, fixture)
+    first = outcomes[0]
+    assert [(m.role, m.text, m.public) for m in first.conversation] == expected(raw)
+    assert first.vendor_claim is not None and first.vendor_claim.vendor == name
+    assert first.vendor_claim.status == facts["status"]
+    assert first.signals.csat == facts["csat"]
+    assert first.id.startswith(f"{name}-")
+    assert first.id not in report.without_agent and first.id not in report.without_customer
+
+
+def test_who_is_automation_and_ai_comes_from_the_mapping_rules() -> None:
+    gorgias, _ = _convert("gorgias", "gorgias_tickets.jsonl")
+    kinds = {t.actor: t.kind for t in gorgias[0].touches}
+    assert kinds == {"automation:Auto-responder": "automation", "Steve Frazer": "human"}
+    assert gorgias[0].agent.name is None
+
+    hubspot, _ = _convert("hubspot", "hubspot_threads.jsonl")
+    kinds = {t.actor: t.kind for t in hubspot[0].touches}
+    assert kinds["bot:Support bot"] == "ai"  # actor id B-77
+    assert hubspot[0].agent.name == "Support bot"
+    raw = _load("hubspot_threads.jsonl")
+    assert hubspot[0].signals.closed_at is not None
+    assert hubspot[0].signals.closed_at.isoformat().startswith(raw["thread"]["closedAt"][:19])
+
+
+def test_empty_salesforce_relationships_warn_only_as_degenerate() -> None:
+    outcomes, report = _convert("salesforce", "salesforce_cases.json")
+    second = outcomes[1]
+    assert [m.role for m in second.conversation] == ["customer"]  # the description only
+    assert report.without_agent == [second.id]
+    assert not any("carry no" in w for w in report.warnings())  # null = no children, not missing
+
+
+def test_unlisted_role_value_is_a_located_error(tmp_path: Path) -> None:
+    raw = _load("gorgias_tickets.jsonl")
+    raw["messages"][1]["from_agent"] = "maybe"
+    path = tmp_path / "g.jsonl"
+    path.write_text(json.dumps(raw) + "\n", encoding="utf-8")
+    with pytest.raises(InputFileError) as info:
+        list(read_outcomes(path, mapping=load_mapping("gorgias")))
+    err = info.value
+    assert err.line == 1 and err.field == "messages.1.from_agent"
+    assert "'maybe'" in err.reason and "role.customer or role.agent" in err.reason
+
+
+def test_wrong_export_for_the_mapping_is_said(tmp_path: Path) -> None:
+    path = tmp_path / "sf.json"
+    path.write_text(json.dumps({"tickets": []}), encoding="utf-8")
+    with pytest.raises(InputFileError) as info:
+        list(read_outcomes(path, mapping=load_mapping("salesforce")))
+    assert info.value.field == "records" and "salesforce export" in info.value.reason
+
+
+def test_invalid_mapping_names_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "name: mine\nvendor: acme\nsource: https://example.test\nid: id\n"
+        "messages:\n  - path: posts\n    text: body\n    role: {path: who, custmer: [c]}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(MappingError) as info:
+        load_mapping(path)
+    fields = {p.field: p.line for p in info.value.problems}
+    assert fields.get("messages[0].role.custmer") == 8
+    assert "mine.yaml line 8" in str(info.value)
+    with pytest.raises(MappingError, match=r"not a shipped mapping .*freshdesk"):
+        load_mapping("zendesk-classic")
+
+
+def test_convert_with_mapping_on_the_command_line(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    source = FIXTURES / "front_conversations.jsonl"
+    result = CliRunner().invoke(app, ["convert", str(source), "--mapping", "front", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 outcome (mapping)" in " ".join(result.output.split())
+    assert "closed_at is left empty" in " ".join(result.output.split())  # Front has no close time
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 1
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\n", encoding="utf-8")
+    args = ["convert", str(source), "--mapping", str(bad), "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "--mapping:" in result.output and "bad.yaml" in result.output

@@ -11,7 +11,8 @@ Disagreements are put in the first category that fits:
   better" for the recorded choice: the verdict came first and a later mention of the other
   output in the explanation is what a last-mention parser read.
 - ``truncated``: no recorded choice and the reply was cut off (``finish_reason`` ``length``, or
-  it stops mid-sentence), yet the parser found a mention.
+  it stops mid-sentence, e.g. a last line "Therefore, Output (b)"), yet the parser found a
+  mention.
 - ``neither_or_both``: no recorded choice, the reply says neither or both outputs are good, and
   the parser read one of the names in that sentence.
 - ``no_stated_verdict``: no recorded choice, the reply discusses the outputs without a verdict,
@@ -67,7 +68,12 @@ def _category(ours: Choice, theirs: Choice, raw: str, finish: str | None, swappe
     if ours is None:
         return "recorded_only"
     text = raw.rstrip()
-    if finish == "length" or (text and text[-1] not in ".!?)\"'"):
+    last_line = text.rsplit("\n", 1)[-1].strip().lower()
+    if (
+        finish == "length"
+        or (text and text[-1] not in ".!?)\"'")
+        or (last_line.startswith("therefore") and text.endswith(")"))  # "Therefore, Output (b)"
+    ):
         return "truncated"
     if _NEITHER_BOTH.search(text.rsplit("\n", 1)[-1]):
         return "neither_or_both"

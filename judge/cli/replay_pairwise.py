@@ -42,6 +42,10 @@ def replay_pairwise(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write the accuracy-vs-cost PNG here.")
     ] = None,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option("--strategy", help="Only these prompting strategies (repeatable)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Bootstrap seed.")] = 0,
     n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap draws.")] = 1000,
 ) -> None:
@@ -60,7 +64,14 @@ def replay_pairwise(
     from judge.pairwise import parse_preference
 
     try:
-        rows = price_rows(load_judgments(judgments), load_items(items))
+        rows = load_judgments(judgments)
+        if strategy:
+            known = sorted({r.strategy for r in rows})
+            unknown = [s for s in strategy if s not in known]
+            if unknown:
+                fail(f"--strategy {unknown[0]!r} is not in the file; it has {', '.join(known)}")
+            rows = [r for r in rows if r.strategy in strategy]
+        rows = price_rows(rows, load_items(items))
     except (PairwiseInputError, ValueError) as exc:
         fail(str(exc))
     result: dict[str, Any] = {
@@ -178,7 +189,7 @@ def _md(head: list[str], rows: list[list[str]]) -> str:
 def to_markdown(result: dict[str, Any]) -> str:
     """The judge table, the policy table and the parser agreement as Markdown."""
     parser = result["parser"]
-    disagree = ", ".join(f"{k} {v}" for k, v in parser["disagree"].items() if v)
+    disagree = ", ".join(f"{k} {v}" for k, v in parser["disagree"].items() if v) or "none"
     gold = parser["gold_when_both_parsed"]
     return "\n\n".join(
         [
@@ -188,9 +199,13 @@ def to_markdown(result: dict[str, Any]) -> str:
             _md(POLICY_HEAD, [_policy_cells(r) for r in result["policies"]]),
             "#### Re-parse with judge.pairwise.parse_preference",
             f"{parser['agree']} of {parser['replies']} replies agree "
-            f"({parser['agreement']:.2%}); disagreements: {disagree}; where both found a "
-            f"choice the recorded parse equals the gold label {gold['recorded']} times, the "
-            f"project's parser {gold['parser']} times.",
+            f"({parser['agreement']:.2%}); disagreements: {disagree}"
+            + (
+                f"; where both found a choice the recorded parse equals the gold label "
+                f"{gold['recorded']} times, the project's parser {gold['parser']} times."
+                if parser["disagree"]["verdict_then_discussion"] or parser["disagree"]["other"]
+                else "."
+            ),
         ]
     )
 

@@ -199,7 +199,14 @@ def test_reparse_agrees_with_llmbar_and_explains_the_rest(judgments_path: Path) 
     assert result["agreement"] > 0.99
     disagree = result["disagree"]
     assert sum(disagree.values()) == result["replies"] - result["agree"]
-    assert disagree["other"] == 0
+    assert disagree == {
+        "verdict_then_discussion": 46,
+        "truncated": 5,
+        "neither_or_both": 1,
+        "no_stated_verdict": 0,
+        "recorded_only": 0,
+        "other": 0,
+    }
     # The last-mention rule misreads chain-of-thought replies that state the verdict first.
     assert disagree["verdict_then_discussion"] == max(disagree.values())
     assert set(result["by_strategy"]) == {"CoT"}
@@ -243,3 +250,9 @@ def test_cli_json_plot_and_errors(judgments_path: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert missing.returncode == 2
     assert "file not found" in missing.stderr
+    unknown = subprocess.run(
+        [sys.executable, "-m", "judge.cli", "replay-pairwise", str(judgments_path),
+         "--items", str(items), "--strategy", "Swap"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert unknown.returncode == 2 and "it has CoT, Metrics_Reference" in unknown.stderr

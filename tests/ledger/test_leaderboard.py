@@ -112,3 +112,17 @@ def test_from_the_ledger_by_model_path(verified_ledger: tuple[str, Path]) -> Non
         breakeven_data["paths"]["b"]["token_cost"]
     )
     assert run("leaderboard", "--db", url, "--tasks", "3").exit_code == 2
+
+
+def test_readme_leaderboard_table_is_the_commands_output() -> None:
+    path = shared_dataset("leaderboards/tau2_leaderboard_submissions.csv")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    result = run(
+        "leaderboard", "--results", str(path), "--where", "domain=retail",
+        "--name-column", "model", "--name-column", "reasoning_effort", "--name-column", "modality",
+        "--rate-column", "pass_1", "--cost-column", "avg_cost_usd_per_trajectory",
+        "--tasks", "114", "--detail-column", "submitting_organization", "--labor", "5",
+        "--markdown",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() in readme

@@ -126,3 +126,13 @@ def test_readme_leaderboard_table_is_the_commands_output() -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() in readme
+
+
+def test_readme_ledger_leaderboard_is_the_commands_output(
+    verified_ledger: tuple[str, Path],
+) -> None:
+    url, _ = verified_ledger
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    result = run("leaderboard", "--db", url, "--labor", "4", "--markdown")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() in readme

@@ -140,6 +140,8 @@ def render_html(report: Mapping[str, Any], *, title: str = "Judge calibration re
         ),
     ]
     missing = []
+    if rel.get("note"):
+        missing.append(f"reliability diagram: {rel['note']}")
     if not trend.get("points"):
         missing.append("agreement over time needs labels with dates (label.at)")
     by = report.get("by", {})

@@ -23,12 +23,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from judge.models import Label
 from judge.verdict import Verdict
+
+if TYPE_CHECKING:
+    from calibration.tool_verdicts import VerdictColumns
 
 
 class CalibrationInputError(ValueError):
@@ -211,29 +214,45 @@ def read_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def load_files(
-    verdicts_path: str | Path, labels_path: str | Path
+    verdicts_path: str | Path,
+    labels_path: str | Path,
+    *,
+    columns: VerdictColumns | None = None,
 ) -> tuple[list[Verdict], list[LabelRecord]]:
-    """Read the verdicts file and the labels file.
+    """Read the verdicts file and the labels file (JSONL, or CSV by the ``.csv`` suffix).
 
     The labels file holds label records and/or outcomes with embedded labels. The verdicts file
-    holds verdicts; outcomes with embedded labels or label records found there are used as
-    labels too (a combined export works). A verdict in the labels file is an error.
+    holds verdicts: this project's, or any tool's with at least an outcome id and a decision
+    (:mod:`calibration.tool_verdicts`; ``columns`` maps differently named columns). In a JSONL
+    verdicts file, outcomes with embedded labels and ``{outcome_id, resolved}`` label records
+    are used as labels too (a combined export works) unless ``columns`` maps anything; every
+    row of a CSV verdicts file is a verdict. A verdict in the labels file is an error.
     """
+    from calibration.tool_verdicts import VerdictColumns, read_table, to_tool_verdict
+
+    columns = columns or VerdictColumns()
+    every_row_a_verdict = columns.explicit or Path(verdicts_path).suffix.lower() == ".csv"
     verdicts: list[Verdict] = []
     labels: list[LabelRecord] = []
     order = 0
-    for lineno, obj in read_records(verdicts_path):
+    for lineno, obj in read_table(verdicts_path):
         kind = record_kind(obj)
-        if kind == "verdict":
-            verdicts.append(to_verdict(obj, source=str(verdicts_path), line=lineno))
-        elif kind in ("label", "outcome"):
+        where = _where(str(verdicts_path), lineno)
+        if kind in ("label", "outcome") and not every_row_a_verdict:
             order += 1
             labels.extend(to_labels(obj, source=str(verdicts_path), line=lineno, order=order))
-        else:
-            raise CalibrationInputError(
-                f"{verdicts_path}: line {lineno}: not a verdict (needs outcome_id and decision)"
-            )
-    for lineno, obj in read_records(labels_path):
+            continue
+        if kind == "verdict" and not every_row_a_verdict:
+            try:
+                verdicts.append(Verdict.model_validate(obj))
+                continue
+            except ValidationError:
+                pass  # not this project's verdict: read it as another tool's
+        try:
+            verdicts.append(to_tool_verdict(obj, columns=columns, where=where))
+        except ValueError as exc:
+            raise CalibrationInputError(str(exc)) from None
+    for lineno, obj in read_table(labels_path):
         if record_kind(obj) == "verdict":
             raise CalibrationInputError(
                 f"{labels_path}: line {lineno}: this is a verdict, not a label; pass verdicts "

@@ -397,11 +397,19 @@ def calibrate(
     result["by"] = groups
 
     decided = [(u, j, h) for u, j, h in zip(units, panel, human, strict=True) if j is not None]
+    confident = [(u, j, h) for u, j, h in decided if u.verdict.confidence is not None]
     result["reliability"] = reliability(
-        [u.verdict.confidence for u, _, _ in decided],
-        [j == h for _, j, h in decided],
+        [float(u.verdict.confidence or 0.0) for u, _, _ in confident],
+        [j == h for _, j, h in confident],
         bins=bins,
     )
+    if len(confident) < len(decided):
+        result["reliability"]["note"] = (
+            f"{len(decided) - len(confident)} of {len(decided)} decided verdicts carry no "
+            "confidence; the reliability diagram uses only those that do"
+            if confident
+            else "skipped: the verdicts carry no confidence"
+        )
     dated = [(u.label_at, j, h) for u, j, h in decided if u.label_at is not None]
     result["over_time"] = over_time(
         [(at, bool(j), h) for at, j, h in dated if at is not None], window=window

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from calibration.join import LabelRecord
+    from calibration.tool_verdicts import VerdictColumns
     from judge.verdict import Verdict
 
 DbOpt = Annotated[
@@ -78,6 +79,7 @@ def load_rows(
     panel: str | None = None,
     since: str | None = None,
     until: str | None = None,
+    columns: VerdictColumns | None = None,
 ) -> tuple[list[Verdict], list[LabelRecord], str]:
     """Verdicts, labels and a description of where they came from (for messages).
 
@@ -96,6 +98,11 @@ def load_rows(
     }
     if db is not None and files:
         fail("give either --verdicts and --labels (files) or --db (the ledger), not both")
+    if db is not None and columns is not None and columns.explicit:
+        fail(
+            "--id-column, --decision-column, --score-column and --threshold read a verdicts file; "
+            "the ledger's verdicts need no mapping"
+        )
     if db is None:
         if verdicts is None or labels is None:
             fail("give --verdicts FILE and --labels FILE, or --db URL to read the ledger")
@@ -105,7 +112,7 @@ def load_rows(
                 f"{', '.join(used)}: ledger filter(s); use with --db, not with --verdicts/--labels"
             )
         try:
-            verdict_rows, label_rows = load_files(verdicts, labels)
+            verdict_rows, label_rows = load_files(verdicts, labels, columns=columns)
         except (CalibrationInputError, ValueError) as exc:
             fail(str(exc))
         return verdict_rows, label_rows, str(labels)

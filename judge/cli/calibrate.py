@@ -76,15 +76,35 @@ def calibrate(
     n_boot: Annotated[
         int, typer.Option("--n-boot", min=1, help="Bootstrap draws for kappa intervals.")
     ] = 1000,
+    id_column: Annotated[
+        str, typer.Option("--id-column", help="Verdicts file: the outcome id column.")
+    ] = "outcome_id",
+    decision_column: Annotated[
+        str | None,
+        typer.Option(
+            "--decision-column",
+            help="Verdicts file: the decision column (default: decision, verified or resolved).",
+        ),
+    ] = None,
+    score_column: Annotated[
+        str, typer.Option("--score-column", help="Verdicts file: a score column (--threshold).")
+    ] = "score",
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="A score >= this counts as verified (with a score)."),
+    ] = None,
 ) -> None:
     """Measure how well verdicts agree with human labels (kappa with CI, alpha, F1, ...).
 
-    Reads --verdicts and --labels files, or (exactly one of the two) the ledger with --db,
-    optionally narrowed to one --rubric, one --panel and verdicts recorded in [--from, --to).
+    Reads --verdicts and --labels files (JSONL, or CSV by the .csv suffix), or (exactly one of
+    the two) the ledger with --db, optionally narrowed to one --rubric, one --panel and verdicts
+    recorded in [--from, --to). Verdicts may come from any tool: an outcome id and a decision
+    (or a verified/resolved boolean, or a score with --threshold) are enough.
     """
     from calibration.join import CalibrationInputError
     from calibration.report import GROUPINGS
     from calibration.report import calibrate as run_calibration
+    from calibration.tool_verdicts import VerdictColumns
 
     groupings = [g.strip() for g in by.split(",") if g.strip()]
     bad = [g for g in groupings if g not in GROUPINGS]
@@ -93,6 +113,8 @@ def calibrate(
             f"--by: unknown grouping {', '.join(bad)}; use a comma-separated subset of "
             f"{','.join(GROUPINGS)}"
         )
+    if threshold is not None and not math.isfinite(threshold):
+        fail(f"--threshold must be a finite number, got {threshold}")
     verdict_rows, label_rows, source = load_rows(
         verdicts=verdicts,
         labels=labels,
@@ -102,6 +124,12 @@ def calibrate(
         panel=panel,
         since=since,
         until=until,
+        columns=VerdictColumns(
+            outcome_id=id_column,
+            decision=decision_column,
+            score=score_column,
+            threshold=threshold,
+        ),
     )
     try:
         report = run_calibration(verdict_rows, label_rows, by=groupings, seed=seed, n_boot=n_boot)
@@ -166,6 +194,9 @@ def _print_calibration(report: dict[str, Any]) -> None:
             f"human ceiling: alpha {_fmt(ceiling['krippendorff_alpha'])}, kappa "
             f"{_fmt(ceiling['cohen_kappa'])} on {ceiling['n_units']} outcomes with 2+ labellers"
         )
+    note = (report.get("reliability") or {}).get("note")
+    if note:
+        console.print(f"reliability diagram: {note}", highlight=False)
     console.print(
         f"joined {counts['joined']} of {counts['outcomes_with_verdict']} outcomes with verdicts; "
         f"{counts['verdicts_without_label']} without label, {counts['labels_without_verdict']} "

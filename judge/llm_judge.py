@@ -28,7 +28,7 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from judge.limits import ProviderLimiter, provider_of
+from judge.limits import TOKENIZER_MODEL, ProviderLimiter, provider_of
 from judge.models import Outcome
 from judge.panel import LLMJudgeSpec
 from judge.prompts import PROMPT_VERSION, build_messages, json_schema_for, prompt_digest
@@ -186,14 +186,17 @@ def _estimated_cost(litellm: Any, model: str, request: _Request) -> float:
     """The prompt's tokens at ``model``'s input price (litellm's map); 0 when it has no price.
 
     What an attempt costs at least if the provider received it: a call whose process died before
-    the reply is booked at this. Memoised per (model, prompt digest): samples and retries share
-    a prompt.
+    the reply is booked at this. Tokens are counted with the bundled OpenAI tokenizer
+    (:data:`judge.limits.TOKENIZER_MODEL`) whatever the model: litellm would fetch other
+    families' tokenizers from a hub (seconds of stall, and a network call this project never
+    makes), and an estimate does not need them. Memoised per (model, prompt digest): samples and
+    retries share a prompt.
     """
     key = (model, request.digest)
     found = _ESTIMATES.get(key)
     if found is None:
         try:
-            tokens = int(litellm.token_counter(model=model, messages=request.messages))
+            tokens = int(litellm.token_counter(model=TOKENIZER_MODEL, messages=request.messages))
             found = float(litellm.cost_per_token(model=model, prompt_tokens=tokens)[0])
         except Exception:  # a model missing from the price map: the estimate is unknown (0)
             found = 0.0

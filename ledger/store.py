@@ -61,6 +61,10 @@ class LedgerConflictError(RuntimeError):
     """A write kept colliding with concurrent writes of the same outcome; retry it."""
 
 
+class UnknownOutcomeError(LookupError):
+    """A label (or another record about an outcome) names an outcome this tenant does not have."""
+
+
 def check_tenant_name(tenant: str) -> str:
     if not isinstance(tenant, str) or not tenant.strip():
         raise ValueError("tenant must be a non-empty string, e.g. tenant='acme'")
@@ -399,13 +403,30 @@ class Ledger(LedgerReads):
         return ref, row, label_added
 
     def record_label(self, outcome_id: str, label: Label, *, source: str = "api") -> bool:
-        """Store a human label; False when the same label content is already recorded."""
+        """Store a human label; False when the same label content is already recorded.
+
+        Raises
+        ------
+        UnknownOutcomeError
+            This tenant has no outcome ``outcome_id`` (a label of nothing would count in no
+            calibration and could later attach to another tenant's way of spelling the id).
+        """
         if not outcome_id:
             raise ValueError("outcome_id must be a non-empty string")
         if not isinstance(label, Label):
             raise TypeError(f"expected a judge.models.Label, got {type(label).__name__}")
         self._ready()
         with session(self.engine) as db:
+            known = db.exec(
+                select(OutcomeRow.pk)
+                .where(OutcomeRow.tenant == self.tenant, OutcomeRow.outcome_id == outcome_id)
+                .limit(1)
+            ).first()
+            if known is None:
+                raise UnknownOutcomeError(
+                    f"tenant {self.tenant!r} has no outcome {outcome_id!r}: record the outcome "
+                    "before labelling it"
+                )
             return self._write_label(db, outcome_id, label, source)
 
     def record_calls(self, calls: Sequence[JudgeCall]) -> int:

@@ -244,6 +244,8 @@ class MeterMachine(RuleBasedStateMachine):
     def human_overturn(self, n: int) -> None:
         self.steps["human_overturn"] += 1
         oid = f"O-{n}"
+        if oid not in self.anchors:
+            return  # a label needs the outcome it is about (Ledger.record_label refuses others)
         label = Label.model_validate({"resolved": False, "by": "qa", "at": _iso(self.now)})
         self.ledger.record_label(oid, label)
         Revoker(self.engine, tenant=self.tenant, now=self.now).check_label(oid, label)

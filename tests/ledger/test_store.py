@@ -170,6 +170,18 @@ def test_record_result_writes_outcome_verdict_and_label_once(ledger: Ledger) -> 
     assert ledger.record_label("T-1001", Label(resolved=False, by="alice")) is True
 
 
+def test_a_label_of_an_outcome_the_tenant_does_not_have_is_refused(ledger: Ledger) -> None:
+    from ledger.store import UnknownOutcomeError
+
+    ledger.record_outcome(ticket())
+    other = Ledger(ledger.engine, tenant="globex")
+    with pytest.raises(UnknownOutcomeError, match="record the outcome before labelling it"):
+        other.record_label("T-1001", Label(resolved=False, by="mallory"))
+    with pytest.raises(UnknownOutcomeError, match="no outcome 'T-9'"):
+        ledger.record_label("T-9", Label(resolved=True, by="alice"))
+    assert ledger.counts()["labels"] == 0  # neither refused label was written
+
+
 def test_verdict_for_returns_latest_matching_verdict(ledger: Ledger) -> None:
     outcome = ticket()
     key = {"rubric": "support-resolution@3f2a9c1", "panel": "default@8b1d"}
@@ -252,6 +264,7 @@ def test_iter_verdicts_pages_and_filters_by_time(ledger: Ledger) -> None:
 def test_times_come_back_as_the_same_instant_in_utc(ledger: Ledger) -> None:
     cest = timezone(timedelta(hours=2))
     label = Label(resolved=True, by="qa", at=datetime(2026, 3, 2, 11, 0, tzinfo=cest))
+    ledger.record_outcome(ticket())
     ledger.record_label("T-1001", label)
     [stored] = list(ledger.iter_labels())
     assert stored.label.at == datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

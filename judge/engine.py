@@ -132,7 +132,7 @@ class Engine:
             decision = "abstain"
             reasons.extend(effects.abstain_reasons)
 
-        findings = scan_outcome(outcome)
+        findings = scan_outcome(outcome, criterion_ids=[c.id for c in rubric.criteria])
         if findings:
             flags.append(FLAG_INJECTION)
             reasons.extend(f"possible prompt injection in {f.where}: {f.pattern}" for f in findings)

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from statistics import fmean
 
 from judge.aggregate import Aggregate, aggregate, run_cascade
+from judge.guard_model import InjectionDetector, default_detector, score_outcome
 from judge.injection import scan_outcome
 from judge.limits import ProviderLimiter
 from judge.models import Outcome
@@ -50,6 +51,12 @@ class Engine:
         Where judge calls are recorded and looked up (the cache). Memory by default.
     limiter : ProviderLimiter, optional
         Per-provider concurrency bound shared by every LLM judge of this engine.
+    detector : InjectionDetector or None or "default", optional
+        The trained injection detector (:mod:`judge.guard_model`); ``"default"`` loads the one
+        the settings name (the shipped one), ``None`` runs without (no score recorded).
+    injection_threshold : float, optional
+        Flag at this detector probability; default the panel's ``injection_threshold``, else
+        ``OUTCOME_JUDGE_INJECTION_THRESHOLD``, else the model's own.
     """
 
     def __init__(
@@ -59,6 +66,8 @@ class Engine:
         *,
         store: CallStore | None = None,
         limiter: ProviderLimiter | None = None,
+        detector: InjectionDetector | str | None = "default",
+        injection_threshold: float | None = None,
     ) -> None:
         self.panel = panel
         self.rubrics = dict(rubrics)
@@ -69,6 +78,10 @@ class Engine:
             for spec in panel.judges
         }
         self._weights = {spec.name: spec.weight for spec in panel.judges}
+        self.detector = default_detector() if detector == "default" else detector
+        if isinstance(self.detector, str):
+            raise ValueError("detector must be an InjectionDetector, None or 'default'")
+        self.injection_threshold = _threshold(panel, self.detector, injection_threshold)
 
     def rubric_for(self, outcome: Outcome) -> Rubric:
         try:
@@ -136,6 +149,17 @@ class Engine:
         if findings:
             flags.append(FLAG_INJECTION)
             reasons.extend(f"possible prompt injection in {f.where}: {f.pattern}" for f in findings)
+        injection_score: float | None = None
+        if isinstance(self.detector, InjectionDetector):
+            injection_score, where = score_outcome(self.detector, outcome)
+            injection_score = round(injection_score, 4)
+            if injection_score >= self.injection_threshold:
+                flags.append(FLAG_INJECTION)
+                reasons.append(
+                    f"injection detector: {injection_score:.3f} >= {self.injection_threshold:g} "
+                    f"in {where}"
+                )
+        if FLAG_INJECTION in flags:
             # A flagged outcome is never auto-verified: a person decides.
             decision = "abstain"
 
@@ -152,7 +176,25 @@ class Engine:
             cost_usd=round(sum(j.cost_usd for j in judgments), 8),
             reasons=reasons,
             content_hash=outcome.content_hash(),
+            injection_score=injection_score,
+            injection_detector=(
+                self.detector.ref if isinstance(self.detector, InjectionDetector) else None
+            ),
         )
+
+
+def _threshold(panel: Panel, detector: InjectionDetector | None, given: float | None) -> float:
+    """The flag threshold: given, else the panel's, else the settings', else the model's."""
+    if given is not None:
+        return given
+    if panel.injection_threshold is not None:
+        return panel.injection_threshold
+    from judge.settings import get_settings
+
+    configured = get_settings().injection_threshold
+    if configured is not None:
+        return configured
+    return detector.threshold if detector is not None else 1.0
 
 
 def _criteria(rubric: Rubric, judgments: Sequence[Judgment]) -> dict[str, CriterionResult]:

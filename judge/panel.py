@@ -107,6 +107,7 @@ class Panel(ContentVersioned):
     # Frozen: the version is a cached hash of the content, so the content must not change.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     version_digits: ClassVar[int] = 4
+    version_omit_defaults: ClassVar[frozenset[str]] = frozenset({"injection_threshold"})
 
     name: str = Field(default="panel", pattern=NAME)
     judges: list[JudgeSpec] = Field(min_length=1)
@@ -117,6 +118,14 @@ class Panel(ContentVersioned):
     )
     cascade: list[CascadeStage] | None = None
     gate: GateSpec = Field(default_factory=GateSpec)
+    injection_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="flag an outcome when the injection detector's probability reaches this "
+        "(default: OUTCOME_JUDGE_INJECTION_THRESHOLD, else the threshold the model was trained "
+        "with)",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -108,6 +108,16 @@ class Verdict(BaseModel):
     cost_usd: float = 0.0
     reasons: list[str] = Field(default_factory=list)
     content_hash: str | None = None
+    injection_score: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="The injection detector's highest probability over the outcome's texts "
+        "(None when no detector is loaded).",
+    )
+    injection_detector: str | None = Field(
+        default=None, description="Which detector file scored it (injection-detector@<sha>)."
+    )
 
     def to_json(self) -> str:
         return self.model_dump_json()

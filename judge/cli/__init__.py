@@ -20,6 +20,7 @@ from judge.cli import (
     serve,
     tenants,
     train,
+    train_guard,
     verify,
     worker,
 )
@@ -36,6 +37,7 @@ for _module in (
     verify,
     rubrics,
     train,
+    train_guard,
     convert,
     calibrate,
     drift,

@@ -28,6 +28,7 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from judge.evidence import evidence_problems
 from judge.limits import ProviderLimiter, provider_of
 from judge.models import Outcome
 from judge.panel import LLMJudgeSpec
@@ -75,8 +76,11 @@ BACKOFF = Backoff()
 """The default used when an :class:`LLMJudge` is built without ``backoff`` (tests shrink it)."""
 
 
-def cache_key(*, model: str, rubric_version: str, content_hash: str, sample: int) -> str:
-    """SHA-256 of (model, rubric version, prompt version, outcome content hash, sample index).
+def cache_key(
+    *, model: str, rubric_version: str, content_hash: str, sample: int, variant: str = ""
+) -> str:
+    """SHA-256 of (model, rubric version, prompt version, outcome content hash, sample index),
+    plus ``variant`` when the prompt has one (``spotlight``, a guard's prompt).
 
     Examples
     --------
@@ -84,7 +88,10 @@ def cache_key(*, model: str, rubric_version: str, content_hash: str, sample: int
     ...               content_hash="ab" * 32, sample=0))
     64
     """
-    payload = json.dumps([model, rubric_version, PROMPT_VERSION, content_hash, sample])
+    parts: list[object] = [model, rubric_version, PROMPT_VERSION, content_hash, sample]
+    if variant:
+        parts.append(variant)
+    payload = json.dumps(parts)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -116,6 +123,8 @@ class _Request:
     messages: list[dict[str, str]]
     digest: str
     response_format: dict[str, Any]
+    outcome: Outcome | None = None
+    variant: str = ""
 
 
 def _litellm() -> Any:
@@ -326,13 +335,16 @@ class LLMJudge:
             )
 
     async def __call__(self, outcome: Outcome, rubric: Rubric) -> Judgment:
-        messages = build_messages(outcome, rubric)
+        spotlight = bool(getattr(self.spec, "spotlight", False))
+        messages = build_messages(outcome, rubric, spotlight=spotlight)
         request = _Request(
             outcome_id=outcome.id,
             content_hash=outcome.content_hash(),
             messages=messages,
             digest=prompt_digest(messages),
             response_format=json_schema_for(rubric),
+            outcome=outcome,
+            variant="spotlight" if spotlight else "",
         )
         samples = await asyncio.gather(
             *(self._sample(i, request, rubric) for i in range(self.spec.samples))
@@ -347,6 +359,7 @@ class LLMJudge:
             rubric_version=rubric.version,
             content_hash=request.content_hash,
             sample=index,
+            variant=request.variant,
         )
         hit = await self.store.lookup(key)
         if hit is not None and hit.reply is not None:
@@ -380,6 +393,12 @@ class LLMJudge:
         sample.parsed = parse_reply(sample.reply, rubric)
         if not sample.parsed.problems:
             sample.score = score_rubric(rubric, sample.parsed.scores)
+            # To verify, a judgment must cite evidence that holds (judge.evidence).
+            if sample.score.verified and request.outcome is not None:
+                failing = evidence_problems(sample.parsed, request.outcome, rubric)
+                if failing:
+                    sample.parsed.problems += [f"evidence: {p}" for p in failing]
+                    sample.score = None
         return sample
 
     async def _with_retries(self, model: str, key: str, request: _Request, sample: _Sample) -> str:

@@ -55,6 +55,10 @@ class LLMJudgeSpec(BaseModel):
     backoff: RetryWaits | None = Field(
         default=None, description="retry waits; default 1 s doubling up to 30 s, plus jitter"
     )
+    spotlight: bool = Field(
+        default=False,
+        description="interleave a marker between the words of untrusted text (datamarking)",
+    )
 
     def litellm_extra(self) -> dict[str, Any]:
         """The pass-through keys (everything this model does not declare)."""

@@ -22,20 +22,25 @@ import pytest
 from typer.testing import CliRunner
 
 from judge.cli import app
-from tests.fakes.openai_server import FakeOpenAIServer, Reply
+from tests.fakes.openai_server import FakeOpenAIServer, Reply, cite, evidence_criteria
 
 LONG = 250
 _CRITERION = re.compile(r"^- id: ([a-z][a-z0-9_]*) \| scale: (-?[\d.]+) to (-?[\d.]+)", re.M)
-_AGENT_BLOCK = re.compile(r"<<<BEGIN agent message \d+ \w+>>>\n(.*?)\n<<<END agent message", re.S)
+_AGENT_BLOCK = re.compile(
+    r"<<<BEGIN message \d+ nonce=\w+ role=agent[^\n]*>>>\n(.*?)\n<<<END message", re.S
+)
 _RESPONSE = re.compile(r"<<<BEGIN response ([AB]) \w+>>>\n(.*?)\n<<<END response", re.S)
 
 
 def _scores(body: dict[str, Any], passed: bool) -> Reply:
     system = body["messages"][0]["content"]
-    criteria = {
+    criteria: dict[str, Any] = {
         cid: {"score": float(hi if passed else lo), "rationale": "scripted"}
         for cid, lo, hi in _CRITERION.findall(system)
     }
+    if passed:
+        for cid, kind in evidence_criteria(body).items():
+            criteria[cid]["evidence"] = cite(body, kind)
     return Reply.json({"criteria": criteria, "rationale": "scripted"})
 
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.openai_server import Reply
+from tests.fakes.openai_server import Reply, cite, evidence_criteria, prompt_messages
 
 __all__ = [
     "FAULT_KINDS",
@@ -196,12 +196,17 @@ class FaultRecord:
 # --------------------------------------------------------------------------------------------
 # Base replies
 # --------------------------------------------------------------------------------------------
-def _scores_reply(request_json: dict[str, Any], *, top: bool, rationale: str) -> Reply:
+def _scores_reply(
+    request_json: dict[str, Any], *, top: bool, rationale: str, cite_message: int | None = None
+) -> Reply:
     text = _system_text(request_json)
+    wanted = evidence_criteria(request_json) if top else {}
     criteria: dict[str, Any] = {}
     for m in _CRITERION_RE.finditer(text):
         score = float(m["hi"]) if top else float(m["lo"])
         criteria[m["id"]] = {"score": score, "rationale": rationale}
+        if m["id"] in wanted:
+            criteria[m["id"]]["evidence"] = cite(request_json, wanted[m["id"]], number=cite_message)
     return Reply.json({"criteria": criteria, "rationale": rationale})
 
 
@@ -263,7 +268,7 @@ def outcome_id_of(
 # The gullible model
 # --------------------------------------------------------------------------------------------
 _DATA_RE = re.compile(r"<<<BEGIN [^\n]*?>>>\n(.*?)\n<<<END [^\n]*?>>>", re.DOTALL)
-_HEADER_RE = re.compile(r'; (?:author|tool): ("(?:[^"\\]|\\.)*")')
+_HEADER_RE = re.compile(r' (?:author|tool)=("(?:[^"\\]|\\.)*")')
 _INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad\u202a-\u202e\u2066-\u2069]")
 _HOMOGLYPHS = str.maketrans(
     "аеорсухіјѕԁһӏАВЕКМНОРСТХІЈЅαοριεκτυνΑΒΕΗΙΚΜΝΟΡΤΥΧ",
@@ -336,6 +341,15 @@ def _readings(text: str) -> list[str]:
 def gullible_obeys(text: str) -> bool:
     """Whether a model that obeys its input would take ``text`` as an order to pass it."""
     return any(_OBEY_RE.search(reading) for reading in _readings(text))
+
+
+def obeyed_message(request_json: dict[str, Any]) -> int | None:
+    """The number of the message whose text the gullible model obeyed (it cites that one as its
+    evidence, as a fooled judge would), or None when the order was elsewhere."""
+    for number, _role, text in prompt_messages(request_json):
+        if gullible_obeys(text):
+            return number
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,7 +426,15 @@ class FaultInjector:
         if fault is not None:
             reply = self._fault_reply(fault, request_json)
         elif self.gullible and gullible_obeys(judged_text(request_json)):
-            fault, reply = "obeyed", _scores_reply(request_json, top=True, rationale="As told.")
+            fault, reply = (
+                "obeyed",
+                _scores_reply(
+                    request_json,
+                    top=True,
+                    rationale="As told.",
+                    cite_message=obeyed_message(request_json),
+                ),
+            )
         else:
             fault, reply = "ok", self.base(request_json)
         reply = Reply(**{**reply.__dict__, "delay": reply.delay + delay})

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from statistics import fmean
 
-from judge.aggregate import Aggregate, aggregate, run_cascade
+from judge.aggregate import Aggregate, aggregate, disagreement_reason, run_cascade
 from judge.guard_model import InjectionDetector, default_detector, score_outcome
 from judge.injection import scan_outcome
 from judge.limits import ProviderLimiter
@@ -20,11 +20,22 @@ from judge.protocols import CallStore, Judge, MemoryCallStore
 from judge.rubric import Rubric
 from judge.scoring import score_rubric
 from judge.signal_rules import apply_signal_rules
-from judge.verdict import FLAG_INJECTION, CriterionResult, Judgment, Verdict
+from judge.verdict import (
+    FLAG_DISAGREEMENT,
+    FLAG_GUARD_UNAVAILABLE,
+    FLAG_INJECTION,
+    CriterionResult,
+    Judgment,
+    Verdict,
+)
 
 
 def build_judge(spec: JudgeSpec, *, store: CallStore, limiter: ProviderLimiter) -> Judge:
     """Instantiate the judge a panel entry describes."""
+    if spec.kind == "guard":
+        from judge.guard_judge import GuardJudge
+
+        return GuardJudge(spec, store=store, limiter=limiter)
     if spec.kind == "llm":
         from judge.llm_judge import LLMJudge
 
@@ -35,6 +46,7 @@ def build_judge(spec: JudgeSpec, *, store: CallStore, limiter: ProviderLimiter) 
         return SignalsJudge(spec)
     from judge.local.learned import LearnedJudge
 
+    assert spec.kind == "learned"
     return LearnedJudge(spec)
 
 
@@ -99,7 +111,7 @@ class Engine:
             return await judge(outcome, rubric)
         except Exception as exc:  # a broken judge abstains from the vote; it never passes
             spec = self.panel.judge(name)
-            model = spec.model if spec.kind == "llm" else f"local:{spec.kind}"
+            model = spec.model if spec.kind in ("llm", "guard") else f"local:{spec.kind}"
             return Judgment(
                 judge=name,
                 model=model,
@@ -121,7 +133,8 @@ class Engine:
         if self.panel.cascade:
             return list(self.panel.cascade)
         # Without a cascade every judge runs at once; the single stage is always final.
-        return [CascadeStage(judges=[j.name for j in self.panel.judges], min_confidence=0.5)]
+        voters = [j.name for j in self.panel.judges if j.kind != "guard"]
+        return [CascadeStage(judges=voters, min_confidence=0.5)]
 
     async def verify(self, outcome: Outcome) -> Verdict:
         """Verify one outcome; never raises for a judge failure (that judge is ``error``)."""
@@ -130,12 +143,21 @@ class Engine:
         async def judge_stage(names: list[str]) -> list[Judgment]:
             return list(await asyncio.gather(*(self._run_judge(n, outcome, rubric) for n in names)))
 
-        cascade = await run_cascade(self._stages(), judge_stage, aggregate_stage=self._aggregate)
+        # Guard judges screen every outcome, beside the cascade (they never vote).
+        cascade, guards = await asyncio.gather(
+            run_cascade(self._stages(), judge_stage, aggregate_stage=self._aggregate),
+            judge_stage([g.name for g in self.panel.guards]),
+        )
         judgments = list(cascade.judgments_run)
         agg = cascade.aggregate
         decision, confidence = agg.decision, agg.confidence
         flags = list(agg.flags)
         reasons: list[str] = []
+        disagreement = disagreement_reason(judgments, confident=self.panel.disagreement_confidence)
+        if disagreement and decision == "verified":
+            decision = "abstain"
+            flags.append(FLAG_DISAGREEMENT)
+            reasons.append(disagreement)
 
         effects = apply_signal_rules(outcome, rubric)
         if effects.veto_reasons:
@@ -159,6 +181,17 @@ class Engine:
                     f"injection detector: {injection_score:.3f} >= {self.injection_threshold:g} "
                     f"in {where}"
                 )
+        for g in guards:
+            said = [q for q, yes in g.scores.items() if yes] if g.status == "ok" else []
+            if said:
+                flags.append(FLAG_INJECTION)
+                reasons.append(f"guard judge {g.judge}: {', '.join(said)}")
+            elif g.status != "ok":
+                flags.append(FLAG_GUARD_UNAVAILABLE)
+                reasons.append(f"guard judge {g.judge} gave no usable answer ({g.status})")
+                if decision == "verified":
+                    decision = "abstain"  # an unanswered screen is never a pass
+        judgments += guards
         if FLAG_INJECTION in flags:
             # A flagged outcome is never auto-verified: a person decides.
             decision = "abstain"
@@ -201,7 +234,7 @@ def _criteria(rubric: Rubric, judgments: Sequence[Judgment]) -> dict[str, Criter
     """Mean criterion score over the judges that scored it, judged against the rubric."""
     per_criterion: dict[str, list[float]] = {}
     for j in judgments:
-        if j.status != "ok":
+        if j.status != "ok" or j.kind == "guard":
             continue
         for cid, score in j.scores.items():
             per_criterion.setdefault(cid, []).append(score)

@@ -112,6 +112,8 @@ class _Sample:
     error: str | None = None
     parsed: ParsedReply | None = None
     score: RubricScore | None = None
+    answers: dict[str, bool] | None = None  # a guard judge's yes/no answers
+    note: str = ""  # a guard judge's quote and rationale
 
 
 @dataclass(frozen=True)
@@ -335,6 +337,14 @@ class LLMJudge:
             )
 
     async def __call__(self, outcome: Outcome, rubric: Rubric) -> Judgment:
+        request = self._request(outcome, rubric)
+        samples = await asyncio.gather(
+            *(self._sample(i, request, rubric) for i in range(self.spec.samples))
+        )
+        return self._judgment(list(samples), rubric)
+
+    def _request(self, outcome: Outcome, rubric: Rubric) -> _Request:
+        """What every sample of this judgment sends (a subclass may ask something else)."""
         spotlight = bool(getattr(self.spec, "spotlight", False))
         messages = build_messages(outcome, rubric, spotlight=spotlight)
         request = _Request(
@@ -346,10 +356,7 @@ class LLMJudge:
             outcome=outcome,
             variant="spotlight" if spotlight else "",
         )
-        samples = await asyncio.gather(
-            *(self._sample(i, request, rubric) for i in range(self.spec.samples))
-        )
-        return self._judgment(list(samples), rubric)
+        return request
 
     # -- one sample ---------------------------------------------------------------------------
     async def _sample(self, index: int, request: _Request, rubric: Rubric) -> _Sample:
@@ -390,6 +397,12 @@ class LLMJudge:
             if sample.reply is None:
                 sample.error = "; ".join(errors)
                 return sample
+        self._read(sample, request, rubric)
+        return sample
+
+    def _read(self, sample: _Sample, request: _Request, rubric: Rubric) -> None:
+        """Parse ``sample.reply`` into scores (a subclass may read other replies)."""
+        assert sample.reply is not None
         sample.parsed = parse_reply(sample.reply, rubric)
         if not sample.parsed.problems:
             sample.score = score_rubric(rubric, sample.parsed.scores)
@@ -399,7 +412,6 @@ class LLMJudge:
                 if failing:
                     sample.parsed.problems += [f"evidence: {p}" for p in failing]
                     sample.score = None
-        return sample
 
     async def _with_retries(self, model: str, key: str, request: _Request, sample: _Sample) -> str:
         retrying = retry_policy(max_retries=self.spec.max_retries, backoff=self.backoff)

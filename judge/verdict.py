@@ -11,11 +11,13 @@ from pydantic import BaseModel, Field
 Decision = Literal["verified", "not_verified", "abstain"]
 Tier = Literal["confirmed", "assumed", "assisted"]
 JudgeStatus = Literal["ok", "unscored", "error"]
-JudgeKind = Literal["llm", "signals", "learned"]
+JudgeKind = Literal["llm", "signals", "learned", "guard"]
 
 FLAG_INJECTION = "possible_prompt_injection"
 FLAG_QUORUM = "quorum_not_met"
 FLAG_LOW_CONFIDENCE = "low_confidence"
+FLAG_GUARD_UNAVAILABLE = "guard_unavailable"
+FLAG_DISAGREEMENT = "judges_disagree"
 
 
 def utcnow() -> datetime:

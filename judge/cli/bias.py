@@ -129,7 +129,9 @@ def bias(
     if "position" in chosen:
         from judge.panel import LLMJudgeSpec
 
-        spec = next((j for j in panel.judges if isinstance(j, LLMJudgeSpec)), None)
+        spec = next(
+            (j for j in panel.judges if isinstance(j, LLMJudgeSpec) and j.kind == "llm"), None
+        )
         if pairs is None:
             result["skipped"]["position"] = "no --pairs file given (JSONL {id, prompt, a, b})"
         elif spec is None:

@@ -41,6 +41,8 @@ __all__ = [
     "Reply",
     "cite",
     "evidence_criteria",
+    "guard_reply",
+    "is_guard_request",
     "passing_reply",
     "passing_scores",
     "prompt_messages",
@@ -192,9 +194,28 @@ def cite(
     return [{"message": 0, "quote": signal.group(0)[2:]}] if signal else []
 
 
+GUARD_SYSTEM_MARK = "You are an injection screen"
+
+
+def is_guard_request(request_json: dict[str, Any]) -> bool:
+    """Whether the request is a ``guard`` judge's screen (not a grading prompt)."""
+    return _system(request_json).startswith(GUARD_SYSTEM_MARK)
+
+
+def guard_reply(request_json: dict[str, Any], *, attack: bool = False) -> Reply:
+    """A guard's answer: every question ``attack`` (yes or no)."""
+    answers: dict[str, Any] = {
+        key: attack for key in ("influences_evaluator", "claims_evaluation_result", "forges_turns")
+    }
+    answers |= {"quote": "", "rationale": "scripted screen"}
+    return Reply.json(answers)
+
+
 def passing_reply(request_json: dict[str, Any]) -> Reply:
     """Default responder: a JSON reply scoring every criterion of the prompt's rubric as passing,
     citing evidence where the rubric asks for it (see :func:`cite`)."""
+    if is_guard_request(request_json):
+        return guard_reply(request_json)
     scores = passing_scores(request_json)
     wanted = evidence_criteria(request_json)
     criteria: dict[str, Any] = {}

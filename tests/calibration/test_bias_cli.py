@@ -203,7 +203,7 @@ def test_position_probe_without_an_llm_judge_is_skipped_with_a_message(
     local.write_text(json.dumps({"name": "local", "judges": [{"kind": "signals"}]}))
     data = run_bias(str(tickets), "-p", str(local), "--pairs", str(pairs))
     assert "position" not in data["probes"] and "no LLM judge" in data["skipped"]["position"]
-    assert set(data["probes"]) == {"verbosity", "injection"}
+    assert set(data["probes"]) == {"verbosity", "injection", "persuasion"}
     only = CliRunner().invoke(app, ["bias", "--probe", "position", "--pairs", str(pairs),
                                     "-p", str(local)])  # fmt: skip
     assert only.exit_code == 2 and "no LLM judge" in only.stderr

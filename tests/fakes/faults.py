@@ -51,6 +51,7 @@ __all__ = [
     "gullible_obeys",
     "judged_text",
     "outcome_id_of",
+    "persuaded",
     "split_reply",
 ]
 
@@ -68,7 +69,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "prose_score",  # 200, the passing JSON wrapped in chatty prose (parsable: a real reply)
 )
 # Outcomes that are complete HTTP 200 completions: the provider bills them.
-BILLED = frozenset({"ok", "no_score", "prose_score", "obeyed"})
+BILLED = frozenset({"ok", "no_score", "prose_score", "obeyed", "swayed"})
 
 # Where a test puts an outcome's id in the judged text so the server can attribute requests.
 OUTCOME_ID_RE = re.compile(r"\bcase ref ([A-Za-z0-9][A-Za-z0-9_.:-]{0,63})\b")
@@ -181,7 +182,7 @@ class FaultRecord:
     model: str
     outcome_id: str | None
     attempt: int  # 1 for the first time this prompt reached this model, 2 for the next...
-    fault: str  # a FAULT_KINDS entry, "ok", or "obeyed" (the gullible base obeyed the text)
+    fault: str  # a FAULT_KINDS entry, "ok", "obeyed" (gullible) or "swayed" (persuadable)
     delay: float
     prompt_tokens: int
     completion_tokens: int
@@ -352,6 +353,33 @@ def obeyed_message(request_json: dict[str, Any]) -> int | None:
     return None
 
 
+# What a model that believes the agent's own claims takes as proof of resolution: a confident
+# claim that the request was met completely (no order needed), in a few languages.
+_PERSUADED_RE = re.compile(
+    r"\b(?:in\s+full|fully|entirely|more\s+complete)\b"
+    r"|\bnothing\b[^.\n]{0,40}\b(?:undone|outstanding|missing)\b"
+    r"|\bby\s+any\s+(?:honest|fair|reasonable|objective)\s+(?:measure|standard)\b"
+    r"|\b(?:vollständig|vollkommen|restlos|ohne\s+zweifel)\b"
+    r"|\b(?:por\s+completo|completamente|totalmente|sin\s+duda)\b"
+    r"|\b(?:entièrement|complètement|pleinement|sans\s+aucun\s+doute)\b"
+    r"|完全に|間違いなく",
+    re.IGNORECASE,
+)
+
+
+def persuaded(text: str) -> bool:
+    """Whether a model that believes the agent's claims would take ``text`` as proof."""
+    return bool(_PERSUADED_RE.search(unicodedata.normalize("NFKC", text)))
+
+
+def swaying_message(request_json: dict[str, Any]) -> int | None:
+    """The number of the agent message whose claim sways a persuadable model, or None."""
+    for number, role, text in prompt_messages(request_json):
+        if role == "agent" and persuaded(text):
+            return number
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # The injector
 # --------------------------------------------------------------------------------------------
@@ -376,6 +404,10 @@ class FaultInjector:
     gullible : bool
         Obey the judged text: when it reads as an order to the evaluator (see
         :func:`gullible_obeys`), answer the top of every scale, whatever ``base`` would say.
+    persuadable : bool
+        Believe the agent: when an agent message confidently claims the request was met (see
+        :func:`persuaded`; no order needed), answer the top of every scale, citing as a
+        diligent judge would (so the evidence check does not catch it), recorded ``swayed``.
     seed : int
         Seeds every draw.
     retry_after : float
@@ -392,6 +424,7 @@ class FaultInjector:
         latency: LatencyModel | Mapping[str, LatencyModel] | None = None,
         base: Responder | None = None,
         gullible: bool = False,
+        persuadable: bool = False,
         seed: int = 0,
         retry_after: float = 0.05,
         hang: float = 30.0,
@@ -403,6 +436,7 @@ class FaultInjector:
         )
         self.base: Responder = base or (lambda req: _scores_reply(req, top=True, rationale="Met."))
         self.gullible = gullible
+        self.persuadable = persuadable
         self.seed = seed
         self.retry_after = retry_after
         self.hang = hang
@@ -435,6 +469,8 @@ class FaultInjector:
                     cite_message=obeyed_message(request_json),
                 ),
             )
+        elif self.persuadable and swaying_message(request_json) is not None:
+            fault, reply = "swayed", _scores_reply(request_json, top=True, rationale="Resolved.")
         else:
             fault, reply = "ok", self.base(request_json)
         reply = Reply(**{**reply.__dict__, "delay": reply.delay + delay})
@@ -493,7 +529,7 @@ class FaultInjector:
             return list(self._records)
 
     def faults(self) -> Counter[str]:
-        """How many requests got each fault (``ok`` and ``obeyed`` included)."""
+        """How many requests got each fault (``ok``, ``obeyed`` and ``swayed`` included)."""
         return Counter(r.fault for r in self.records)
 
     def attempts_per_outcome(self) -> Counter[tuple[str | None, str]]:

@@ -32,19 +32,22 @@ __all__ = [
     "HeldOut",
     "Row",
     "grouped_by_text",
+    "held_out_public",
     "leave_one_source_out",
     "load_rows",
     "recall_table",
+    "row_language",
     "train_detector",
 ]
 
 PUBLIC_SOURCES = ("bipia", "deepset", "giskard", "agentdojo_ja")
 C = 4.0
 FOLDS = 5
-TARGET_TRAIN_FPR = 0.002
+TARGET_TRAIN_FPR = 0.003
 #: Weights smaller than this are dropped: the file shrinks from 1 MB to about a third, and the
 #: held-out figures move by less than their noise (measured once, then fixed).
 PRUNE_BELOW = 0.05
+MAX_BENIGN_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,79 @@ class Row:
     source: str
     category: str
     language: str
+    role: str = "customer"
+
+
+#: Where each corpus's texts sit in a ticket: the indirect corpora are what a tool returns, the
+#: direct ones what a user types.
+SOURCE_ROLES = {
+    "bipia": "tool",
+    "agentdojo_ja": "tool",
+    "deepset": "customer",
+    "giskard": "customer",
+}
+#: Project categories read in another role than ``customer``.
+CATEGORY_ROLES = {
+    "agent": "agent",
+    "agent_step": "agent",
+    "agent_self_grading": "agent",
+    "tool": "tool",
+    "tool_result_instruction": "tool",
+    "system": "tool",
+}
+#: Benign text from the other public datasets, in the role it resembles. Only their text is
+#: read (never labels); none of it is used to measure the detector.
+BENIGN_PUBLIC = ("llmbar_outputs", "topical_chat", "summeval")
+
+
+def _role(source: str, raw: dict[str, Any]) -> str:
+    if source in SOURCE_ROLES:
+        return SOURCE_ROLES[source]
+    role = raw.get("role") or CATEGORY_ROLES.get(str(raw.get("category")), "customer")
+    return str(role)
+
+
+def load_benign_public(shared_dir: Path) -> list[Row]:
+    """Benign texts of other public datasets in ``shared_dir`` (``../shared/datasets``):
+    LLMBar's candidate outputs (assistant answers, read as ``agent``), Topical-Chat turns
+    (conversation, ``customer``) and SummEval's news articles (documents, ``tool``)."""
+    rows: list[Row] = []
+    seen: set[str] = set()
+
+    def add(text: str, source: str, role: str) -> None:
+        text = text.strip()[:MAX_BENIGN_CHARS]
+        if len(text) > 3 and text not in seen:
+            seen.add(text)
+            rows.append(Row(text, False, source, source, "en", role))
+
+    llmbar = shared_dir / "judge_outputs" / "llmbar_items.jsonl"
+    chat = shared_dir / "topical_chat_judgments" / "gpt3.5_coh_geval.json"
+    news = shared_dir / "summeval" / "summeval_docs.jsonl"
+    for path in (llmbar, chat, news):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: benign public data not found")
+    for line in llmbar.read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        add(item["output_1"], "llmbar_outputs", "agent")
+        add(item["output_2"], "llmbar_outputs", "agent")
+    for item in json.loads(chat.read_text(encoding="utf-8")):
+        for turn in str(item["source"]).split("\n"):
+            add(turn, "topical_chat", "customer")
+    for line in news.read_text(encoding="utf-8").splitlines():
+        add(json.loads(line)["source"], "summeval", "tool")
+    return rows
+
+
+def held_out_public(text: str) -> bool:
+    """Whether a public corpus row is in the project's own 30 % held-out split (by a hash of
+    its cleaned text, so identical texts fall on the same side). The shipped detector trains on
+    every row; measurements retrain without these."""
+    return int(_text_group(text), 16) % 10 < 3
+
+
+def row_language(row: dict[str, Any]) -> str:
+    """A public row's language (deepset's is guessed; see :func:`_language`)."""
+    return _language(row)
 
 
 def _language(row: dict[str, Any]) -> str:
@@ -68,14 +144,16 @@ def _language(row: dict[str, Any]) -> str:
     return "de" if german >= 2 or any(c in text for c in "äöüß") else "en"
 
 
-def load_rows(corpus_dir: Path | None, project_file: Path | None) -> list[Row]:
-    """Rows of the public corpora in ``corpus_dir`` and of the project's ``project_file``."""
+def load_rows(
+    corpus_dir: Path | None, *project_files: Path, shared_dir: Path | None = None
+) -> list[Row]:
+    """Rows of the public corpora in ``corpus_dir``, of the project's ``project_files`` and
+    (with ``shared_dir``) the benign texts of :func:`load_benign_public`."""
     rows: list[Row] = []
     files: list[tuple[str, Path]] = []
     if corpus_dir is not None:
         files += [(s, corpus_dir / f"{s}.train.jsonl") for s in PUBLIC_SOURCES]
-    if project_file is not None:
-        files.append(("project", project_file))
+    files += [("project", f) for f in project_files]
     for source, path in files:
         if not path.exists():
             raise FileNotFoundError(f"{path}: training corpus not found")
@@ -91,8 +169,11 @@ def load_rows(corpus_dir: Path | None, project_file: Path | None) -> list[Row]:
                     source=source,
                     category=str(category),
                     language=_language(raw),
+                    role=_role(source, raw),
                 )
             )
+    if shared_dir is not None:
+        rows += load_benign_public(shared_dir)
     return rows
 
 
@@ -133,14 +214,18 @@ def train_detector(rows: Sequence[Row]) -> InjectionDetector:
         raise ValueError("need at least 20 rows with both injection and benign texts")
     from sklearn.linear_model import LogisticRegression
 
-    x = features([prepare(r.text) for r in rows])
+    x = features([prepare(r.text) for r in rows], [r.role for r in rows])
     y = np.array([int(r.injection) for r in rows])
     groups = [_text_group(r.text) for r in rows]
     oof = _oof_decisions(x, y, groups)
     platt = LogisticRegression(C=1e6, solver="lbfgs").fit(oof.reshape(-1, 1), y)
     a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
     probs = 1 / (1 + np.exp(-(a * oof + b)))
-    benign = np.sort(probs[y == 0])
+    # The threshold answers "how often does it flag ordinary support text?": it is set on the
+    # benign rows of the support domain (the project's texts and the other public datasets),
+    # not on the injection corpora's look-alike chatbot queries, which no ticket resembles.
+    in_domain = np.array([r.source not in PUBLIC_SOURCES for r in rows])
+    benign = np.sort(probs[(y == 0) & in_domain])
     allowed = int(np.floor(TARGET_TRAIN_FPR * len(benign)))
     threshold = float(benign[len(benign) - 1 - allowed]) + 1e-4 if len(benign) else 0.5
     threshold = min(max(threshold, 0.05), 0.95)
@@ -192,7 +277,7 @@ def _held_out(
     thresholds = [1.0] * len(rows)
     for train, test in splits(rows):
         detector = train_detector([rows[i] for i in train])
-        scores = detector.score([rows[i].text for i in test])
+        scores = detector.score([rows[i].text for i in test], [rows[i].role for i in test])
         for i, p in zip(test, scores, strict=True):
             probs[i], thresholds[i] = p, detector.threshold
     return HeldOut(list(rows), probs, thresholds)

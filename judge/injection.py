@@ -279,6 +279,9 @@ def _structural(text: str) -> list[tuple[str, str]]:
     return hits
 
 
+_IDENTIFIER_JOIN = re.compile(r"(?<=[^\W_])_+(?=[^\W_])")
+
+
 @lru_cache(maxsize=8192)
 def _scan(text: str, rules: tuple[Rule, ...], *, depth: int = 0) -> tuple[tuple[str, str], ...]:
     """Findings in ``text`` (memoised: platform system prompts and tool outputs repeat)."""
@@ -297,6 +300,10 @@ def _scan(text: str, rules: tuple[Rule, ...], *, depth: int = 0) -> tuple[tuple[
     leet = fold_leet(joined)
     if leet != joined:
         forms.append(("leetspeak_obfuscation", leet))
+    # Data keys are words too: "qa_status=approved" reads "qa status=approved".
+    words = _IDENTIFIER_JOIN.sub(" ", readable)
+    if words != readable:
+        forms.append(("", words))
     seen: set[str] = set()
     for trick, form in forms:
         found = _apply_rules(form, rules)

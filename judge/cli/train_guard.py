@@ -11,8 +11,14 @@ import typer
 from judge.cli._common import fail, stderr
 
 _REPO = Path(__file__).resolve().parents[2]
-DEFAULT_CORPUS = _REPO.parent / "shared" / "datasets" / "injection"
-DEFAULT_PROJECT = _REPO / "datasets" / "injection" / "project_train.jsonl"
+DEFAULT_SHARED = _REPO.parent / "shared" / "datasets"
+DEFAULT_CORPUS = DEFAULT_SHARED / "injection"
+PROJECT_DIR = _REPO / "datasets" / "injection"
+
+
+def project_files() -> list[Path]:
+    """The project's own training texts: every ``datasets/injection/project_*.jsonl``."""
+    return sorted(PROJECT_DIR.glob("project_*.jsonl"))
 
 
 def _table(title: str, rows: dict[str, dict[str, float]]) -> Any:
@@ -39,8 +45,17 @@ def train_guard(
     corpus: Path = typer.Option(
         DEFAULT_CORPUS, "--corpus", help="Folder of the public *.train.jsonl injection corpora."
     ),
-    project: Path = typer.Option(
-        DEFAULT_PROJECT, "--project", help="The project's own training texts (JSONL)."
+    project: list[Path] = typer.Option(
+        [],
+        "--project",
+        help="The project's own training texts (JSONL; repeat). "
+        "Default: every datasets/injection/project_*.jsonl.",
+    ),
+    shared: Path = typer.Option(
+        DEFAULT_SHARED,
+        "--shared",
+        help="The shared datasets folder: benign LLMBar outputs, Topical-Chat turns and "
+        "SummEval articles are read from it as support-domain negatives.",
     ),
     evaluate: bool = typer.Option(
         True, "--evaluate/--no-evaluate", help="Also report leave-one-source-out recall."
@@ -61,7 +76,7 @@ def train_guard(
     )
 
     try:
-        rows = load_rows(corpus, project)
+        rows = load_rows(corpus, *(project or project_files()), shared_dir=shared)
         detector = train_detector(rows)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))

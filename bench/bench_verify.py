@@ -115,7 +115,14 @@ async def _bare(base: str, concurrency: int) -> float:
     return CALLS / (time.perf_counter() - start)
 
 
-async def _engine(base: str, concurrency: int, seed: int) -> float:
+async def _engine(
+    base: str,
+    concurrency: int,
+    seed: int,
+    *,
+    detector: bool = True,
+    records: list[dict[str, object]] | None = None,
+) -> float:
     from judge.engine import Engine
     from judge.limits import ProviderLimiter
     from judge.models import Outcome
@@ -137,9 +144,14 @@ async def _engine(base: str, concurrency: int, seed: int) -> float:
         ],
     )
     engine = Engine(
-        panel, {"support_ticket": load_rubric("support-resolution")}, limiter=ProviderLimiter()
+        panel,
+        {"support_ticket": load_rubric("support-resolution")},
+        limiter=ProviderLimiter(),
+        detector="default" if detector else None,
     )
-    outcomes = [Outcome.model_validate(_outcome(seed * 100_000 + i)) for i in range(CALLS + 1)]
+    if records is None:
+        records = [_outcome(seed * 100_000 + i) for i in range(CALLS + 1)]
+    outcomes = [Outcome.model_validate({**r, "id": f"S{seed}-{i}"}) for i, r in enumerate(records)]
 
     async def sink(_o: Outcome, _v: Verdict, _r: bool) -> None:
         return None
@@ -147,9 +159,40 @@ async def _engine(base: str, concurrency: int, seed: int) -> float:
     await verify_stream(engine, outcomes[:1], sink=sink, concurrency=1)  # warm
     start = time.perf_counter()
     summary = await verify_stream(engine, outcomes[1:], sink=sink, concurrency=concurrency)
-    rate = CALLS / (time.perf_counter() - start)
-    assert summary.decisions["verified"] + summary.decisions["not_verified"] > 0, summary
+    rate = (len(outcomes) - 1) / (time.perf_counter() - start)
+    assert sum(summary.decisions.values()) > 0, summary
     return rate
+
+
+def _taubench_records() -> list[dict[str, object]] | None:
+    """The 120 tau-bench conversations (about 20 messages each) as outcome records, or None."""
+    path = ROOT.parent / "shared" / "datasets" / "tau_bench_airline" / "trajectories.json"
+    if not path.exists():
+        return None
+    from judge.importers import read_outcomes
+
+    outcomes = list(read_outcomes(path, format="taubench"))
+    return [o.model_dump(mode="json") for o in outcomes] * 2 + [outcomes[0].model_dump(mode="json")]
+
+
+def _defence_cost(base: str) -> None:
+    """Engine throughput with the trained injection detector on / off, same run (C=32)."""
+    print("\n| outcomes | engine, detector off (outcomes/s) | detector on (outcomes/s) | ratio |")
+    print("|---|---:|---:|---:|")
+    sets: list[tuple[str, list[dict[str, object]] | None]] = [
+        ("shipped-sample-sized tickets (3 messages)", None)
+    ]
+    tau = _taubench_records()
+    if tau is not None:
+        sets.append(("tau-bench conversations (about 20 messages)", tau))
+    for name, records in sets:
+        off, on = [], []
+        for repeat in range(REPEATS):
+            seed = 100 + repeat
+            off.append(asyncio.run(_engine(base, 32, seed, detector=False, records=records)))
+            on.append(asyncio.run(_engine(base, 32, seed + 50, records=records)))
+        a, b = statistics.median(off), statistics.median(on)
+        print(f"| {name} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
 
 
 def _cli_rate(base: str, concurrency: int) -> float:
@@ -264,6 +307,7 @@ def main() -> None:
                 f"| {concurrency} | {bare:.1f} | {eng:.1f} | {eng / bare:.2f} | {cli:.1f} | "
                 f"{cli / bare:.2f} | {ideal:.0f} | {eng / ideal:.2f} |"
             )
+        _defence_cost(base)
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -91,14 +91,14 @@ __all__ += [
 # bias, gate, correction) are not shadowed.
 from calibration.bias import (  # noqa: E402
     FlipRate,
-    PositionResult,
     ProbeResult,
     flip_rate,
     inject_instruction,
     pad_verbosity,
-    position_swap_probe,
+    persuade,
     run_probe,
 )
+from calibration.bias_position import PositionResult, position_swap_probe  # noqa: E402
 from calibration.canary import (  # noqa: E402
     CanaryResult,
     CanaryTrigger,
@@ -150,6 +150,7 @@ __all__ += [
     "inject_instruction",
     "needs_canary_regrade",
     "pad_verbosity",
+    "persuade",
     "position_swap_probe",
     "psi",
     "psi_chance",

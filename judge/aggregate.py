@@ -179,6 +179,49 @@ def aggregate(
     return Aggregate(decision, confidence, p, n, [])
 
 
+def disagreement_reason(judgments: Sequence[Judgment], *, confident: float = 0.9) -> str | None:
+    """Why the panel must abstain although it may have verified: a local judge (``signals`` or
+    ``learned``, which read what the customer and the platform did, not the agent's words) is
+    confidently ``not_verified`` while an LLM judge says ``verified``. The billed party writes
+    the agent's messages; an LLM that was talked into "resolved" disagrees with the record.
+
+    Parameters
+    ----------
+    judgments
+        The judgments that ran.
+    confident
+        A local ``not_verified`` counts when ``1 - p_verified`` is at least this.
+
+    Examples
+    --------
+    >>> from judge.verdict import Judgment
+    >>> local = Judgment(judge="signals", model="local:signals", kind="signals",
+    ...                  decision="not_verified", p_verified=0.05)
+    >>> llm = Judgment(judge="gpt", model="m", decision="verified", p_verified=1.0)
+    >>> disagreement_reason([local, llm])
+    'judges disagree: signals is confidently not_verified (P(verified) 0.05) but gpt says verified'
+    >>> disagreement_reason([local.model_copy(update={"p_verified": 0.3}), llm]) is None
+    True
+    """
+    doubting = [
+        j
+        for j in judgments
+        if j.kind in ("signals", "learned")
+        and j.counts
+        and j.decision == "not_verified"
+        and 1.0 - (j.p_verified if j.p_verified is not None else 0.0) >= confident
+    ]
+    believing = [j for j in judgments if j.kind == "llm" and j.counts and j.decision == "verified"]
+    if not doubting or not believing:
+        return None
+    d, b = doubting[0], believing[0]
+    p = d.p_verified if d.p_verified is not None else 0.0
+    return (
+        f"judges disagree: {d.judge} is confidently not_verified (P(verified) {p:g}) but "
+        f"{b.judge} says verified"
+    )
+
+
 @dataclass(frozen=True)
 class CascadeResult:
     """The cascade's decision, every judgment it paid for, and how many stages ran."""

@@ -10,7 +10,8 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from statistics import fmean
 
-from judge.aggregate import Aggregate, aggregate, run_cascade
+from judge.aggregate import Aggregate, aggregate, disagreement_reason, run_cascade
+from judge.guard_model import InjectionDetector, default_detector, score_outcome
 from judge.injection import scan_outcome
 from judge.limits import ProviderLimiter
 from judge.models import Outcome
@@ -19,11 +20,22 @@ from judge.protocols import CallStore, Judge, MemoryCallStore
 from judge.rubric import Rubric
 from judge.scoring import score_rubric
 from judge.signal_rules import apply_signal_rules
-from judge.verdict import FLAG_INJECTION, CriterionResult, Judgment, Verdict
+from judge.verdict import (
+    FLAG_DISAGREEMENT,
+    FLAG_GUARD_UNAVAILABLE,
+    FLAG_INJECTION,
+    CriterionResult,
+    Judgment,
+    Verdict,
+)
 
 
 def build_judge(spec: JudgeSpec, *, store: CallStore, limiter: ProviderLimiter) -> Judge:
     """Instantiate the judge a panel entry describes."""
+    if spec.kind == "guard":
+        from judge.guard_judge import GuardJudge
+
+        return GuardJudge(spec, store=store, limiter=limiter)
     if spec.kind == "llm":
         from judge.llm_judge import LLMJudge
 
@@ -34,6 +46,7 @@ def build_judge(spec: JudgeSpec, *, store: CallStore, limiter: ProviderLimiter) 
         return SignalsJudge(spec)
     from judge.local.learned import LearnedJudge
 
+    assert spec.kind == "learned"
     return LearnedJudge(spec)
 
 
@@ -50,6 +63,12 @@ class Engine:
         Where judge calls are recorded and looked up (the cache). Memory by default.
     limiter : ProviderLimiter, optional
         Per-provider concurrency bound shared by every LLM judge of this engine.
+    detector : InjectionDetector or None or "default", optional
+        The trained injection detector (:mod:`judge.guard_model`); ``"default"`` loads the one
+        the settings name (the shipped one), ``None`` runs without (no score recorded).
+    injection_threshold : float, optional
+        Flag at this detector probability; default the panel's ``injection_threshold``, else
+        ``OUTCOME_JUDGE_INJECTION_THRESHOLD``, else the model's own.
     """
 
     def __init__(
@@ -59,6 +78,8 @@ class Engine:
         *,
         store: CallStore | None = None,
         limiter: ProviderLimiter | None = None,
+        detector: InjectionDetector | str | None = "default",
+        injection_threshold: float | None = None,
     ) -> None:
         self.panel = panel
         self.rubrics = dict(rubrics)
@@ -69,6 +90,10 @@ class Engine:
             for spec in panel.judges
         }
         self._weights = {spec.name: spec.weight for spec in panel.judges}
+        self.detector = default_detector() if detector == "default" else detector
+        if isinstance(self.detector, str):
+            raise ValueError("detector must be an InjectionDetector, None or 'default'")
+        self.injection_threshold = _threshold(panel, self.detector, injection_threshold)
 
     def rubric_for(self, outcome: Outcome) -> Rubric:
         try:
@@ -86,7 +111,7 @@ class Engine:
             return await judge(outcome, rubric)
         except Exception as exc:  # a broken judge abstains from the vote; it never passes
             spec = self.panel.judge(name)
-            model = spec.model if spec.kind == "llm" else f"local:{spec.kind}"
+            model = spec.model if spec.kind in ("llm", "guard") else f"local:{spec.kind}"
             return Judgment(
                 judge=name,
                 model=model,
@@ -108,7 +133,8 @@ class Engine:
         if self.panel.cascade:
             return list(self.panel.cascade)
         # Without a cascade every judge runs at once; the single stage is always final.
-        return [CascadeStage(judges=[j.name for j in self.panel.judges], min_confidence=0.5)]
+        voters = [j.name for j in self.panel.judges if j.kind != "guard"]
+        return [CascadeStage(judges=voters, min_confidence=0.5)]
 
     async def verify(self, outcome: Outcome) -> Verdict:
         """Verify one outcome; never raises for a judge failure (that judge is ``error``)."""
@@ -117,12 +143,21 @@ class Engine:
         async def judge_stage(names: list[str]) -> list[Judgment]:
             return list(await asyncio.gather(*(self._run_judge(n, outcome, rubric) for n in names)))
 
-        cascade = await run_cascade(self._stages(), judge_stage, aggregate_stage=self._aggregate)
+        # Guard judges screen every outcome, beside the cascade (they never vote).
+        cascade, guards = await asyncio.gather(
+            run_cascade(self._stages(), judge_stage, aggregate_stage=self._aggregate),
+            judge_stage([g.name for g in self.panel.guards]),
+        )
         judgments = list(cascade.judgments_run)
         agg = cascade.aggregate
         decision, confidence = agg.decision, agg.confidence
         flags = list(agg.flags)
         reasons: list[str] = []
+        disagreement = disagreement_reason(judgments, confident=self.panel.disagreement_confidence)
+        if disagreement and decision == "verified":
+            decision = "abstain"
+            flags.append(FLAG_DISAGREEMENT)
+            reasons.append(disagreement)
 
         effects = apply_signal_rules(outcome, rubric)
         if effects.veto_reasons:
@@ -132,10 +167,32 @@ class Engine:
             decision = "abstain"
             reasons.extend(effects.abstain_reasons)
 
-        findings = scan_outcome(outcome)
+        findings = scan_outcome(outcome, criterion_ids=[c.id for c in rubric.criteria])
         if findings:
             flags.append(FLAG_INJECTION)
             reasons.extend(f"possible prompt injection in {f.where}: {f.pattern}" for f in findings)
+        injection_score: float | None = None
+        if isinstance(self.detector, InjectionDetector):
+            injection_score, where = score_outcome(self.detector, outcome)
+            injection_score = round(injection_score, 4)
+            if injection_score >= self.injection_threshold:
+                flags.append(FLAG_INJECTION)
+                reasons.append(
+                    f"injection detector: {injection_score:.3f} >= {self.injection_threshold:g} "
+                    f"in {where}"
+                )
+        for g in guards:
+            said = [q for q, yes in g.scores.items() if yes] if g.status == "ok" else []
+            if said:
+                flags.append(FLAG_INJECTION)
+                reasons.append(f"guard judge {g.judge}: {', '.join(said)}")
+            elif g.status != "ok":
+                flags.append(FLAG_GUARD_UNAVAILABLE)
+                reasons.append(f"guard judge {g.judge} gave no usable answer ({g.status})")
+                if decision == "verified":
+                    decision = "abstain"  # an unanswered screen is never a pass
+        judgments += guards
+        if FLAG_INJECTION in flags:
             # A flagged outcome is never auto-verified: a person decides.
             decision = "abstain"
 
@@ -152,14 +209,32 @@ class Engine:
             cost_usd=round(sum(j.cost_usd for j in judgments), 8),
             reasons=reasons,
             content_hash=outcome.content_hash(),
+            injection_score=injection_score,
+            injection_detector=(
+                self.detector.ref if isinstance(self.detector, InjectionDetector) else None
+            ),
         )
+
+
+def _threshold(panel: Panel, detector: InjectionDetector | None, given: float | None) -> float:
+    """The flag threshold: given, else the panel's, else the settings', else the model's."""
+    if given is not None:
+        return given
+    if panel.injection_threshold is not None:
+        return panel.injection_threshold
+    from judge.settings import get_settings
+
+    configured = get_settings().injection_threshold
+    if configured is not None:
+        return configured
+    return detector.threshold if detector is not None else 1.0
 
 
 def _criteria(rubric: Rubric, judgments: Sequence[Judgment]) -> dict[str, CriterionResult]:
     """Mean criterion score over the judges that scored it, judged against the rubric."""
     per_criterion: dict[str, list[float]] = {}
     for j in judgments:
-        if j.status != "ok":
+        if j.status != "ok" or j.kind == "guard":
             continue
         for cid, score in j.scores.items():
             per_criterion.setdefault(cid, []).append(score)

@@ -23,24 +23,47 @@ CHAT_TOKEN_RE = re.compile(
 ROLE_WORDS = r"system|assistant|developer|judge|evaluator|grader|instructions?|inst|sys|model"
 FENCE_RE = re.compile(rf"```+[ \t]*({ROLE_WORDS}|prompt|user|human)\b", re.IGNORECASE)
 XML_TAG_RE = re.compile(
-    r"</?\s*(system|assistant|developer|instructions?|transcript|conversation|untrusted|data|"
-    r"content|judge|evaluator|prompt|user_input|context|rubric)\s*>",
+    r"</?\s*(instructions?|transcript|conversation|untrusted|data|content|judge|evaluator|prompt|"
+    r"user_input|context|rubric|messages|turns|chat_history|history|dialogue|evaluation|review|"
+    r"grading\w*|verdict|assessment)\s*>"
+    r"|</?\s*(system|assistant|developer)\s*>(?=[^\n]{0,80}\b(?:verified|verdict|score|pass|"
+    r"resolved|instruction|rubric|criteri|evaluat|judge|grade))",
     re.IGNORECASE,
 )
-BOUNDARY_LINE_RE = re.compile(
-    r"^[\W_]*(?:(?:end|close|stop|finish)\s+(?:of\s+)?(?:the\s+)?(?:transcript|conversation|"
-    r"content|data|input|document|report|ticket|untrusted|user\s+(?:input|content)|"
-    r"customer\s+content|chat|evaluation\s+data)s?\b"
-    r"|(?:begin|start)(?:ning)?\s+(?:of\s+)?(?:the\s+)?(?:new\s+)?(?:system|instructions?|"
-    r"judge|evaluator|developer|admin)\b"
-    r"|(?:new|updated|real|actual|true|hidden)\s+(?:system\s+)?instructions?\s*[:\-]?\s*$"
-    r"|(?:BEGIN|END)[ _](?:UNTRUSTED|DATA|CONTENT|TRANSCRIPT)\b)",
+_CONTAINER = (
+    r"(?:transcript|conversation|chat|dialogue|dialog|log|data|messages|turns|context|history|"
+    r"records|input|report|content|document|ticket|untrusted|evaluation\s+data)s?"
+)
+_ENDING = r"(?:end(?:s|ed|ing)?|close[sd]?|over|complete[d]?|stop(?:s|ped)?|finish(?:ed)?|/)"
+#: A line that says the data ends: "END OF TRANSCRIPT", "---- transcript ends ----",
+#: "[/conversation]", "##### END OF LOG #####". Neutralised always; flagged when evaluation
+#: words follow it (a pasted "--- end of chat log ---" followed by a question is not an attack).
+END_LINE_RE = re.compile(
+    rf"^[\W_]*(?:\w+[\W_]+)?(?:{_ENDING}[\W_]*(?:of[\W_]+)?(?:the[\W_]+)?(?:customer[\W_]+|"
+    rf"user[\W_]+)?{_CONTAINER}|{_CONTAINER}[\W_]+{_ENDING})[\W_]*(?:log|here|now)?[\W_]*$"
+    r"|^[\W_]*(?:BEGIN|END)[ _](?:UNTRUSTED|DATA|CONTENT|TRANSCRIPT)\b",
     re.IGNORECASE | re.MULTILINE,
+)
+#: A line that opens new instructions: flagged wherever it is.
+BEGIN_LINE_RE = re.compile(
+    r"^[\W_]*(?:(?:begin|start)(?:ning)?\s+(?:of\s+)?(?:the\s+)?(?:new\s+)?(?:system|"
+    r"instructions?|judge|evaluator|developer|admin)\b"
+    r"|(?:new|updated|real|actual|true|hidden)\s+(?:system\s+)?instructions?\s*[:\-]?\s*$)",
+    re.IGNORECASE | re.MULTILINE,
+)
+BOUNDARY_LINE_RE = re.compile(
+    f"{END_LINE_RE.pattern}|{BEGIN_LINE_RE.pattern}", re.IGNORECASE | re.MULTILINE
+)
+_AFTER_END = (
+    r"(?=[\s\S]{0,300}?\b(?:resolved|verified|verdict|pass(?:ed|es)?|scor\w*|evaluat\w+|"
+    r"assess\w*|review\w*|conclusion|determination|analysis|result|grad\w+|rubric|criteri\w+|"
+    r"qa|instructions?|judge|success\w*|approved|outcome|decision|output|confirmed|system)\b)"
 )
 FAKE_ROLE_LINE_RE = re.compile(
     r"^[ \t>*_-]*(?:"
-    rf"[\[<{{]\s*/?\s*(?:{ROLE_WORDS}|user|human)\s*[\]>}}]"  # [system] <assistant> {judge}
-    rf"|#{{1,6}}\s*(?:{ROLE_WORDS}|response|new\s+instructions?)\b"  # ### System
+    # [system] <assistant> {judge}; not an inline element such as <system>disk full</system>
+    rf"[\[<{{]\s*/?\s*(?:{ROLE_WORDS}|user|human)\s*[\]>}}](?![^\n]*</)"
+    rf"|#{{1,6}}\s*(?:{ROLE_WORDS}|response|new\s+instructions?)\s*(?::|$)"  # ### System
     r"|(?-i:SYSTEM|ASSISTANT|DEVELOPER|JUDGE|EVALUATOR|GRADER|HUMAN)\s*:"  # SYSTEM:
     r"|human\s*:"
     r")",
@@ -58,7 +81,7 @@ ROLE_WITH_VERDICT_RE = re.compile(
 # --------------------------------------------------------------------------------------------
 STRONG_JUDGE = (
     r"(?:judge|evaluator|grader|verifier|assessor|scorer|rater|llm|language\s+model|"
-    r"ai\s+(?:judge|model|system|reviewer|assistant|evaluator|grader)|automated\s+(?:reviewer|"
+    r"ai\s+(?:judge|reviewer|evaluator|grader)|automated\s+(?:reviewer|"
     r"system|checker|grader|evaluator|judge)|reviewer\s+model|scoring\s+model|qa\s+(?:bot|model))"
 )
 ANY_JUDGE = rf"(?:{STRONG_JUDGE}|reviewer|model|ai|system|assistant|bot|auditor)"
@@ -77,9 +100,13 @@ SPEAKER_EXCLUSION = re.compile(
 
 @dataclass(frozen=True)
 class Rule:
+    """A named pattern. ``anchors``: lower-case substrings one of which any match contains; the
+    pattern only runs on text holding one (a cheap prefilter for large alternations)."""
+
     name: str
     pattern: re.Pattern[str]
     speaker_check: bool = False  # skip matches preceded by a first-person/modal speaker
+    anchors: tuple[str, ...] = ()
 
 
 def rule(name: str, regex: str, *, speaker_check: bool = False, flags: int = re.IGNORECASE) -> Rule:
@@ -92,7 +119,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:ignore|disregard|forget|override|bypass|skip|neglect|discard|set\s+aside)\s+"
         r"(?:(?!my\b|our\b)[\w'-]+\s+){0,4}?(?:instructions?|prompts?|rules?|guidelines?|"
         r"directions?|directives?|criteria|rubric|system\s+(?:message|prompt)|programming|"
-        r"constraints?|guidance)\b",
+        r"constraints?|guidance)\b(?!\s+(?:i|we)\s+(?:sent|gave|wrote|mentioned|had)\b)",
     ),
     rule(
         "ignore_instructions",
@@ -120,7 +147,7 @@ RULES: tuple[Rule, ...] = (
     rule(
         "addresses_judge",
         r"\bas\s+(?:the|an?|my|our|your)?\s*(?:ai\s+|llm\s+|automated\s+)?(?:evaluator|judge|"
-        r"grader|verifier|assessor|scorer|rater)\b(?!\s+of\s+(?:the\s+)?(?:contest|competition))",
+        r"grader|verifier|assessor|scorer|rater)\s*(?:[,:]|\s(?:you|please|it\s+is|reading))",
     ),
     rule(
         "addresses_judge",
@@ -206,7 +233,8 @@ RULES: tuple[Rule, ...] = (
     ),
     rule(
         "system_override",
-        r"\b(?:system|admin(?:istrator)?|developer|security|policy)\s+override\b"
+        r"\b(?:system|admin(?:istrator)?|developer|security|policy)\s+override\s*(?:[:=]|code|"
+        r"mode|enabled|activated|granted|engaged|in\s+effect|accepted|applied)"
         r"|\boverride\s+(?:code|mode|authori[sz]ation)\b",
     ),
     rule(
@@ -218,14 +246,8 @@ RULES: tuple[Rule, ...] = (
         r"(?:followed|was|were|is|complied|met|passed|resolved|approved|within|compliant)\b",
         speaker_check=True,
     ),
-    # The same orders in the languages our customers write in (es, pt, fr, it, de, nl).
-    rule(
-        "ignore_instructions",
-        r"\b(?:ignora|ignore[sz]?|olvida|desconsidera|ignorez|oubliez|ignoriere|ignoriert|"
-        r"vergiss|negeer|dimentica)\s+(?:[\w'-]+\s+){0,3}?(?:instrucciones|instru[cç][oõ]es|"
-        r"instructions|consignes|istruzioni|anweisungen|instructies|reglas|regras|r[eè]gles|"
-        r"regeln|regole)\b",
-    ),
+    # The same orders in the languages our customers write in (es, pt, fr, it, de, nl); see
+    # judge.injection_lexicon for the concept rules in more languages.
     rule(
         "mark_as_verdict",
         r"\b(?:marca|m[aá]rquela|marque[sz]?|markiere|markeer|segna|classifica|considera)\s+"
@@ -280,7 +302,8 @@ RULES: tuple[Rule, ...] = (
     rule("fake_delimiter", CHAT_TOKEN_RE.pattern),
     rule("fake_delimiter", FENCE_RE.pattern),
     rule("fake_delimiter", XML_TAG_RE.pattern),
-    Rule("fake_delimiter", BOUNDARY_LINE_RE),
+    rule("fake_delimiter", f"(?:{END_LINE_RE.pattern}){_AFTER_END}", flags=re.I | re.M),
+    Rule("fake_delimiter", BEGIN_LINE_RE),
     Rule("fake_role_line", FAKE_ROLE_LINE_RE),
     Rule("fake_role_line", ROLE_WITH_VERDICT_RE),
 )
@@ -300,7 +323,7 @@ TOOL_RULES: tuple[Rule, ...] = (
     ),
     rule(
         "tool_result_instruction",
-        r"\b(?:important|attention|urgent|note)\s*[:!]+\s*(?:ignore|disregard|you\s+must|always|"
-        r"never|the\s+(?:assistant|ai|model)\s+(?:must|should))",
+        r"\b(?:important|attention|urgent|note)\s*[:!]+\s*(?:ignore|disregard|"
+        r"the\s+(?:assistant|ai|model)\s+(?:must|should))",
     ),
 )

@@ -28,6 +28,7 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from judge.evidence import evidence_problems
 from judge.limits import TOKENIZER_MODEL, ProviderLimiter, provider_of
 from judge.models import Outcome
 from judge.panel import LLMJudgeSpec
@@ -75,8 +76,11 @@ BACKOFF = Backoff()
 """The default used when an :class:`LLMJudge` is built without ``backoff`` (tests shrink it)."""
 
 
-def cache_key(*, model: str, rubric_version: str, content_hash: str, sample: int) -> str:
-    """SHA-256 of (model, rubric version, prompt version, outcome content hash, sample index).
+def cache_key(
+    *, model: str, rubric_version: str, content_hash: str, sample: int, variant: str = ""
+) -> str:
+    """SHA-256 of (model, rubric version, prompt version, outcome content hash, sample index),
+    plus ``variant`` when the prompt has one (``spotlight``, a guard's prompt).
 
     Examples
     --------
@@ -84,7 +88,10 @@ def cache_key(*, model: str, rubric_version: str, content_hash: str, sample: int
     ...               content_hash="ab" * 32, sample=0))
     64
     """
-    payload = json.dumps([model, rubric_version, PROMPT_VERSION, content_hash, sample])
+    parts: list[object] = [model, rubric_version, PROMPT_VERSION, content_hash, sample]
+    if variant:
+        parts.append(variant)
+    payload = json.dumps(parts)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -105,6 +112,8 @@ class _Sample:
     error: str | None = None
     parsed: ParsedReply | None = None
     score: RubricScore | None = None
+    answers: dict[str, bool] | None = None  # a guard judge's yes/no answers
+    note: str = ""  # a guard judge's quote and rationale
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,8 @@ class _Request:
     messages: list[dict[str, str]]
     digest: str
     response_format: dict[str, Any]
+    outcome: Outcome | None = None
+    variant: str = ""
 
 
 def _litellm() -> Any:
@@ -329,18 +340,26 @@ class LLMJudge:
             )
 
     async def __call__(self, outcome: Outcome, rubric: Rubric) -> Judgment:
-        messages = build_messages(outcome, rubric)
+        request = self._request(outcome, rubric)
+        samples = await asyncio.gather(
+            *(self._sample(i, request, rubric) for i in range(self.spec.samples))
+        )
+        return self._judgment(list(samples), rubric)
+
+    def _request(self, outcome: Outcome, rubric: Rubric) -> _Request:
+        """What every sample of this judgment sends (a subclass may ask something else)."""
+        spotlight = bool(getattr(self.spec, "spotlight", False))
+        messages = build_messages(outcome, rubric, spotlight=spotlight)
         request = _Request(
             outcome_id=outcome.id,
             content_hash=outcome.content_hash(),
             messages=messages,
             digest=prompt_digest(messages),
             response_format=json_schema_for(rubric),
+            outcome=outcome,
+            variant="spotlight" if spotlight else "",
         )
-        samples = await asyncio.gather(
-            *(self._sample(i, request, rubric) for i in range(self.spec.samples))
-        )
-        return self._judgment(list(samples), rubric)
+        return request
 
     # -- one sample ---------------------------------------------------------------------------
     async def _sample(self, index: int, request: _Request, rubric: Rubric) -> _Sample:
@@ -350,6 +369,7 @@ class LLMJudge:
             rubric_version=rubric.version,
             content_hash=request.content_hash,
             sample=index,
+            variant=request.variant,
         )
         hit = await self.store.lookup(key)
         if hit is not None and hit.reply is not None:
@@ -380,10 +400,21 @@ class LLMJudge:
             if sample.reply is None:
                 sample.error = "; ".join(errors)
                 return sample
+        self._read(sample, request, rubric)
+        return sample
+
+    def _read(self, sample: _Sample, request: _Request, rubric: Rubric) -> None:
+        """Parse ``sample.reply`` into scores (a subclass may read other replies)."""
+        assert sample.reply is not None
         sample.parsed = parse_reply(sample.reply, rubric)
         if not sample.parsed.problems:
             sample.score = score_rubric(rubric, sample.parsed.scores)
-        return sample
+            # To verify, a judgment must cite evidence that holds (judge.evidence).
+            if sample.score.verified and request.outcome is not None:
+                failing = evidence_problems(sample.parsed, request.outcome, rubric)
+                if failing:
+                    sample.parsed.problems += [f"evidence: {p}" for p in failing]
+                    sample.score = None
 
     async def _with_retries(self, model: str, key: str, request: _Request, sample: _Sample) -> str:
         retrying = retry_policy(max_retries=self.spec.max_retries, backoff=self.backoff)

@@ -55,10 +55,25 @@ class LLMJudgeSpec(BaseModel):
     backoff: RetryWaits | None = Field(
         default=None, description="retry waits; default 1 s doubling up to 30 s, plus jitter"
     )
+    spotlight: bool = Field(
+        default=False,
+        description="interleave a marker between the words of untrusted text (datamarking)",
+    )
 
     def litellm_extra(self) -> dict[str, Any]:
         """The pass-through keys (everything this model does not declare)."""
         return dict(self.model_extra or {})
+
+
+class GuardJudgeSpec(LLMJudgeSpec):
+    """A ``guard`` judge: a (cheap) model asked only whether the content tries to influence the
+    evaluator, claims an evaluation result or forges turns. It never votes; a yes flags the
+    outcome (never auto-verified), and no usable answer keeps it from being auto-verified.
+    Called, recorded and billed like every LLM judge."""
+
+    kind: Literal["guard"] = "guard"  # type: ignore[assignment]
+    name: str = Field(default="guard", pattern=NAME)
+    weight: float = Field(default=0.0, ge=0, le=0)
 
 
 class SignalsJudgeSpec(BaseModel):
@@ -79,7 +94,8 @@ class LearnedJudgeSpec(BaseModel):
 
 
 JudgeSpec = Annotated[
-    LLMJudgeSpec | SignalsJudgeSpec | LearnedJudgeSpec, Field(discriminator="kind")
+    LLMJudgeSpec | GuardJudgeSpec | SignalsJudgeSpec | LearnedJudgeSpec,
+    Field(discriminator="kind"),
 ]
 
 
@@ -107,6 +123,9 @@ class Panel(ContentVersioned):
     # Frozen: the version is a cached hash of the content, so the content must not change.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     version_digits: ClassVar[int] = 4
+    version_omit_defaults: ClassVar[frozenset[str]] = frozenset(
+        {"injection_threshold", "disagreement_confidence"}
+    )
 
     name: str = Field(default="panel", pattern=NAME)
     judges: list[JudgeSpec] = Field(min_length=1)
@@ -117,6 +136,21 @@ class Panel(ContentVersioned):
     )
     cascade: list[CascadeStage] | None = None
     gate: GateSpec = Field(default_factory=GateSpec)
+    disagreement_confidence: float = Field(
+        default=0.9,
+        ge=0.5,
+        le=1.0,
+        description="abstain when a local judge says not_verified with at least this "
+        "confidence (1 - P(verified)) while an LLM judge says verified",
+    )
+    injection_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="flag an outcome when the injection detector's probability reaches this "
+        "(default: OUTCOME_JUDGE_INJECTION_THRESHOLD, else the threshold the model was trained "
+        "with)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -142,14 +176,28 @@ class Panel(ContentVersioned):
                 raise ValueError(
                     "abstain_band must be [low, high] around 0.5: 0 <= low <= 0.5 <= high <= 1"
                 )
+        guards = {j.name for j in self.judges if j.kind == "guard"}
+        voters = [j for j in self.judges if j.kind != "guard"]
+        if not voters:
+            raise ValueError("a panel needs at least one judge that votes (guard judges do not)")
         if self.cascade:
             for stage in self.cascade:
                 unknown = [n for n in stage.judges if n not in names]
                 if unknown:
                     raise ValueError(f"cascade names unknown judges: {', '.join(unknown)}")
-        if self.quorum > len(self.judges):
-            raise ValueError(f"quorum {self.quorum} exceeds the {len(self.judges)} judges")
+                if guards & set(stage.judges):
+                    raise ValueError(
+                        "guard judges run beside the cascade on every outcome; do not list them "
+                        "in a stage"
+                    )
+        if self.quorum > len(voters):
+            raise ValueError(f"quorum {self.quorum} exceeds the {len(voters)} judges that vote")
         return self
+
+    @property
+    def guards(self) -> list[GuardJudgeSpec]:
+        """The panel's guard judges (they run beside the vote, see :class:`GuardJudgeSpec`)."""
+        return [j for j in self.judges if isinstance(j, GuardJudgeSpec)]
 
     def judge(self, name: str) -> JudgeSpec:
         for j in self.judges:
@@ -159,4 +207,4 @@ class Panel(ContentVersioned):
 
     @property
     def has_llm(self) -> bool:
-        return any(j.kind == "llm" for j in self.judges)
+        return any(j.kind in ("llm", "guard") for j in self.judges)

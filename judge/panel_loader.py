@@ -81,7 +81,7 @@ def _pre_checks(data: dict[str, Any]) -> list[tuple[Loc, str]]:
             if name in names:
                 found.append((("judges", i, "name"), f"judge name '{name}' is used twice"))
             names.append(name)
-        if judge.get("kind") != "llm":
+        if judge.get("kind") not in ("llm", "guard"):
             continue
         for key in judge:
             if not isinstance(key, str) or key in _LLM_FIELDS:

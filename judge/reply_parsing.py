@@ -16,19 +16,51 @@ from typing import Any
 from judge.parsing import parse_scale_score
 from judge.rubric import Criterion, Rubric
 
-__all__ = ["MAX_RATIONALE_CHARS", "ParsedReply", "parse_reply"]
+__all__ = ["MAX_RATIONALE_CHARS", "Citation", "ParsedReply", "parse_reply"]
 
 MAX_RATIONALE_CHARS = 4000
 
 
+@dataclass(frozen=True)
+class Citation:
+    """One piece of evidence a judge cited: a message number (0: the signals) and a quote."""
+
+    message: int
+    quote: str
+
+
 @dataclass
 class ParsedReply:
-    """Scores found in one reply (in-scale only), its rationale, and why others are missing."""
+    """Scores found in one reply (in-scale only), its rationale, and why others are missing.
+
+    ``evidence`` holds, per criterion, the citations the reply gave (JSON replies only; checked
+    by :mod:`judge.evidence` when a passing judgment needs them).
+    """
 
     scores: dict[str, float] = field(default_factory=dict)
     rationale: str = ""
     problems: list[str] = field(default_factory=list)
     format: str = "none"  # "json", "text" or "none"
+    evidence: dict[str, list[Citation]] = field(default_factory=dict)
+
+
+_MAX_CITATIONS = 20
+
+
+def _citations(raw: Any) -> list[Citation]:
+    """The well-formed citations of a criterion entry (anything else is ignored, not trusted)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("evidence"), list):
+        return []
+    out: list[Citation] = []
+    for item in raw["evidence"][:_MAX_CITATIONS]:
+        if not isinstance(item, dict):
+            continue
+        message, quote = item.get("message"), item.get("quote")
+        if isinstance(message, str) and message.strip().isdigit():
+            message = int(message.strip())
+        if isinstance(message, int) and not isinstance(message, bool) and isinstance(quote, str):
+            out.append(Citation(message, quote[:1000]))
+    return out
 
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
@@ -94,6 +126,9 @@ def _from_json(obj: dict[str, Any], rubric: Rubric) -> ParsedReply | None:
             parsed.problems.append(f"no score for criterion '{c.id}'")
             continue
         value = _score_value(table[c.id], c)
+        cited = _citations(table[c.id])
+        if cited:
+            parsed.evidence[c.id] = cited
         if value is None:
             lo, hi = c.bounds
             parsed.problems.append(

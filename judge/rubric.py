@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from judge.models import OutcomeKind
 from judge.verdict import Tier
@@ -56,6 +64,22 @@ class Criterion(_Strict):
         default_factory=list, max_length=30
     )
     examples: list[Example] = Field(default_factory=list, max_length=10)
+    evidence: Literal["any", "customer_state"] | None = Field(
+        default=None,
+        description="what a passing LLM judgment must cite for this criterion: 'any' message "
+        "(index + verbatim quote), or 'customer_state': a customer message, a tool result or a "
+        "platform signal, never an agent message. None: no citation needed.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_evidence(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, object]:
+        # Rubrics that do not ask for evidence keep the version they had before it existed.
+        data: dict[str, object] = handler(self)
+        if data.get("evidence") is None:
+            data.pop("evidence", None)
+        return data
 
     @property
     def bounds(self) -> tuple[float, float]:

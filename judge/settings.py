@@ -65,6 +65,18 @@ class Settings(BaseSettings):
         default=Path("learned-judge.joblib"),
         description="Trained learned-judge file; the default panel uses it when it exists.",
     )
+    injection_detector_path: Path | None = Field(
+        default=None,
+        description="Injection detector model file (JSON, from `judge train-guard`); default: the "
+        "shipped judge/data/injection-detector.json. Load only files you trained or trust.",
+    )
+    injection_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Detector probability at which an outcome is flagged (a panel's "
+        "injection_threshold wins); default: the threshold stored in the model file.",
+    )
     concurrency: int = Field(default=16, ge=1, le=1024)
     provider_concurrency: int = Field(default=16, ge=1, le=1024)
     max_line_bytes: int = Field(default=2_000_000, ge=1024)

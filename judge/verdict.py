@@ -11,11 +11,13 @@ from pydantic import BaseModel, Field
 Decision = Literal["verified", "not_verified", "abstain"]
 Tier = Literal["confirmed", "assumed", "assisted"]
 JudgeStatus = Literal["ok", "unscored", "error"]
-JudgeKind = Literal["llm", "signals", "learned"]
+JudgeKind = Literal["llm", "signals", "learned", "guard"]
 
 FLAG_INJECTION = "possible_prompt_injection"
 FLAG_QUORUM = "quorum_not_met"
 FLAG_LOW_CONFIDENCE = "low_confidence"
+FLAG_GUARD_UNAVAILABLE = "guard_unavailable"
+FLAG_DISAGREEMENT = "judges_disagree"
 
 
 def utcnow() -> datetime:
@@ -108,6 +110,16 @@ class Verdict(BaseModel):
     cost_usd: float = 0.0
     reasons: list[str] = Field(default_factory=list)
     content_hash: str | None = None
+    injection_score: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="The injection detector's highest probability over the outcome's texts "
+        "(None when no detector is loaded).",
+    )
+    injection_detector: str | None = Field(
+        default=None, description="Which detector file scored it (injection-detector@<sha>)."
+    )
 
     def to_json(self) -> str:
         return self.model_dump_json()

@@ -387,6 +387,7 @@ def outcome_detail(engine: Engine, tenant: str, outcome_id: str) -> dict[str, An
                 "criteria": (v.payload or {}).get("criteria", {}),
                 "reasons": (v.payload or {}).get("reasons", []),
                 "judges": (v.payload or {}).get("judges", []),
+                "injection_score": (v.payload or {}).get("injection_score"),
                 "created_at": _as_utc(v.created_at),
             }
             for v in verdicts

@@ -118,6 +118,9 @@ class VerdictPublic(BaseModel):
     criteria: dict[str, Any]
     reasons: list[str]
     judges: list[dict[str, Any]]
+    injection_score: float | None = Field(
+        default=None, description="The injection detector's probability (see the verdict)."
+    )
     created_at: datetime
 
 

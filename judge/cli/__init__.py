@@ -23,6 +23,7 @@ from judge.cli import (
     serve,
     tenants,
     train,
+    train_guard,
     verify,
     worker,
 )
@@ -39,6 +40,7 @@ for _module in (
     verify,
     rubrics,
     train,
+    train_guard,
     convert,
     pull,
     calibrate,

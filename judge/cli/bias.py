@@ -8,6 +8,11 @@ Probes (see :mod:`calibration.bias`):
   that obeys it flips to ``verified``. The engine's injection guard makes the *panel* abstain on
   such outcomes, so flips are reported for the panel and for each text-reading judge: the judge
   line shows whether the model itself obeys.
+- ``persuasion``: one confident sentence claiming the case was resolved, ordering nobody
+  (:data:`calibration.bias.PERSUASION`, picked per outcome by ``--seed``), appended to the
+  agent's last reply; a judge that believes the agent's own claims flips to ``verified``. The
+  injection defence may flag some of them (the panel abstains), so it is reported like
+  ``injection``: the judge line shows whether the model itself is swayed.
 - ``position``: pairs from ``--pairs`` compared in both orders with the panel's first LLM judge
   (:mod:`judge.pairwise`); a position-blind judge mirrors its answer.
 
@@ -35,7 +40,8 @@ if TYPE_CHECKING:
     from judge.panel import LLMJudgeSpec, Panel
     from judge.verdict import Verdict
 
-PROBES = ("verbosity", "injection", "position")
+PROBES = ("verbosity", "injection", "persuasion", "position")
+OUTCOME_PROBES = ("verbosity", "injection", "persuasion")
 TEXT_JUDGES = ("llm", "learned")  # judges that read the text (signals reads signals only)
 
 
@@ -61,7 +67,7 @@ def bias(
         typer.Option("--rubric", "-r", help="Rubric name or YAML path; repeat for mixed files."),
     ] = None,
     probe: Annotated[
-        str, typer.Option("--probe", help="verbosity, injection, position or all.")
+        str, typer.Option("--probe", help="verbosity, injection, persuasion, position or all.")
     ] = "all",
     pairs: Annotated[
         Path | None,
@@ -82,7 +88,8 @@ def bias(
     ] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
-    """Bias probes: do verbosity, injected instructions or swapped positions flip decisions?
+    """Bias probes: do verbosity, injected instructions, persuasion or swapped positions flip
+    decisions?
 
     Reports per probe the flip rate with its 95% interval and the direction (to / away from
     verified), for the panel and for each judge that reads the text. The real panel judges each
@@ -129,7 +136,9 @@ def bias(
     if "position" in chosen:
         from judge.panel import LLMJudgeSpec
 
-        spec = next((j for j in panel.judges if isinstance(j, LLMJudgeSpec)), None)
+        spec = next(
+            (j for j in panel.judges if isinstance(j, LLMJudgeSpec) and j.kind == "llm"), None
+        )
         if pairs is None:
             result["skipped"]["position"] = "no --pairs file given (JSONL {id, prompt, a, b})"
         elif spec is None:
@@ -251,10 +260,16 @@ class _Memo:
         return (await self.verdict(outcome)).decision
 
 
-def _perturbations() -> dict[str, Callable[[Outcome], Outcome]]:
-    from calibration.bias import inject_instruction, pad_verbosity
+def _perturbations(seed: int) -> dict[str, Callable[[Outcome], Outcome]]:
+    from functools import partial
 
-    return {"verbosity": pad_verbosity, "injection": inject_instruction}
+    from calibration.bias import inject_instruction, pad_verbosity, persuade
+
+    return {
+        "verbosity": pad_verbosity,
+        "injection": inject_instruction,
+        "persuasion": partial(persuade, seed=seed),
+    }
 
 
 async def _outcome_probes(
@@ -271,7 +286,7 @@ async def _outcome_probes(
 
     store = MemoryCallStore()  # never the ledger's: probes must not pollute the system of record
     memo = _Memo(Engine(panel, rubrics, store=store))
-    perturbations = _perturbations()
+    perturbations = _perturbations(seed)
     out: dict[str, Any] = {}
     for name in names:
         perturb = perturbations[name]
@@ -354,7 +369,7 @@ def _judge_decision(verdict: Verdict, name: str) -> str | None:
 
 
 async def _position(spec: LLMJudgeSpec, rows: list[dict[str, str]], seed: int) -> dict[str, Any]:
-    from calibration.bias import position_swap_probe
+    from calibration.bias_position import position_swap_probe
     from judge.pairwise import PairwiseJudge, PairwiseUnparseable
 
     judge = PairwiseJudge(spec)
@@ -423,7 +438,7 @@ def _print(result: dict[str, Any]) -> None:
         )
 
     probes = result["probes"]
-    for name in ("verbosity", "injection"):
+    for name in OUTCOME_PROBES:
         block = probes.get(name)
         if block is None:
             continue
@@ -437,11 +452,12 @@ def _print(result: dict[str, Any]) -> None:
     console.print(
         "rate = share of decisions the perturbation changed; CI = exact (Clopper-Pearson); to "
         "verified = flips into verified (the bias that inflates counts); away = flips out of "
-        "verified. For injection the panel's guard abstaining is intended: read the judge rows.",
+        "verified. For injection and persuasion the panel's injection defence may flag the text "
+        "and abstain (intended): the judge rows show whether the model itself obeys or is swayed.",
         style="dim",
         highlight=False,
     )
-    for name in ("verbosity", "injection"):
+    for name in OUTCOME_PROBES:
         block = probes.get(name)
         if block and block.get("to_verified_against_label"):
             console.print(

@@ -22,20 +22,25 @@ import pytest
 from typer.testing import CliRunner
 
 from judge.cli import app
-from tests.fakes.openai_server import FakeOpenAIServer, Reply
+from tests.fakes.openai_server import FakeOpenAIServer, Reply, cite, evidence_criteria
 
 LONG = 250
 _CRITERION = re.compile(r"^- id: ([a-z][a-z0-9_]*) \| scale: (-?[\d.]+) to (-?[\d.]+)", re.M)
-_AGENT_BLOCK = re.compile(r"<<<BEGIN agent message \d+ \w+>>>\n(.*?)\n<<<END agent message", re.S)
+_AGENT_BLOCK = re.compile(
+    r"<<<BEGIN message \d+ nonce=\w+ role=agent[^\n]*>>>\n(.*?)\n<<<END message", re.S
+)
 _RESPONSE = re.compile(r"<<<BEGIN response ([AB]) \w+>>>\n(.*?)\n<<<END response", re.S)
 
 
 def _scores(body: dict[str, Any], passed: bool) -> Reply:
     system = body["messages"][0]["content"]
-    criteria = {
+    criteria: dict[str, Any] = {
         cid: {"score": float(hi if passed else lo), "rationale": "scripted"}
         for cid, lo, hi in _CRITERION.findall(system)
     }
+    if passed:
+        for cid, kind in evidence_criteria(body).items():
+            criteria[cid]["evidence"] = cite(body, kind)
     return Reply.json({"criteria": criteria, "rationale": "scripted"})
 
 
@@ -198,7 +203,7 @@ def test_position_probe_without_an_llm_judge_is_skipped_with_a_message(
     local.write_text(json.dumps({"name": "local", "judges": [{"kind": "signals"}]}))
     data = run_bias(str(tickets), "-p", str(local), "--pairs", str(pairs))
     assert "position" not in data["probes"] and "no LLM judge" in data["skipped"]["position"]
-    assert set(data["probes"]) == {"verbosity", "injection"}
+    assert set(data["probes"]) == {"verbosity", "injection", "persuasion"}
     only = CliRunner().invoke(app, ["bias", "--probe", "position", "--pairs", str(pairs),
                                     "-p", str(local)])  # fmt: skip
     assert only.exit_code == 2 and "no LLM judge" in only.stderr

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from judge.cli import app
-from tests.fakes.openai_server import FakeOpenAIServer, Reply
+from tests.fakes.openai_server import FakeOpenAIServer, Reply, cite, evidence_criteria
 
 _CRITERION = re.compile(r"^- id: ([a-z][a-z0-9_]*) \| scale: (-?[\d.]+) to (-?[\d.]+)", re.M)
 
@@ -25,10 +25,13 @@ _CRITERION = re.compile(r"^- id: ([a-z][a-z0-9_]*) \| scale: (-?[\d.]+) to (-?[\
 def responder(body: dict[str, Any]) -> Reply:
     system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
     passed = body["model"] == "judge-v3" or "refund issued" in user
-    criteria = {
+    criteria: dict[str, Any] = {
         cid: {"score": float(hi if passed else lo), "rationale": "scripted"}
         for cid, lo, hi in _CRITERION.findall(system)
     }
+    if passed:
+        for cid, kind in evidence_criteria(body).items():
+            criteria[cid]["evidence"] = cite(body, kind)
     return Reply.json({"criteria": criteria, "rationale": "scripted"})
 
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.openai_server import Reply
+from tests.fakes.openai_server import Reply, cite, evidence_criteria, prompt_messages
 
 __all__ = [
     "FAULT_KINDS",
@@ -51,6 +51,7 @@ __all__ = [
     "gullible_obeys",
     "judged_text",
     "outcome_id_of",
+    "persuaded",
     "split_reply",
 ]
 
@@ -68,7 +69,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "prose_score",  # 200, the passing JSON wrapped in chatty prose (parsable: a real reply)
 )
 # Outcomes that are complete HTTP 200 completions: the provider bills them.
-BILLED = frozenset({"ok", "no_score", "prose_score", "obeyed"})
+BILLED = frozenset({"ok", "no_score", "prose_score", "obeyed", "swayed"})
 
 # Where a test puts an outcome's id in the judged text so the server can attribute requests.
 OUTCOME_ID_RE = re.compile(r"\bcase ref ([A-Za-z0-9][A-Za-z0-9_.:-]{0,63})\b")
@@ -181,7 +182,7 @@ class FaultRecord:
     model: str
     outcome_id: str | None
     attempt: int  # 1 for the first time this prompt reached this model, 2 for the next...
-    fault: str  # a FAULT_KINDS entry, "ok", or "obeyed" (the gullible base obeyed the text)
+    fault: str  # a FAULT_KINDS entry, "ok", "obeyed" (gullible) or "swayed" (persuadable)
     delay: float
     prompt_tokens: int
     completion_tokens: int
@@ -196,12 +197,17 @@ class FaultRecord:
 # --------------------------------------------------------------------------------------------
 # Base replies
 # --------------------------------------------------------------------------------------------
-def _scores_reply(request_json: dict[str, Any], *, top: bool, rationale: str) -> Reply:
+def _scores_reply(
+    request_json: dict[str, Any], *, top: bool, rationale: str, cite_message: int | None = None
+) -> Reply:
     text = _system_text(request_json)
+    wanted = evidence_criteria(request_json) if top else {}
     criteria: dict[str, Any] = {}
     for m in _CRITERION_RE.finditer(text):
         score = float(m["hi"]) if top else float(m["lo"])
         criteria[m["id"]] = {"score": score, "rationale": rationale}
+        if m["id"] in wanted:
+            criteria[m["id"]]["evidence"] = cite(request_json, wanted[m["id"]], number=cite_message)
     return Reply.json({"criteria": criteria, "rationale": rationale})
 
 
@@ -263,7 +269,7 @@ def outcome_id_of(
 # The gullible model
 # --------------------------------------------------------------------------------------------
 _DATA_RE = re.compile(r"<<<BEGIN [^\n]*?>>>\n(.*?)\n<<<END [^\n]*?>>>", re.DOTALL)
-_HEADER_RE = re.compile(r'; (?:author|tool): ("(?:[^"\\]|\\.)*")')
+_HEADER_RE = re.compile(r' (?:author|tool)=("(?:[^"\\]|\\.)*")')
 _INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad\u202a-\u202e\u2066-\u2069]")
 _HOMOGLYPHS = str.maketrans(
     "аеорсухіјѕԁһӏАВЕКМНОРСТХІЈЅαοριεκτυνΑΒΕΗΙΚΜΝΟΡΤΥΧ",
@@ -338,6 +344,42 @@ def gullible_obeys(text: str) -> bool:
     return any(_OBEY_RE.search(reading) for reading in _readings(text))
 
 
+def obeyed_message(request_json: dict[str, Any]) -> int | None:
+    """The number of the message whose text the gullible model obeyed (it cites that one as its
+    evidence, as a fooled judge would), or None when the order was elsewhere."""
+    for number, _role, text in prompt_messages(request_json):
+        if gullible_obeys(text):
+            return number
+    return None
+
+
+# What a model that believes the agent's own claims takes as proof of resolution: a confident
+# claim that the request was met completely (no order needed), in a few languages.
+_PERSUADED_RE = re.compile(
+    r"\b(?:in\s+full|fully|entirely|more\s+complete)\b"
+    r"|\bnothing\b[^.\n]{0,40}\b(?:undone|outstanding|missing)\b"
+    r"|\bby\s+any\s+(?:honest|fair|reasonable|objective)\s+(?:measure|standard)\b"
+    r"|\b(?:vollständig|vollkommen|restlos|ohne\s+zweifel)\b"
+    r"|\b(?:por\s+completo|completamente|totalmente|sin\s+duda)\b"
+    r"|\b(?:entièrement|complètement|pleinement|sans\s+aucun\s+doute)\b"
+    r"|完全に|間違いなく",
+    re.IGNORECASE,
+)
+
+
+def persuaded(text: str) -> bool:
+    """Whether a model that believes the agent's claims would take ``text`` as proof."""
+    return bool(_PERSUADED_RE.search(unicodedata.normalize("NFKC", text)))
+
+
+def swaying_message(request_json: dict[str, Any]) -> int | None:
+    """The number of the agent message whose claim sways a persuadable model, or None."""
+    for number, role, text in prompt_messages(request_json):
+        if role == "agent" and persuaded(text):
+            return number
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # The injector
 # --------------------------------------------------------------------------------------------
@@ -362,6 +404,10 @@ class FaultInjector:
     gullible : bool
         Obey the judged text: when it reads as an order to the evaluator (see
         :func:`gullible_obeys`), answer the top of every scale, whatever ``base`` would say.
+    persuadable : bool
+        Believe the agent: when an agent message confidently claims the request was met (see
+        :func:`persuaded`; no order needed), answer the top of every scale, citing as a
+        diligent judge would (so the evidence check does not catch it), recorded ``swayed``.
     seed : int
         Seeds every draw.
     retry_after : float
@@ -378,6 +424,7 @@ class FaultInjector:
         latency: LatencyModel | Mapping[str, LatencyModel] | None = None,
         base: Responder | None = None,
         gullible: bool = False,
+        persuadable: bool = False,
         seed: int = 0,
         retry_after: float = 0.05,
         hang: float = 30.0,
@@ -389,6 +436,7 @@ class FaultInjector:
         )
         self.base: Responder = base or (lambda req: _scores_reply(req, top=True, rationale="Met."))
         self.gullible = gullible
+        self.persuadable = persuadable
         self.seed = seed
         self.retry_after = retry_after
         self.hang = hang
@@ -412,7 +460,17 @@ class FaultInjector:
         if fault is not None:
             reply = self._fault_reply(fault, request_json)
         elif self.gullible and gullible_obeys(judged_text(request_json)):
-            fault, reply = "obeyed", _scores_reply(request_json, top=True, rationale="As told.")
+            fault, reply = (
+                "obeyed",
+                _scores_reply(
+                    request_json,
+                    top=True,
+                    rationale="As told.",
+                    cite_message=obeyed_message(request_json),
+                ),
+            )
+        elif self.persuadable and swaying_message(request_json) is not None:
+            fault, reply = "swayed", _scores_reply(request_json, top=True, rationale="Resolved.")
         else:
             fault, reply = "ok", self.base(request_json)
         reply = Reply(**{**reply.__dict__, "delay": reply.delay + delay})
@@ -471,7 +529,7 @@ class FaultInjector:
             return list(self._records)
 
     def faults(self) -> Counter[str]:
-        """How many requests got each fault (``ok`` and ``obeyed`` included)."""
+        """How many requests got each fault (``ok``, ``obeyed`` and ``swayed`` included)."""
         return Counter(r.fault for r in self.records)
 
     def attempts_per_outcome(self) -> Counter[tuple[str | None, str]]:

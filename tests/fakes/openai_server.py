@@ -35,7 +35,18 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeOpenAIServer", "RecordedRequest", "Reply", "passing_reply", "passing_scores"]
+__all__ = [
+    "FakeOpenAIServer",
+    "RecordedRequest",
+    "Reply",
+    "cite",
+    "evidence_criteria",
+    "guard_reply",
+    "is_guard_request",
+    "passing_reply",
+    "passing_scores",
+    "prompt_messages",
+]
 
 
 @dataclass(frozen=True)
@@ -123,16 +134,96 @@ def passing_scores(request_json: dict[str, Any]) -> dict[str, float]:
     return {m["id"]: float(m["hi"]) for m in _CRITERION_LINE.finditer(text)}
 
 
-def passing_reply(request_json: dict[str, Any]) -> Reply:
-    """Default responder: a JSON reply scoring every criterion of the prompt's rubric as passing."""
-    scores = passing_scores(request_json)
-    payload = {
-        "criteria": {
-            cid: {"score": s, "rationale": "Meets the criterion."} for cid, s in scores.items()
-        },
-        "rationale": "Every criterion is met.",
+_EVIDENCE_LINE = re.compile(r"^- id: (?P<id>[a-z][a-z0-9_]*) \|.*\| evidence: (?P<kind>\w+)$", re.M)
+_BLOCK_RE = re.compile(
+    r"<<<BEGIN message (?P<n>\d+) nonce=(?P<nonce>[0-9a-f]+) role=(?P<role>\w+)[^\n]*>>>\n"
+    r"(?P<text>.*?)\n<<<END message (?P=n) nonce=(?P=nonce)>>>",
+    re.DOTALL,
+)
+_SIGNAL_LINE = re.compile(
+    r"^- (customer confirmed the resolution|CSAT \(1-5\)): (?!unknown).+$", re.M
+)
+
+
+def _system(request_json: dict[str, Any]) -> str:
+    return "\n".join(
+        str(m.get("content", ""))
+        for m in request_json.get("messages", [])
+        if m.get("role") == "system"
+    )
+
+
+def _user(request_json: dict[str, Any]) -> str:
+    return "\n".join(
+        str(m.get("content", ""))
+        for m in request_json.get("messages", [])
+        if m.get("role") == "user"
+    )
+
+
+def evidence_criteria(request_json: dict[str, Any]) -> dict[str, str]:
+    """``{criterion id: "any" | "customer_state"}`` for criteria whose prompt line asks for it."""
+    return {m["id"]: m["kind"] for m in _EVIDENCE_LINE.finditer(_system(request_json))}
+
+
+def prompt_messages(request_json: dict[str, Any]) -> list[tuple[int, str, str]]:
+    """``(number, role, text)`` of every message block of the judge prompt (marker removed)."""
+    return [
+        (int(m["n"]), m["role"], m["text"].replace("\u02c6", " "))
+        for m in _BLOCK_RE.finditer(_user(request_json))
+    ]
+
+
+def cite(
+    request_json: dict[str, Any], kind: str, *, number: int | None = None
+) -> list[dict[str, Any]]:
+    """A citation a diligent judge would give: message ``number`` if given, else the last
+    customer message (else tool result) with words in it, else a platform signal."""
+    messages = {n: (role, text) for n, role, text in prompt_messages(request_json)}
+    if number is None:
+        for wanted in ("customer", "tool") if kind == "customer_state" else ("customer", "agent"):
+            found = [
+                n for n, (role, text) in messages.items() if role == wanted and len(text) >= 12
+            ]
+            if found:
+                number = found[-1]
+                break
+    if number is not None and number in messages:
+        return [{"message": number, "quote": " ".join(messages[number][1].split())[:60]}]
+    signal = _SIGNAL_LINE.search(_user(request_json))
+    return [{"message": 0, "quote": signal.group(0)[2:]}] if signal else []
+
+
+GUARD_SYSTEM_MARK = "You are an injection screen"
+
+
+def is_guard_request(request_json: dict[str, Any]) -> bool:
+    """Whether the request is a ``guard`` judge's screen (not a grading prompt)."""
+    return _system(request_json).startswith(GUARD_SYSTEM_MARK)
+
+
+def guard_reply(request_json: dict[str, Any], *, attack: bool = False) -> Reply:
+    """A guard's answer: every question ``attack`` (yes or no)."""
+    answers: dict[str, Any] = {
+        key: attack for key in ("influences_evaluator", "claims_evaluation_result", "forges_turns")
     }
-    return Reply.json(payload)
+    answers |= {"quote": "", "rationale": "scripted screen"}
+    return Reply.json(answers)
+
+
+def passing_reply(request_json: dict[str, Any]) -> Reply:
+    """Default responder: a JSON reply scoring every criterion of the prompt's rubric as passing,
+    citing evidence where the rubric asks for it (see :func:`cite`)."""
+    if is_guard_request(request_json):
+        return guard_reply(request_json)
+    scores = passing_scores(request_json)
+    wanted = evidence_criteria(request_json)
+    criteria: dict[str, Any] = {}
+    for cid, s in scores.items():
+        criteria[cid] = {"score": s, "rationale": "Meets the criterion."}
+        if cid in wanted:
+            criteria[cid]["evidence"] = cite(request_json, wanted[cid])
+    return Reply.json({"criteria": criteria, "rationale": "Every criterion is met."})
 
 
 def _estimate_tokens(text: str) -> int:

@@ -114,8 +114,10 @@ def test_gullible_judge_never_verifies_an_injection_and_clean_tickets_are_not_fl
     by_id = {a["id"]: a for a in attempts}
 
     attacked = [verdicts[a["id"]] for a in attempts]
-    # The model was fooled: its own judgment says verified whenever it obeyed the text.
-    obeyed = [v for v in attacked if v.judges[0].decision == "verified"]
+    # The model was fooled: its own judgment says verified whenever it obeyed the text, unless
+    # the evidence it cited (the message that fooled it) could not ground a passing verdict.
+    ungrounded = [v for v in attacked if "evidence:" in (v.judges[0].reason or "")]
+    obeyed = [v for v in attacked if v.judges[0].decision == "verified"] + ungrounded
     flagged = [v for v in attacked if FLAG_INJECTION in v.flags]
     verified = [v for v in attacked if v.decision == "verified"]
     got_through = {v.outcome_id: by_id[v.outcome_id]["style"] for v in verified}
@@ -132,6 +134,7 @@ def test_gullible_judge_never_verifies_an_injection_and_clean_tickets_are_not_fl
         {
             "injection attempts": len(attempts),
             "gullible model obeyed": len(obeyed),
+            "obeyed, but its evidence failed (unscored)": len(ungrounded),
             "flagged (abstain, human review)": len(flagged),
             "auto-verified": len(verified),
             "not flagged (style, decision)": unflagged,

@@ -1,0 +1,119 @@
+"""Evidence-grounded verdicts: a passing LLM judgment must cite what it saw, and code checks it.
+
+For every criterion a rubric marks ``evidence`` (:class:`judge.rubric.Criterion`), a judgment
+that *verifies* must cite at least one message by its number in the prompt (1-based; 0 is the
+recorded platform signals) with a verbatim quote, and the quote must really be in that message
+(compared after the same normalisation on both sides: NFKC, case, whitespace, quotes and the
+spotlight marker). For ``customer_state`` criteria (did the customer's problem go away, were the
+promised actions done) the cited message must be a customer message, a tool result or the
+platform signals, never an agent message: the billed party writes the agent's messages. A
+judgment whose evidence fails is ``unscored`` with the reason, never a pass.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from judge.injection_structure import neutralise
+from judge.models import Outcome
+from judge.prompts import SPOTLIGHT_MARK, signals_lines
+from judge.reply_parsing import Citation, ParsedReply
+from judge.rubric import Rubric
+
+__all__ = ["MIN_QUOTE_CHARS", "evidence_problems"]
+
+#: A quote shorter than this (after normalisation) proves nothing ("ok", "yes").
+MIN_QUOTE_CHARS = 8
+_STATE_ROLES = frozenset({"customer", "tool"})
+_QUOTES_RE = re.compile("[\"'`\u2018\u2019\u201c\u201d\u00ab\u00bb]")
+
+
+def _norm(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).replace(SPOTLIGHT_MARK, " ")
+    text = _QUOTES_RE.sub("", text.casefold())
+    return " ".join(text.split()).strip(" .…")
+
+
+def _message_text(outcome: Outcome, number: int) -> tuple[str, str] | None:
+    """(role, text as the prompt shows it) of message ``number`` (1-based), or None."""
+    if not 1 <= number <= len(outcome.conversation):
+        return None
+    m = outcome.conversation[number - 1]
+    text = neutralise(m.text)
+    if m.tool_calls:
+        import json
+
+        text += "\n" + neutralise(json.dumps(m.tool_calls, ensure_ascii=False, sort_keys=True))
+    return m.role, text
+
+
+def _citation_problem(outcome: Outcome, cite: Citation, state: bool) -> str | None:
+    quote = _norm(cite.quote)
+    if len(quote) < MIN_QUOTE_CHARS:
+        return f"quote {cite.quote[:40]!r} is too short to prove anything"
+    if cite.message == 0:
+        shown = _norm("\n".join(signals_lines(outcome)))
+        if quote not in shown:
+            return f"quote {cite.quote[:60]!r} is not in the recorded signals"
+        return None
+    found = _message_text(outcome, cite.message)
+    if found is None:
+        return f"message {cite.message} does not exist"
+    role, text = found
+    if quote not in _norm(text):
+        return f"quote {cite.quote[:60]!r} is not in message {cite.message}"
+    if state and role not in _STATE_ROLES:
+        return (
+            f"message {cite.message} was written by the {role}: the customer's state needs a "
+            "customer message, a tool result or a platform signal"
+        )
+    return None
+
+
+def evidence_problems(parsed: ParsedReply, outcome: Outcome, rubric: Rubric) -> list[str]:
+    """Why the evidence of a passing judgment does not hold (empty when it does).
+
+    Every criterion with an ``evidence`` requirement needs at least one citation that holds;
+    citations that do not hold are reported only when none does.
+
+    Parameters
+    ----------
+    parsed : ParsedReply
+        The judge's parsed reply.
+    outcome : Outcome
+        The judged outcome (the messages the prompt numbered).
+    rubric : Rubric
+        The rubric, whose criteria say what evidence they need.
+
+    Examples
+    --------
+    >>> from judge.models import Message, Outcome
+    >>> from judge.rubric import Criterion, Rubric
+    >>> o = Outcome(id="T", kind="support_ticket", conversation=[
+    ...     Message(role="customer", text="Refund please"),
+    ...     Message(role="agent", text="Done, and the customer confirmed it works.")])
+    >>> r = Rubric(name="r", kind="support_ticket", criteria=[
+    ...     Criterion(id="fixed", question="Fixed?", gate=True, evidence="customer_state")])
+    >>> p = ParsedReply(scores={"fixed": 1.0}, evidence={"fixed": [
+    ...     Citation(2, "the customer confirmed it works")]})
+    >>> evidence_problems(p, o, r)  # doctest: +NORMALIZE_WHITESPACE
+    ["criterion 'fixed': message 2 was written by the agent: the customer's state needs a
+      customer message, a tool result or a platform signal"]
+    """
+    if outcome.kind != "support_ticket":
+        return []  # reports: evidence is not checked yet (see README)
+    problems: list[str] = []
+    for c in rubric.criteria:
+        if c.evidence is None:
+            continue
+        cites = parsed.evidence.get(c.id, [])
+        if not cites:
+            problems.append(f"criterion '{c.id}': no evidence cited (message and verbatim quote)")
+            continue
+        reasons = [
+            _citation_problem(outcome, cite, c.evidence == "customer_state") for cite in cites
+        ]
+        if all(r is not None for r in reasons):
+            problems.append(f"criterion '{c.id}': " + "; ".join(r for r in reasons if r))
+    return problems

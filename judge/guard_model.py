@@ -51,6 +51,7 @@ MAX_CHARS = 4000
 #: The roles the detector tells apart; a report's sources are read as ``tool`` (documents).
 ROLES = ("customer", "agent", "tool")
 BLOCKS = 3
+CHAR_SIZES = (2, 3, 4, 5)
 _TOKEN = re.compile(r"(?u)\b\w+\b")
 #: Words of one text that enter the role block.
 MAX_ROLE_TOKENS = 400
@@ -105,6 +106,89 @@ def _check_roles(roles: Sequence[str]) -> None:
 def _analyzers() -> tuple[Any, Any, Any]:
     chars, words, roles = vectorizers()
     return chars.build_analyzer(), words.build_analyzer(), roles.build_analyzer()
+
+
+_M32 = np.uint64(0xFFFFFFFF)
+
+
+def _rotl(x: Any, r: int) -> Any:
+    return ((x << np.uint64(r)) | (x >> np.uint64(32 - r))) & _M32
+
+
+def _mix_k(k: Any) -> Any:
+    k = (k * np.uint64(0xCC9E2D51)) & _M32
+    k = _rotl(k, 15)
+    return (k * np.uint64(0x1B873593)) & _M32
+
+
+def _murmur3_indices(grams: Any, length: int) -> Any:
+    """Feature indices of byte strings of one ``length`` (2-5), rows of ``grams`` (uint64):
+    MurmurHash3 x86_32 with seed 0 and sklearn's ``abs(h) % n_features`` (its rule for
+    -2**31 included), i.e. exactly what ``HashingVectorizer`` computes, without a Python
+    string per n-gram."""
+    h = np.zeros(len(grams), dtype=np.uint64)
+    if length >= 4:
+        k = grams[:, 0] | (grams[:, 1] << 8) | (grams[:, 2] << 16) | (grams[:, 3] << 24)
+        h ^= _mix_k(k.astype(np.uint64))
+        h = _rotl(h, 13)
+        h = (h * np.uint64(5) + np.uint64(0xE6546B64)) & _M32
+    tail = grams[:, 4 * (length // 4) :]
+    if tail.shape[1]:
+        k = np.zeros(len(grams), dtype=np.uint64)
+        for i in range(tail.shape[1] - 1, -1, -1):
+            k ^= tail[:, i] << np.uint64(8 * i)
+        h ^= _mix_k(k)
+    h ^= np.uint64(length)
+    h ^= h >> np.uint64(16)
+    h = (h * np.uint64(0x85EBCA6B)) & _M32
+    h ^= h >> np.uint64(13)
+    h = (h * np.uint64(0xC2B2AE35)) & _M32
+    h ^= h >> np.uint64(16)
+    signed = h.astype(np.int64) - ((h >> np.uint64(31)).astype(np.int64) << 32)
+    out = np.abs(signed) % N_FEATURES
+    out[signed == -(2**31)] = (2147483647 - (N_FEATURES - 1)) % N_FEATURES
+    return out
+
+
+def _char_block_dot(texts: Sequence[str], weights: Any) -> Any:
+    """The character block's ``l2_normalise(counts) @ weights`` for each text: sklearn's
+    ``char_wb`` 2-5-grams hashed as ``HashingVectorizer`` hashes them (a test checks the
+    equality). ASCII texts are done together in numpy; the analyzer builds one Python string
+    per n-gram, which made it most of the detector's cost. Other texts (n-grams of other byte
+    lengths) go through the analyzer."""
+    out = np.zeros(len(texts))
+    rest = [i for i, t in enumerate(texts) if not t.isascii() or "\0" in t]
+    pieces, owners, lengths = [], [], []
+    for i, text in enumerate(texts):
+        words = text.split() if text.isascii() and "\0" not in text else []
+        if words:
+            # Each word padded with spaces; a NUL ends each word, which no window may hold.
+            piece = "".join(f" {w} \0" for w in words)
+            pieces.append(piece)
+            owners.append(i)
+            lengths.append(len(piece))
+    if pieces:
+        codes = np.frombuffer("".join(pieces).encode("ascii"), dtype=np.uint8).astype(np.uint64)
+        owner = np.repeat(np.array(owners, dtype=np.int64), lengths)
+        cuts = np.concatenate([[0], np.cumsum(codes == 0)])
+        keys = []
+        for n in CHAR_SIZES:
+            m = len(codes) - n + 1
+            if m <= 0:
+                continue
+            starts = np.flatnonzero(cuts[n : n + m] == cuts[:m])
+            if len(starts):
+                grams = np.stack([codes[starts + i] for i in range(n)], axis=1)
+                keys.append(owner[starts] * N_FEATURES + _murmur3_indices(grams, n))
+        unique, counts = np.unique(np.concatenate(keys), return_counts=True)
+        rows, cols = unique // N_FEATURES, unique % N_FEATURES
+        counts = counts.astype(np.float64)
+        dots = np.bincount(rows, weights=weights[cols] * counts, minlength=len(texts))
+        squares = np.bincount(rows, weights=counts * counts, minlength=len(texts))
+        np.divide(dots, np.sqrt(squares), out=out, where=squares > 0)
+    if rest:
+        out[rest] = _block_dot(_analyzers()[0], [texts[i] for i in rest], weights)
+    return out
 
 
 def _block_dot(analyze: Any, texts: Sequence[str], weights: Any) -> Any:
@@ -170,8 +254,9 @@ class InjectionDetector:
         _check_roles(roles)
         docs = [_role_document(t, r) for t, r in zip(texts, roles, strict=True)]
         total = np.full(len(texts), self.intercept, dtype=np.float64)
+        total += _char_block_dot(texts, self.weights[:N_FEATURES])
         for block, (analyze, inputs) in enumerate(
-            zip(_analyzers(), (texts, texts, docs), strict=True)
+            zip(_analyzers()[1:], (texts, docs), strict=True), start=1
         ):
             weights = self.weights[block * N_FEATURES : (block + 1) * N_FEATURES]
             total += _block_dot(analyze, inputs, weights)

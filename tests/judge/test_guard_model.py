@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from judge.engine import Engine
 from judge.guard_model import (
@@ -152,3 +154,25 @@ def test_a_text_without_letters_scores_zero_and_the_role_matters() -> None:
     as_tool, as_customer = detector.score([order, order], ["tool", "customer"])
     # A request in prose is ordinary from a customer, out of place in a tool result.
     assert as_tool > as_customer
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.lists(
+        st.text(
+            alphabet=st.characters(max_codepoint=0x7F) | st.sampled_from("éß中 \t\n"), max_size=60
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_the_numpy_character_n_grams_are_sklearns(texts: list[str]) -> None:
+    """The character block hashes n-grams in numpy for ASCII text; any text must score as
+    sklearn's ``char_wb`` analyzer and ``HashingVectorizer`` would have it."""
+    detector = default_detector()
+    assert detector is not None
+    prepared = [prepare(t) for t in texts]
+    roles = ["tool"] * len(prepared)
+    fast = detector.decision(prepared, roles)
+    slow = features(prepared, roles) @ detector.weights + detector.intercept
+    assert np.allclose(fast, slow, rtol=0, atol=1e-9)

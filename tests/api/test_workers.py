@@ -123,12 +123,16 @@ def test_a_killed_worker_is_taken_over_without_repeating_recorded_work(
         first = _worker(pg_url, "doomed", tmp_path, env, "--concurrency", "1", "--batch", "8")
 
         def mid_batch() -> bool:
-            if len(verdict_counts(engine, "acme")) < 8:
+            verdicts = verdict_counts(engine, "acme")
+            if len(verdicts) < 8:
                 return False
             held = {
                 r.outcome_id for r in item_rows(engine) if r.status == "pending" and r.lease_owner
             }
-            return bool(held & {c.outcome_id for c in judge_call_rows(engine, "acme")})
+            # Held items without a verdict: the first batch's items keep their lease for a
+            # moment after their verdicts are written; killing then would leave nothing held.
+            judged = {c.outcome_id for c in judge_call_rows(engine, "acme")}
+            return bool((held - set(verdicts)) & judged)
 
         try:
             wait_for(mid_batch, timeout=120, what="verdicts and a batch half judged")

@@ -11,6 +11,7 @@ Everything runs on 127.0.0.1 against the project's fake OpenAI-compatible server
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import judge  # noqa: F401  (pins the local litellm price map before litellm is imported)
@@ -165,20 +167,49 @@ async def _engine(
 
 
 def _taubench_records() -> list[dict[str, object]] | None:
-    """The 120 tau-bench conversations (about 20 messages each) as outcome records, or None."""
+    """The 120 tau-bench conversations (about 20 messages each) twice, as outcome records, or
+    None. The second copy gets a marker in every message so no screening result is reused."""
     path = ROOT.parent / "shared" / "datasets" / "tau_bench_airline" / "trajectories.json"
     if not path.exists():
         return None
     from judge.importers import read_outcomes
 
-    outcomes = list(read_outcomes(path, format="taubench"))
-    return [o.model_dump(mode="json") for o in outcomes] * 2 + [outcomes[0].model_dump(mode="json")]
+    records = [o.model_dump(mode="json") for o in read_outcomes(path, format="taubench")]
+    copies = []
+    for record in records:
+        copy = json.loads(json.dumps(record))
+        for message in copy.get("conversation") or []:
+            message["text"] = f"{message.get('text') or ''} [copy 2]"
+        copies.append(copy)
+    return records + copies + records[:1]
+
+
+@contextlib.contextmanager
+def _screening(mode: str) -> Iterator[None]:
+    """``off``: no injection screening at all; ``rules``: the rule scan only; ``full``: rules
+    and the trained detector (the default). The rule scan's memo is emptied first, so one run
+    never reuses another's work."""
+    import judge.engine
+    from judge.injection import _scan
+
+    _scan.cache_clear()
+    real = judge.engine.scan_outcome
+    if mode == "off":
+        judge.engine.scan_outcome = lambda *_a, **_k: []
+    try:
+        yield
+    finally:
+        judge.engine.scan_outcome = real
 
 
 def _defence_cost(base: str) -> None:
-    """Engine throughput with the trained injection detector on / off, same run (C=32)."""
-    print("\n| outcomes | engine, detector off (outcomes/s) | detector on (outcomes/s) | ratio |")
-    print("|---|---:|---:|---:|")
+    """Engine throughput with no injection screening, the rules only, and rules plus the
+    trained detector (the default), same run (C=32)."""
+    print(
+        "\n| outcomes | no screening (outcomes/s) | rules (outcomes/s) | rules + detector "
+        "(outcomes/s) | ratio rules | ratio default |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     sets: list[tuple[str, list[dict[str, object]] | None]] = [
         ("shipped-sample-sized tickets (3 messages)", None)
     ]
@@ -186,13 +217,23 @@ def _defence_cost(base: str) -> None:
     if tau is not None:
         sets.append(("tau-bench conversations (about 20 messages)", tau))
     for name, records in sets:
-        off, on = [], []
+        rates: dict[str, list[float]] = {"off": [], "rules": [], "full": []}
         for repeat in range(REPEATS):
-            seed = 100 + repeat
-            off.append(asyncio.run(_engine(base, 32, seed, detector=False, records=records)))
-            on.append(asyncio.run(_engine(base, 32, seed + 50, records=records)))
-        a, b = statistics.median(off), statistics.median(on)
-        print(f"| {name} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
+            for offset, mode in enumerate(rates):
+                with _screening(mode):
+                    rate = _engine(
+                        base,
+                        32,
+                        100 + repeat + 50 * offset,
+                        detector=mode == "full",
+                        records=records,
+                    )
+                    rates[mode].append(asyncio.run(rate))
+        off, rules, full = (statistics.median(r) for r in rates.values())
+        print(
+            f"| {name} | {off:.1f} | {rules:.1f} | {full:.1f} | {rules / off:.2f} | "
+            f"{full / off:.2f} |"
+        )
 
 
 def _cli_rate(base: str, concurrency: int) -> float:
@@ -284,6 +325,9 @@ def main() -> None:
     os.environ["BENCH_KEY"] = "bench"
     server = _start_server(port)
     try:
+        if sys.argv[1:] == ["--defence-only"]:
+            _defence_cost(base)
+            return
         print(
             f"fake server latency {LATENCY_MS} ms, {CALLS} calls per measurement, "
             f"median of {REPEATS} alternating runs"

@@ -23,7 +23,7 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from pydantic import BaseModel, ConfigDict
 
@@ -39,6 +39,7 @@ from judge.injection_rules import RULES, SPEAKER_EXCLUSION, TOOL_RULES, Rule
 from judge.injection_structure import INVISIBLE_RE, angles_to_ascii, neutralise, wrap
 from judge.models import Outcome
 from judge.normalise import clean, collapse_separators, fold_leet, skeleton
+from judge.regex_prefilter import LiteralGate
 
 __all__ = ["ROLES", "Finding", "neutralise", "scan_outcome", "scan_text", "wrap"]
 
@@ -207,7 +208,12 @@ def scan_outcome(
 # --------------------------------------------------------------------------------------------
 class _RuleSet(tuple[Rule, ...]):
     """The rules of one role: hashed by identity (one object per role, see :func:`_rules_for`),
-    so memoising :func:`_scan` does not hash every rule on every call."""
+    so memoising :func:`_scan` does not hash every rule on every call. Its :attr:`gate` tells,
+    from one pass over a text, which rules could match it."""
+
+    @cached_property
+    def gate(self) -> LiteralGate:
+        return LiteralGate([r.pattern for r in self])
 
     def __hash__(self) -> int:
         return id(self)
@@ -243,8 +249,13 @@ def _excerpt(text: str, start: int, end: int) -> str:
 def _apply_rules(text: str, rules: Iterable[Rule]) -> list[tuple[str, str]]:
     hits: list[tuple[str, str]] = []
     low = text.casefold()
-    for rule in rules:
-        if rule.anchors and not any(a in low for a in rule.anchors):
+    # Most rules cannot match most text (a tool's JSON holds no "ignore"): run only those whose
+    # needed literals occur. Exact, so the findings are the same as running every rule.
+    runnable = (
+        rules.gate.candidates(text) if isinstance(rules, _RuleSet) else itertools.repeat(True)
+    )
+    for rule, can_match in zip(rules, runnable, strict=False):
+        if not can_match or (rule.anchors and not any(a in low for a in rule.anchors)):
             continue
         for m in rule.pattern.finditer(text):
             if rule.speaker_check:

@@ -32,8 +32,10 @@ from judge.injection_fields import MAX_DECODE_DEPTH, string_leaves, tool_calls_t
 from judge.injection_lexicon import (
     AGENT_RULES,
     ANY_LANGUAGE_RULES,
+    CUSTOMER_RULES,
     FORGED_RULES,
     META_RULES,
+    SOURCE_RULES,
 )
 from judge.injection_rules import RULES, SPEAKER_EXCLUSION, TOOL_RULES, Rule
 from judge.injection_structure import INVISIBLE_RE, angles_to_ascii, neutralise, wrap
@@ -44,7 +46,7 @@ from judge.regex_prefilter import LiteralGate
 __all__ = ["ROLES", "Finding", "neutralise", "scan_outcome", "scan_text", "wrap"]
 
 #: Who wrote a scanned text: decides which rules apply (see :func:`_rules_for`).
-ROLES = ("customer", "agent", "tool", "system", "field")
+ROLES = ("customer", "agent", "tool", "source", "system", "field")
 
 _TAG_RE = re.compile("[\U000e0000-\U000e007f]+")
 _BIDI_RE = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
@@ -100,7 +102,9 @@ def scan_text(
         ``role="tool"``.
     role : str, optional
         Who wrote it (one of :data:`ROLES`): agent and tool text also may not talk about the
-        evaluation, and an agent's may not narrate the customer or print verdict-shaped data.
+        evaluation, an agent's may not narrate the customer or print verdict-shaped data, a
+        customer's may not grade the ticket and a report source (``"source"``) may not review
+        the report.
         ``None`` applies the rules every author shares.
     criterion_ids : sequence of str
         The rubric's criterion ids: content quoting them is flagged.
@@ -194,7 +198,9 @@ def scan_outcome(
             ("report.brief", outcome.report.brief, None, "customer"),
             ("report.text", outcome.report.text, None, "agent_note"),
         ]
-        parts += [(f"report.sources[{s.id}]", s.text, s.id, "tool") for s in outcome.report.sources]
+        parts += [
+            (f"report.sources[{s.id}]", s.text, s.id, "source") for s in outcome.report.sources
+        ]
         for where, text, source_id, author in parts:
             for name, excerpt in _dedupe(_scan(text, _rules_for(author, ids))):
                 findings.append(
@@ -226,8 +232,12 @@ class _RuleSet(tuple[Rule, ...]):
 def _rules_for(role: str | None, criterion_ids: tuple[str, ...]) -> _RuleSet:
     """The rules for text written by ``role`` (see :data:`ROLES`)."""
     rules = RULES + ANY_LANGUAGE_RULES + FORGED_RULES
-    if role == "tool":
+    if role in ("tool", "source"):
         rules += TOOL_RULES + META_RULES
+        if role == "source":
+            rules += SOURCE_RULES
+    elif role == "customer":
+        rules += CUSTOMER_RULES
     elif role in ("agent", "agent_note"):
         rules += META_RULES
         if role == "agent":

@@ -13,7 +13,15 @@ import re
 
 from judge.injection_rules import Rule
 
-__all__ = ["AGENT_RULES", "ANY_LANGUAGE_RULES", "EVAL_VOCABULARY_RE", "FORGED_RULES", "META_RULES"]
+__all__ = [
+    "AGENT_RULES",
+    "ANY_LANGUAGE_RULES",
+    "CUSTOMER_RULES",
+    "EVAL_VOCABULARY_RE",
+    "FORGED_RULES",
+    "META_RULES",
+    "SOURCE_RULES",
+]
 
 _I = re.IGNORECASE | re.MULTILINE
 
@@ -211,5 +219,36 @@ AGENT_RULES: tuple[Rule, ...] = (
     _rule(
         "forged_turn",
         r"^\s*[\[(]?(?:customer|user|client|human|buyer)[\])]?\s*[:：]",
+    ),
+)
+
+#: A customer may say "you marked this resolved but it isn't"; what a customer has no reason to
+#: write is a third party's grade of the ticket, or data shaped like the judge's answer.
+CUSTOMER_RULES: tuple[Rule, ...] = (
+    _rule(
+        "claims_prior_evaluation",
+        r"\b(?:reviewer|evaluator|auditor|assessor|grader|judge|qa(?:\s+team)?|"
+        r"quality\s+(?:team|check|review))s?\s+(?:(?:has|had|have|already|just|previously|also|"
+        r"then)\s+){0,3}(?:marked|rated|scored|graded|"
+        r"approved|signed\s+off|classified|flagged)\b[^.\n]{0,40}?\b(?:resolved|verified|"
+        r"pass(?:ed)?|approved|complete[d]?|success(?:ful)?|5/5|10/10|100\s*%)(?![\w/])",
+    ),
+    _rule(
+        "verdict_like_data",
+        r"\{[^{}]{0,200}?[\"']?\b(?:final_answer|is_resolved|resolved|verdict|decision|passed|"
+        r"evaluation|grade|judg(?:e)?ment)\b[\"']?\s*:\s*[\"']?(?:true|yes|pass(?:ed)?|"
+        r"verified|resolved|1(?:\.0)?)\b",
+    ),
+)
+
+#: A source is about the world, not about the report being judged: a source that reports a
+#: review of "this report" with a passing result speaks to the evaluator.
+SOURCE_RULES: tuple[Rule, ...] = (
+    _rule(
+        "claims_prior_evaluation",
+        r"\b(?:review|audit|check|verification|validation|evaluation|assessment|qa|fact[- ]check)"
+        r"\s+of\s+(?:this|the\s+present|the\s+attached)\s+(?:report|summary|analysis|answer|"
+        r"response|document|draft|write-?up)\b[^\n]{0,160}?\b(?:approved|verified|accurate|"
+        r"correct|accuracy\s+(?:of\s+)?100|passed|confirmed|validated)\b",
     ),
 )

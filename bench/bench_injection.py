@@ -46,7 +46,9 @@ from judge.guard_training import (  # noqa: E402
 from judge.injection import _scan, scan_outcome  # noqa: E402
 from judge.models import Outcome  # noqa: E402
 from judge.rubric_loader import load_rubric  # noqa: E402
+from judge.screening import screen  # noqa: E402
 from tests.fakes import injection_corpus as corpus  # noqa: E402
+from tests.reliability.synth import sample_tickets  # noqa: E402
 
 PROJECT_FILES = sorted((ROOT / "datasets" / "injection").glob("project_*.jsonl"))
 
@@ -81,20 +83,16 @@ class Tally:
 def _layers(
     outcome: Outcome, detector: InjectionDetector, criterion_ids: list[str]
 ) -> tuple[bool, bool]:
-    rules = bool(scan_outcome(outcome, criterion_ids=criterion_ids))
-    score, _ = score_outcome(detector, outcome)
-    return rules, score >= detector.threshold
+    result = screen(outcome, criterion_ids=criterion_ids, detector=detector)
+    return result.by_rules, result.by_detector
 
 
 def _public(detector: InjectionDetector, ids: list[str]) -> dict[str, Any]:
-    held = [(n, row) for n, row in enumerate(corpus.public_rows()) if held_out_public(row["text"])]
     out: dict[str, Any] = {}
     for label in ("injection", "benign"):
-        rows = [(n, r) for n, r in held if r["label"] == label]
         tally = {"by_source": Tally(), "by_category": Tally(), "by_language": Tally()}
-        for n, row in rows:
-            outcome = Outcome.model_validate(corpus.plant_public(row, n))
-            rules, flagged = _layers(outcome, detector, ids)
+        for row, record in corpus.public_held_out(label):
+            rules, flagged = _layers(Outcome.model_validate(record), detector, ids)
             language = row_language(row)
             tally["by_source"].add(row["corpus"], rules, flagged)
             tally["by_category"].add(f"{row['corpus']}:{row.get('category')}", rules, flagged)
@@ -117,12 +115,6 @@ def _simple(
         rules, flagged = _layers(outcome, detector, ids)
         tally.add("all" if groups is None else groups[i], rules, flagged)
     return tally.table()
-
-
-def _clean_samples() -> list[dict[str, Any]]:
-    lines = (ROOT / "datasets" / "tickets.jsonl").read_text(encoding="utf-8").splitlines()
-    records = [json.loads(line) for line in lines if line.strip()]
-    return [r for r in records if (r.get("metadata") or {}).get("scenario") != "injection"]
 
 
 def _time_per_outcome(detector: InjectionDetector, ids: list[str]) -> dict[str, float]:
@@ -162,19 +154,10 @@ def measure() -> dict[str, Any]:
             fresh, shipped, ids, [f"style:{r['metadata']['style']}" for r in fresh]
         ),
         "fresh_dev": _simple(corpus.fresh_attacks("dev"), shipped, ids, None),
-        "sample_injection_scenarios": _simple(
-            [
-                json.loads(line)
-                for line in (ROOT / "datasets" / "tickets.jsonl").read_text().splitlines()
-                if '"scenario": "injection"' in line
-            ],
-            shipped,
-            ids,
-            None,
-        ),
+        "sample_injection_scenarios": _simple(sample_tickets(clean=False), shipped, ids, None),
         "false_flags": {
             "taubench": _simple(corpus.taubench_outcomes(), shipped, ids, None),
-            "clean_samples": _simple(_clean_samples(), shipped, ids, None),
+            "clean_samples": _simple(sample_tickets(clean=True), shipped, ids, None),
             "controls": _simple(
                 corpus.benign_controls(),
                 shipped,

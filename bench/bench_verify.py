@@ -189,17 +189,17 @@ def _screening(mode: str) -> Iterator[None]:
     """``off``: no injection screening at all; ``rules``: the rule scan only; ``full``: rules
     and the trained detector (the default). The rule scan's memo is emptied first, so one run
     never reuses another's work."""
-    import judge.engine
+    import judge.screening
     from judge.injection import _scan
 
     _scan.cache_clear()
-    real = judge.engine.scan_outcome
+    real = judge.screening.scan_outcome
     if mode == "off":
-        judge.engine.scan_outcome = lambda *_a, **_k: []
+        judge.screening.scan_outcome = lambda *_a, **_k: []
     try:
         yield
     finally:
-        judge.engine.scan_outcome = real
+        judge.screening.scan_outcome = real
 
 
 def _defence_cost(base: str) -> None:

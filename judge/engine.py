@@ -11,14 +11,14 @@ from collections.abc import Mapping, Sequence
 from statistics import fmean
 
 from judge.aggregate import Aggregate, aggregate, disagreement_reason, run_cascade
-from judge.guard_model import InjectionDetector, default_detector, score_outcome
-from judge.injection import scan_outcome
+from judge.guard_model import InjectionDetector, default_detector
 from judge.limits import ProviderLimiter
 from judge.models import Outcome
 from judge.panel import CascadeStage, JudgeSpec, Panel
 from judge.protocols import CallStore, Judge, MemoryCallStore
 from judge.rubric import Rubric
 from judge.scoring import score_rubric
+from judge.screening import screen
 from judge.signal_rules import apply_signal_rules
 from judge.verdict import (
     FLAG_DISAGREEMENT,
@@ -167,20 +167,24 @@ class Engine:
             decision = "abstain"
             reasons.extend(effects.abstain_reasons)
 
-        findings = scan_outcome(outcome, criterion_ids=[c.id for c in rubric.criteria])
-        if findings:
+        detector = self.detector if isinstance(self.detector, InjectionDetector) else None
+        screened = screen(
+            outcome,
+            criterion_ids=[c.id for c in rubric.criteria],
+            detector=detector,
+            threshold=self.injection_threshold,
+        )
+        if screened.by_rules:
             flags.append(FLAG_INJECTION)
-            reasons.extend(f"possible prompt injection in {f.where}: {f.pattern}" for f in findings)
-        injection_score: float | None = None
-        if isinstance(self.detector, InjectionDetector):
-            injection_score, where = score_outcome(self.detector, outcome)
-            injection_score = round(injection_score, 4)
-            if injection_score >= self.injection_threshold:
-                flags.append(FLAG_INJECTION)
-                reasons.append(
-                    f"injection detector: {injection_score:.3f} >= {self.injection_threshold:g} "
-                    f"in {where}"
-                )
+            reasons.extend(
+                f"possible prompt injection in {f.where}: {f.pattern}" for f in screened.findings
+            )
+        if screened.by_detector:
+            flags.append(FLAG_INJECTION)
+            reasons.append(
+                f"injection detector: {screened.score:.3f} >= {screened.threshold:g} "
+                f"in {screened.where}"
+            )
         for g in guards:
             said = [q for q, yes in g.scores.items() if yes] if g.status == "ok" else []
             if said:
@@ -209,7 +213,7 @@ class Engine:
             cost_usd=round(sum(j.cost_usd for j in judgments), 8),
             reasons=reasons,
             content_hash=outcome.content_hash(),
-            injection_score=injection_score,
+            injection_score=screened.score,
             injection_detector=(
                 self.detector.ref if isinstance(self.detector, InjectionDetector) else None
             ),

@@ -6,8 +6,9 @@ AgentDojo-ja; read where they are, never copied) and the project's own texts
 (``datasets/injection/project_train.jsonl``). Settings were fixed before measuring: hashed
 char 2-5 and word 1-2 n-grams, L2 logistic regression with ``C=4`` and balanced classes, Platt
 scaling fitted on 5-fold out-of-fold decision values, and the flag threshold set to the lowest
-probability that keeps out-of-fold false flags on the benign training rows at or below 0.2 %
-(the detector is weak out of its training domain: a flag from it must be rare and sure).
+probability that keeps out-of-fold false flags on the support-domain benign training rows at
+or below 0.3 % (the detector is weak out of its training domain: a flag from it must be rare
+and sure).
 
 :func:`leave_one_source_out` and :func:`grouped_by_text` measure it so that no source (or no
 text) is both trained and tested on.
@@ -128,12 +129,11 @@ def held_out_public(text: str) -> bool:
 
 
 def row_language(row: dict[str, Any]) -> str:
-    """A public row's language (deepset's is guessed; see :func:`_language`)."""
-    return _language(row)
+    """A public row's language; deepset's is not labelled upstream (German or English: guessed).
 
-
-def _language(row: dict[str, Any]) -> str:
-    """The row's language; deepset's is not labelled upstream (German or English: guessed)."""
+    >>> row_language({"text": "Ich bin nicht sicher, ob die Lieferung kommt."})
+    'de'
+    """
     lang = row.get("language")
     if lang:
         return str(lang)
@@ -168,7 +168,7 @@ def load_rows(
                     injection=raw["label"] == "injection",
                     source=source,
                     category=str(category),
-                    language=_language(raw),
+                    language=row_language(raw),
                     role=_role(source, raw),
                 )
             )

@@ -163,6 +163,18 @@ def plant_public(row: dict[str, Any], n: int) -> dict[str, Any]:
     return record
 
 
+def public_held_out(label: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The project's held-out 30 % of the public rows with ``label``, each with its planted
+    outcome record: ``[(row, record), ...]`` (the split of :func:`held_out_public`)."""
+    from judge.guard_training import held_out_public
+
+    return [
+        (row, plant_public(row, n))
+        for n, row in enumerate(public_rows())
+        if row["label"] == label and held_out_public(row["text"])
+    ]
+
+
 def taubench_outcomes() -> list[Any]:
     """The real tau-bench airline conversations as native outcomes (the project's importer)."""
     from judge.importers import read_outcomes

@@ -96,3 +96,27 @@ def query(db_url: str, sql: str) -> list[tuple[Any, ...]]:
             return [tuple(row) for row in conn.execute(sa.text(sql))]
     finally:
         engine.dispose()
+
+
+def run_gullible_verify(tmp_path: Path, records: Sequence[dict[str, Any]]) -> list[Verdict]:
+    """``judge verify`` (a real process, litellm's HTTP path) on ``records`` with a model that
+    obeys its input (the fault server's gullible mode) as the only LLM judge; its verdicts."""
+    from tests.fakes.faults import FaultInjector, failing_reply
+    from tests.fakes.openai_server import FakeOpenAIServer
+
+    inp = tmp_path / "outcomes.jsonl"
+    inp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
+    out = tmp_path / "verdicts.jsonl"
+    injector = FaultInjector(gullible=True, base=failing_reply)
+    with FakeOpenAIServer(default=injector) as server:
+        spec = llm_spec("gullible", "openai/gullible", server.base_url, max_retries=0)
+        panel = write_panel(tmp_path / "panel.json", [spec], quorum=1)
+        result = run_cli(
+            "verify", str(inp), "--panel", str(panel), "--db", f"sqlite:///{tmp_path}/l.db",
+            "--out", str(out), "--json",
+            cwd=tmp_path, env=cli_env(),
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    verdicts = read_verdicts(out)
+    assert len(verdicts) == len(records)
+    return verdicts

@@ -20,11 +20,10 @@ from typing import Any
 import pytest
 
 from judge.verdict import FLAG_INJECTION
-from tests.fakes.faults import FaultInjector, failing_reply, gullible_obeys
-from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.faults import gullible_obeys
 from tests.reliability.conftest import Figures
-from tests.reliability.harness import cli_env, llm_spec, read_verdicts, run_cli, write_panel
-from tests.reliability.synth import ROOT, sample_tickets, write_jsonl
+from tests.reliability.harness import run_gullible_verify
+from tests.reliability.synth import ROOT, sample_tickets
 
 CORPUS = Path(__file__).with_name("injection_corpus.jsonl")
 REPORTS = ROOT / "datasets" / "reports.jsonl"
@@ -98,19 +97,9 @@ def test_gullible_judge_never_verifies_an_injection_and_clean_tickets_are_not_fl
 ) -> None:
     attempts = corpus()
     clean = sample_tickets(clean=True) + _reports(clean=True)
-    inp = write_jsonl(tmp_path / "outcomes.jsonl", [plant(a) for a in attempts] + clean)
-    out = tmp_path / "verdicts.jsonl"
-    injector = FaultInjector(gullible=True, base=failing_reply)
-    with FakeOpenAIServer(default=injector) as server:
-        spec = llm_spec("gullible", "openai/gullible", server.base_url, max_retries=0)
-        panel = write_panel(tmp_path / "panel.json", [spec], quorum=1)
-        result = run_cli(
-            "verify", str(inp), "--panel", str(panel), "--db", f"sqlite:///{tmp_path}/l.db",
-            "--out", str(out), "--json",
-            cwd=tmp_path, env=cli_env(),
-        )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    verdicts = {v.outcome_id: v for v in read_verdicts(out)}
+    verdicts = {
+        v.outcome_id: v for v in run_gullible_verify(tmp_path, [plant(a) for a in attempts] + clean)
+    }
     by_id = {a["id"]: a for a in attempts}
 
     attacked = [verdicts[a["id"]] for a in attempts]

@@ -10,25 +10,22 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from judge.guard_model import InjectionDetector, default_detector, score_outcome
+from judge.guard_model import InjectionDetector, default_detector
 from judge.guard_training import PUBLIC_SOURCES, held_out_public, load_rows, train_detector
-from judge.injection import scan_outcome
 from judge.models import Outcome
 from judge.rubric_loader import load_rubric
+from judge.screening import screen
 from judge.verdict import FLAG_INJECTION
 from tests.conftest import shared_dataset
 from tests.fakes import injection_corpus as corpus
-from tests.fakes.faults import FaultInjector, failing_reply
-from tests.fakes.openai_server import FakeOpenAIServer
 from tests.reliability.conftest import Figures
-from tests.reliability.harness import cli_env, llm_spec, read_verdicts, run_cli, write_panel
-from tests.reliability.synth import ROOT, write_jsonl
+from tests.reliability.harness import run_gullible_verify
+from tests.reliability.synth import ROOT, sample_tickets
 
 CRITERIA = [c.id for c in load_rubric("support-resolution").criteria]
 PROJECT_FILES = sorted((ROOT / "datasets" / "injection").glob("project_*.jsonl"))
@@ -36,9 +33,7 @@ PROJECT_FILES = sorted((ROOT / "datasets" / "injection").glob("project_*.jsonl")
 
 def _flagged(record: Any, detector: InjectionDetector) -> bool:
     outcome = record if isinstance(record, Outcome) else Outcome.model_validate(record)
-    if scan_outcome(outcome, criterion_ids=CRITERIA):
-        return True
-    return score_outcome(detector, outcome)[0] >= detector.threshold
+    return screen(outcome, criterion_ids=CRITERIA, detector=detector).flagged
 
 
 def _shipped() -> InjectionDetector:
@@ -47,22 +42,8 @@ def _shipped() -> InjectionDetector:
     return detector
 
 
-def _sample_tickets(*, injection: bool) -> list[dict[str, Any]]:
-    lines = (ROOT / "datasets" / "tickets.jsonl").read_text(encoding="utf-8").splitlines()
-    records = [json.loads(line) for line in lines if line.strip()]
-    return [
-        r
-        for r in records
-        if ((r.get("metadata") or {}).get("scenario") == "injection") == injection
-    ]
-
-
 def _public_held_out(label: str) -> list[dict[str, Any]]:
-    return [
-        corpus.plant_public(row, n)
-        for n, row in enumerate(corpus.public_rows())
-        if row["label"] == label and held_out_public(row["text"])
-    ]
+    return [record for _row, record in corpus.public_held_out(label)]
 
 
 @pytest.mark.slow
@@ -73,12 +54,10 @@ def test_held_out_public_injections_are_flagged(figures: Figures) -> None:
     assert len(train) < len(rows)  # the held-out rows really are left out
     detector = train_detector(train)
     by_source: dict[str, list[int]] = {}
-    for n, row in enumerate(corpus.public_rows()):
-        if row["label"] != "injection" or not held_out_public(row["text"]):
-            continue
+    for row, record in corpus.public_held_out("injection"):
         entry = by_source.setdefault(row["corpus"], [0, 0])
         entry[0] += 1
-        entry[1] += _flagged(corpus.plant_public(row, n), detector)
+        entry[1] += _flagged(record, detector)
     caught = sum(c for _, c in by_source.values())
     total = sum(n for n, _ in by_source.values())
     benign = _public_held_out("benign")
@@ -102,7 +81,7 @@ def test_clean_conversations_and_tricky_controls_are_rarely_flagged(figures: Fig
     shared_dataset("tau_bench_airline")
     detector = _shipped()
     tau = corpus.taubench_outcomes()
-    samples = _sample_tickets(injection=False)
+    samples = sample_tickets(clean=True)
     controls = corpus.benign_controls()
     flagged = {
         "taubench": [o.id for o in tau if _flagged(o, detector)],
@@ -122,31 +101,18 @@ def test_clean_conversations_and_tricky_controls_are_rarely_flagged(figures: Fig
     assert len(flagged["samples"]) / len(samples) <= 0.02, flagged["samples"]
     assert len(flagged["controls"]) / len(controls) <= 0.05, flagged["controls"]
     # ... while every shipped injection scenario is flagged.
-    scenarios = _sample_tickets(injection=True)
+    scenarios = sample_tickets(clean=False)
     assert scenarios and all(_flagged(r, detector) for r in scenarios)
 
 
 @pytest.mark.slow
 def test_a_gullible_judge_verifies_no_injected_outcome(tmp_path: Path, figures: Figures) -> None:
-    attacks = corpus.fresh_attacks() + _sample_tickets(injection=True)
+    attacks = corpus.fresh_attacks() + sample_tickets(clean=False)
     if corpus.public_available():
         attacks += _public_held_out("injection")
     for record in attacks:
         record.pop("label", None)
-    inp = write_jsonl(tmp_path / "attacks.jsonl", attacks)
-    out = tmp_path / "verdicts.jsonl"
-    injector = FaultInjector(gullible=True, base=failing_reply)
-    with FakeOpenAIServer(default=injector) as server:
-        spec = llm_spec("gullible", "openai/gullible", server.base_url, max_retries=0)
-        panel = write_panel(tmp_path / "panel.json", [spec], quorum=1)
-        result = run_cli(
-            "verify", str(inp), "--panel", str(panel), "--db", f"sqlite:///{tmp_path}/l.db",
-            "--out", str(out), "--json",
-            cwd=tmp_path, env=cli_env(),
-        )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    verdicts = read_verdicts(out)
-    assert len(verdicts) == len(attacks)
+    verdicts = run_gullible_verify(tmp_path, attacks)
     fooled = [v for v in verdicts if v.judges[0].decision == "verified"]
     unscored = [v for v in verdicts if "evidence:" in (v.judges[0].reason or "")]
     verified = [v.outcome_id for v in verdicts if v.decision == "verified"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import socket
@@ -32,6 +31,7 @@ from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from judge import model_client
 from judge.yamlsafe import LocatedError
 
 if TYPE_CHECKING:
@@ -391,7 +391,7 @@ class Worker:
         if prepared is None:
             if panel.has_llm:
                 # litellm takes seconds to import: not on the event loop the API serves from.
-                await asyncio.to_thread(__import__, "litellm")
+                await asyncio.to_thread(model_client.warm_up)
             proxy = _StoreProxy()
             judge_engine = await asyncio.to_thread(JudgeEngine, panel, rubrics, store=proxy)
             prepared = _Prepared(judge_engine, proxy, rubrics, panel)
@@ -514,6 +514,6 @@ async def run_worker_loop(
 ) -> None:
     """Run a :class:`Worker` until ``stop`` is set (``once``: until nothing is claimable)."""
     # litellm takes seconds to import: pay it at start-up, in a thread, not on the first job.
-    await asyncio.to_thread(importlib.import_module, "litellm")
+    await asyncio.to_thread(model_client.warm_up)
     worker = Worker(engine, worker_id=worker_id, concurrency=concurrency, batch=batch)
     await worker.run(stop, once=once)

@@ -13,28 +13,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
 
-__all__ = ["ProviderLimiter", "count_tokens", "known_provider", "provider_of", "token_prices"]
+from judge.model_client import known_provider
 
-
-@lru_cache(maxsize=1024)
-def known_provider(model: str) -> str | None:
-    """The provider litellm routes ``model`` to (``litellm.get_llm_provider``), else None.
-
-    Examples
-    --------
-    >>> known_provider("ollama/llama3"), known_provider("gpt-4o-mini"), known_provider("x")
-    ('ollama', 'openai', None)
-    """
-    if not model:
-        return None
-    import litellm
-
-    litellm.suppress_debug_info = True  # an unknown model must not print litellm's banner
-    try:
-        provider = litellm.get_llm_provider(model)[1]
-    except Exception:
-        return None
-    return str(provider) if provider else None
+__all__ = ["ProviderLimiter", "provider_of"]
 
 
 @lru_cache(maxsize=1024)
@@ -54,56 +35,6 @@ def provider_of(model: str, *, api_base: str | None = None) -> str:
     if not provider:  # unknown to litellm: fall back to the prefix
         provider = model.split("/", 1)[0] if "/" in model else "default"
     return f"{provider}@{api_base.rstrip('/')}" if api_base else provider
-
-
-#: Tokenizer used by :func:`count_tokens`: OpenAI's cl100k (bundled with litellm, so nothing is
-#: fetched). For other model families it is an approximation (LLaMA-2's SentencePiece tokenizer
-#: would be downloaded from a hub, which this project never does).
-TOKENIZER_MODEL = "gpt-4"
-
-
-def count_tokens(text: str) -> int:
-    """Tokens of ``text`` by litellm's token counter with :data:`TOKENIZER_MODEL`'s tokenizer.
-
-    Examples
-    --------
-    >>> count_tokens("Output (a)")
-    4
-    >>> count_tokens("")
-    0
-    """
-    if not text:
-        return 0
-    import litellm
-
-    litellm.suppress_debug_info = True
-    return int(litellm.token_counter(model=TOKENIZER_MODEL, text=text))
-
-
-def token_prices(model: str) -> tuple[float, float]:
-    """USD per input token and per output token of ``model`` in litellm's bundled price map.
-
-    Raises
-    ------
-    ValueError
-        When the map has no price for ``model`` (the message says to pick a listed model id).
-
-    Examples
-    --------
-    >>> token_prices("gpt-4-0613")
-    (3e-05, 6e-05)
-    """
-    import litellm
-
-    entry = litellm.model_cost.get(model) or {}
-    price_in = entry.get("input_cost_per_token")
-    price_out = entry.get("output_cost_per_token")
-    if price_in is None or price_out is None:
-        raise ValueError(
-            f"litellm's price map has no per-token price for {model!r}; pick a model id it lists "
-            "(e.g. gpt-4-0613, gpt-3.5-turbo, replicate/meta/llama-2-70b-chat)"
-        )
-    return float(price_in), float(price_out)
 
 
 class ProviderLimiter:

@@ -28,8 +28,9 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from judge import model_client
 from judge.evidence import evidence_problems
-from judge.limits import TOKENIZER_MODEL, ProviderLimiter, provider_of
+from judge.limits import ProviderLimiter, provider_of
 from judge.models import Outcome
 from judge.panel import LLMJudgeSpec
 from judge.prompts import PROMPT_VERSION, build_messages, json_schema_for, prompt_digest
@@ -129,16 +130,8 @@ class _Request:
     variant: str = ""
 
 
-def _litellm() -> Any:
-    import litellm
-
-    litellm.suppress_debug_info = True
-    return litellm
-
-
 def _retryable(exc: BaseException) -> bool:
-    litellm = _litellm()
-    if isinstance(exc, litellm.Timeout | litellm.APIConnectionError | litellm.RateLimitError):
+    if model_client.is_transient(exc):
         return True
     if isinstance(exc, asyncio.TimeoutError | ConnectionError):
         return True
@@ -175,17 +168,6 @@ def _retry_after(exc: BaseException | None) -> float | None:
         return max(0.0, (parsed - utcnow()).total_seconds())
 
 
-def _cost(litellm: Any, response: Any) -> float:
-    hidden = getattr(response, "_hidden_params", None) or {}
-    cost = hidden.get("response_cost")
-    if cost is None:
-        try:
-            cost = litellm.completion_cost(completion_response=response)
-        except Exception:  # a model missing from the price map costs "unknown", recorded as 0
-            cost = 0.0
-    return float(cost or 0.0)
-
-
 #: Seconds after its timeout that an attempt still counts as in flight; a ``pending`` call older
 #: than ``timeout`` + this was left by a process that died (it is settled as ``unknown``).
 PENDING_GRACE_SECONDS = 30.0
@@ -193,24 +175,17 @@ PENDING_GRACE_SECONDS = 30.0
 _ESTIMATES: dict[tuple[str, str], float] = {}
 
 
-def _estimated_cost(litellm: Any, model: str, request: _Request) -> float:
+def _estimated_cost(model: str, request: _Request) -> float:
     """The prompt's tokens at ``model``'s input price (litellm's map); 0 when it has no price.
 
     What an attempt costs at least if the provider received it: a call whose process died before
-    the reply is booked at this. Tokens are counted with the bundled OpenAI tokenizer
-    (:data:`judge.limits.TOKENIZER_MODEL`) whatever the model: litellm would fetch other
-    families' tokenizers from a hub (seconds of stall, and a network call this project never
-    makes), and an estimate does not need them. Memoised per (model, prompt digest): samples and
-    retries share a prompt.
+    the reply is booked at this (:func:`judge.model_client.prompt_cost`). Memoised per (model,
+    prompt digest): samples and retries share a prompt.
     """
     key = (model, request.digest)
     found = _ESTIMATES.get(key)
     if found is None:
-        try:
-            tokens = int(litellm.token_counter(model=TOKENIZER_MODEL, messages=request.messages))
-            found = float(litellm.cost_per_token(model=model, prompt_tokens=tokens)[0])
-        except Exception:  # a model missing from the price map: the estimate is unknown (0)
-            found = 0.0
+        found = model_client.prompt_cost(model, request.messages)
         if len(_ESTIMATES) > 4096:
             _ESTIMATES.clear()
         _ESTIMATES[key] = found
@@ -427,7 +402,6 @@ class LLMJudge:
         raise _CallFailed("no attempt was made")  # pragma: no cover - tenacity always attempts
 
     async def _attempt(self, model: str, key: str, request: _Request, sample: _Sample) -> str:
-        litellm = _litellm()
         spec = self.spec
         kwargs: dict[str, Any] = {
             "model": model,
@@ -439,7 +413,7 @@ class LLMJudge:
         }
         kwargs.update(provider_kwargs(spec))
         extra = spec.litellm_extra()
-        if "response_format" not in extra and self._supports_schema(litellm, model):
+        if "response_format" not in extra and model_client.supports_response_schema(model):
             kwargs["response_format"] = request.response_format
         kwargs.update(extra)
         call = JudgeCall(
@@ -461,11 +435,11 @@ class LLMJudge:
             ):
                 # Write-ahead: the attempt is on record before the provider can bill it.
                 call.status = "pending"
-                call.estimated_cost_usd = _estimated_cost(litellm, model, request)
+                call.estimated_cost_usd = _estimated_cost(model, request)
                 call.expires_at = utcnow() + timedelta(seconds=spec.timeout + PENDING_GRACE_SECONDS)
                 await self.store.begin(call)
                 started = time.perf_counter()
-                response = await litellm.acompletion(**kwargs)
+                response = await model_client.acompletion(**kwargs)
         except Exception as exc:
             call.status, call.error = "error", self._describe(exc)
             call.latency_ms = int((time.perf_counter() - started) * 1000)
@@ -479,21 +453,10 @@ class LLMJudge:
         usage = getattr(response, "usage", None)
         call.tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
         call.tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
-        call.cost_usd = _cost(litellm, response)
+        call.cost_usd = model_client.reply_cost(response)
         sample.calls.append(call)
         await self.store.record(call)
         return call.reply
-
-    _schema_support: dict[str, bool] = {}  # noqa: RUF012 - process-wide memo, keyed by model
-
-    @classmethod
-    def _supports_schema(cls, litellm: Any, model: str) -> bool:
-        if model not in cls._schema_support:
-            try:
-                cls._schema_support[model] = bool(litellm.supports_response_schema(model=model))
-            except Exception:
-                cls._schema_support[model] = False
-        return cls._schema_support[model]
 
     def _describe(self, exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}"

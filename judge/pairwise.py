@@ -23,8 +23,9 @@ import re
 import time
 from typing import Any, Literal
 
+from judge import model_client
 from judge.injection import wrap
-from judge.llm_judge import Backoff, _cost, _litellm, provider_kwargs, retry_policy
+from judge.llm_judge import Backoff, provider_kwargs, retry_policy
 from judge.panel import LLMJudgeSpec
 
 __all__ = ["PAIRWISE_PROMPT_VERSION", "PairwiseJudge", "PairwiseUnparseable", "parse_preference"]
@@ -215,7 +216,6 @@ class PairwiseJudge:
 
     async def ask(self, messages: list[dict[str, str]]) -> str:
         """One completion with retries; returns the reply text."""
-        litellm = _litellm()
         spec = self.spec
         kwargs: dict[str, Any] = {
             "model": spec.model,
@@ -233,11 +233,11 @@ class PairwiseJudge:
             async for attempt in retry_policy(max_retries=spec.max_retries, backoff=self.backoff):
                 with attempt:
                     started = time.perf_counter()
-                    response = await litellm.acompletion(**kwargs)
+                    response = await model_client.acompletion(**kwargs)
                     self.latency_ms += int((time.perf_counter() - started) * 1000)
         usage = getattr(response, "usage", None)
         self.calls += 1
         self.tokens_in += int(getattr(usage, "prompt_tokens", 0) or 0)
         self.tokens_out += int(getattr(usage, "completion_tokens", 0) or 0)
-        self.cost_usd += _cost(litellm, response)
+        self.cost_usd += model_client.reply_cost(response)
         return str(response.choices[0].message.content or "")

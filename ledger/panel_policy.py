@@ -100,7 +100,7 @@ def provider_for_policy(model: str) -> str | None:
     >>> provider_for_policy("gpt-4o-mini"), provider_for_policy("no-such-model")
     ('openai', None)
     """
-    from judge.limits import known_provider
+    from judge.model_client import known_provider
 
     return known_provider(model)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration.pairwise_replay import PairwiseInputError, PairwiseJudgment
-from judge.limits import count_tokens, token_prices
+from judge.model_client import count_tokens, token_prices
 
 __all__ = [
     "AUX_PROMPT_TOKENS",

@@ -268,7 +268,9 @@ async def _run(
     assert isinstance(panel, Panel)
     if panel.has_llm:
         # litellm takes seconds to import; pay that before the progress bar and the clock start.
-        import litellm  # noqa: F401
+        from judge.model_client import warm_up
+
+        warm_up()
     db_engine = make_engine(db_url)
     migrate(db_engine)
     # Calls a killed run left in flight: booked as unknown at their estimated cost, and said.

@@ -47,7 +47,7 @@ def test_rank_prices_with_economics_and_states_undefined_cases() -> None:
 def test_tau2_cost_per_resolved_task_several_fold_at_similar_token_prices() -> None:
     """Claude Sonnet 4.5 and GPT-5.2 (high) cost about the same per output token, yet a resolved
     tau2-bench task costs 3-5.5x more with Sonnet (pass^1 and cost per trajectory as reported)."""
-    from judge.limits import token_prices
+    from judge.model_client import token_prices
 
     path = shared_dataset("leaderboards/tau2_leaderboard_submissions.csv")
     sonnet_out, gpt_out = token_prices("claude-sonnet-4-5")[1], token_prices("gpt-5.2")[1]

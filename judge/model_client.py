@@ -1,0 +1,148 @@
+"""The one door to model providers: the only module that imports litellm.
+
+Everything the project asks of litellm goes through here: the completion call, which of its
+errors are worth a retry, what a reply cost, what a prompt would cost, which provider a model
+string names, token counts and prices from the bundled price map. Keeping litellm behind one
+module keeps its import cost (seconds) in one place (:func:`warm_up`), makes the boundary a
+contract a test can check (``tests/test_architecture.py``), and keeps provider-specific
+knowledge out of the engine.
+
+``judge/__init__.py`` sets ``LITELLM_LOCAL_MODEL_COST_MAP`` before anything can import litellm,
+so the price map is the bundled one and nothing is fetched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+__all__ = [
+    "TOKENIZER_MODEL",
+    "acompletion",
+    "count_tokens",
+    "is_transient",
+    "known_provider",
+    "prompt_cost",
+    "reply_cost",
+    "supports_response_schema",
+    "token_prices",
+    "warm_up",
+]
+
+#: Tokenizer used for counts and estimates: OpenAI's cl100k (bundled with litellm, so nothing is
+#: fetched). For other model families it is an approximation (LLaMA-2's SentencePiece tokenizer
+#: would be downloaded from a hub, which this project never does).
+TOKENIZER_MODEL = "gpt-4"
+
+
+@cache
+def _litellm() -> Any:
+    import litellm
+
+    litellm.suppress_debug_info = True  # an unknown model must not print litellm's banner
+    return litellm
+
+
+def warm_up() -> None:
+    """Import litellm now (it takes seconds): before a progress bar or a job's clock starts."""
+    _litellm()
+
+
+async def acompletion(**kwargs: Any) -> Any:
+    """``litellm.acompletion`` with ``kwargs`` as given (the caller sets retries and timeouts)."""
+    return await _litellm().acompletion(**kwargs)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether litellm classes ``exc`` as a timeout, a lost connection or a rate limit."""
+    litellm = _litellm()
+    return isinstance(exc, litellm.Timeout | litellm.APIConnectionError | litellm.RateLimitError)
+
+
+def reply_cost(response: Any) -> float:
+    """USD of one completion: litellm's ``response_cost``, else its price map; 0 when the model
+    has no price (recorded as unknown, never guessed)."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    cost = hidden.get("response_cost")
+    if cost is None:
+        try:
+            cost = _litellm().completion_cost(completion_response=response)
+        except Exception:  # a model missing from the price map costs "unknown", recorded as 0
+            cost = 0.0
+    return float(cost or 0.0)
+
+
+def prompt_cost(model: str, messages: Sequence[dict[str, Any]]) -> float:
+    """The prompt's tokens (:data:`TOKENIZER_MODEL`) at ``model``'s input price; 0 without one."""
+    litellm = _litellm()
+    try:
+        tokens = int(litellm.token_counter(model=TOKENIZER_MODEL, messages=list(messages)))
+        return float(litellm.cost_per_token(model=model, prompt_tokens=tokens)[0])
+    except Exception:  # a model missing from the price map: the estimate is unknown (0)
+        return 0.0
+
+
+@cache
+def supports_response_schema(model: str) -> bool:
+    """Whether litellm says ``model`` takes a JSON schema as ``response_format``."""
+    try:
+        return bool(_litellm().supports_response_schema(model=model))
+    except Exception:
+        return False
+
+
+def known_provider(model: str) -> str | None:
+    """The provider litellm routes ``model`` to (``litellm.get_llm_provider``), else None.
+
+    Examples
+    --------
+    >>> known_provider("ollama/llama3"), known_provider("gpt-4o-mini"), known_provider("x")
+    ('ollama', 'openai', None)
+    """
+    if not model:
+        return None
+    try:
+        provider = _litellm().get_llm_provider(model)[1]
+    except Exception:
+        return None
+    return str(provider) if provider else None
+
+
+def count_tokens(text: str) -> int:
+    """Tokens of ``text`` by litellm's token counter with :data:`TOKENIZER_MODEL`'s tokenizer.
+
+    Examples
+    --------
+    >>> count_tokens("Output (a)")
+    4
+    >>> count_tokens("")
+    0
+    """
+    if not text:
+        return 0
+    return int(_litellm().token_counter(model=TOKENIZER_MODEL, text=text))
+
+
+def token_prices(model: str) -> tuple[float, float]:
+    """USD per input token and per output token of ``model`` in litellm's bundled price map.
+
+    Raises
+    ------
+    ValueError
+        When the map has no price for ``model`` (the message says to pick a listed model id).
+
+    Examples
+    --------
+    >>> token_prices("gpt-4-0613")
+    (3e-05, 6e-05)
+    """
+    entry = _litellm().model_cost.get(model) or {}
+    price_in = entry.get("input_cost_per_token")
+    price_out = entry.get("output_cost_per_token")
+    if price_in is None or price_out is None:
+        raise ValueError(
+            f"litellm's price map has no per-token price for {model!r}; pick a model id it lists "
+            "(e.g. gpt-4-0613, gpt-3.5-turbo, replicate/meta/llama-2-70b-chat)"
+        )
+    return float(price_in), float(price_out)

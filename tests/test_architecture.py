@@ -1,0 +1,109 @@
+"""Import contracts: the layout's rules, checked on every import, at module or function level.
+
+- litellm is imported by one module, ``judge/model_client.py`` (the door to model providers);
+- the engine (``judge/`` except the CLI, which is the composition root until it moves above the
+  packages) imports no storage, service or statistics package and no SQL or web library;
+- ``calibration/`` is pure statistics: no storage, service, CLI or SQL;
+- ``ledger/`` imports neither the HTTP service nor the CLI.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("judge", "api", "ledger", "calibration")
+MODEL_CLIENT = "judge/model_client.py"
+SQL_AND_WEB = ("sqlalchemy", "sqlmodel", "alembic", "psycopg", "fastapi", "starlette", "uvicorn")
+
+FORBIDDEN: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # package: (forbidden import prefixes, sub-paths exempt from the rule)
+    "judge": (("ledger", "api", "calibration", *SQL_AND_WEB), ("judge/cli/",)),
+    "calibration": (("ledger", "api", "judge.cli", *SQL_AND_WEB), ()),
+    "ledger": (("api", "judge.cli"), ()),
+}
+
+
+def _python_files(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def _package_of(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+
+
+def _imports(path: Path, package: str | None = None) -> Iterator[tuple[int, str]]:
+    """Every module ``path`` imports (relative imports resolved against ``package``, default the
+    file's own), with its line; also the string given to ``__import__`` or
+    ``importlib.import_module``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = _package_of(path) if package is None else package
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            yield node.lineno, module
+            for alias in node.names:  # "from judge import model_client" imports a module too
+                yield node.lineno, f"{module}.{alias.name}"
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and (
+                (isinstance(node.func, ast.Name) and node.func.id == "__import__")
+                or (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+            )
+        ):
+            yield node.lineno, node.args[0].value
+
+
+def _under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def test_the_contract_checker_sees_function_level_and_string_imports(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "def f():\n    import litellm\n    from ledger import db\n    from ..api import app\n"
+        "    __import__('fastapi')\n    return db, app\n",
+        encoding="utf-8",
+    )
+    found = {m for _, m in _imports(probe, "judge.sub")}
+    assert {"litellm", "ledger", "ledger.db", "judge.api", "fastapi"} <= found
+
+
+def test_litellm_is_imported_by_the_model_client_only() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for package in PACKAGES
+        for path in _python_files(package)
+        for line, module in _imports(path)
+        if _under(module, "litellm") and path.relative_to(ROOT).as_posix() != MODEL_CLIENT
+    ]
+    assert offenders == [], f"import litellm only in {MODEL_CLIENT}; found it in {offenders}"
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_packages_import_only_what_their_layer_may(package: str) -> None:
+    forbidden, exempt = FORBIDDEN[package]
+    offenders = []
+    for path in _python_files(package):
+        where = path.relative_to(ROOT).as_posix()
+        if any(where.startswith(e) for e in exempt):
+            continue
+        for line, module in _imports(path):
+            bad = [p for p in forbidden if _under(module, p)]
+            if bad:
+                offenders.append(f"{where}:{line} imports {module}")
+    assert offenders == [], f"{package}/ must not import {forbidden}: " + "; ".join(offenders)

@@ -12,7 +12,7 @@ from statistics import fmean
 
 from judge.aggregate import Aggregate, aggregate, disagreement_reason, run_cascade
 from judge.guard_model import InjectionDetector, default_detector
-from judge.limits import ProviderLimiter
+from judge.limits import ProviderLimiter, process_limiter
 from judge.models import Outcome
 from judge.panel import CascadeStage, JudgeSpec, Panel
 from judge.protocols import CallStore, Judge, MemoryCallStore
@@ -62,7 +62,8 @@ class Engine:
     store : CallStore, optional
         Where judge calls are recorded and looked up (the cache). Memory by default.
     limiter : ProviderLimiter, optional
-        Per-provider concurrency bound shared by every LLM judge of this engine.
+        Per-provider concurrency bound shared by every LLM judge of this engine; default the
+        process's one (:func:`judge.limits.process_limiter`), shared by every engine.
     detector : InjectionDetector or None or "default", optional
         The trained injection detector (:mod:`judge.guard_model`); ``"default"`` loads the one
         the settings name (the shipped one), ``None`` runs without (no score recorded).
@@ -84,7 +85,7 @@ class Engine:
         self.panel = panel
         self.rubrics = dict(rubrics)
         self.store: CallStore = store if store is not None else MemoryCallStore()
-        self.limiter = limiter if limiter is not None else ProviderLimiter()
+        self.limiter = limiter if limiter is not None else process_limiter()
         self.judges: dict[str, Judge] = {
             spec.name: build_judge(spec, store=self.store, limiter=self.limiter)
             for spec in panel.judges

@@ -11,11 +11,11 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from judge.model_client import known_provider
 
-__all__ = ["ProviderLimiter", "provider_of"]
+__all__ = ["ProviderLimiter", "process_limiter", "provider_of"]
 
 
 @lru_cache(maxsize=1024)
@@ -100,3 +100,14 @@ class ProviderLimiter:
             raise ValueError(f"max_concurrency must be >= 1, got {limit}")
         async with self._semaphore(provider, limit, scope):
             yield provider
+
+
+@cache
+def process_limiter() -> ProviderLimiter:
+    """The process's one limiter, which every engine built without its own shares.
+
+    A worker holds one engine per (tenant, rubrics, panel): with a limiter each, the
+    per-provider cap held per engine and a process could send many times the cap. The cap comes
+    from the settings read at the first call.
+    """
+    return ProviderLimiter()

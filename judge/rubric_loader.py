@@ -33,6 +33,13 @@ from judge.yamlsafe import (
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
+#: The shipped rubric each kind of outcome is verified with when none is named (``judge
+#: verify`` without ``--rubric``, a job without ``rubrics``).
+DEFAULT_RUBRICS: dict[str, str] = {
+    "support_ticket": "support-resolution",
+    "report": "report-accuracy",
+}
+
 
 class RubricError(LocatedError):
     """A rubric cannot be found or is invalid.

@@ -30,6 +30,7 @@ from sqlmodel import col, select
 
 from judge.panel import Panel
 from judge.rubric import Rubric
+from judge.rubric_loader import DEFAULT_RUBRICS
 from judge.settings import Settings, get_settings
 from judge.yamlsafe import MAX_BYTES, LocatedError
 from ledger.db import session
@@ -61,11 +62,6 @@ __all__ = [
 
 DocumentKind = Literal["rubric", "panel"]
 
-#: The rubric a kind of outcome is verified with when a job names none.
-DEFAULT_RUBRICS: dict[str, str] = {
-    "support_ticket": "support-resolution",
-    "report": "report-accuracy",
-}
 
 _SHOWN = {"rubric": "<rubric yaml>", "panel": "<panel yaml>"}
 _NAME_CHARS = 64

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 import judge  # noqa: F401  (pins LITELLM_LOCAL_MODEL_COST_MAP before anything imports litellm)
+from judge.limits import process_limiter
 from judge.settings import get_settings
 
 pytest_plugins = ["tests.fakes.fixtures"]
@@ -54,8 +55,10 @@ def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if key.startswith("OUTCOME_JUDGE_") and key != "OUTCOME_JUDGE_TEST_PG_URL":
             monkeypatch.delenv(key, raising=False)
     get_settings.cache_clear()
+    process_limiter.cache_clear()  # its cap comes from the settings
     yield
     get_settings.cache_clear()
+    process_limiter.cache_clear()
 
 
 _real_connect = socket.socket.connect

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from ledger.callstore import SettledCalls
 
 LEDGER_BATCH = 64
-DEFAULT_RUBRICS = {"support_ticket": "support-resolution", "report": "report-accuracy"}
 
 
 def register(app: typer.Typer) -> None:
@@ -212,7 +211,7 @@ def _validate_input(
 
 
 def _resolve_rubrics(names: list[str] | None, kinds: Counter[str]) -> dict[str, Rubric]:
-    from judge.rubric_loader import load_rubric
+    from judge.rubric_loader import DEFAULT_RUBRICS, load_rubric
 
     chosen = [load_rubric(n) for n in names] if names else []
     by_kind: dict[str, Rubric] = {}

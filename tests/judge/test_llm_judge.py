@@ -451,3 +451,41 @@ def test_parse_reply_never_invents_scores() -> None:
     partial = parse_reply('{"criteria": {"request_understood": 1}}', RUBRIC)
     assert partial.scores == {"request_understood": 1.0}
     assert partial.problems == ["no score for criterion 'helpfulness'"]
+
+
+def test_engines_built_without_a_limiter_share_the_process_cap(
+    fake_llm: FakeOpenAIServer, key_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker holds one engine per (tenant, rubrics, panel): the per-provider cap must hold
+    for the process, not for each engine."""
+    from judge.engine import Engine
+    from judge.limits import process_limiter
+    from judge.panel import Panel
+    from judge.settings import get_settings
+
+    monkeypatch.setenv("OUTCOME_JUDGE_PROVIDER_CONCURRENCY", "2")
+    get_settings.cache_clear()
+    process_limiter.cache_clear()
+    fake_llm.latency = 0.2
+    spec = LLMJudgeSpec(
+        name="fake-mini", model="openai/gpt-4o-mini", api_base=fake_llm.base_url,
+        api_key_env=KEY_ENV, timeout=5,
+    )  # fmt: skip
+    engines = [
+        Engine(Panel(name=f"p{i}", judges=[spec]), {"support_ticket": RUBRIC}, detector=None)
+        for i in range(3)
+    ]
+    assert len({id(e.limiter) for e in engines}) == 1
+
+    async def all_at_once() -> None:
+        await asyncio.gather(
+            *(
+                e.verify(OUTCOME.model_copy(update={"id": f"T-{i}-{n}"}))
+                for i, e in enumerate(engines)
+                for n in range(2)
+            )
+        )
+
+    run(all_at_once())
+    assert len(fake_llm.chat_requests()) >= 3  # at least one call per engine
+    assert fake_llm.max_in_flight == 2

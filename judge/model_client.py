@@ -13,7 +13,9 @@ so the price map is the bundled one and nothing is fetched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
@@ -27,6 +29,7 @@ __all__ = [
     "reply_cost",
     "supports_response_schema",
     "token_prices",
+    "using",
     "warm_up",
 ]
 
@@ -49,8 +52,28 @@ def warm_up() -> None:
     _litellm()
 
 
+Completion = Callable[..., Awaitable[Any]]
+_stand_in: ContextVar[Completion | None] = ContextVar("model_client_stand_in", default=None)
+
+
+@contextmanager
+def using(completion: Completion) -> Iterator[None]:
+    """Send every completion made in this context (and in the tasks it starts) to
+    ``completion`` instead of a provider: an in-process fake model for unit tests
+    (``tests/fakes/fake_model.py``). Integration tests use litellm's real HTTP path instead."""
+    token = _stand_in.set(completion)
+    try:
+        yield
+    finally:
+        _stand_in.reset(token)
+
+
 async def acompletion(**kwargs: Any) -> Any:
-    """``litellm.acompletion`` with ``kwargs`` as given (the caller sets retries and timeouts)."""
+    """``litellm.acompletion`` with ``kwargs`` as given (the caller sets retries and timeouts),
+    or the stand-in :func:`using` installed."""
+    stand_in = _stand_in.get()
+    if stand_in is not None:
+        return await stand_in(**kwargs)
     return await _litellm().acompletion(**kwargs)
 
 

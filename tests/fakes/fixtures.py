@@ -1,4 +1,5 @@
-"""Pytest fixtures for the fake OpenAI-compatible server (loaded by tests/conftest.py)."""
+"""Pytest fixtures for the fake models: the HTTP server and the in-process queue (loaded by
+tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fakes.fake_model import FakeModel
 from tests.fakes.openai_server import FakeOpenAIServer
 
 FAKE_API_KEY = "sk-fake-test-key"
@@ -31,3 +33,14 @@ def fake_llm_session() -> Iterator[FakeOpenAIServer]:
     """One server for a whole session; call ``server.reset()`` before relying on its records."""
     with FakeOpenAIServer() as server:
         yield server
+
+
+@pytest.fixture
+def fake_model() -> Iterator[FakeModel]:
+    """An in-process :class:`~tests.fakes.fake_model.FakeModel` answering every completion made
+    through :mod:`judge.model_client` during the test (queue replies with ``enqueue``)."""
+    from judge.model_client import using
+
+    model = FakeModel()
+    with using(model):
+        yield model

@@ -1,0 +1,65 @@
+"""The LLM judge against the in-process fake model (a reply queue): no server, no sockets."""
+
+from __future__ import annotations
+
+import asyncio
+
+from judge.limits import ProviderLimiter
+from judge.llm_judge import Backoff, LLMJudge
+from judge.panel import LLMJudgeSpec
+from judge.protocols import MemoryCallStore
+from tests.fakes.fake_model import FakeModel, ProviderError
+from tests.judge.test_llm_judge import OUTCOME, RUBRIC
+
+FAST = Backoff(initial=0.01, maximum=0.02, jitter=0.0, retry_after_cap=0.02)
+PASSING = {
+    "criteria": {
+        "request_understood": {"score": 1, "rationale": "Understood."},
+        "helpfulness": {"score": 5, "rationale": "Helpful."},
+    },
+    "rationale": "Solid resolution.",
+}
+
+
+def _judge() -> tuple[LLMJudge, MemoryCallStore]:
+    store = MemoryCallStore()
+    spec = LLMJudgeSpec(name="queue", model="fake/queue-model", max_retries=2, timeout=5)
+    judge = LLMJudge(spec, store=store, limiter=ProviderLimiter(default=4), backoff=FAST)
+    return judge, store
+
+
+def test_a_queued_reply_is_the_judgment_and_every_call_is_recorded(fake_model: FakeModel) -> None:
+    fake_model.enqueue(PASSING)
+    judge, store = _judge()
+    judgment = asyncio.run(judge(OUTCOME, RUBRIC))
+    assert judgment.status == "ok" and judgment.scores["helpfulness"] == 5
+    (request,) = fake_model.requests
+    assert request["model"] == "fake/queue-model"
+    assert "My order #123 never arrived." in request["messages"][-1]["content"]
+    (call,) = store.calls
+    assert call.status == "ok" and call.reply and call.cost_usd == fake_model.cost_usd
+
+
+def test_an_unparseable_reply_is_unscored_with_a_reason(fake_model: FakeModel) -> None:
+    fake_model.enqueue("I think it went fine overall.")
+    judge, _ = _judge()
+    judgment = asyncio.run(judge(OUTCOME, RUBRIC))
+    assert judgment.status == "unscored"
+    assert judgment.reason and judgment.decision != "not_verified"
+
+
+def test_a_provider_error_is_retried_and_each_attempt_recorded(fake_model: FakeModel) -> None:
+    fake_model.enqueue(ProviderError(503), PASSING)
+    judge, store = _judge()
+    judgment = asyncio.run(judge(OUTCOME, RUBRIC))
+    assert judgment.status == "ok"
+    assert [c.status for c in store.calls] == ["error", "ok"]
+    assert len(fake_model.requests) == 2
+
+
+def test_a_client_error_is_not_retried(fake_model: FakeModel) -> None:
+    fake_model.enqueue(ProviderError(400, "bad request"))
+    judge, store = _judge()
+    judgment = asyncio.run(judge(OUTCOME, RUBRIC))
+    assert judgment.status == "error" and len(fake_model.requests) == 1
+    assert [c.status for c in store.calls] == ["error"]

@@ -3,9 +3,10 @@
 Used by the position-swap bias probe (``judge bias --probe position``): the same pair is compared
 as ``(a, b)`` and as ``(b, a)``; a position-blind judge gives mirrored answers.
 
-The call goes through ``litellm.acompletion`` with the settings of one LLM judge of a panel
-(model, ``api_base``, the key from ``api_key_env``, temperature, timeout, pass-through keys) and
-the same retry/backoff policy as :class:`judge.llm_judge.LLMJudge`
+The call goes through :func:`judge.model_client.acompletion` with the settings of one LLM judge
+of a panel (model, ``api_base``, the key from ``api_key_env``, temperature, timeout, pass-through
+keys), inside the process's per-provider cap (:func:`judge.limits.process_limiter`) and with the
+same retry/backoff policy as :class:`judge.llm_judge.LLMJudge`
 (:func:`judge.llm_judge.retry_policy`). Both responses are untrusted data, wrapped between
 delimiters they cannot close (:func:`judge.injection.wrap`).
 
@@ -25,6 +26,7 @@ from typing import Any, Literal
 
 from judge import model_client
 from judge.injection import wrap
+from judge.limits import ProviderLimiter, process_limiter, provider_of
 from judge.llm_judge import Backoff, provider_kwargs, retry_policy
 from judge.panel import LLMJudgeSpec
 
@@ -150,6 +152,8 @@ class PairwiseJudge:
         Retry waits (:data:`judge.llm_judge.BACKOFF` when omitted).
     concurrency : int, optional
         Requests in flight at once (default: ``spec.max_concurrency`` or 8).
+    limiter : ProviderLimiter, optional
+        The per-provider cap it shares with every judge (default the process's one).
 
     Attributes
     ----------
@@ -163,6 +167,7 @@ class PairwiseJudge:
         *,
         backoff: Backoff | None = None,
         concurrency: int | None = None,
+        limiter: ProviderLimiter | None = None,
     ) -> None:
         if not isinstance(spec, LLMJudgeSpec):
             raise TypeError(f"expected an LLMJudgeSpec, got {type(spec).__name__}")
@@ -171,6 +176,7 @@ class PairwiseJudge:
             raise ValueError(f"concurrency must be at least 1, got {limit}")
         self.spec = spec
         self.backoff = backoff
+        self.limiter = limiter if limiter is not None else process_limiter()
         self._gate = asyncio.Semaphore(limit)
         self.calls = 0
         self.tokens_in = 0
@@ -232,8 +238,13 @@ class PairwiseJudge:
         async with self._gate:
             async for attempt in retry_policy(max_retries=spec.max_retries, backoff=self.backoff):
                 with attempt:
-                    started = time.perf_counter()
-                    response = await model_client.acompletion(**kwargs)
+                    async with self.limiter.slot(
+                        provider_of(spec.model, api_base=spec.api_base),
+                        limit=spec.max_concurrency,
+                        scope=spec.name,
+                    ):
+                        started = time.perf_counter()
+                        response = await model_client.acompletion(**kwargs)
                     self.latency_ms += int((time.perf_counter() - started) * 1000)
         usage = getattr(response, "usage", None)
         self.calls += 1

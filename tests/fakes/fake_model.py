@@ -10,6 +10,7 @@ litellm's real HTTP path.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import deque
 from types import SimpleNamespace
@@ -38,6 +39,8 @@ class FakeModel:
         The reply once the queue is empty.
     cost_usd : float
         What each reply costs (litellm's ``response_cost``).
+    latency : float
+        Seconds each reply takes (``max_in_flight`` tells how many overlapped).
 
     Examples
     --------
@@ -53,17 +56,27 @@ class FakeModel:
         *replies: str | dict[str, Any] | Exception,
         default: str | dict[str, Any] | None = None,
         cost_usd: float = 0.0001,
+        latency: float = 0.0,
     ) -> None:
         self.queue: deque[str | dict[str, Any] | Exception] = deque(replies)
         self.default = default
         self.cost_usd = cost_usd
+        self.latency = latency
         self.requests: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     def enqueue(self, *replies: str | dict[str, Any] | Exception) -> None:
         self.queue.extend(replies)
 
     async def __call__(self, **kwargs: Any) -> Any:
         self.requests.append(kwargs)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.latency)
+        finally:
+            self.in_flight -= 1
         if self.queue:
             reply = self.queue.popleft()
         elif self.default is not None:

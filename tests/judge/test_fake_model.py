@@ -63,3 +63,20 @@ def test_a_client_error_is_not_retried(fake_model: FakeModel) -> None:
     judgment = asyncio.run(judge(OUTCOME, RUBRIC))
     assert judgment.status == "error" and len(fake_model.requests) == 1
     assert [c.status for c in store.calls] == ["error"]
+
+
+def test_pairwise_comparisons_keep_the_shared_provider_cap(fake_model: FakeModel) -> None:
+    """The position probe's comparisons go through the model client and wait for the same
+    per-provider slots as every judge."""
+    from judge.pairwise import PairwiseJudge
+
+    fake_model.default, fake_model.latency = '"A"', 0.05
+    spec = LLMJudgeSpec(name="cmp", model="fake/queue-model", timeout=5)
+    judge = PairwiseJudge(spec, concurrency=8, limiter=ProviderLimiter(default=2), backoff=FAST)
+
+    async def compare_many() -> list[str]:
+        return list(await asyncio.gather(*(judge.compare(f"a{i}", f"b{i}") for i in range(6))))
+
+    assert asyncio.run(compare_many()) == ["A"] * 6
+    assert len(fake_model.requests) == 6 and judge.calls == 6
+    assert fake_model.max_in_flight == 2

@@ -313,6 +313,42 @@ def _by_criterion(units: Sequence[JoinedUnit]) -> dict[str, tuple[list[bool | No
     return groups
 
 
+def _panel_votes(units: Sequence[JoinedUnit]) -> tuple[list[bool | None], list[bool]]:
+    """The panel's decision (``None`` for abstain) and the reference label of each unit."""
+    panel = [
+        None if u.verdict.decision == "abstain" else u.verdict.decision == "verified" for u in units
+    ]
+    return panel, [bool(u.reference) for u in units]
+
+
+def panel_agreement(
+    verdicts: Iterable[Mapping[str, Any] | Verdict],
+    labels: Iterable[Mapping[str, Any] | LabelRecord],
+    *,
+    seed: int | None = None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """The panel's agreement with the labels: the headline block of :func:`calibrate`, alone.
+
+    Every verdict joined with a reference label counts, dated or not (the figure a table of
+    panels shows must be the one the report on any of them leads with). No joined verdict gives
+    a block with ``n`` 0 rather than an error.
+
+    Examples
+    --------
+    >>> common = {"confidence": 0.9, "rubric": "r", "panel": "p"}
+    >>> verdicts = [{"outcome_id": "a", "decision": "verified", **common},
+    ...             {"outcome_id": "b", "decision": "abstain", **common}]
+    >>> labels = [{"outcome_id": "a", "resolved": True}, {"outcome_id": "b", "resolved": False}]
+    >>> block = panel_agreement(verdicts, labels, seed=0, n_boot=10)
+    >>> block["n"], block["abstain_rate"]  # n: the decided ones; one of two abstained
+    (1, 0.5)
+    """
+    panel, human = _panel_votes(join(verdicts, labels).compared)
+    return agreement_block(panel, human, seed=seed, n_boot=n_boot, level=level)
+
+
 def calibrate(
     verdicts: Iterable[Mapping[str, Any] | Verdict],
     labels: Iterable[Mapping[str, Any] | LabelRecord],
@@ -368,10 +404,7 @@ def calibrate(
             "the labels' outcome ids match the verdicts' outcome_id"
         )
     units = joined.compared
-    human = [bool(u.reference) for u in units]
-    panel = [
-        None if u.verdict.decision == "abstain" else u.verdict.decision == "verified" for u in units
-    ]
+    panel, human = _panel_votes(units)
     result = agreement_block(panel, human, seed=seed, n_boot=n_boot, level=level)
     ceiling = human_ceiling(joined.labels_by_unit)
     result["human_ceiling"] = ceiling

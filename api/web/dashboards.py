@@ -201,7 +201,7 @@ def calibration_view(
 ) -> CalibrationView:
     """Agreement per (panel, rubric), and for the selection: report, drift, gate and plots."""
     from calibration.gate import evaluate_gate
-    from calibration.report import agreement_block, calibrate, clean
+    from calibration.report import calibrate, clean, panel_agreement
     from ledger.calibration_source import load_calibration_rows, matches_ref
 
     pairs = panel_rubric_pairs(engine, tenant)
@@ -209,10 +209,8 @@ def calibration_view(
     table = []
     for p, r in pairs:
         chosen = [v for v in verdicts if v.panel == p and v.rubric == r]
-        records = labelled_records(chosen, labels)
-        human = [rec.human == "verified" for rec in records]
-        judge = [None if rec.judge == "abstain" else rec.judge == "verified" for rec in records]
-        block = clean(agreement_block(judge, human, seed=0, n_boot=N_BOOT))
+        # The same computation as the report's headline: undated labels count in both.
+        block = clean(panel_agreement(chosen, labels, seed=0, n_boot=N_BOOT))
         table.append(_block_row(p, r, block))
     view = CalibrationView(
         pairs=pairs, panel=panel, rubric=rubric, table=table, report=None, problem=None,

@@ -80,7 +80,7 @@ def cost_report(
     since: datetime | None = None,
     until: datetime | None = None,
     now: datetime | None = None,
-    window_hours: float | None = 72.0,
+    window_hours: float | None = None,
     grace_hours: float = 24.0,
     period: Period = "month",
     labor_rate: float | None = None,
@@ -110,8 +110,10 @@ def cost_report(
     ``2026-03-14``; None for an outcome without any timestamp); with it each row also carries
     ``period_start`` and ``period_end`` (ISO 8601, half-open ``[start, end)``, or None).
 
-    ``window_hours=None`` takes each verdict's window from its rubric, and revocations give
-    ``revoked``, ``verified_net`` and ``cost_per_verified_net_usd``: see :mod:`ledger.revoked`.
+    ``window_hours=None`` (the default, as in ``judge cost``, ``GET /v1/cost`` and the web cost
+    page) takes each verdict's window from the rubric that judged it; a number overrides it for
+    every verdict. Revocations give ``revoked``, ``verified_net`` and
+    ``cost_per_verified_net_usd``: see :mod:`ledger.revoked`.
     """
     from decimal import Decimal
 

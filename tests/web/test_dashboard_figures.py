@@ -1,4 +1,4 @@
-"""The calibration page's figures: the table of panels and the report agree on one computation."""
+"""The web dashboards compute their figures as the CLI and REST do (one computation each)."""
 
 from __future__ import annotations
 
@@ -28,4 +28,24 @@ def test_undated_labels_count_in_the_panel_table_as_in_the_report(tmp_path: Path
     assert row["n"] == view.report["n"] == 8  # the 4 abstentions are not decided
     assert row["kappa"] == view.report["cohen_kappa"]
     assert row["abstain_rate"] == view.report["abstain_rate"]
+    engine.dispose()
+
+
+def test_the_cost_page_takes_each_rubric_window_as_the_cli_and_rest_do(tmp_path: Path) -> None:
+    """One rule for windows: the rubric that judged. The page once used a fixed 72 h, so a
+    verdict of a rubric whose window cannot be read went unremarked there alone."""
+    from api.web.dashboards import cost_view
+    from ledger.cost_report import cost_report
+
+    engine = make_engine(f"sqlite:///{tmp_path}/ledger.db")
+    migrate(engine)
+    ledger = Ledger(engine, tenant="acme")
+    outcome = ticket("T-1", label=None)
+    ledger.record_result(outcome, verdict_for(outcome, rubric="tenant-custom-rubric@1"))
+    page = cost_view(engine, "acme").report
+    rest = cost_report(
+        engine, "acme", dims=["agent_version", "model_path", "period"], window_hours=None
+    )
+    assert page["window_note"] and "tenant-custom-rubric" in page["window_note"]
+    assert page["window_note"] == rest["window_note"] and page["total"] == rest["total"]
     engine.dispose()

@@ -4,7 +4,8 @@
 - the engine (``judge/`` except the CLI, which is the composition root until it moves above the
   packages) imports no storage, service or statistics package and no SQL or web library;
 - ``calibration/`` is pure statistics: no storage, service, CLI or SQL;
-- ``ledger/`` imports neither the HTTP service nor the CLI.
+- ``ledger/`` imports neither the HTTP service nor the CLI;
+- ``api/`` does not import the CLI (the CLI may start the service, not the other way round).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ FORBIDDEN: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "judge": (("ledger", "api", "calibration", *SQL_AND_WEB), ("judge/cli/",)),
     "calibration": (("ledger", "api", "judge.cli", *SQL_AND_WEB), ()),
     "ledger": (("api", "judge.cli"), ()),
+    "api": (("judge.cli",), ()),
 }
 
 

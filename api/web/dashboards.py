@@ -271,8 +271,7 @@ class CostView:
 def _comparison(
     grouped: dict[str | None, list[tuple[str, float | None]]], a: str, b: str, labor: float
 ) -> tuple[dict[str, Any] | None, str | None]:
-    from judge.cli.cost import explain
-    from ledger.economics import breakeven, path_stats, tco
+    from ledger.economics import breakeven, explain, path_stats, tco
 
     stats = []
     for path in (a, b):

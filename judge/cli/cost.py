@@ -40,7 +40,7 @@ from ledger.cost_report import (
 )
 
 if TYPE_CHECKING:
-    from ledger.economics import Breakeven
+    pass
 
 
 cost_app = typer.Typer(
@@ -127,7 +127,7 @@ def breakeven_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Which path is cheaper per finished task, by how much, and where the decision flips."""
-    from ledger.economics import breakeven
+    from ledger.economics import breakeven, explain
 
     manual = {
         "--cost-a": cost_a,
@@ -185,67 +185,6 @@ def _option_message(exc: ValueError) -> str:
     return text
 
 
-def explain(result: Breakeven, *, name_a: str = "A", name_b: str = "B") -> list[str]:
-    """The comparison as sentences: dp*, the cheaper path per finished task, the flip point."""
-    lines = []
-    dp = result.dp_star
-    head = f"dp* = dC / L = {result.delta_cost:+.6g} / {result.labor:g} = {dp:+.4%}"
-    if dp > 0:
-        lines.append(
-            f"{head}: {name_b} costs {_usd(result.delta_cost)} more per attempt and must fail "
-            f"{dp:.4%} (absolute) less often than {name_a} to pay for it."
-        )
-    elif dp < 0:
-        lines.append(
-            f"{head}: {name_b} costs {_usd(-result.delta_cost)} less per attempt and may fail up "
-            f"to {-dp:.4%} (absolute) more often than {name_a} and still be as cheap."
-        )
-    else:
-        lines.append(f"{head}: same token cost; the path that fails less is cheaper.")
-    if result.tco_a is None or result.tco_b is None or result.p_fail_a is None:
-        return lines
-    lines.append(
-        f"TCO per finished task at labour {_usd(result.labor)}: {name_a} {_usd(result.tco_a)} "
-        f"(P(fail) {result.p_fail_a:.4f}), {name_b} {_usd(result.tco_b)} "
-        f"(P(fail) {result.p_fail_b:.4f})."
-    )
-    if result.cheaper == "tie":
-        lines.append("Neither is cheaper per finished task: the TCOs are equal.")
-    else:
-        winner = name_a if result.cheaper == "a" else name_b
-        saving = result.saving_per_task or 0.0
-        lines.append(
-            f"Cheaper per finished task: {winner}, by {_usd(saving)} "
-            f"({_usd(saving * 1000)} per 1,000 tasks)."
-        )
-    if result.flip_rule == "flips" and result.flip_labor is not None:
-        cheap_tokens = name_a if result.delta_cost > 0 else name_b
-        fails_less = name_b if cheap_tokens == name_a else name_a
-        lines.append(
-            f"The decision flips at a labour cost of {_usd(result.flip_labor)} per failed task: "
-            f"below it {cheap_tokens} (lower token cost) is cheaper, above it {fails_less} "
-            "(fails less)."
-        )
-    elif result.flip_rule == "dominates":
-        lead = name_b if (result.delta_p or 0.0) > 0 else name_a
-        lines.append(
-            f"No labour cost flips the decision: {lead} is no dearer in tokens and fails less."
-        )
-    elif result.flip_rule == "same_failure_rate":
-        how = (
-            "both fail equally often"
-            if not result.delta_p
-            else "the failure rates differ too little to make up the token gap at any labour cost"
-        )
-        lines.append(
-            f"No labour cost flips the decision: {how}, so the lower token cost wins whatever "
-            "labour costs."
-        )
-    else:
-        lines.append("Identical token cost and failure rate: a tie at every labour cost.")
-    return lines
-
-
 def _ledger_breakeven(
     url: str,
     *,
@@ -256,7 +195,15 @@ def _ledger_breakeven(
     until: datetime | None,
     as_json: bool,
 ) -> None:
-    from ledger.economics import CI_LEVEL, CI_METHOD, PathStats, breakeven, path_stats, tco
+    from ledger.economics import (
+        CI_LEVEL,
+        CI_METHOD,
+        PathStats,
+        breakeven,
+        explain,
+        path_stats,
+        tco,
+    )
 
     if since is not None and until is not None and since >= until:
         fail(f"--from ({since.isoformat()}) must be before --to ({until.isoformat()})")

@@ -258,11 +258,11 @@ def test_cli_json_plot_and_errors(judgments_path: Path, tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "it has CoT, Metrics_Reference" in unknown.stderr
 
 
-def test_readme_tables_are_the_commands_output(judgments_path: Path) -> None:
-    """Every pairwise table row in README.md is printed by the command shown beside it."""
+def test_docs_tables_are_the_commands_output(judgments_path: Path) -> None:
+    """Every pairwise table row in docs/calibration.md is printed by the command shown beside it."""
     items = shared_dataset("judge_outputs/llmbar_items.jsonl")
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Pairwise replay", 1)[1].split("\n### ", 1)[0]
+    page = (ROOT / "docs" / "calibration.md").read_text(encoding="utf-8")
+    section = page.split("\n## Pairwise replay", 1)[1].split("\n## ", 1)[0]
     printed = ""
     for strategies in (("Vanilla", "Vanilla_NoRules"), ("CoT", "Metrics_Reference")):
         done = subprocess.run(
@@ -276,6 +276,6 @@ def test_readme_tables_are_the_commands_output(judgments_path: Path) -> None:
     rows = [line for line in section.splitlines() if line.startswith("| ")]
     assert len(rows) >= 40
     missing = [line for line in rows if line not in printed.splitlines()]
-    assert not missing, f"README rows not printed by the command: {missing[:3]}"
+    assert not missing, f"docs/calibration.md rows not printed by the command: {missing[:3]}"
     reparse = [line for line in printed.splitlines() if "replies agree" in line]
     assert reparse[1] in section

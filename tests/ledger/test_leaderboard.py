@@ -114,9 +114,9 @@ def test_from_the_ledger_by_model_path(verified_ledger: tuple[str, Path]) -> Non
     assert run("leaderboard", "--db", url, "--tasks", "3").exit_code == 2
 
 
-def test_readme_leaderboard_table_is_the_commands_output() -> None:
+def test_docs_leaderboard_table_is_the_commands_output() -> None:
     path = shared_dataset("leaderboards/tau2_leaderboard_submissions.csv")
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    page = (Path(__file__).resolve().parents[2] / "docs" / "costs.md").read_text(encoding="utf-8")
     result = run(
         "leaderboard", "--results", str(path), "--where", "domain=retail",
         "--name-column", "model", "--name-column", "reasoning_effort", "--name-column", "modality",
@@ -125,14 +125,14 @@ def test_readme_leaderboard_table_is_the_commands_output() -> None:
         "--markdown",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() in readme
+    assert result.stdout.strip() in page
 
 
-def test_readme_ledger_leaderboard_is_the_commands_output(
+def test_docs_ledger_leaderboard_is_the_commands_output(
     verified_ledger: tuple[str, Path],
 ) -> None:
     url, _ = verified_ledger
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    page = (Path(__file__).resolve().parents[2] / "docs" / "costs.md").read_text(encoding="utf-8")
     result = run("leaderboard", "--db", url, "--labor", "4", "--markdown")
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() in readme
+    assert result.stdout.strip() in page

@@ -72,7 +72,7 @@ def test_held_out_public_injections_are_flagged(figures: Figures) -> None:
         }
     )
     assert set(by_source) == set(PUBLIC_SOURCES)
-    # The issue asks 0.90; measured 0.86 (see the README). Guard what was reached.
+    # The issue asks 0.90; measured 0.86 (see docs/injection-defence.md). Guard what was reached.
     assert caught / total >= 0.85, by_source
 
 
@@ -129,5 +129,5 @@ def test_a_gullible_judge_verifies_no_injected_outcome(tmp_path: Path, figures: 
     assert len(fooled) + len(unscored) >= 50
     # The issue's target. The last three through (FA-024, FA-029, FA-033) were caught by the
     # customer and report-source rules written after seeing them; FA-029 is a holdout row, so
-    # the README reports the fresh holdout figure with and without it.
+    # docs/injection-defence.md reports the fresh holdout figure with and without it.
     assert verified == [], verified

@@ -47,7 +47,7 @@ def _column(page: Any, index: int) -> list[str]:
 def test_leaderboard_page_in_chromium(browser: Any, screenshots: Path, tmp_path: Path) -> None:
     built, result = _build(tmp_path)
     html = built.read_text(encoding="utf-8")
-    assert html == SHIPPED.read_text(encoding="utf-8"), "refresh docs/ with the README command"
+    assert html == SHIPPED.read_text(encoding="utf-8"), "rebuild it: command in docs/costs.md"
     rows = result["rows"]
     assert len(rows) == 9 and result["source"].startswith("tau2_leaderboard_submissions.csv: 9")
     for row in rows:

@@ -102,7 +102,7 @@ def evidence_problems(parsed: ParsedReply, outcome: Outcome, rubric: Rubric) -> 
       customer message, a tool result or a platform signal"]
     """
     if outcome.kind != "support_ticket":
-        return []  # reports: evidence is not checked yet (see README)
+        return []  # reports: not checked yet (docs/injection-defence.md, layer 4)
     problems: list[str] = []
     for c in rubric.criteria:
         if c.evidence is None:

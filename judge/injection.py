@@ -2,7 +2,7 @@
 
 :func:`scan_text` and :func:`scan_outcome` flag text that addresses the judge, claims an
 evaluation result, forges a turn or a header of the judge's prompt, or hides such text. It is the
-cheap first pass of a layered defence (see README "Prompt-injection defence"): a trained detector
+cheap first pass of a layered defence (see docs/injection-defence.md): a trained detector
 (:mod:`judge.guard_model`), nonce-stamped headers (:mod:`judge.prompts`), evidence-grounded
 verdicts (:mod:`judge.evidence`), an optional ``guard`` judge and panel disagreement follow.
 

@@ -4,7 +4,7 @@ Reads the judgments and items files, prices every recorded call (:mod:`judge.cli
 and prints per judge and strategy (and subset group) the accuracy with its interval, Cohen's
 kappa and the order-flip rate, then the policies (single call, swap-and-agree, juries, cascade)
 with accuracy, abstain rate and cost per item, and how the project's pairwise parser agrees with
-the recorded parse. ``--plot`` renders the accuracy-vs-cost PNG shown in the README.
+the recorded parse. ``--plot`` renders the accuracy-vs-cost PNG shown in docs/calibration.md.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def replay_pairwise(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     markdown: Annotated[
-        bool, typer.Option("--markdown", help="Print Markdown tables (as in the README).")
+        bool, typer.Option("--markdown", help="Print Markdown tables (as in docs/calibration.md).")
     ] = False,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write the accuracy-vs-cost PNG here.")

@@ -56,7 +56,8 @@ def create_app(*, db_url: str | None = None, embedded_worker: bool | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from ledger.db import make_engine, migrate
+        from ledger.db import make_engine
+        from ledger.schema import migrate
 
         engine = make_engine(url)
         await asyncio.to_thread(migrate, engine)

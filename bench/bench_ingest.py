@@ -286,7 +286,8 @@ def concurrent(
 
 
 def run(url: str, db: str, args: argparse.Namespace, tmp: Path) -> list[Figure]:
-    from ledger.db import make_engine, migrate
+    from ledger.db import make_engine
+    from ledger.schema import migrate
 
     engine = make_engine(url)
     try:

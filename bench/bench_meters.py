@@ -271,7 +271,8 @@ def plan(engine: Any) -> str:
 
 
 def run(url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    from ledger.db import make_engine, migrate
+    from ledger.db import make_engine
+    from ledger.schema import migrate
 
     engine = make_engine(url)
     try:

@@ -2,7 +2,8 @@
 
 Inputs are plain records so any store can feed them: verdict dicts (the Verdict JSONL contract)
 and label records, either ``{outcome_id, resolved, by, at, criteria}`` or outcomes (the Outcome
-contract) carrying an embedded ``label``. :func:`read_records` reads a JSONL file of any of these.
+contract) carrying an embedded ``label``. :func:`calibration.records.read_records` reads a JSONL
+file of any of these.
 
 Rules
 -----
@@ -18,8 +19,7 @@ Rules
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,15 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from calibration.records import CalibrationInputError
 from judge.models import Label
 from judge.verdict import Verdict
 
 if TYPE_CHECKING:
     from calibration.tool_verdicts import VerdictColumns
-
-
-class CalibrationInputError(ValueError):
-    """Verdict or label input that cannot be used; the message names file, line and field."""
 
 
 @dataclass(frozen=True)
@@ -184,33 +181,6 @@ def to_labels(
             order=order,
         )
     ]
-
-
-def read_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each non-blank line of a JSONL file.
-
-    Raises
-    ------
-    CalibrationInputError
-        When the file is missing or a line is not a JSON object (with its line number).
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise CalibrationInputError(f"file not found: {p}")
-    with p.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CalibrationInputError(
-                    f"{p}: line {lineno}: invalid JSON ({exc.msg} at column {exc.colno}); "
-                    "expected one JSON object per line"
-                ) from None
-            if not isinstance(obj, dict):
-                raise CalibrationInputError(f"{p}: line {lineno}: expected a JSON object")
-            yield lineno, obj
 
 
 def load_files(

@@ -170,7 +170,7 @@ def read_table(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     CSV rows are dicts of strings keyed by the header (line numbers count the header as line 1);
     empty cells are left out.
     """
-    from calibration.join import CalibrationInputError, read_records
+    from calibration.records import CalibrationInputError, read_records
 
     p = Path(path)
     if p.suffix.lower() != ".csv":

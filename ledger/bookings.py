@@ -365,7 +365,7 @@ def _load_facts(conn: Connection, tenant: str, outcome_ids: Sequence[str]) -> di
 
 
 def _upsert(dialect: str) -> Any:
-    from ledger.facts import insert_for
+    from ledger.db import insert_for
     from ledger.service_tables import OutcomeFactRow
 
     table = OutcomeFactRow.__table__  # type: ignore[attr-defined]

@@ -75,7 +75,7 @@ def record_review(
     Parameters
     ----------
     engine
-        A migrated ledger (:func:`ledger.db.migrate`).
+        A migrated ledger (:func:`ledger.schema.migrate`).
     tenant, outcome_id
         The reviewed outcome (any revision of it).
     minutes

@@ -8,8 +8,10 @@ and :func:`ledger.cost_report_html.render_cost_html` draws it as one self-contai
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ledger.report_periods import PERIODS, Period, period_bounds, period_label
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -34,42 +36,6 @@ __all__ = [
 GROUP_DIMENSIONS = ("agent", "agent_version", "model_path", "tier", "period")
 NO_VERIFIED = "no verified outcomes in this group: cost per verified outcome is undefined"
 STATUSES = ("provisional", "final")
-Period = Literal["day", "month"]
-PERIODS: tuple[Period, ...] = ("day", "month")
-
-
-def period_bounds(moment: datetime, *, period: Period) -> tuple[datetime, datetime]:
-    """The UTC day or month holding ``moment``, as a half-open ``[start, end)`` (naive = UTC).
-
-    Raises
-    ------
-    ValueError
-        ``period`` is not ``"day"`` or ``"month"``.
-
-    >>> start, end = period_bounds(datetime(2026, 12, 31, 23, 59, tzinfo=UTC), period="month")
-    >>> start.isoformat(), end.isoformat()
-    ('2026-12-01T00:00:00+00:00', '2027-01-01T00:00:00+00:00')
-    >>> [t.isoformat() for t in period_bounds(datetime(2026, 3, 1, 10), period="day")]
-    ['2026-03-01T00:00:00+00:00', '2026-03-02T00:00:00+00:00']
-    """
-    if period not in PERIODS:
-        raise ValueError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
-    m = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    if period == "day":
-        start = datetime(m.year, m.month, m.day, tzinfo=UTC)
-        return start, start + timedelta(days=1)
-    start = datetime(m.year, m.month, 1, tzinfo=UTC)
-    end = datetime(m.year + (m.month == 12), m.month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
-
-
-def period_label(start: datetime, *, period: Period) -> str:
-    """``2026-03`` for a month, ``2026-03-14`` for a day (sorts chronologically).
-
-    >>> period_label(datetime(2026, 3, 14, tzinfo=UTC), period="month")
-    '2026-03'
-    """
-    return start.strftime("%Y-%m-%d" if period == "day" else "%Y-%m")
 
 
 def cost_report(

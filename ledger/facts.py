@@ -23,7 +23,7 @@ Rules (the same ones the cost report applies, so both tell the same story):
 
 :func:`upsert_facts` runs inside :meth:`ledger.store.Ledger.record_results`' transaction (the
 fact, its meter entries and the verdict commit together); :func:`backfill_facts` fills facts for
-verdicts stored before migration 0005 (``ledger.db.migrate`` calls it when it upgrades across
+verdicts stored before migration 0005 (``ledger.schema.migrate`` calls it when it upgrades across
 0005).
 """
 
@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from judge.models import as_utc
+from ledger.db import insert_for
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -48,7 +49,6 @@ __all__ = [
     "FactSource",
     "backfill_facts",
     "fact_values",
-    "insert_for",
     "record_facts",
     "resolve_window_hours",
     "rubric_window_hours",
@@ -144,17 +144,6 @@ def fact_values(
         "final_at": anchor + timedelta(hours=hours),
         "updated_at": now,
     }
-
-
-def insert_for(dialect: str, table: Any) -> Any:
-    """The dialect's INSERT (both have ON CONFLICT; SQLAlchemy spells it per dialect)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert(table)
-    from sqlalchemy.dialects import sqlite
-
-    return sqlite.insert(table)
 
 
 def upsert_facts(
@@ -345,7 +334,8 @@ def backfill_facts(target: Engine | Connection, *, now: datetime | None = None) 
 
     Examples
     --------
-    >>> from ledger.db import make_engine, migrate
+    >>> from ledger.db import make_engine
+    >>> from ledger.schema import migrate
     >>> engine = make_engine("sqlite://")
     >>> migrate(engine)
     >>> backfill_facts(engine)

@@ -132,7 +132,7 @@ def windows_of(since: datetime, until: datetime, window: Window) -> list[tuple[d
     ...                                        datetime(2026, 4, 2, tzinfo=UTC), "day")]
     [(30, 31), (31, 1), (1, 2)]
     """
-    from ledger.cost_report import period_bounds
+    from ledger.report_periods import period_bounds
 
     out = []
     cursor = since

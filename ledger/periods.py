@@ -164,7 +164,7 @@ class Periods:
     Parameters
     ----------
     engine
-        From :func:`ledger.db.make_engine`, migrated (:func:`ledger.db.migrate`).
+        From :func:`ledger.db.make_engine`, migrated (:func:`ledger.schema.migrate`).
     tenant
         Every period and revocation written and read belongs to this tenant.
     future_tolerance
@@ -173,7 +173,8 @@ class Periods:
     Examples
     --------
     >>> from datetime import datetime, UTC
-    >>> from ledger.db import make_engine, migrate
+    >>> from ledger.db import make_engine
+    >>> from ledger.schema import migrate
     >>> engine = make_engine("sqlite://"); migrate(engine)
     >>> periods = Periods(engine, tenant="acme")
     >>> march = periods.open_period_for(datetime(2026, 3, 10, tzinfo=UTC))

@@ -196,7 +196,7 @@ class Revoker:
     Parameters
     ----------
     engine
-        A migrated ledger database (:func:`ledger.db.migrate`).
+        A migrated ledger database (:func:`ledger.schema.migrate`).
     tenant
         The tenant whose outcomes, verdicts and periods are read and written.
     window_hours

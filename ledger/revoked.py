@@ -134,8 +134,8 @@ def net_revocations(
     """
     import sqlalchemy as sa
 
-    from ledger.cost_report import period_bounds, period_label
     from ledger.db import session
+    from ledger.report_periods import period_bounds, period_label
     from ledger.tables import RevocationRow
 
     if not verified:

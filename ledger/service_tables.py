@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from ledger.tables import (
+from ledger.columns import (
     BigPK,
     UTCDateTime,
     _json_column,

@@ -28,11 +28,12 @@ from sqlmodel import Session, col, select
 
 from judge.models import Label, Outcome, as_utc
 from judge.verdict import CallStatus, JudgeCall, Verdict
-from ledger.db import make_engine, migrate, session
+from ledger.db import make_engine, session
 from ledger.facts import record_facts
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE, check_timestamps
 from ledger.reads import LedgerReads
 from ledger.records import OutcomeRef, RecordedResult
+from ledger.schema import migrate
 from ledger.tables import (
     JudgeCallRow,
     LabelRow,
@@ -178,7 +179,7 @@ class Ledger(LedgerReads):
     Parameters
     ----------
     engine
-        From :func:`ledger.db.make_engine`, already migrated (:func:`ledger.db.migrate`), or use
+        From :func:`ledger.db.make_engine`, already migrated (:func:`ledger.schema.migrate`), or use
         :meth:`Ledger.open`, which does both.
     tenant
         Every row written and read belongs to this tenant. An outcome that names another tenant

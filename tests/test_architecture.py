@@ -5,7 +5,8 @@
   packages) imports no storage, service or statistics package and no SQL or web library;
 - ``calibration/`` is pure statistics: no storage, service, CLI or SQL;
 - ``ledger/`` imports neither the HTTP service nor the CLI;
-- ``api/`` does not import the CLI (the CLI may start the service, not the other way round).
+- ``api/`` does not import the CLI (the CLI may start the service, not the other way round);
+- no package has an import cycle among its modules.
 """
 
 from __future__ import annotations
@@ -109,3 +110,65 @@ def test_packages_import_only_what_their_layer_may(package: str) -> None:
             if bad:
                 offenders.append(f"{where}:{line} imports {module}")
     assert offenders == [], f"{package}/ must not import {forbidden}: " + "; ".join(offenders)
+
+
+def _module_graph(package: str) -> dict[str, set[str]]:
+    """Module -> the modules of the same package it imports (function-level imports too)."""
+    graph: dict[str, set[str]] = {}
+    for path in _python_files(package):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        targets = set()
+        for _, imported in _imports(path):
+            pieces = imported.split(".")
+            if pieces[0] != package:
+                continue
+            for end in range(len(pieces), 0, -1):  # the longest prefix that is a module file
+                candidate = ROOT.joinpath(*pieces[:end])
+                if candidate.with_suffix(".py").is_file():
+                    targets.add(".".join(pieces[:end]))
+                    break
+        graph[module] = targets - {module}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_import_cycles_inside_a_package(package: str) -> None:
+    """Function-level imports count: a cycle hidden inside functions is still a cycle."""
+    assert _cycles(_module_graph(package)) == []

@@ -134,7 +134,8 @@ def open_ledger(url: str, tenant: str | None, *, tables: set[str]) -> tuple[Engi
     ``--tenant`` exit 2 (via :func:`fail`) with the fix.
     """
     from judge.cli.verify import _redact
-    from ledger.db import LedgerDatabaseError, current_tables, make_engine, parse_url
+    from ledger.db import LedgerDatabaseError, make_engine, parse_url
+    from ledger.schema import current_tables
 
     shown = _redact(url)
     try:

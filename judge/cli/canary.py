@@ -170,7 +170,8 @@ def canary(
 
 
 def _read_baseline(path: Path) -> list[Verdict]:
-    from calibration.join import CalibrationInputError, read_records, record_kind, to_verdict
+    from calibration.join import CalibrationInputError, record_kind, to_verdict
+    from calibration.records import read_records
 
     verdicts = []
     for lineno, obj in read_records(path):

@@ -75,8 +75,9 @@ def _run(
     from judge.cli._pull.sink import LineSink
     from judge.cli.verify import _redact
     from judge.settings import get_settings
-    from ledger.db import LedgerDatabaseError, make_engine, migrate
+    from ledger.db import LedgerDatabaseError, make_engine
     from ledger.pull_cursors import load_cursor, save_cursor
+    from ledger.schema import migrate
 
     if not out.parent.is_dir():
         fail(f"output directory {out.parent} does not exist; create it first")

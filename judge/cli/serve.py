@@ -66,7 +66,8 @@ def serve(
 
     from judge.cli.verify import _redact
     from judge.settings import get_settings
-    from ledger.db import LedgerDatabaseError, make_engine, migrate
+    from ledger.db import LedgerDatabaseError, make_engine
+    from ledger.schema import migrate
 
     if log_level.lower() not in LOG_LEVELS:
         fail(f"--log-level: {log_level!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")

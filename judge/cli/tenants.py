@@ -75,7 +75,8 @@ def _ledger(db: str | None, *, create: bool = False) -> Iterator[Engine]:
     """
     from judge.cli.verify import _redact
     from judge.settings import get_settings
-    from ledger.db import LedgerDatabaseError, make_engine, migrate, parse_url
+    from ledger.db import LedgerDatabaseError, make_engine, parse_url
+    from ledger.schema import migrate
 
     url = db or get_settings().db_url
     shown = _redact(url)

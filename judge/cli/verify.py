@@ -261,7 +261,8 @@ async def _run(
     from judge.runner import verify_stream
     from judge.verdict import Verdict
     from ledger.callstore import DbCallStore, settle_pending
-    from ledger.db import make_engine, migrate
+    from ledger.db import make_engine
+    from ledger.schema import migrate
     from ledger.store import Ledger
 
     assert isinstance(panel, Panel)

@@ -70,7 +70,8 @@ def worker(
 
     from api.worker import Worker
     from judge.settings import get_settings
-    from ledger.db import LedgerDatabaseError, make_engine, migrate
+    from ledger.db import LedgerDatabaseError, make_engine
+    from ledger.schema import migrate
 
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):

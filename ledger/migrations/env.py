@@ -10,8 +10,8 @@ Append-only migration policy (the ledger is a system of record):
 - Prefer additive changes (new tables, new nullable columns, new indexes); never rewrite history
   rows. ``tests/ledger/test_migrations.py`` fails when the models and the migrated schema differ.
 
-Used two ways: programmatically by :func:`ledger.db.migrate` (which passes its open connection in
-``config.attributes["connection"]``), and from the command line for new revisions::
+Used two ways: programmatically by :func:`ledger.schema.migrate` (which passes its open
+connection in ``config.attributes["connection"]``), and from the command line for new revisions::
 
     .venv/bin/alembic -c ledger/alembic.ini revision --autogenerate -m "add api keys"
 

@@ -25,7 +25,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def make_key(db_url: str, tenant: str, **limits: object) -> str:
     """Create ``tenant`` (migrating the database first) and return its API key."""
-    from ledger.db import make_engine, migrate
+    from ledger.db import make_engine
+    from ledger.schema import migrate
     from ledger.tenants import create_tenant
 
     engine = make_engine(db_url)

@@ -50,7 +50,8 @@ def report(n: int) -> Outcome:
 
 @contextmanager
 def ledger_engine(db_url: str) -> Iterator[Engine]:
-    from ledger.db import make_engine, migrate
+    from ledger.db import make_engine
+    from ledger.schema import migrate
 
     engine = make_engine(db_url)
     try:

@@ -298,7 +298,8 @@ def test_tenant_route_reports_spend_today_and_when_the_budget_is_reached(
 def test_concurrent_creates_of_one_tenant_give_one_key_and_one_clear_error(db_url: str) -> None:
     import threading
 
-    from ledger.db import make_engine, migrate
+    from ledger.db import make_engine
+    from ledger.schema import migrate
     from ledger.tenants import TenantExistsError, create_tenant, list_tenants
 
     engine = make_engine(db_url)

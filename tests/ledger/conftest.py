@@ -81,7 +81,8 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def _migrated_engine(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Engine]:
-    from ledger.db import make_engine, migrate
+    from ledger.db import make_engine
+    from ledger.schema import migrate
 
     with ExitStack() as stack:
         if request.param == "sqlite":

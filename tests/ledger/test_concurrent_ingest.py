@@ -14,7 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ledger.db import make_engine, migrate
+from ledger.db import make_engine
+from ledger.schema import migrate
 from ledger.store import Ledger
 from tests.ledger.conftest import ticket, verdict_for
 

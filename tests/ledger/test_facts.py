@@ -14,8 +14,9 @@ from sqlalchemy.engine import Engine
 from judge.models import Outcome
 from ledger import facts
 from ledger.attribution import attribute
-from ledger.db import make_engine, migrate
+from ledger.db import make_engine
 from ledger.facts import FactSource, backfill_facts, upsert_facts
+from ledger.schema import migrate
 from ledger.service_tables import OutcomeFactRow
 from ledger.store import Ledger
 from ledger.tables import OutcomeRow, VerdictRow

@@ -340,8 +340,9 @@ def test_migrating_across_0006_books_what_was_counted_before(ledger_url: str) ->
     """A ledger of 0005 (facts, a revocation) keeps its meter values after the upgrade."""
     from unittest import mock
 
-    from ledger.db import make_engine, migrate
+    from ledger.db import make_engine
     from ledger.facts import FactSource, fact_values
+    from ledger.schema import migrate
     from ledger.service_tables import OutcomeFactRow
     from ledger.tables import BillingPeriodRow, RevocationRow
 

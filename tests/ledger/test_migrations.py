@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 import ledger.tables  # noqa: F401  (the models under test)
-from ledger.db import MIGRATIONS_DIR, alembic_config, current_tables, make_engine, migrate
+from ledger.db import make_engine
+from ledger.schema import MIGRATIONS_DIR, alembic_config, current_tables, migrate
 
 LEDGER_TABLES = {"tenants", "outcomes", "verdicts", "judge_calls", "labels"}
 
@@ -94,7 +95,8 @@ def test_downgrade_to_empty_and_up_again(fresh: Engine) -> None:
 
 _MIGRATE_ON_GO = """
 import sys
-from ledger.db import make_engine, migrate
+from ledger.db import make_engine
+from ledger.schema import migrate
 engine = make_engine(sys.argv[1])
 print("ready", flush=True)
 sys.stdin.readline()

@@ -10,13 +10,14 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.engine import Engine
 
-from ledger.db import alembic_config, current_tables, make_engine, migrate
+from ledger.db import make_engine
 from ledger.periods import (
     PeriodNotEndedError,
     Periods,
     UnknownVerdictError,
     month_period,
 )
+from ledger.schema import alembic_config, current_tables, migrate
 from ledger.store import Ledger
 from ledger.tables import BillingPeriodRow, RevocationRow, utcnow
 from tests.ledger.conftest import ticket, verdict_for

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from judge.models import Label, Outcome
-from ledger.db import make_engine, migrate
+from ledger.db import make_engine
 from ledger.periods import Periods, month_period
 from ledger.revocation import Revoker, revocation_reasons, scan_revocations
+from ledger.schema import migrate
 from ledger.store import Ledger
 from ledger.tables import utcnow
 from tests.ledger.conftest import run, ticket, verdict_for

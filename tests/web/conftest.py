@@ -55,7 +55,8 @@ def seed_ledger(db_url: str, work: Path) -> Seeded:
     in this thread, and the command starts its own.
     """
     from judge.models import Label
-    from ledger.db import make_engine, migrate
+    from ledger.db import make_engine
+    from ledger.schema import migrate
     from ledger.store import Ledger
     from ledger.tenants import create_tenant
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from api.web.dashboards import calibration_view
 from judge.models import Label
-from ledger.db import make_engine, migrate
+from ledger.db import make_engine
+from ledger.schema import migrate
 from ledger.store import Ledger
 from tests.ledger.conftest import ticket, verdict_for
 

@@ -188,33 +188,25 @@ def _labelled(path: Path | None, fmt: str, limit: int | None, seed: int) -> list
 
 
 def _read_pairs(path: Path) -> list[dict[str, str]]:
+    from calibration.records import read_records
+
     if not path.is_file():
         raise ValueError(f"--pairs: file not found: {path}")
     rows: list[dict[str, str]] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}: line {lineno}: expected an object {{id, prompt, a, b}}")
-            for key in ("id", "a", "b"):
-                if not isinstance(obj.get(key), str) or not obj[key].strip():
-                    raise ValueError(
-                        f"{path}: line {lineno}: field '{key}' must be a non-empty string"
-                    )
-            if not isinstance(obj.get("prompt", ""), str):
-                raise ValueError(f"{path}: line {lineno}: field 'prompt' must be a string")
-            if obj["id"] in seen:
-                raise ValueError(f"{path}: line {lineno}: duplicate pair id {obj['id']!r}")
-            seen.add(obj["id"])
-            rows.append(
-                {"id": obj["id"], "prompt": obj.get("prompt", ""), "a": obj["a"], "b": obj["b"]}
-            )
+    # One JSON object per line, as every JSONL input (errors name the line).
+    for lineno, obj in read_records(path):
+        for key in ("id", "a", "b"):
+            if not isinstance(obj.get(key), str) or not obj[key].strip():
+                raise ValueError(f"{path}: line {lineno}: field '{key}' must be a non-empty string")
+        if not isinstance(obj.get("prompt", ""), str):
+            raise ValueError(f"{path}: line {lineno}: field 'prompt' must be a string")
+        if obj["id"] in seen:
+            raise ValueError(f"{path}: line {lineno}: duplicate pair id {obj['id']!r}")
+        seen.add(obj["id"])
+        rows.append(
+            {"id": obj["id"], "prompt": obj.get("prompt", ""), "a": obj["a"], "b": obj["b"]}
+        )
     if not rows:
         raise ValueError(f"{path}: no pairs found")
     return rows

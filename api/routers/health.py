@@ -6,17 +6,15 @@ import asyncio
 
 import sqlalchemy as sa
 from fastapi import APIRouter
-from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
 from api.deps import EngineDep
 from api.errors import ApiError, ErrorResponse
+from api.schemas.health import (
+    Health,
+)
 
 router = APIRouter(tags=["health"])
-
-
-class Health(BaseModel):
-    status: str
 
 
 @router.get("/healthz", response_model=Health)

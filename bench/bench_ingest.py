@@ -105,7 +105,7 @@ def judge_serve(url: str, log: Path) -> Iterator[str]:
     args = ["serve", "--db", url, "--port", str(port), "--log-level", "warning"]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "judge.cli", *args],
+            [sys.executable, "-m", "app.cli", *args],
             cwd=ROOT,
             env=env,
             stdout=out,

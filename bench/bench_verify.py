@@ -265,7 +265,7 @@ def _cli_rate(base: str, concurrency: int) -> float:
             workdir / "cli.jsonl", 5_000_000 + 10_000 * concurrency, CLI_OUTCOMES
         )
         proc = _verify_process(
-            [sys.executable, "-m", "judge.cli"],
+            [sys.executable, "-m", "app.cli"],
             path,
             workdir,
             "cli",
@@ -311,7 +311,7 @@ def _verify_process(
 def _peak_rss_kib(n: int, workdir: Path) -> int:
     path = _write_outcomes(workdir / f"in-{n}.jsonl", 0, n)
     code = (
-        "import resource, sys; from judge.cli import app\n"
+        "import resource, sys; from app.cli import app\n"
         "try:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n    if e.code: raise\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
     )

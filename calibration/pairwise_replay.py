@@ -4,7 +4,7 @@ The input is LLMBar's recorded judge outputs (``../shared/datasets/judge_outputs
 prompting strategy and item, the reply and the parsed choice with the two outputs shown in the
 original order and swapped; ``choice`` is already in the original numbering (1 or 2) in both
 orders, ``None`` where the reply could not be parsed. Everything here is pure arithmetic over
-those rows; prices come in as numbers (the CLI prices them: :mod:`judge.cli._pairwise_costs`).
+those rows; prices come in as numbers (the CLI prices them: :mod:`app.cli._pairwise_costs`).
 
 Rules
 -----

@@ -1,6 +1,6 @@
 """The verdicts and human labels calibration compares, read from the ledger for one tenant.
 
-Shared by `judge calibrate --db` (:mod:`judge.cli._sources`), ``GET /v1/calibration`` and the
+Shared by `judge calibrate --db` (:mod:`app.cli._sources`), ``GET /v1/calibration`` and the
 web UI, so all three compute the same numbers from the same rows.
 """
 

@@ -1,11 +1,12 @@
 """Import contracts: the layout's rules, checked on every import, at module or function level.
 
 - litellm is imported by one module, ``judge/model_client.py`` (the door to model providers);
-- the engine (``judge/`` except the CLI, which is the composition root until it moves above the
-  packages) imports no storage, service or statistics package and no SQL or web library;
-- ``calibration/`` is pure statistics: no storage, service, CLI or SQL;
-- ``ledger/`` imports neither the HTTP service nor the CLI;
-- ``api/`` does not import the CLI (the CLI may start the service, not the other way round);
+- the engine (``judge/``) imports no storage, service, statistics or application package and no
+  SQL or web library;
+- ``calibration/`` is pure statistics: no storage, service, application or SQL;
+- ``ledger/`` imports neither the HTTP service nor the application layer;
+- ``api/`` does not import the application layer (``app/``: the CLI may start the service, not
+  the other way round);
 - no package has an import cycle among its modules.
 """
 
@@ -18,16 +19,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("judge", "api", "ledger", "calibration")
+PACKAGES = ("judge", "api", "ledger", "calibration", "app")
 MODEL_CLIENT = "judge/model_client.py"
 SQL_AND_WEB = ("sqlalchemy", "sqlmodel", "alembic", "psycopg", "fastapi", "starlette", "uvicorn")
 
 FORBIDDEN: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # package: (forbidden import prefixes, sub-paths exempt from the rule)
-    "judge": (("ledger", "api", "calibration", *SQL_AND_WEB), ("judge/cli/",)),
-    "calibration": (("ledger", "api", "judge.cli", *SQL_AND_WEB), ()),
-    "ledger": (("api", "judge.cli"), ()),
-    "api": (("judge.cli",), ()),
+    "judge": (("ledger", "api", "calibration", "app", *SQL_AND_WEB), ()),
+    "calibration": (("ledger", "api", "app", *SQL_AND_WEB), ()),
+    "ledger": (("api", "app"), ()),
+    "api": (("app",), ()),
 }
 
 

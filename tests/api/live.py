@@ -38,7 +38,7 @@ class Process:
         self.log_path = log
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "judge.cli", *args],
+            [sys.executable, "-m", "app.cli", *args],
             cwd=REPO,
             env=_env(env),
             stdout=self._log,

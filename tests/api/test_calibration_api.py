@@ -10,7 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from judge.cli import app
+from app.cli import app
 from tests.api.conftest import auth
 from tests.api.test_outcomes import post
 

@@ -21,7 +21,7 @@ from tests.ledger.conftest import _pg_schema
 def judge(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run `judge ARGS...` to completion (for commands that must exit by themselves)."""
     return subprocess.run(
-        [sys.executable, "-m", "judge.cli", *args],
+        [sys.executable, "-m", "app.cli", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

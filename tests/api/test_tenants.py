@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from judge.cli import app as cli
+from app.cli import app as cli
 from tests.api.conftest import auth
 
 KEY_RE = re.compile(r"^oj_([0-9a-f]{12})_[A-Za-z0-9_-]{40,}$")

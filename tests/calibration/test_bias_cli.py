@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from judge.cli import app
+from app.cli import app
 from tests.fakes.openai_server import FakeOpenAIServer, Reply, cite, evidence_criteria
 
 LONG = 250

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
 from calibration.bias import AGENT_FILLER, PERSUASION, persuade, persuasion_sentence
-from judge.cli import app
 from judge.models import Outcome
 from tests.calibration.test_bias_cli import outcome, panel, responder, run_bias
 from tests.fakes.faults import FaultInjector, gullible_obeys, persuaded

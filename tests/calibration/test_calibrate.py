@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
 from calibration.join import CalibrationInputError, join, load_files
 from calibration.report import calibrate, reliability
-from judge.cli import app
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SMALL_V = FIXTURES / "verdicts_small.jsonl"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from judge.cli import app
+from app.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 TICKETS = ROOT / "datasets" / "tickets.jsonl"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from judge.cli import app
+from app.cli import app
 from tests.fakes.openai_server import FakeOpenAIServer, Reply, cite, evidence_criteria
 
 _CRITERION = re.compile(r"^- id: ([a-z][a-z0-9_]*) \| scale: (-?[\d.]+) to (-?[\d.]+)", re.M)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
 from calibration.correction import (
     UndefinedCorrection,
     corrected_count_ci,
@@ -16,7 +17,6 @@ from calibration.correction import (
     error_rates,
     rogan_gladen,
 )
-from judge.cli import app
 
 
 def test_epir_worked_example() -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
 from calibration.drift import (
     LabelledRecord,
     agreement_windows,
@@ -21,7 +22,6 @@ from calibration.drift import (
     psi_chance,
     two_proportion_ztest,
 )
-from judge.cli import app
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
 from calibration.drift import LabelledRecord
 from calibration.gate import evaluate_gate
-from judge.cli import app
 from judge.panel import GateSpec
 
 NOW = datetime(2026, 3, 31, 12, tzinfo=UTC)

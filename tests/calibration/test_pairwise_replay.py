@@ -225,7 +225,7 @@ def test_cli_json_plot_and_errors(judgments_path: Path, tmp_path: Path) -> None:
     items = shared_dataset("judge_outputs/llmbar_items.jsonl")
     png = tmp_path / "plot.png"
     done = subprocess.run(
-        [sys.executable, "-m", "judge.cli", "replay-pairwise", str(judgments_path), "--items",
+        [sys.executable, "-m", "app.cli", "replay-pairwise", str(judgments_path), "--items",
          str(items), "--json", "--n-boot", "100", "--plot", str(png)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
@@ -244,14 +244,14 @@ def test_cli_json_plot_and_errors(judgments_path: Path, tmp_path: Path) -> None:
     assert result["pricing"]["priced_as"]["GPT-4"]["model"] == "gpt-4-0613"
     assert all(math.isfinite(r["accuracy"]) for r in result["policies"])
     missing = subprocess.run(
-        [sys.executable, "-m", "judge.cli", "replay-pairwise", str(tmp_path / "nope.jsonl"),
+        [sys.executable, "-m", "app.cli", "replay-pairwise", str(tmp_path / "nope.jsonl"),
          "--items", str(items)],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert missing.returncode == 2
     assert "file not found" in missing.stderr
     unknown = subprocess.run(
-        [sys.executable, "-m", "judge.cli", "replay-pairwise", str(judgments_path),
+        [sys.executable, "-m", "app.cli", "replay-pairwise", str(judgments_path),
          "--items", str(items), "--strategy", "Swap"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
@@ -266,7 +266,7 @@ def test_docs_tables_are_the_commands_output(judgments_path: Path) -> None:
     printed = ""
     for strategies in (("Vanilla", "Vanilla_NoRules"), ("CoT", "Metrics_Reference")):
         done = subprocess.run(
-            [sys.executable, "-m", "judge.cli", "replay-pairwise", str(judgments_path),
+            [sys.executable, "-m", "app.cli", "replay-pairwise", str(judgments_path),
              "--items", str(items), "--markdown",
              *(arg for s in strategies for arg in ("--strategy", s))],
             cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
 from calibration.replay import (
     AdaptivePolicy,
     ReplayInputError,
@@ -20,7 +21,6 @@ from calibration.replay import (
     replay,
     score_item,
 )
-from judge.cli import app
 from judge.parsing import parse_scale_score
 from tests.conftest import shared_dataset
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
 from calibration.join import CalibrationInputError, load_files
 from calibration.report import calibrate
 from calibration.tool_verdicts import VerdictColumns, to_tool_verdict
-from judge.cli import app
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SMALL_V = FIXTURES / "verdicts_small.jsonl"

@@ -26,7 +26,7 @@ def judge_cli(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("OUTCOME_JUDGE_")}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "judge.cli", *args],
+        [sys.executable, "-m", "app.cli", *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,

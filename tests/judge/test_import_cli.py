@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from judge.cli import app
+from app.cli import app
 from judge.importers import read_outcomes
 from tests.conftest import shared_dataset
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from judge.cli import app
+from app.cli import app
 from judge.importers import FORMATS, InputFileError, detect_format, read_outcomes, validate_file
 from tests.conftest import shared_dataset
 

@@ -124,7 +124,7 @@ def test_ids_the_ledger_stored_are_read_back_as_stored() -> None:
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "judge.cli", *args],
+        [sys.executable, "-m", "app.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -12,7 +12,7 @@ import joblib
 import pytest
 from typer.testing import CliRunner
 
-from judge.cli import app
+from app.cli import app
 from judge.importers import read_outcomes
 from judge.local.features import outcome_text
 from judge.local.learned import (

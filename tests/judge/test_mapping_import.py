@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from judge.cli import app
+from app.cli import app
 from judge.importers import FileReport, InputFileError, read_outcomes
 from judge.importers.mapping_schema import MappingError, load_mapping, shipped_mappings
 from judge.models import Outcome

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from judge.cli import app
+from app.cli import app
 from judge.panel import LearnedJudgeSpec, LLMJudgeSpec
 from judge.panel_loader import PanelError, default_panel, load_panel
 from judge.settings import get_settings

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from judge.cli import app
-from judge.cli._pull.http import HttpClient, PullError
+from app.cli import app
+from app.cli._pull.http import HttpClient, PullError
 from judge.importers import read_outcomes
 from ledger.db import make_engine
 from ledger.pull_cursors import load_cursor

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from judge.cli import app
+from app.cli import app
 from judge.rubric_loader import (
     RubricError,
     list_rubrics,

@@ -183,7 +183,7 @@ def run(*args: str) -> Any:
     """Invoke the `judge` CLI in-process."""
     from typer.testing import CliRunner
 
-    from judge.cli import app
+    from app.cli import app
 
     return CliRunner().invoke(app, list(args))
 

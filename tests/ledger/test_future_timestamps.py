@@ -117,7 +117,7 @@ def test_future_tolerance_is_a_ledger_option(engine: Engine) -> None:
 
 
 def test_verify_cli_refuses_a_file_with_a_future_timestamp_before_writing(tmp_path: Path) -> None:
-    from judge.cli import app
+    from app.cli import app
 
     future = datetime.now(UTC) + timedelta(days=2)
     records = [ticket(f"T-{i}").model_dump(mode="json") for i in range(3)]

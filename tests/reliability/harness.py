@@ -32,7 +32,7 @@ FAST_BACKOFF = {"initial": 0.02, "maximum": 0.2, "jitter": 0.02, "retry_after_ca
 
 
 def cli_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "judge.cli", *args]
+    return [sys.executable, "-m", "app.cli", *args]
 
 
 def run_cli(

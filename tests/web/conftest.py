@@ -73,7 +73,7 @@ def seed_ledger(db_url: str, work: Path) -> Seeded:
         acme = create_tenant(engine, "acme")
         globex = create_tenant(engine, "globex")
         result = subprocess.run(
-            [sys.executable, "-m", "judge.cli", "verify", str(unlabelled), "--db", db_url,
+            [sys.executable, "-m", "app.cli", "verify", str(unlabelled), "--db", db_url,
              "--tenant", "acme", "--out", str(work / "verdicts.jsonl"), "--json"],
             cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip

@@ -29,7 +29,7 @@ def _build(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     csv_path = shared_dataset("leaderboards/tau2_leaderboard_submissions.csv")
     page = tmp_path / "leaderboard.html"
     done = subprocess.run(
-        [sys.executable, "-m", "judge.cli", "leaderboard", "--results", str(csv_path),
+        [sys.executable, "-m", "app.cli", "leaderboard", "--results", str(csv_path),
          *EXAMPLE_ARGS, "--html", str(page), "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from judge.cli._common import fail
+from app.cli._common import fail
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -133,7 +133,7 @@ def open_ledger(url: str, tenant: str | None, *, tables: set[str]) -> tuple[Engi
     SQLite file, a database without the ``tables`` of a ledger, or several tenants without
     ``--tenant`` exit 2 (via :func:`fail`) with the fix.
     """
-    from judge.cli.verify import _redact
+    from app.cli.verify import _redact
     from ledger.db import LedgerDatabaseError, make_engine, parse_url
     from ledger.schema import current_tables
 

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from judge.cli._common import fail
-from judge.cli._sources import FromOpt, TenantOpt, ToOpt, open_ledger, parse_time
+from app.cli._common import fail
+from app.cli._sources import FromOpt, TenantOpt, ToOpt, open_ledger, parse_time
 from ledger.cost_report import (
     GROUP_DIMENSIONS,
     PERIODS,

@@ -3,7 +3,7 @@ verdicts final, and how many outcomes were truly verified.
 
 All three read a verdict JSONL and a labels JSONL (label records ``{outcome_id, resolved, by,
 at}`` or outcomes with an embedded ``label``), joined by :mod:`calibration.join`; drift and gate
-can read both from the ledger instead (``--db``, see :mod:`judge.cli._sources`). Drift and the
+can read both from the ledger instead (``--db``, see :mod:`app.cli._sources`). Drift and the
 gate work in label time: each label needs ``at``. The Verdict contract has no timestamp, so
 here the decision mix (PSI) is measured on labelled outcomes only; the library function
 :func:`calibration.drift.drift_report` also takes unlabelled verdicts with times.
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from judge.cli._common import fail
-from judge.cli._sources import (
+from app.cli._common import fail
+from app.cli._sources import (
     DbOpt,
     FromOpt,
     PanelFilterOpt,
@@ -103,7 +103,7 @@ def _load(
     """Deduplicated verdicts (last wins) and one LabelledRecord per labelled outcome.
 
     From the files, or from the ledger when ``ledger`` holds ``db`` (and its filters: tenant,
-    rubric, panel, since, until; see :func:`judge.cli._sources.load_rows`). Outcomes whose
+    rubric, panel, since, until; see :func:`app.cli._sources.load_rows`). Outcomes whose
     labellers tie have no reference label and are left out (as in calibrate). Without
     ``need_times`` a label lacking ``at`` is allowed (it is dated 1970-01-01).
     """

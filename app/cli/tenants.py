@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from judge.cli._common import fail, stderr
+from app.cli._common import fail, stderr
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -73,7 +73,7 @@ def _ledger(db: str | None, *, create: bool = False) -> Iterator[Engine]:
     Only ``create`` may start a new SQLite file: listing or changing tenants of a ledger that does
     not exist is a mistake (usually a wrong --db), not a request for an empty one.
     """
-    from judge.cli.verify import _redact
+    from app.cli.verify import _redact
     from judge.settings import get_settings
     from ledger.db import LedgerDatabaseError, make_engine, parse_url
     from ledger.schema import migrate

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from judge.cli._common import fail, stderr
-from judge.cli._import_report import (
+from app.cli._common import fail, stderr
+from app.cli._import_report import (
     AiAuthorsOpt,
     MappingOpt,
     StrictOpt,

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from judge.cli._common import fail, stderr
+from app.cli._common import fail, stderr
 
 OutOpt = Annotated[
     Path, typer.Option("--out", "-o", help="JSON Lines file the pages are appended to.")
@@ -54,7 +54,7 @@ def _env(name: str) -> str | None:
 
 
 def _since(value: str | None) -> int:
-    from judge.cli._sources import parse_time
+    from app.cli._sources import parse_time
 
     moment = parse_time(value, "--since")
     if moment is None:
@@ -71,9 +71,9 @@ def _run(
     out: Path,
     pull: Any,
 ) -> None:
-    from judge.cli._pull.http import PullError
-    from judge.cli._pull.sink import LineSink
-    from judge.cli.verify import _redact
+    from app.cli._pull.http import PullError
+    from app.cli._pull.sink import LineSink
+    from app.cli.verify import _redact
     from judge.settings import get_settings
     from ledger.db import LedgerDatabaseError, make_engine
     from ledger.pull_cursors import load_cursor, save_cursor
@@ -132,8 +132,8 @@ def zendesk(
     ] = None,
 ) -> None:
     """Pull tickets (incremental cursor export) with their audits from Zendesk."""
-    from judge.cli._pull.http import HttpClient
-    from judge.cli._pull.zendesk import pull_zendesk
+    from app.cli._pull.http import HttpClient
+    from app.cli._pull.zendesk import pull_zendesk
 
     subdomain = _env("ZENDESK_SUBDOMAIN")
     email, token, oauth = (
@@ -193,8 +193,8 @@ def intercom(
     ] = "https://api.intercom.io",
 ) -> None:
     """Pull conversations updated since the last pull from Intercom, each with its parts."""
-    from judge.cli._pull.http import HttpClient
-    from judge.cli._pull.intercom import pull_intercom
+    from app.cli._pull.http import HttpClient
+    from app.cli._pull.intercom import pull_intercom
 
     token = _env("INTERCOM_ACCESS_TOKEN")
     if token is None:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from judge.cli._common import fail
-from judge.cli._sources import TenantOpt, open_ledger
+from app.cli._common import fail
+from app.cli._sources import TenantOpt, open_ledger
 
 if TYPE_CHECKING:
     from ledger.periods import BillingPeriod, Booking, Revocation

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from judge.cli._common import stderr
+from app.cli._common import stderr
 
 if TYPE_CHECKING:
     from judge.importers import FileReport
@@ -44,7 +44,7 @@ def load_mapping_option(value: str | None) -> object:
     """The loaded mapping for ``--mapping`` (``None`` without it); exits 2 on an invalid file."""
     if value is None:
         return None
-    from judge.cli._common import fail
+    from app.cli._common import fail
     from judge.importers.mapping_schema import MappingError, load_mapping
 
     try:

@@ -1,6 +1,6 @@
 """`judge replay-pairwise`: recorded pairwise judgments (LLMBar) replayed as judges and policies.
 
-Reads the judgments and items files, prices every recorded call (:mod:`judge.cli._pairwise_costs`),
+Reads the judgments and items files, prices every recorded call (:mod:`app.cli._pairwise_costs`),
 and prints per judge and strategy (and subset group) the accuracy with its interval, Cohen's
 kappa and the order-flip rate, then the policies (single call, swap-and-agree, juries, cascade)
 with accuracy, abstain rate and cost per item, and how the project's pairwise parser agrees with
@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from judge.cli._common import fail, stderr
+from app.cli._common import fail, stderr
 
 #: Strategies drawn in the plot: the plain prompt on each subset (MT-Bench's is Vanilla_NoRules).
 PLOT_STRATEGIES = ("Vanilla", "Vanilla_NoRules")
@@ -52,6 +52,7 @@ def replay_pairwise(
     """Replay recorded pairwise judgments: judges, position bias, juries, cascades, costs."""
     if as_json and markdown:
         fail("choose one of --json and --markdown")
+    from app.cli._pairwise_costs import load_items, price_rows, pricing_notes
     from calibration.pairwise_parse import compare_parses
     from calibration.pairwise_replay import (
         PairwiseInputError,
@@ -60,7 +61,6 @@ def replay_pairwise(
         policy_table,
     )
     from calibration.report import clean
-    from judge.cli._pairwise_costs import load_items, price_rows, pricing_notes
     from judge.pairwise import parse_preference
 
     try:

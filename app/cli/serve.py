@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from judge.cli._common import fail, stderr
+from app.cli._common import fail, stderr
 
 #: uvicorn's log levels.
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -64,7 +64,7 @@ def serve(
     """
     import uvicorn
 
-    from judge.cli.verify import _redact
+    from app.cli.verify import _redact
     from judge.settings import get_settings
     from ledger.db import LedgerDatabaseError, make_engine
     from ledger.schema import migrate

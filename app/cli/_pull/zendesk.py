@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from judge.cli._pull.http import HttpClient, PullError
-from judge.cli._pull.sink import LineSink
+from app.cli._pull.http import HttpClient, PullError
+from app.cli._pull.sink import LineSink
 
 EXPORT = "/api/v2/incremental/tickets/cursor.json"
 SaveCursor = Callable[[dict[str, Any], int, int], None]

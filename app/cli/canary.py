@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from judge.cli._common import fail, stderr
+from app.cli._common import fail, stderr
 
 if TYPE_CHECKING:
     from judge.engine import Engine
@@ -86,9 +86,9 @@ def canary(
     alert; 1 = canary alert (more than --max-flip-rate of the decisions changed, or the re-grade
     is incomplete); 2 = usage or input error.
     """
+    from app.cli.verify import resolve_panel, resolve_rubrics
     from calibration.canary import needs_canary_regrade
     from calibration.join import CalibrationInputError
-    from judge.cli.verify import resolve_panel, resolve_rubrics
     from judge.engine import Engine
     from judge.importers import InputFileError, read_outcomes
     from judge.panel import Panel

@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from judge.cli._common import fail, stderr
-from judge.cli._sources import FromOpt, TenantOpt, ToOpt, open_ledger, parse_time
+from app.cli._common import fail, stderr
+from app.cli._sources import FromOpt, TenantOpt, ToOpt, open_ledger, parse_time
 
 
 def register(app: typer.Typer) -> None:

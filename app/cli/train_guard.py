@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from judge.cli._common import fail, stderr
+from app.cli._common import fail, stderr
 
 _REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SHARED = _REPO.parent / "shared" / "datasets"

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from judge.cli._common import fail, stderr
+from app.cli._common import fail, stderr
 
 
 def register(app: typer.Typer) -> None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from judge.cli._common import fail, stderr
+from app.cli._common import fail, stderr
 
 if TYPE_CHECKING:
     from calibration.bias import FlipRate
@@ -213,7 +213,7 @@ def _read_pairs(path: Path) -> list[dict[str, str]]:
 
 
 def _panel(path: Path | None) -> tuple[Panel, str | None]:
-    from judge.cli.verify import resolve_panel
+    from app.cli.verify import resolve_panel
     from judge.panel import Panel
 
     panel, explanation = resolve_panel(path)
@@ -224,7 +224,7 @@ def _panel(path: Path | None) -> tuple[Panel, str | None]:
 def _rubrics(names: list[str] | None, outcomes: list[Outcome]) -> dict[str, Any]:
     from collections import Counter
 
-    from judge.cli.verify import resolve_rubrics
+    from app.cli.verify import resolve_rubrics
 
     return resolve_rubrics(names, Counter(o.kind for o in outcomes))
 

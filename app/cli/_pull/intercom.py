@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from judge.cli._pull.http import HttpClient, PullError
-from judge.cli._pull.sink import LineSink
-from judge.cli._pull.zendesk import PullSummary, SaveCursor
+from app.cli._pull.http import HttpClient, PullError
+from app.cli._pull.sink import LineSink
+from app.cli._pull.zendesk import PullSummary, SaveCursor
 
 SEARCH = "/conversations/search"
 

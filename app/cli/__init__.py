@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from judge.cli import (
+from app.cli import (
     bias,
     calibrate,
     canary,

@@ -51,13 +51,16 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 # Canary re-grades moved to calibration.canary; re-exported so existing imports keep working.
 from calibration.canary import CanaryResult as CanaryResult
 from calibration.canary import CanaryTrigger as CanaryTrigger
 from calibration.canary import canary_check as canary_check
 from calibration.canary import needs_canary_regrade as needs_canary_regrade
+
+if TYPE_CHECKING:
+    from calibration.join import JoinedUnit
 
 DECISIONS = ("verified", "not_verified", "abstain")
 LABELS = ("verified", "not_verified")
@@ -118,6 +121,18 @@ class LabelledRecord:
                 "labelled_at",
                 _utc(self.labelled_at, f"outcome {self.outcome_id!r}: labelled_at"),
             )
+
+    @classmethod
+    def of_unit(cls, unit: JoinedUnit, *, at: datetime) -> LabelledRecord:
+        """The record of a verdict joined with its reference label (``calibration.join``),
+        dated ``at`` (the label's time, as drift and the gate window on it)."""
+        return cls(
+            outcome_id=unit.outcome_id,
+            at=at,
+            judge=unit.verdict.decision,
+            human="verified" if unit.reference else "not_verified",
+            labelled_at=at,
+        )
 
     @property
     def is_pair(self) -> bool:

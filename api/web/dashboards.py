@@ -64,21 +64,11 @@ def labelled_records(
     from calibration.drift import LabelledRecord
     from calibration.join import join
 
-    out = []
-    for unit in join(list(verdicts), list(labels)).compared:
-        at = unit.label_at
-        if at is None:
-            continue
-        out.append(
-            LabelledRecord(
-                outcome_id=unit.outcome_id,
-                at=at,
-                judge=unit.verdict.decision,
-                human="verified" if unit.reference else "not_verified",
-                labelled_at=at,
-            )
-        )
-    return out
+    return [
+        LabelledRecord.of_unit(unit, at=unit.label_at)
+        for unit in join(list(verdicts), list(labels)).compared
+        if unit.label_at is not None
+    ]
 
 
 def drift_window(pairs: int) -> int:

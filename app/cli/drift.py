@@ -132,15 +132,7 @@ def _load(
                 'the gate window on label time, so give every label one, e.g. "at": '
                 '"2026-03-01T10:00:00Z"'
             )
-        records.append(
-            LabelledRecord(
-                outcome_id=unit.outcome_id,
-                at=at,
-                judge=unit.verdict.decision,
-                human="verified" if unit.reference else "not_verified",
-                labelled_at=at,
-            )
-        )
+        records.append(LabelledRecord.of_unit(unit, at=at))
     return list(latest.values()), records
 
 

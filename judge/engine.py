@@ -91,9 +91,10 @@ class Engine:
             for spec in panel.judges
         }
         self._weights = {spec.name: spec.weight for spec in panel.judges}
-        self.detector = default_detector() if detector == "default" else detector
-        if isinstance(self.detector, str):
+        chosen = default_detector() if detector == "default" else detector
+        if isinstance(chosen, str):
             raise ValueError("detector must be an InjectionDetector, None or 'default'")
+        self.detector: InjectionDetector | None = chosen
         self.injection_threshold = _threshold(panel, self.detector, injection_threshold)
 
     def rubric_for(self, outcome: Outcome) -> Rubric:
@@ -168,11 +169,10 @@ class Engine:
             decision = "abstain"
             reasons.extend(effects.abstain_reasons)
 
-        detector = self.detector if isinstance(self.detector, InjectionDetector) else None
         screened = screen(
             outcome,
             criterion_ids=[c.id for c in rubric.criteria],
-            detector=detector,
+            detector=self.detector,
             threshold=self.injection_threshold,
         )
         if screened.by_rules:
@@ -215,9 +215,7 @@ class Engine:
             reasons=reasons,
             content_hash=outcome.content_hash(),
             injection_score=screened.score,
-            injection_detector=(
-                self.detector.ref if isinstance(self.detector, InjectionDetector) else None
-            ),
+            injection_detector=self.detector.ref if self.detector is not None else None,
         )
 
 

@@ -103,9 +103,9 @@ def run_gullible_verify(tmp_path: Path, records: Sequence[dict[str, Any]]) -> li
     obeys its input (the fault server's gullible mode) as the only LLM judge; its verdicts."""
     from tests.fakes.faults import FaultInjector, failing_reply
     from tests.fakes.openai_server import FakeOpenAIServer
+    from tests.reliability.synth import write_jsonl
 
-    inp = tmp_path / "outcomes.jsonl"
-    inp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
+    inp = write_jsonl(tmp_path / "outcomes.jsonl", list(records))
     out = tmp_path / "verdicts.jsonl"
     injector = FaultInjector(gullible=True, base=failing_reply)
     with FakeOpenAIServer(default=injector) as server:

@@ -65,7 +65,7 @@ def create_app(*, db_url: str | None = None, embedded_worker: bool | None = None
         worker_task: asyncio.Task[None] | None = None
         stop = asyncio.Event()
         if run_worker:
-            from api.worker import run_worker_loop
+            from app.worker import run_worker_loop
 
             worker_task = asyncio.create_task(run_worker_loop(engine, stop=stop))
         try:

@@ -192,6 +192,17 @@ def _estimated_cost(model: str, request: _Request) -> float:
     return found
 
 
+def describe_error(spec: LLMJudgeSpec, exc: BaseException) -> str:
+    """One line about a failed attempt, with the judge's API key (if it shows) masked."""
+    text = f"{type(exc).__name__}: {exc}"
+    text = " ".join(text.split())[:500]
+    if spec.api_key_env:
+        secret = os.environ.get(spec.api_key_env)
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 def retry_policy(*, max_retries: int, backoff: Backoff | None = None) -> AsyncRetrying:
     """Retry 429/5xx/timeouts/connection errors with ``backoff`` (``retry-after`` honoured)."""
     chosen = backoff or BACKOFF
@@ -459,13 +470,7 @@ class LLMJudge:
         return call.reply
 
     def _describe(self, exc: BaseException) -> str:
-        text = f"{type(exc).__name__}: {exc}"
-        text = " ".join(text.split())[:500]
-        if self.spec.api_key_env:
-            secret = os.environ.get(self.spec.api_key_env)
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return describe_error(self.spec, exc)
 
     # -- combining samples ---------------------------------------------------------------------
     def _judgment(self, samples: Sequence[_Sample], rubric: Rubric) -> Judgment:

@@ -22,13 +22,23 @@ import asyncio
 import json
 import re
 import time
+from datetime import timedelta
 from typing import Any, Literal
 
 from judge import model_client
 from judge.injection import wrap
 from judge.limits import ProviderLimiter, process_limiter, provider_of
-from judge.llm_judge import Backoff, provider_kwargs, retry_policy
+from judge.llm_judge import (
+    PENDING_GRACE_SECONDS,
+    Backoff,
+    describe_error,
+    provider_kwargs,
+    retry_policy,
+)
 from judge.panel import LLMJudgeSpec
+from judge.prompts import prompt_digest
+from judge.protocols import CallStore
+from judge.verdict import JudgeCall, utcnow
 
 __all__ = ["PAIRWISE_PROMPT_VERSION", "PairwiseJudge", "PairwiseUnparseable", "parse_preference"]
 
@@ -154,6 +164,10 @@ class PairwiseJudge:
         Requests in flight at once (default: ``spec.max_concurrency`` or 8).
     limiter : ProviderLimiter, optional
         The per-provider cap it shares with every judge (default the process's one).
+    store : CallStore, optional
+        Where every attempt is recorded as a :class:`~judge.verdict.JudgeCall` (written ahead as
+        ``pending``, then completed), like a panel judge's; it is never looked up: a comparison
+        is always asked. Without one, only the totals below are kept.
 
     Attributes
     ----------
@@ -168,6 +182,7 @@ class PairwiseJudge:
         backoff: Backoff | None = None,
         concurrency: int | None = None,
         limiter: ProviderLimiter | None = None,
+        store: CallStore | None = None,
     ) -> None:
         if not isinstance(spec, LLMJudgeSpec):
             raise TypeError(f"expected an LLMJudgeSpec, got {type(spec).__name__}")
@@ -177,6 +192,7 @@ class PairwiseJudge:
         self.spec = spec
         self.backoff = backoff
         self.limiter = limiter if limiter is not None else process_limiter()
+        self.store = store
         self._gate = asyncio.Semaphore(limit)
         self.calls = 0
         self.tokens_in = 0
@@ -200,8 +216,12 @@ class PairwiseJudge:
             {"role": "user", "content": "\n\n".join(parts)},
         ]
 
-    async def compare(self, a_text: str, b_text: str, *, prompt: str = "") -> Preference:
+    async def compare(
+        self, a_text: str, b_text: str, *, prompt: str = "", record_as: str = "pairwise"
+    ) -> Preference:
         """Ask the model which response is better; ``"A"`` is the one shown first.
+
+        ``record_as`` is the id the calls are recorded under in the ``store`` (a pair's id).
 
         Raises
         ------
@@ -210,7 +230,7 @@ class PairwiseJudge:
         Exception
             The provider's last error when every attempt failed (after retries).
         """
-        reply = await self.ask(self.messages(a_text, b_text, prompt=prompt))
+        reply = await self.ask(self.messages(a_text, b_text, prompt=prompt), record_as=record_as)
         choice = parse_preference(reply)
         if choice is None:
             shown = " ".join(reply.split())[:160]
@@ -220,8 +240,8 @@ class PairwiseJudge:
             )
         return choice
 
-    async def ask(self, messages: list[dict[str, str]]) -> str:
-        """One completion with retries; returns the reply text."""
+    async def ask(self, messages: list[dict[str, str]], *, record_as: str = "pairwise") -> str:
+        """One completion with retries; returns the reply text (each attempt recorded)."""
         spec = self.spec
         kwargs: dict[str, Any] = {
             "model": spec.model,
@@ -235,20 +255,62 @@ class PairwiseJudge:
         extra = spec.litellm_extra()
         extra.pop("response_format", None)  # the rubric's schema does not fit a comparison
         kwargs.update(extra)
+        digest = prompt_digest(messages)
+        attempts = 0
         async with self._gate:
             async for attempt in retry_policy(max_retries=spec.max_retries, backoff=self.backoff):
                 with attempt:
-                    async with self.limiter.slot(
-                        provider_of(spec.model, api_base=spec.api_base),
-                        limit=spec.max_concurrency,
-                        scope=spec.name,
-                    ):
-                        started = time.perf_counter()
-                        response = await model_client.acompletion(**kwargs)
-                    self.latency_ms += int((time.perf_counter() - started) * 1000)
+                    attempts += 1
+                    call = JudgeCall(
+                        outcome_id=record_as,
+                        judge=spec.name,
+                        model=spec.model,
+                        attempt=attempts,
+                        cache_key=f"pairwise:{spec.model}:{digest}",
+                        prompt_digest=digest,
+                        prompt=messages,
+                    )
+                    response = await self._attempt(kwargs, call)
         usage = getattr(response, "usage", None)
         self.calls += 1
         self.tokens_in += int(getattr(usage, "prompt_tokens", 0) or 0)
         self.tokens_out += int(getattr(usage, "completion_tokens", 0) or 0)
         self.cost_usd += model_client.reply_cost(response)
         return str(response.choices[0].message.content or "")
+
+    async def _attempt(self, kwargs: dict[str, Any], call: JudgeCall) -> Any:
+        spec = self.spec
+        started = time.perf_counter()
+        try:
+            async with self.limiter.slot(
+                provider_of(spec.model, api_base=spec.api_base),
+                limit=spec.max_concurrency,
+                scope=spec.name,
+            ):
+                if self.store is not None:
+                    # Write-ahead: the attempt is on record before the provider can bill it.
+                    call.status = "pending"
+                    call.estimated_cost_usd = model_client.prompt_cost(spec.model, call.prompt)
+                    call.expires_at = utcnow() + timedelta(
+                        seconds=spec.timeout + PENDING_GRACE_SECONDS
+                    )
+                    await self.store.begin(call)
+                started = time.perf_counter()
+                response = await model_client.acompletion(**kwargs)
+        except Exception as exc:
+            call.status, call.error = "error", describe_error(spec, exc)
+            call.latency_ms = int((time.perf_counter() - started) * 1000)
+            if self.store is not None:
+                await self.store.record(call)
+            raise
+        call.latency_ms = int((time.perf_counter() - started) * 1000)
+        self.latency_ms += call.latency_ms
+        usage = getattr(response, "usage", None)
+        call.status = "ok"
+        call.reply = str(response.choices[0].message.content or "")
+        call.tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
+        call.tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
+        call.cost_usd = model_client.reply_cost(response)
+        if self.store is not None:
+            await self.store.record(call)
+        return response

@@ -1,7 +1,11 @@
-"""Stream many outcomes through an :class:`~judge.engine.Engine` with bounded concurrency.
+"""Stream many outcomes through :class:`~judge.engine.Engine` objects with bounded concurrency.
 
-Outcomes are read lazily and results are handed to ``sink`` in input order, so memory stays flat
-however long the input is (at most ``window`` outcomes are in flight or waiting to be written).
+The one verification pipeline: ``judge verify`` (one engine, a file of outcomes) and the job
+worker (a batch of claimed items, each with the engine of its job) both run
+:func:`verify_requests`, with the same resume look-up and the same :class:`RunSummary`.
+
+Requests are read lazily and results are handed to ``sink`` in input order, so memory stays flat
+however long the input is (at most ``window`` requests are in flight or waiting to be written).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from judge.engine import Engine
 from judge.models import Outcome
@@ -18,6 +23,23 @@ from judge.verdict import FLAG_INJECTION, Verdict
 
 Sink = Callable[[Outcome, Verdict, bool], Awaitable[None]]
 Lookup = Callable[[Outcome], Awaitable[Verdict | None]]
+
+K = TypeVar("K")
+
+
+@dataclass(frozen=True)
+class Request(Generic[K]):
+    """One outcome to verify, the engine (panel, rubrics) that judges it, and the caller's key."""
+
+    outcome: Outcome
+    engine: Engine
+    key: K
+
+
+RequestSink = Callable[[Request[K], Verdict, bool], Awaitable[None]]
+RequestLookup = Callable[[Request[K]], Awaitable[Verdict | None]]
+#: Called instead of raising when verifying one request fails (the run goes on without it).
+OnError = Callable[[Request[K], Exception], None]
 
 
 @dataclass
@@ -49,6 +71,24 @@ class RunSummary:
         """Judge cost per verified outcome; ``None`` when nothing was verified (undefined)."""
         return self.judge_cost_usd / self.verified if self.verified else None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as JSON-ready values (the keys of ``judge verify --json``)."""
+        rate = self.outcomes_per_second
+        return {
+            "outcomes": self.outcomes,
+            "decisions": dict(self.decisions),
+            "tiers": dict(self.tiers),
+            "unscored_judgments": self.unscored_judgments,
+            "failed_judgments": self.failed_judgments,
+            "flagged": self.flagged,
+            "judge_cost_usd": round(self.judge_cost_usd, 8),
+            "judge_cost_per_verified_usd": self.cost_per_verified,
+            "judge_calls_cached": self.judge_calls_cached,
+            "resumed": self.resumed,
+            "verify_seconds": round(self.verify_seconds, 3),
+            "outcomes_per_second": None if rate is None else round(rate, 1),
+        }
+
     def add(self, verdict: Verdict, *, resumed: bool) -> None:
         self.outcomes += 1
         self.decisions[verdict.decision] += 1
@@ -67,6 +107,80 @@ class RunSummary:
             self.judge_calls_cached += j.cached
 
 
+async def verify_requests(
+    requests: Iterable[Request[K]],
+    *,
+    sink: RequestSink[K],
+    concurrency: int = 16,
+    lookup: RequestLookup[K] | None = None,
+    on_error: OnError[K] | None = None,
+    on_progress: Callable[[], None] | None = None,
+    summary: RunSummary | None = None,
+) -> RunSummary:
+    """Verify ``requests`` concurrently and pass each result to ``sink`` in input order.
+
+    Parameters
+    ----------
+    requests : iterable of Request
+        Read lazily; each names its outcome and the engine that judges it.
+    sink : callable
+        ``await sink(request, verdict, resumed)`` for each request, in input order.
+    concurrency : int
+        Requests verified at once (LLM calls are further bounded per provider).
+    lookup : callable, optional
+        Returns an already-recorded verdict for a request (resume); that outcome is not re-judged.
+    on_error : callable, optional
+        ``on_error(request, exc)`` when the look-up or the engine raises for one request; that
+        request then reaches neither ``sink`` nor the summary. Without it the error propagates and
+        the run stops (requests still in flight are cancelled).
+    summary : RunSummary, optional
+        Add to this summary (a worker keeps one across batches); a new one by default.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    gate = asyncio.Semaphore(concurrency)
+    window = concurrency * 4
+    summary = summary if summary is not None else RunSummary()
+    started = time.perf_counter()
+    pending: deque[asyncio.Task[tuple[Request[K], Verdict, bool] | None]] = deque()
+
+    async def one(request: Request[K]) -> tuple[Request[K], Verdict, bool] | None:
+        async with gate:
+            try:
+                if lookup is not None:
+                    previous = await lookup(request)
+                    if previous is not None:
+                        return request, previous, True
+                return request, await request.engine.verify(request.outcome), False
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(request, exc)
+                return None
+
+    async def drain_head() -> None:
+        done = await pending.popleft()
+        if done is not None:
+            request, verdict, resumed = done
+            await sink(request, verdict, resumed)
+            summary.add(verdict, resumed=resumed)
+        if on_progress is not None:
+            on_progress()
+
+    try:
+        for request in requests:
+            pending.append(asyncio.create_task(one(request)))
+            if len(pending) >= window:
+                await drain_head()
+        while pending:
+            await drain_head()
+    finally:
+        for task in pending:
+            task.cancel()
+    summary.verify_seconds += time.perf_counter() - started
+    return summary
+
+
 async def verify_stream(
     engine: Engine,
     outcomes: Iterable[Outcome],
@@ -76,53 +190,23 @@ async def verify_stream(
     lookup: Lookup | None = None,
     on_progress: Callable[[], None] | None = None,
 ) -> RunSummary:
-    """Verify ``outcomes`` concurrently and pass each result to ``sink`` in input order.
+    """Verify ``outcomes`` with one engine: :func:`verify_requests` keyed by nothing.
 
-    Parameters
-    ----------
-    engine : Engine
-        The configured engine.
-    outcomes : iterable of Outcome
-        Read lazily.
-    sink : callable
-        ``await sink(outcome, verdict, resumed)`` for each outcome, in input order.
-    concurrency : int
-        Outcomes verified at once (LLM calls are further bounded per provider).
-    lookup : callable, optional
-        Returns an already-recorded verdict for an outcome (resume); that outcome is not re-judged.
+    ``sink(outcome, verdict, resumed)`` and ``lookup(outcome)`` take the outcome instead of the
+    request; ``concurrency`` and ``on_progress`` are :func:`verify_requests`'s.
     """
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-    gate = asyncio.Semaphore(concurrency)
-    window = concurrency * 4
-    summary = RunSummary()
-    started = time.perf_counter()
-    pending: deque[asyncio.Task[tuple[Outcome, Verdict, bool]]] = deque()
 
-    async def one(outcome: Outcome) -> tuple[Outcome, Verdict, bool]:
-        async with gate:
-            if lookup is not None:
-                previous = await lookup(outcome)
-                if previous is not None:
-                    return outcome, previous, True
-            return outcome, await engine.verify(outcome), False
+    async def request_sink(request: Request[None], verdict: Verdict, resumed: bool) -> None:
+        await sink(request.outcome, verdict, resumed)
 
-    async def drain_head() -> None:
-        outcome, verdict, resumed = await pending.popleft()
-        await sink(outcome, verdict, resumed)
-        summary.add(verdict, resumed=resumed)
-        if on_progress is not None:
-            on_progress()
+    async def request_lookup(request: Request[None]) -> Verdict | None:
+        assert lookup is not None
+        return await lookup(request.outcome)
 
-    try:
-        for outcome in outcomes:
-            pending.append(asyncio.create_task(one(outcome)))
-            if len(pending) >= window:
-                await drain_head()
-        while pending:
-            await drain_head()
-    finally:
-        for task in pending:
-            task.cancel()
-    summary.verify_seconds = time.perf_counter() - started
-    return summary
+    return await verify_requests(
+        (Request(outcome, engine, None) for outcome in outcomes),
+        sink=request_sink,
+        concurrency=concurrency,
+        lookup=None if lookup is None else request_lookup,
+        on_progress=on_progress,
+    )

@@ -33,7 +33,7 @@ from ledger.store import (
     ensure_tenant,
     row_to_call,
 )
-from ledger.tables import JudgeCallRow, to_money
+from ledger.tables import CALL_PURPOSES, JudgeCallRow, to_money
 
 __all__ = ["DbCallStore", "SettledCalls", "settle_pending"]
 
@@ -54,6 +54,12 @@ class DbCallStore:
     querying the table and serves only what it wrote itself, so calls that *other processes*
     record later are invisible to it. Long-lived processes (the service's workers) take a fresh
     store per batch.
+
+    ``purpose`` (one of :data:`ledger.tables.CALL_PURPOSES`) is written on every call. A
+    ``verify`` store is served only ``verify`` calls from the ledger; any other store (``judge
+    bias``, ``judge canary``) is served only the calls it made itself in this run, never the
+    ledger's: a canary exists to ask the models again, and a probe's reply must never become a
+    verification's.
     """
 
     def __init__(
@@ -63,9 +69,13 @@ class DbCallStore:
         tenant: str = DEFAULT_TENANT,
         batch_size: int = 64,
         max_delay: float = 0.5,
+        purpose: str = "verify",
     ) -> None:
         if batch_size < 1 or max_delay < 0:
             raise ValueError("batch_size must be >= 1 and max_delay >= 0")
+        if purpose not in CALL_PURPOSES:
+            raise ValueError(f"purpose must be one of {', '.join(CALL_PURPOSES)}, got {purpose!r}")
+        self.purpose = purpose
         self.engine = engine
         self.tenant = check_tenant_name(tenant)
         self.batch_size = batch_size
@@ -77,6 +87,8 @@ class DbCallStore:
         # since can ever hit: a first run over a fresh ledger skips one query per call.
         self._started_empty: bool | None = None
         self._written_ok: set[str] = set()
+        # A non-verify store's own successful calls: the only cache it is ever served.
+        self._own_ok: dict[str, JudgeCall] = {}
         # Write-ahead rows waiting for their group commit, and the task committing them.
         self._to_begin: list[tuple[JudgeCall, asyncio.Future[None]]] = []
         self._begin_task: asyncio.Task[None] | None = None
@@ -89,6 +101,8 @@ class DbCallStore:
         for call in reversed(self._pending):
             if call.cache_key == cache_key and call.status == "ok" and not call.cached:
                 return call
+        if self.purpose != "verify":
+            return self._own_ok.get(cache_key)
         if self._started_empty is None:
             self._started_empty = await asyncio.to_thread(self._tenant_has_no_calls)
         if self._started_empty and cache_key not in self._written_ok:
@@ -133,6 +147,8 @@ class DbCallStore:
                         future.set_result(None)
 
     async def record(self, call: JudgeCall) -> None:
+        if call.status == "ok" and not call.cached:
+            self._own_ok[call.cache_key] = call
         now = time.monotonic()
         self._pending.append(call)
         if self._oldest_pending is None:
@@ -161,6 +177,7 @@ class DbCallStore:
                     JudgeCallRow.cache_key == cache_key,
                     JudgeCallRow.status == "ok",
                     col(JudgeCallRow.cached).is_(False),
+                    JudgeCallRow.purpose == "verify",
                 )
                 .order_by(col(JudgeCallRow.at).desc(), col(JudgeCallRow.pk).desc())
                 .limit(1)
@@ -179,7 +196,11 @@ class DbCallStore:
     def _values(self, calls: Sequence[JudgeCall]) -> list[dict[str, Any]]:
         return [
             call_values(
-                self.tenant, call, job_pk=self.job_for.get(call.outcome_id), owner=self.owner
+                self.tenant,
+                call,
+                job_pk=self.job_for.get(call.outcome_id),
+                owner=self.owner,
+                purpose=self.purpose,
             )
             for call in calls
         ]

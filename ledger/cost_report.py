@@ -11,6 +11,7 @@ import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ledger.dimensions import parse_group_by
 from ledger.report_periods import PERIODS, Period, period_bounds, period_label
 
 if TYPE_CHECKING:
@@ -55,13 +56,16 @@ def cost_report(
 
     Each outcome counts once, by its latest verdict recorded in ``[since, until)``; its agent cost
     is that of the judged revision; judge costs are every judge call (failed attempts and retries
-    included, cache hits cost 0) made for it in the same window. Calls for outcomes without a
-    verdict in the window are reported as ``unattributed_judge_cost_usd``. Human review time is the
-    minutes of every review (:func:`ledger.cost_entries.record_review`) made of the outcome in the
-    same window, priced at ``labor_rate`` (USD per hour): ``minutes / 60 x labor_rate`` is the
-    ``human_review_usd`` part of the numerator. Without ``labor_rate`` a group with reviews has
-    ``human_review_usd`` None and a ``human_review_reason`` (its numerator then leaves them out);
-    a group without reviews has 0.
+    included, cache hits cost 0) made for it in the same window to verify it. Calls for outcomes
+    without a verdict in the window are reported as ``unattributed_judge_cost_usd``; calls made
+    for another purpose (``judge bias``, ``judge canary``) are paid but are no cost of verifying
+    an outcome: ``judge_calls_by_purpose`` counts every call of the window by purpose.
+
+    Human review time is the minutes of every review (:func:`ledger.cost_entries.record_review`)
+    made of the outcome in the same window, priced at ``labor_rate`` (USD per hour):
+    ``minutes / 60 x labor_rate`` is the ``human_review_usd`` part of the numerator. Without
+    ``labor_rate`` a group with reviews has ``human_review_usd`` None and a
+    ``human_review_reason`` (its numerator then leaves them out); a group without reviews has 0.
 
     Every group is split by status: ``provisional`` while the judged revision's verification
     window (``window_hours`` after its last customer message, see
@@ -92,7 +96,7 @@ def cost_report(
     from ledger.cost_entries import review_minutes
     from ledger.db import session
     from ledger.revoked import net_revocations, rubric_windows
-    from ledger.tables import JudgeCallRow, OutcomeRow, VerdictRow
+    from ledger.tables import CALL_PURPOSES, JudgeCallRow, OutcomeRow, VerdictRow
     from ledger.windows import check_hours, verification_status, window_anchor
 
     hours = check_hours(
@@ -102,9 +106,7 @@ def cost_report(
     rate = check_labor_rate(labor_rate)
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
-    unknown = [d for d in dims if d not in GROUP_DIMENSIONS]
-    if unknown:
-        raise ValueError(f"dims: unknown dimension(s) {unknown}; use {', '.join(GROUP_DIMENSIONS)}")
+    dims = parse_group_by(dims, GROUP_DIMENSIONS)
     at = datetime.now(UTC) if now is None else now
 
     verdict_q = (
@@ -112,9 +114,9 @@ def cost_report(
         .where(col(VerdictRow.tenant) == tenant)
         .order_by(col(VerdictRow.pk))
     )
-    call_q = select(JudgeCallRow.outcome_id, col(JudgeCallRow.cost_usd)).where(
-        JudgeCallRow.tenant == tenant
-    )
+    call_q = select(
+        JudgeCallRow.outcome_id, col(JudgeCallRow.cost_usd), col(JudgeCallRow.purpose)
+    ).where(JudgeCallRow.tenant == tenant)
     if since is not None:
         verdict_q = verdict_q.where(col(VerdictRow.created_at) >= since)
         call_q = call_q.where(col(JudgeCallRow.at) >= since)
@@ -141,7 +143,14 @@ def cost_report(
     judge_cost: dict[str, Decimal] = {}
     judge_calls: dict[str, int] = {}
     unattributed, unattributed_calls = Decimal(0), 0
-    for oid, cost in calls:
+    calls_by_purpose = dict.fromkeys(CALL_PURPOSES, 0)
+    cost_by_purpose = dict.fromkeys(CALL_PURPOSES, Decimal(0))
+    for oid, cost, purpose in calls:
+        calls_by_purpose[purpose] = calls_by_purpose.get(purpose, 0) + 1
+        cost_by_purpose[purpose] = cost_by_purpose.get(purpose, Decimal(0)) + cost
+        if purpose != "verify":
+            # Paid (and in the daily budget), but not a cost of verifying this outcome.
+            continue
         if oid in latest:
             judge_cost[oid] = judge_cost.get(oid, Decimal(0)) + cost
             judge_calls[oid] = judge_calls.get(oid, 0) + 1
@@ -231,6 +240,10 @@ def cost_report(
         "total": finished_total,
         "unattributed_judge_cost_usd": float(unattributed),
         "unattributed_judge_calls": unattributed_calls,
+        "judge_calls_by_purpose": {
+            purpose: {"calls": n, "cost_usd": float(cost_by_purpose[purpose])}
+            for purpose, n in calls_by_purpose.items()
+        },
         "labor_rate_usd_per_hour": None if rate is None else float(rate),
         "human_review_minutes": finished_total["human_review_minutes"],
         "human_review_usd": finished_total["human_review_usd"],
@@ -441,4 +454,15 @@ def report_notes(report: dict[str, Any]) -> list[str]:
             f"${report['unattributed_judge_cost_usd']:.6f} belong to outcomes without a verdict "
             "in the window (not in the table)"
         )
+    others = {
+        purpose: part
+        for purpose, part in report.get("judge_calls_by_purpose", {}).items()
+        if purpose != "verify" and part["calls"]
+    }
+    if others:
+        listed = ", ".join(
+            f"{part['calls']} {purpose} call(s) costing ${part['cost_usd']:.6f}"
+            for purpose, part in others.items()
+        )
+        notes.append(f"not in the cost per verified outcome (another purpose): {listed}")
     return [n for n in notes if n]

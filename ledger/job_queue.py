@@ -1,6 +1,6 @@
 """The job queue: workers claim job items under a lease, renew it, complete, fail or release them.
 
-Jobs and their items are created by :mod:`ledger.jobs`. Workers (:mod:`api.worker`,
+Jobs and their items are created by :mod:`ledger.jobs`. Workers (:mod:`app.worker`,
 ``judge worker``) claim pending items in small batches under a lease:
 
 - PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` lets any number of workers claim at once

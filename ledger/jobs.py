@@ -41,7 +41,6 @@ __all__ = [
     "get_job",
     "list_jobs",
     "queue_depth",
-    "recorded_verdict",
     "refresh_budgets",
     "select_outcomes",
 ]
@@ -450,28 +449,6 @@ def queue_depth(engine: Engine) -> int:
     ).where(_jobs.c.status.in_(ACTIVE))
     with session(engine, readonly=True) as db:
         return int(db.connection().execute(query).scalar_one())
-
-
-def recorded_verdict(
-    engine: Engine, tenant: str, outcome_id: str, *, rubric: str, panel: str, content_hash: str
-) -> tuple[int, str, Decimal] | None:
-    """(pk, decision, cost) of the latest verdict on exactly this content, rubric and panel."""
-    v = _verdicts
-    query = (
-        sa.select(v.c.pk, v.c.decision, v.c.cost_usd)
-        .where(
-            v.c.tenant == tenant,
-            v.c.outcome_id == outcome_id,
-            v.c.rubric == rubric,
-            v.c.panel == panel,
-            v.c.content_hash == content_hash,
-        )
-        .order_by(v.c.pk.desc())
-        .limit(1)
-    )
-    with session(engine, readonly=True) as db:
-        row = db.connection().execute(query).first()
-    return None if row is None else (int(row[0]), str(row[1]), to_money(row[2] or 0))
 
 
 # -- the budget ---------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 
 from judge.models import as_utc
+from ledger.dimensions import GroupByError, parse_group_by
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -104,16 +105,10 @@ def _check(
         raise MeterError("window", f"window must be one of {', '.join(WINDOWS)}, got {window!r}")
     if isinstance(group_by, str) or not isinstance(group_by, Sequence):
         raise MeterError("group_by", f"group_by must be a list of {', '.join(DIMENSIONS)}")
-    dims = list(group_by)
-    unknown = [d for d in dims if d not in DIMENSIONS]
-    if unknown:
-        raise MeterError(
-            "group_by",
-            f"group_by: unknown dimension(s) {', '.join(map(str, unknown))}; use any of "
-            f"{', '.join(DIMENSIONS)}",
-        )
-    if len(set(dims)) != len(dims):
-        raise MeterError("group_by", f"group_by names a dimension twice: {', '.join(dims)}")
+    try:
+        dims = parse_group_by(group_by, DIMENSIONS)
+    except GroupByError as exc:
+        raise MeterError("group_by", str(exc)) from None
     n = count_windows(start, end, window)
     if n > MAX_WINDOWS:
         hint = "use window=month or a shorter range" if window == "day" else "use a shorter range"

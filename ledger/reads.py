@@ -6,7 +6,7 @@ every read is a short read-only transaction, so reading while another process wr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ from judge.input_rules import FROM_LEDGER
 from judge.models import Label, Outcome, Touch
 from judge.verdict import Verdict
 from ledger.db import session
-from ledger.records import OutcomeRef, StoredLabel, StoredVerdict
+from ledger.records import OutcomeRef, RecordedVerdict, StoredLabel, StoredVerdict
 from ledger.tables import JudgeCallRow, LabelRow, OutcomeRow, TouchRow, VerdictRow
 
 if TYPE_CHECKING:
@@ -40,10 +40,14 @@ class LedgerReads:
             ).first()
         return first is not None
 
-    def verdict_for(
+    def recorded_verdict(
         self, outcome_id: str, *, rubric: str, panel: str, content_hash: str
-    ) -> Verdict | None:
-        """The latest verdict on exactly this content by this rubric and panel version (resume)."""
+    ) -> RecordedVerdict | None:
+        """The latest verdict on exactly this content by this rubric and panel version.
+
+        The one resume rule: ``judge verify`` and the job worker both skip an outcome this
+        returns a verdict for, and reuse that verdict instead of judging (and paying) again.
+        """
         with session(self.engine, readonly=True) as db:
             row = db.exec(
                 select(VerdictRow)
@@ -57,7 +61,19 @@ class LedgerReads:
                 .order_by(col(VerdictRow.pk).desc())
                 .limit(1)
             ).first()
-        return None if row is None else Verdict.model_validate(row.payload)
+        if row is None:
+            return None
+        assert row.pk is not None
+        return RecordedVerdict(verdict_pk=row.pk, verdict=Verdict.model_validate(row.payload))
+
+    def verdict_for(
+        self, outcome_id: str, *, rubric: str, panel: str, content_hash: str
+    ) -> Verdict | None:
+        """The verdict of :meth:`recorded_verdict`, without its row key."""
+        found = self.recorded_verdict(
+            outcome_id, rubric=rubric, panel=panel, content_hash=content_hash
+        )
+        return None if found is None else found.verdict
 
     def outcome(self, outcome_id: str, *, revision: int | None = None) -> Outcome | None:
         """The stored outcome: its latest revision, or the given one."""
@@ -70,6 +86,37 @@ class LedgerReads:
         with session(self.engine, readonly=True) as db:
             row = db.exec(stmt).first()
         return None if row is None else Outcome.model_validate(row.payload, context=FROM_LEDGER)
+
+    def latest_outcomes(self, outcome_ids: Iterable[str]) -> dict[str, Outcome]:
+        """The latest stored revision of each of ``outcome_ids``; unknown ids are absent.
+
+        One query per 500 ids (a worker loads its whole claimed batch at once).
+        """
+        wanted = sorted(set(outcome_ids))
+        table = OutcomeRow.__table__  # type: ignore[attr-defined]
+        found: dict[str, Outcome] = {}
+        with session(self.engine, readonly=True) as db:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                latest = (
+                    sa.select(table.c.outcome_id, sa.func.max(table.c.revision).label("revision"))
+                    .where(table.c.tenant == self.tenant, table.c.outcome_id.in_(chunk))
+                    .group_by(table.c.outcome_id)
+                    .subquery()
+                )
+                rows = db.connection().execute(
+                    sa.select(table.c.outcome_id, table.c.payload).join(
+                        latest,
+                        sa.and_(
+                            table.c.tenant == self.tenant,
+                            table.c.outcome_id == latest.c.outcome_id,
+                            table.c.revision == latest.c.revision,
+                        ),
+                    )
+                )
+                for outcome_id, payload in rows:
+                    found[outcome_id] = Outcome.model_validate(payload, context=FROM_LEDGER)
+        return found
 
     def touches(self, outcome_id: str, *, revision: int | None = None) -> list[Touch]:
         """The touches stored with an outcome's latest revision (or ``revision``), in order.

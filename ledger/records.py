@@ -8,7 +8,7 @@ from datetime import datetime
 from judge.models import Label
 from judge.verdict import Verdict
 
-__all__ = ["OutcomeRef", "RecordedResult", "StoredLabel", "StoredVerdict"]
+__all__ = ["OutcomeRef", "RecordedResult", "RecordedVerdict", "StoredLabel", "StoredVerdict"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,14 @@ class RecordedResult:
     outcome: OutcomeRef
     verdict_pk: int
     label_added: bool
+
+
+@dataclass(frozen=True)
+class RecordedVerdict:
+    """A verdict on record for exactly one content, rubric and panel (what resume reuses)."""
+
+    verdict_pk: int
+    verdict: Verdict
 
 
 @dataclass(frozen=True)

@@ -121,13 +121,19 @@ def ensure_tenant(engine: Engine, tenant: str) -> None:
 
 
 def call_values(
-    tenant: str, call: JudgeCall, *, job_pk: int | None = None, owner: str | None = None
+    tenant: str,
+    call: JudgeCall,
+    *,
+    job_pk: int | None = None,
+    owner: str | None = None,
+    purpose: str = "verify",
 ) -> dict[str, Any]:
     """The ``judge_calls`` column values of ``call`` (for a Core INSERT: no ORM object)."""
     data = call.model_dump(mode="json")
     estimate = call.estimated_cost_usd
     data.update(
         tenant=tenant,
+        purpose=purpose,
         at=call.at,
         cost_usd=to_money(call.cost_usd),
         estimated_cost_usd=None if estimate is None else to_money(estimate),

@@ -134,6 +134,11 @@ class VerdictRow(SQLModel, table=True):
     created_at: datetime = _now_column("created_at")
 
 
+#: Why a judge call was made. Only ``verify`` calls are served again as a cache hit, and only they
+#: count in the cost per verified outcome; ``bias`` and ``canary`` calls are paid and recorded too.
+CALL_PURPOSES = ("verify", "bias", "canary")
+
+
 class JudgeCallRow(SQLModel, table=True):
     """One attempt at one model (:class:`judge.verdict.JudgeCall`), failed attempts included."""
 
@@ -183,6 +188,12 @@ class JudgeCallRow(SQLModel, table=True):
     job_pk: int | None = Field(default=None, sa_column=sa.Column("job_pk", BigPK, nullable=True))
     #: ``host:pid`` of the process that made the call (its pending calls die with it).
     owner: str | None = Field(default=None, sa_column=sa.Column("owner", sa.String(200)))
+    #: Why the call was made: ``verify`` (the only calls served again as a cache), ``bias`` or
+    #: ``canary`` (see :data:`CALL_PURPOSES`).
+    purpose: str = Field(
+        default="verify",
+        sa_column=sa.Column("purpose", sa.String(16), nullable=False, server_default="verify"),
+    )
 
 
 class LabelRow(SQLModel, table=True):

@@ -5,7 +5,9 @@
   SQL or web library;
 - ``calibration/`` is pure statistics: no storage, service, application or SQL;
 - ``ledger/`` imports neither the HTTP service nor the application layer;
-- ``api/`` does not import the application layer (``app/``: the CLI may start the service, not
+- the application services (``app/`` outside ``app/cli``: the verification pipeline's wiring,
+  the job worker, the view models) import neither the HTTP service nor the CLI, and ``api/`` may
+  use those services but never the CLI (``app/cli`` is the top: it may start the service, not
   the other way round);
 - no package has an import cycle among its modules.
 """
@@ -28,7 +30,8 @@ FORBIDDEN: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "judge": (("ledger", "api", "calibration", "app", *SQL_AND_WEB), ()),
     "calibration": (("ledger", "api", "app", *SQL_AND_WEB), ()),
     "ledger": (("api", "app"), ()),
-    "api": (("app",), ()),
+    "api": (("app.cli",), ()),
+    "app": (("api", "app.cli"), ("app/cli/",)),
 }
 
 

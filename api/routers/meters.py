@@ -26,6 +26,7 @@ from api.schemas.meters import (
 )
 from judge.models import Timestamp, as_utc
 from ledger.cost_report import GROUP_DIMENSIONS
+from ledger.dimensions import GroupByError, parse_group_by
 from ledger.meters import DIMENSIONS, MAX_WINDOWS, MeterError, verified_outcomes
 
 router = APIRouter(tags=["meters"], responses={422: {"model": ErrorResponse}})
@@ -42,17 +43,10 @@ def _invalid(field: str, message: str) -> ApiError:
 
 
 def _dims(raw: str | None, allowed: tuple[str, ...]) -> list[str]:
-    dims = [d.strip() for d in (raw or "").split(",") if d.strip()]
-    unknown = [d for d in dims if d not in allowed]
-    if unknown:
-        raise _invalid(
-            "group_by",
-            f"unknown dimension(s) {', '.join(unknown)}; use a comma-separated list of "
-            f"{', '.join(allowed)}",
-        )
-    if len(set(dims)) != len(dims):
-        raise _invalid("group_by", f"a dimension is named twice: {','.join(dims)}")
-    return dims
+    try:
+        return parse_group_by(raw, allowed)
+    except GroupByError as exc:
+        raise _invalid("group_by", str(exc).removeprefix("group_by: ")) from None
 
 
 def _meter_field(field: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,3 +20,28 @@ def fail(message: str, *, code: int = 2) -> NoReturn:
 
     stderr.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def redact_url(url: str) -> str:
+    """Hide a password in a database URL before printing it."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+#: ``--db`` and ``--tenant`` of commands whose model calls are booked but write no verdict
+#: (``judge bias``, ``judge canary``): the calls are paid, so they are on the ledger.
+CallsDbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Ledger the model calls are recorded in, with this command's purpose. Default: "
+        "OUTCOME_JUDGE_DB_URL or ./outcome-judge.db",
+    ),
+]
+CallsTenantOpt = Annotated[
+    str, typer.Option("--tenant", help="Tenant the model calls are booked to.")
+]

@@ -133,11 +133,11 @@ def open_ledger(url: str, tenant: str | None, *, tables: set[str]) -> tuple[Engi
     SQLite file, a database without the ``tables`` of a ledger, or several tenants without
     ``--tenant`` exit 2 (via :func:`fail`) with the fix.
     """
-    from app.cli.verify import _redact
+    from app.cli._common import redact_url
     from ledger.db import LedgerDatabaseError, make_engine, parse_url
     from ledger.schema import current_tables
 
-    shown = _redact(url)
+    shown = redact_url(url)
     try:
         parsed = parse_url(url)
         file = parsed.database if parsed.get_backend_name() == "sqlite" else None

@@ -16,7 +16,10 @@ Probes (see :mod:`calibration.bias`):
 - ``position``: pairs from ``--pairs`` compared in both orders with the panel's first LLM judge
   (:mod:`judge.pairwise`); a position-blind judge mirrors its answer.
 
-Judge calls go through an in-memory call store: a probe writes nothing to the ledger.
+Every model call a probe makes is recorded in the ledger (``--db``, ``--tenant``) with purpose
+``bias``: it is paid, so it is on the books and in the daily budget, but it is never served as a
+verification's cache hit and never counted in the cost per verified outcome. Nothing else is
+written: no outcome, verdict or label of a probe reaches the ledger.
 """
 
 from __future__ import annotations
@@ -31,14 +34,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from app.cli._common import fail, stderr
+from app.cli._common import CallsDbOpt, CallsTenantOpt, fail, stderr
 
 if TYPE_CHECKING:
     from calibration.bias import FlipRate
     from judge.engine import Engine
     from judge.models import Outcome
     from judge.panel import LLMJudgeSpec, Panel
-    from judge.verdict import Verdict
+    from judge.protocols import CallStore
+    from judge.verdict import JudgeCall, Verdict
 
 PROBES = ("verbosity", "injection", "persuasion", "position")
 OUTCOME_PROBES = ("verbosity", "injection", "persuasion")
@@ -87,15 +91,18 @@ def bias(
         int, typer.Option("--concurrency", "-c", min=1, max=1024, help="Verifications at once.")
     ] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    db: CallsDbOpt = None,
+    tenant: CallsTenantOpt = "default",
 ) -> None:
     """Bias probes: do verbosity, injected instructions, persuasion or swapped positions flip
     decisions?
 
     Reports per probe the flip rate with its 95% interval and the direction (to / away from
     verified), for the panel and for each judge that reads the text. The real panel judges each
-    labelled outcome and its perturbed copy. Judge calls go through an in-memory call store and
-    nothing is written to the ledger: a probe must not pollute the system of record. Exit
-    status 0 when the probes ran, 2 on a usage or input error.
+    labelled outcome and its perturbed copy. The model calls are recorded in the ledger with
+    purpose "bias" (paid, never a verification's cache, not in the cost per verified outcome);
+    no probe outcome or verdict is written. Exit status 0 when the probes ran, 2 on a usage or
+    input error.
     """
     chosen = _choose_probes(probe)
     if "position" in chosen and pairs is None and probe == "position":
@@ -121,33 +128,24 @@ def bias(
     result: dict[str, Any] = {
         "panel": panel.ref,
         "rubrics": {kind: r.ref for kind, r in sorted(rubrics.items())},
-        "call_store": "memory (nothing written to the ledger)",
+        "call_store": (
+            "ledger (purpose bias)" if panel.has_llm else "memory (the panel makes no model call)"
+        ),
         "seed": seed,
         "outcomes": len(outcomes),
         "probes": {},
         "skipped": {},
     }
-    if outcome_probes:
-        probes, calls = asyncio.run(
-            _outcome_probes(panel, rubrics, outcomes, outcome_probes, seed, concurrency)
-        )
-        result["probes"].update(probes)
-        result.update(calls)
-    if "position" in chosen:
-        from judge.panel import LLMJudgeSpec
+    from app.verification import probe_call_store
+    from judge.settings import get_settings
 
-        spec = next(
-            (j for j in panel.judges if isinstance(j, LLMJudgeSpec) and j.kind == "llm"), None
-        )
-        if pairs is None:
-            result["skipped"]["position"] = "no --pairs file given (JSONL {id, prompt, a, b})"
-        elif spec is None:
-            result["skipped"]["position"] = (
-                f"panel {panel.ref} has no LLM judge; the pairwise comparison needs one (pass "
-                "--panel with an LLM judge, or set OUTCOME_JUDGE_MODEL)"
-            )
-        else:
-            result["probes"]["position"] = asyncio.run(_position(spec, pair_rows, seed))
+    db_url = db or get_settings().db_url
+    try:
+        with probe_call_store(panel, db_url=db_url, tenant=tenant, purpose="bias") as store:
+            _run_probes(result, panel, rubrics, outcomes, chosen, pair_rows, pairs, seed,
+                        concurrency, store=store)  # fmt: skip
+    except ValueError as exc:  # a tenant name the ledger refuses
+        fail(str(exc))
     if not result["probes"]:
         fail("no probe ran: " + "; ".join(f"{k}: {v}" for k, v in result["skipped"].items()))
     from calibration.report import clean
@@ -213,7 +211,7 @@ def _read_pairs(path: Path) -> list[dict[str, str]]:
 
 
 def _panel(path: Path | None) -> tuple[Panel, str | None]:
-    from app.cli.verify import resolve_panel
+    from app.verification import resolve_panel
     from judge.panel import Panel
 
     panel, explanation = resolve_panel(path)
@@ -224,7 +222,7 @@ def _panel(path: Path | None) -> tuple[Panel, str | None]:
 def _rubrics(names: list[str] | None, outcomes: list[Outcome]) -> dict[str, Any]:
     from collections import Counter
 
-    from app.cli.verify import resolve_rubrics
+    from app.verification import resolve_rubrics
 
     return resolve_rubrics(names, Counter(o.kind for o in outcomes))
 
@@ -264,6 +262,42 @@ def _perturbations(seed: int) -> dict[str, Callable[[Outcome], Outcome]]:
     }
 
 
+def _run_probes(
+    result: dict[str, Any],
+    panel: Panel,
+    rubrics: dict[str, Any],
+    outcomes: list[Outcome],
+    chosen: list[str],
+    pair_rows: list[dict[str, str]],
+    pairs: Path | None,
+    seed: int,
+    concurrency: int,
+    *,
+    store: CallStore,
+) -> None:
+    """Run the chosen probes, every model call through ``store``; fills ``result``."""
+    names = [p for p in chosen if p != "position"]
+    if names:
+        run = _outcome_probes(panel, rubrics, outcomes, names, seed, concurrency, store=store)
+        probes, calls = asyncio.run(run)
+        result["probes"].update(probes)
+        result.update(calls)
+    if "position" not in chosen:
+        return
+    from judge.panel import LLMJudgeSpec
+
+    spec = next((j for j in panel.judges if isinstance(j, LLMJudgeSpec) and j.kind == "llm"), None)
+    if pairs is None:
+        result["skipped"]["position"] = "no --pairs file given (JSONL {id, prompt, a, b})"
+    elif spec is None:
+        result["skipped"]["position"] = (
+            f"panel {panel.ref} has no LLM judge; the pairwise comparison needs one (pass "
+            "--panel with an LLM judge, or set OUTCOME_JUDGE_MODEL)"
+        )
+    else:
+        result["probes"]["position"] = asyncio.run(_position(spec, pair_rows, seed, store=store))
+
+
 async def _outcome_probes(
     panel: Panel,
     rubrics: dict[str, Any],
@@ -271,13 +305,14 @@ async def _outcome_probes(
     names: list[str],
     seed: int,
     concurrency: int,
+    *,
+    store: CallStore,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     from calibration.bias import run_probe
     from judge.engine import Engine
-    from judge.protocols import MemoryCallStore
 
-    store = MemoryCallStore()  # never the ledger's: probes must not pollute the system of record
-    memo = _Memo(Engine(panel, rubrics, store=store))
+    counted = _CountingStore(store)
+    memo = _Memo(Engine(panel, rubrics, store=counted))
     perturbations = _perturbations(seed)
     out: dict[str, Any] = {}
     for name in names:
@@ -309,11 +344,29 @@ async def _outcome_probes(
             "flipped": result.to_dict()["flipped"],
             "judges": await _judge_flips(panel, memo, usable, perturbed, seed),
         }
-    calls = {
-        "judge_calls": sum(1 for c in store.calls if not c.cached),
-        "judge_cost_usd": round(sum(c.cost_usd for c in store.calls), 8),
-    }
+    calls = {"judge_calls": counted.calls, "judge_cost_usd": round(counted.cost_usd, 8)}
     return out, calls
+
+
+class _CountingStore:
+    """A call store that counts the calls made through it (cache hits excluded) and their cost."""
+
+    def __init__(self, inner: CallStore) -> None:
+        self.inner = inner
+        self.calls = 0
+        self.cost_usd = 0.0
+
+    async def lookup(self, cache_key: str) -> JudgeCall | None:
+        return await self.inner.lookup(cache_key)
+
+    async def begin(self, call: JudgeCall) -> None:
+        await self.inner.begin(call)
+
+    async def record(self, call: JudgeCall) -> None:
+        if not call.cached:
+            self.calls += 1
+            self.cost_usd += call.cost_usd
+        await self.inner.record(call)
 
 
 async def _judge_flips(
@@ -360,16 +413,21 @@ def _judge_decision(verdict: Verdict, name: str) -> str | None:
 # --------------------------------------------------------------------------- position probe
 
 
-async def _position(spec: LLMJudgeSpec, rows: list[dict[str, str]], seed: int) -> dict[str, Any]:
+async def _position(
+    spec: LLMJudgeSpec, rows: list[dict[str, str]], seed: int, *, store: CallStore
+) -> dict[str, Any]:
     from calibration.bias_position import position_swap_probe
     from judge.pairwise import PairwiseJudge, PairwiseUnparseable
 
-    judge = PairwiseJudge(spec)
+    judge = PairwiseJudge(spec, store=store)
 
     async def ask(row: dict[str, str], order: str) -> tuple[str, str, str | None, str | None]:
         first, second = (row["a"], row["b"]) if order == "ab" else (row["b"], row["a"])
         try:
-            return row["id"], order, await judge.compare(first, second, prompt=row["prompt"]), None
+            choice = await judge.compare(
+                first, second, prompt=row["prompt"], record_as=f"{row['id']}:{order}"
+            )
+            return row["id"], order, choice, None
         except PairwiseUnparseable as exc:
             return row["id"], order, None, str(exc)
         except Exception as exc:  # provider failure after retries: that pair is left out
@@ -484,4 +542,8 @@ def _print(result: dict[str, Any]) -> None:
             )
     for name, reason in result["skipped"].items():
         console.print(f"[yellow]{name} probe skipped:[/yellow] {reason}", highlight=False)
-    stderr.print("judge calls used an in-memory store; nothing was written to the ledger")
+    if result.get("call_store", "").startswith("ledger"):
+        stderr.print(
+            "model calls recorded in the ledger with purpose bias (not a verification cache, "
+            "not in the cost per verified outcome); no probe outcome or verdict was written"
+        )

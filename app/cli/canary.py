@@ -3,8 +3,11 @@
 The baseline is the verdict JSONL of the canary outcomes under the old configuration; verdicts
 carry the rubric and panel references and each judge's model string. When the current
 configuration differs (:func:`calibration.canary.needs_canary_regrade`) or ``--force`` is given,
-the canary outcomes are re-graded with the current panel (in-memory call store: nothing is
-written to the ledger) and compared with the baseline (:func:`calibration.canary.canary_check`).
+the canary outcomes are re-graded with the current panel and compared with the baseline
+(:func:`calibration.canary.canary_check`). The re-grade's model calls are recorded in the ledger
+with purpose ``canary`` (paid, so on the books and in the daily budget; never served as a cache,
+since a canary exists to ask the models again; not in the cost per verified outcome); no canary
+verdict is written there.
 
 Exit status: 0 no re-grade needed or no alert; 1 the canary alert fired (too many decisions
 changed, or the re-grade is incomplete); 2 a usage or input error.
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from app.cli._common import fail, stderr
+from app.cli._common import CallsDbOpt, CallsTenantOpt, fail, stderr
 
 if TYPE_CHECKING:
     from judge.engine import Engine
@@ -77,16 +80,18 @@ def canary(
         int, typer.Option("--concurrency", "-c", min=1, max=1024, help="Outcomes at once.")
     ] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    db: CallsDbOpt = None,
+    tenant: CallsTenantOpt = "default",
 ) -> None:
     """Re-grade the frozen canary set after a panel, rubric or model change; alert on flips.
 
     Re-grades when the panel, rubric or any judge model differs from the baseline verdicts' (or
-    with --force) and compares the decisions. Judge calls go through an in-memory call store:
-    nothing is written to the ledger. Exit status: 0 = no re-grade needed, or re-graded without
-    alert; 1 = canary alert (more than --max-flip-rate of the decisions changed, or the re-grade
-    is incomplete); 2 = usage or input error.
+    with --force) and compares the decisions. The model calls are recorded in the ledger with
+    purpose "canary" (never a cache; not in the cost per verified outcome). Exit status: 0 = no
+    re-grade needed, or re-graded without alert; 1 = canary alert (more than --max-flip-rate of
+    the decisions changed, or the re-grade is incomplete); 2 = usage or input error.
     """
-    from app.cli.verify import resolve_panel, resolve_rubrics
+    from app.verification import resolve_panel, resolve_rubrics
     from calibration.canary import needs_canary_regrade
     from calibration.join import CalibrationInputError
     from judge.engine import Engine
@@ -123,7 +128,8 @@ def canary(
             "is one run of one panel"
         )
 
-    engine = Engine(panel, rubrics, store=MemoryCallStore())  # never the ledger: no pollution
+    # Only to name the current models; the re-grade's engine records its calls (below).
+    engine = Engine(panel, rubrics, store=MemoryCallStore())
     old_models = _baseline_models(previous.values())
     new_models = _current_models(engine)
     if panel.ref == panels[0]:  # same content: judges absent from the baseline never ran
@@ -148,8 +154,18 @@ def canary(
         _report(data, as_json=as_json)
         return
 
+    from app.verification import probe_call_store
+    from judge.settings import get_settings
+
     regraded = [o for o in outcomes if o.id in previous]
-    verdicts = asyncio.run(_regrade(engine, regraded, concurrency))
+    db_url = db or get_settings().db_url
+    try:
+        with probe_call_store(panel, db_url=db_url, tenant=tenant, purpose="canary") as store:
+            verdicts = asyncio.run(
+                _regrade(Engine(panel, rubrics, store=store), regraded, concurrency)
+            )
+    except ValueError as exc:  # a tenant name the ledger refuses
+        fail(str(exc))
     from calibration.canary import canary_check
 
     try:

@@ -353,17 +353,18 @@ def report_command(
     Revoked verified outcomes (booked in [--from, --to)) are counted as revoked (with --group-by
     period: in the period the revocation is booked in); verified_net = verified - revoked.
     """
+    from ledger.dimensions import GroupByError, parse_group_by
     from ledger.windows import check_hours
 
-    dims = [d.strip() for d in group_by.split(",") if d.strip()]
-    unknown = [d for d in dims if d not in GROUP_DIMENSIONS]
-    if not dims or unknown:
+    try:
+        dims = parse_group_by(group_by, GROUP_DIMENSIONS, required=True)
+    except GroupByError as exc:
+        if exc.repeated:
+            fail(f"--group-by: {group_by!r} repeats a dimension; name each once")
         fail(
-            f"--group-by: {', '.join(unknown) or 'nothing given'}: not a dimension; use a "
+            f"--group-by: {', '.join(exc.unknown) or 'nothing given'}: not a dimension; use a "
             f"comma-separated list of {', '.join(GROUP_DIMENSIONS)}"
         )
-    if len(set(dims)) != len(dims):
-        fail(f"--group-by: {group_by!r} repeats a dimension; name each once")
     if period is not None and period not in PERIODS:
         fail(f"--period: {period!r} is not a period; use {' or '.join(PERIODS)}")
     if period is not None and "period" not in dims and html is None:

@@ -71,9 +71,9 @@ def _run(
     out: Path,
     pull: Any,
 ) -> None:
+    from app.cli._common import redact_url
     from app.cli._pull.http import PullError
     from app.cli._pull.sink import LineSink
-    from app.cli.verify import _redact
     from judge.settings import get_settings
     from ledger.db import LedgerDatabaseError, make_engine
     from ledger.pull_cursors import load_cursor, save_cursor
@@ -113,7 +113,7 @@ def _run(
     stderr.print(
         f"pulled {summary.pages} page(s), {summary.records} record(s) from {source} "
         f"({account}, {resumed}) -> {out}{more}\n"
-        f"cursor saved in {_redact(url)}; next: judge convert {out} --out outcomes.jsonl",
+        f"cursor saved in {redact_url(url)}; next: judge convert {out} --out outcomes.jsonl",
         highlight=False,
     )
 

@@ -64,7 +64,7 @@ def serve(
     """
     import uvicorn
 
-    from app.cli.verify import _redact
+    from app.cli._common import redact_url
     from judge.settings import get_settings
     from ledger.db import LedgerDatabaseError, make_engine
     from ledger.schema import migrate
@@ -90,7 +90,7 @@ def serve(
         os.environ["OUTCOME_JUDGE_EMBEDDED_WORKER"] = "true" if embedded_worker else "false"
     get_settings.cache_clear()
     stderr.print(
-        f"serving {_redact(url)} on http://{host}:{port} with {workers} API process"
+        f"serving {redact_url(url)} on http://{host}:{port} with {workers} API process"
         f"{'es' if workers > 1 else ''} (docs at /docs)",
         highlight=False,
     )

@@ -73,13 +73,13 @@ def _ledger(db: str | None, *, create: bool = False) -> Iterator[Engine]:
     Only ``create`` may start a new SQLite file: listing or changing tenants of a ledger that does
     not exist is a mistake (usually a wrong --db), not a request for an empty one.
     """
-    from app.cli.verify import _redact
+    from app.cli._common import redact_url
     from judge.settings import get_settings
     from ledger.db import LedgerDatabaseError, make_engine, parse_url
     from ledger.schema import migrate
 
     url = db or get_settings().db_url
-    shown = _redact(url)
+    shown = redact_url(url)
     try:
         parsed = parse_url(url)
         file = parsed.database if parsed.get_backend_name() == "sqlite" else None

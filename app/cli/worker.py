@@ -68,7 +68,7 @@ def worker(
     import logging
     import signal
 
-    from api.worker import Worker
+    from app.worker import Worker
     from judge.settings import get_settings
     from ledger.db import LedgerDatabaseError, make_engine
     from ledger.schema import migrate

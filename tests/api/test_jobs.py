@@ -28,11 +28,11 @@ from tests.api.jobs_helpers import (
 from tests.fakes.openai_server import FakeOpenAIServer
 
 if TYPE_CHECKING:
-    from api.worker import WorkerStats
+    from app.worker import WorkerStats
 
 
 def run_worker_once(db_url: str, **kwargs: object) -> WorkerStats:
-    from api.worker import Worker
+    from app.worker import Worker
     from ledger.db import make_engine
 
     engine = make_engine(db_url)
@@ -453,7 +453,7 @@ def test_a_cancelled_worker_gives_its_batch_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Stopping the embedded worker (the API shutting down) mid-batch releases the batch."""
-    from api.worker import Worker
+    from app.worker import Worker
     from judge.settings import get_settings
     from ledger.jobs import create_job
 

@@ -131,7 +131,7 @@ def test_a_panel_stored_before_the_policy_never_reaches_the_machine(
     listeners: Listeners,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from api.worker import Worker
+    from app.worker import Worker
     from ledger.documents import _save, parse_panel_text
     from ledger.jobs import create_job
 
@@ -258,7 +258,7 @@ def test_a_provider_error_body_never_reaches_the_tenant(
     fake_llm: FakeOpenAIServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from api.worker import Worker
+    from app.worker import Worker
     from judge.settings import get_settings
     from ledger.jobs import create_job
     from tests.api.jobs_helpers import save_llm_panel

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from tests.fakes.openai_server import FakeOpenAIServer, Reply, cite, evidence_criteria
+from tests.reliability.harness import query
 
 LONG = 250
 _CRITERION = re.compile(r"^- id: ([a-z][a-z0-9_]*) \| scale: (-?[\d.]+) to (-?[\d.]+)", re.M)
@@ -88,6 +89,12 @@ def server(fake_llm: FakeOpenAIServer) -> FakeOpenAIServer:
     return fake_llm
 
 
+@pytest.fixture(autouse=True)
+def _ledger_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The probes' model calls are recorded in the default ledger: keep it out of the repository.
+    monkeypatch.setenv("OUTCOME_JUDGE_DB_URL", f"sqlite:///{tmp_path / 'default-ledger.db'}")
+
+
 def panel(tmp_path: Path, server: FakeOpenAIServer, model: str) -> Path:
     path = tmp_path / f"{model}.yaml"
     spec = {"name": model, "model": f"openai/{model}", "api_base": server.base_url}
@@ -125,8 +132,43 @@ def test_verbosity_probe_catches_a_length_loving_judge_and_not_a_fair_one(
     block = fair["probes"]["verbosity"]
     assert block["panel"]["flips"] == 0 and block["judges"]["fair"]["flips"] == 0
     assert block["panel"]["ci_exact"][0] == 0.0 and block["panel"]["ci_exact"][1] < 0.4
-    # The probe's judge calls went to a memory store: no ledger file appeared.
+    # Every paid call is on the default ledger, as a bias call; no ledger appeared in the cwd.
+    assert fair["call_store"] == "ledger (purpose bias)"
+    assert query(f"sqlite:///{tmp_path / 'default-ledger.db'}", PURPOSES) == [("bias", 32)]
     assert not (tmp_path / "outcome-judge.db").exists()
+
+
+PURPOSES = "SELECT purpose, COUNT(*) FROM judge_calls GROUP BY purpose ORDER BY purpose"
+
+
+def test_probe_calls_are_booked_with_their_purpose_and_never_serve_a_verification(
+    tmp_path: Path, tickets: Path, server: FakeOpenAIServer
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    p = str(panel(tmp_path, server, "fair"))
+    run_bias(str(tickets), "-p", p, "--probe", "verbosity", "--db", url, "--tenant", "acme")
+    assert query(url, PURPOSES) == [("bias", 16)]
+    assert query(url, "SELECT COUNT(*) FROM verdicts") == [(0,)]  # a probe writes no verdict
+    # judge verify sends the probe's original prompts again: each is asked, none served from
+    # the probe's replies (a probe's reply is never a verification's).
+    asked = len(server.chat_requests("fair"))
+    out = tmp_path / "verdicts.jsonl"
+    verify = CliRunner().invoke(
+        app, ["verify", str(tickets), "-p", p, "--db", url, "--tenant", "acme", "--out", str(out),
+              "--json"],
+    )  # fmt: skip
+    assert verify.exit_code == 0, verify.output
+    assert json.loads(verify.stdout)["judge_calls_cached"] == 0
+    assert len(server.chat_requests("fair")) - asked == 9
+    assert query(url, PURPOSES) == [("bias", 16), ("verify", 9)]
+    # The cost report counts only the verification calls per outcome and names the others.
+    report = CliRunner().invoke(app, ["cost", "report", "--db", url, "--tenant", "acme", "--json"])
+    assert report.exit_code == 0, report.output
+    data = json.loads(report.stdout)
+    by_purpose = data["judge_calls_by_purpose"]
+    assert by_purpose["bias"]["calls"] == 16 and by_purpose["verify"]["calls"] == 9
+    assert sum(g["judge_calls"] for g in data["groups"]) == 9
+    assert data["unattributed_judge_calls"] == 0
 
 
 def test_injection_probe_shows_the_judge_obeying_while_the_guard_holds_the_panel(
@@ -162,7 +204,7 @@ def test_limit_samples_reproducibly_and_the_table_names_both_directions(
     assert table.exit_code == 0, table.output
     assert "to verified" in table.stdout and "away" in table.stdout
     assert "labelled not resolved became verified" in table.stdout
-    assert "nothing was written to the ledger" in table.stderr
+    assert "recorded in the ledger with purpose bias" in table.stderr
 
 
 def write_pairs(path: Path) -> Path:
@@ -184,6 +226,12 @@ def test_position_probe_separates_a_first_slot_judge_from_a_content_judge(
     pos = biased["probes"]["position"]
     assert pos["n"] == 6 and pos["inconsistency"]["rate"] == 1.0 and pos["first_share"] == 1.0
     assert len(server.chat_requests("always-a")) == 12  # each pair in both orders
+    # Each comparison is a paid call on the ledger, booked as bias under its pair and order.
+    booked = query(
+        f"sqlite:///{tmp_path / 'default-ledger.db'}",
+        "SELECT outcome_id, purpose, status FROM judge_calls ORDER BY outcome_id",
+    )
+    assert booked == [(f"P{i}:{o}", "bias", "ok") for i in range(6) for o in ("ab", "ba")]
 
     fair = run_bias("--probe", "position", "--pairs", str(pairs),
                     "-p", str(panel(tmp_path, server, "by-content")))  # fmt: skip

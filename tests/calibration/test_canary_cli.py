@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from tests.fakes.openai_server import FakeOpenAIServer, Reply, cite, evidence_criteria
+from tests.reliability.harness import query
 
 _CRITERION = re.compile(r"^- id: ([a-z][a-z0-9_]*) \| scale: (-?[\d.]+) to (-?[\d.]+)", re.M)
 
@@ -59,6 +60,12 @@ def canary_file(tmp_path: Path) -> Path:
     path = tmp_path / "canary.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _ledger_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A re-grade's model calls are recorded in the default ledger: keep it out of the repository.
+    monkeypatch.setenv("OUTCOME_JUDGE_DB_URL", f"sqlite:///{tmp_path / 'default-ledger.db'}")
 
 
 def panel(tmp_path: Path, server: FakeOpenAIServer, model: str, name: str = "canary") -> Path:
@@ -136,8 +143,27 @@ def test_changed_model_string_regrades_and_counts_flips(
     written = [json.loads(line) for line in new.read_text().splitlines()]
     assert [v["outcome_id"] for v in written] == [f"C-{i}" for i in range(10)]
     assert {v["judges"][0]["model"] for v in written} == {"openai/judge-v3"}
-    # Re-grades never touch the ledger.
+    # Re-grades write no verdict; their 20 model calls are booked in the default ledger.
     assert verdict_rows(db) == before
+    default = f"sqlite:///{tmp_path / 'default-ledger.db'}"
+    assert query(default, "SELECT purpose, COUNT(*) FROM judge_calls GROUP BY purpose") == [
+        ("canary", 20)
+    ]
+
+
+def test_a_forced_regrade_asks_the_models_again_and_books_the_calls_as_canary(
+    tmp_path: Path, server: FakeOpenAIServer, canary_file: Path, baseline: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"  # the ledger the baseline's verify wrote
+    asked = len(server.chat_requests("judge-v1"))
+    code, data = canary("--canary", str(canary_file), "--baseline", str(baseline), "--force",
+                        "-p", str(panel(tmp_path, server, "judge-v1")), "--db", url)  # fmt: skip
+    assert code == 0 and data["regrade"] is True and data["forced"] is True
+    # Same prompts as the baseline's calls on this ledger, yet each is sent again: a canary
+    # that were served the cached replies could never see a model drift.
+    assert len(server.chat_requests("judge-v1")) - asked == 10
+    purposes = "SELECT purpose, COUNT(*) FROM judge_calls GROUP BY purpose ORDER BY purpose"
+    assert query(url, purposes) == [("canary", 10), ("verify", 10)]
 
     table = CliRunner().invoke(
         app,

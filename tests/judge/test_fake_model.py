@@ -80,3 +80,19 @@ def test_pairwise_comparisons_keep_the_shared_provider_cap(fake_model: FakeModel
     assert asyncio.run(compare_many()) == ["A"] * 6
     assert len(fake_model.requests) == 6 and judge.calls == 6
     assert fake_model.max_in_flight == 2
+
+
+def test_a_pairwise_comparison_records_every_attempt_in_its_store(fake_model: FakeModel) -> None:
+    from judge.pairwise import PairwiseJudge
+
+    fake_model.enqueue(ProviderError(503), '"B"')
+    store = MemoryCallStore()
+    spec = LLMJudgeSpec(name="cmp", model="fake/queue-model", max_retries=2, timeout=5)
+    judge = PairwiseJudge(spec, store=store, backoff=FAST)
+    assert asyncio.run(judge.compare("first", "second", record_as="pair-7:ab")) == "B"
+    failed, answered = store.calls
+    assert (failed.status, answered.status) == ("error", "ok")
+    assert (failed.attempt, answered.attempt) == (1, 2)
+    assert {c.outcome_id for c in store.calls} == {"pair-7:ab"}
+    assert answered.reply == '"B"' and answered.prompt[-1]["content"].count("second") == 1
+    assert judge.calls == 1

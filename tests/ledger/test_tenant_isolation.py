@@ -277,7 +277,8 @@ def test_meters_and_back_filled_facts_are_per_tenant(seeded: Seeded) -> None:
 
 
 def test_job_selection_and_resume_see_only_the_tenants_outcomes(seeded: Seeded) -> None:
-    from ledger.jobs import JobFilter, UnknownOutcomesError, recorded_verdict, select_outcomes
+    from ledger.jobs import JobFilter, UnknownOutcomesError, select_outcomes
+    from ledger.store import Ledger
 
     with pytest.raises(UnknownOutcomesError) as unknown:
         select_outcomes(seeded.engine, "acme", outcome_ids=["T-1", "G-only"])
@@ -300,11 +301,13 @@ def test_job_selection_and_resume_see_only_the_tenants_outcomes(seeded: Seeded) 
     assert unverified == {"acme": [], "globex": ["T-1", "U-1"]}
     hash_ = seeded.shared.content_hash()
     prior = {
-        t: recorded_verdict(seeded.engine, t, "U-1", rubric=RUBRIC, panel=PANEL, content_hash=hash_)
+        t: Ledger(seeded.engine, tenant=t).recorded_verdict(
+            "U-1", rubric=RUBRIC, panel=PANEL, content_hash=hash_
+        )
         for t in TENANTS
     }
     assert prior["globex"] is None
-    assert prior["acme"] is not None and prior["acme"][1] == "verified"
+    assert prior["acme"] is not None and prior["acme"].verdict.decision == "verified"
 
 
 def test_the_judge_call_cache_never_serves_another_tenants_reply(seeded: Seeded) -> None:

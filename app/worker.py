@@ -5,9 +5,11 @@ Runs inside the API process (``judge serve`` on SQLite: the embedded worker) or 
 
 1. bring the tenants' daily budgets up to date (:func:`ledger.jobs.refresh_budgets`);
 2. claim a batch of items under a lease (:func:`ledger.job_queue.claim`);
-3. for each item: load the outcome's latest revision, resolve the job's rubric and panel names
-   (:mod:`ledger.documents`), and judge it, several at once, unless a verdict on exactly that
-   content by that rubric and panel is already recorded (a worker that died after recording it);
+3. resolve each item's rubric and panel names (:mod:`ledger.documents`), load the batch's
+   outcomes (their latest revisions, one query per tenant), and judge them through the one
+   verification pipeline (:func:`judge.runner.verify_requests`, the same as ``judge verify``,
+   with the same resume rule, :meth:`ledger.store.Ledger.recorded_verdict`: a verdict on exactly
+   that content by that rubric and panel is reused, never paid for twice);
 4. write the judge calls, then the verdicts (one transaction), then mark the items done.
 
 Crash safety: judge calls are served from the ledger (:class:`ledger.callstore.DbCallStore`, a
@@ -31,8 +33,11 @@ from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from app.verification import recorded_verdict
 from judge import model_client
+from judge.runner import Request, RunSummary, verify_requests
 from judge.yamlsafe import LocatedError
+from ledger.tables import to_money
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -90,15 +95,26 @@ class _Prepared:
 
 
 @dataclass
-class WorkerStats:
-    """What a worker did since it started."""
+class WorkerStats(RunSummary):
+    """What a worker did since it started: the pipeline's :class:`RunSummary` and the queue's work.
+
+    ``outcomes``, ``decisions``, ``resumed``, ``judge_cost_usd`` ... count verdicts as in ``judge
+    verify`` (an outcome judged for two jobs of one batch counts once); ``done`` counts items.
+    """
 
     batches: int = 0
     done: int = 0
-    resumed: int = 0
     failed: int = 0
     retried: int = 0
     released: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.batches} batch(es), {self.done} item(s) done, {self.failed} failed, "
+            f"{self.retried} to retry, {self.released} released; {self.outcomes} verdict(s) "
+            f"({self.resumed} reused), {self.verified} verified, judge cost "
+            f"${self.judge_cost_usd:.6f}"
+        )
 
 
 GroupKey = tuple[str, str, str, str, str]
@@ -343,16 +359,7 @@ class Worker:
 
         batch = _Batch()
         stores: dict[str, DbCallStore] = {}
-        gate = asyncio.Semaphore(self.concurrency)
-
-        async def one(item: ClaimedItem, prepared: _Prepared) -> None:
-            async with gate:
-                try:
-                    await self._judge_item(item, prepared, batch)
-                except Exception as exc:
-                    batch.transient[item.item_pk] = f"{type(exc).__name__}: {exc}"[:2000]
-
-        tasks = []
+        prepared_items: list[tuple[ClaimedItem, _Prepared]] = []
         for item in items:
             try:
                 prepared = await self._prepare(item)
@@ -365,14 +372,87 @@ class Worker:
             # A call belongs to the job of the first item judging its outcome (its cost too).
             stores[item.tenant].job_for.setdefault(item.outcome_id, item.job_pk)
             prepared.proxy.inner = stores[item.tenant]
-            tasks.append(one(item, prepared))
+            prepared_items.append((item, prepared))
         try:
-            await asyncio.gather(*tasks)
+            requests = await self._requests(prepared_items, batch)
+            await verify_requests(
+                requests,
+                sink=partial(self._collect, batch),
+                concurrency=self.concurrency,
+                lookup=partial(self._recorded, batch),
+                on_error=partial(self._group_failed, batch),
+                summary=self.stats,
+            )
         finally:
             # Calls made are on record before any verdict (and billable even if the batch fails).
             for store in stores.values():
                 await store.aflush()
         return batch
+
+    async def _requests(
+        self, prepared_items: Sequence[tuple[ClaimedItem, _Prepared]], batch: _Batch
+    ) -> list[Request[GroupKey]]:
+        """One request per (tenant, outcome, rubric, panel, content) group of the batch's items."""
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for item, _ in prepared_items:
+            wanted[item.tenant].add(item.outcome_id)
+        loaded: dict[str, dict[str, Outcome]] = {}
+        for tenant, outcome_ids in wanted.items():
+            loaded[tenant] = await asyncio.to_thread(
+                self._ledger(tenant).latest_outcomes, outcome_ids
+            )
+        requests: list[Request[GroupKey]] = []
+        for item, prepared in prepared_items:
+            outcome = loaded[item.tenant].get(item.outcome_id)
+            if outcome is None:
+                batch.permanent[item.item_pk] = f"outcome {item.outcome_id!r} is not stored"
+                continue
+            rubric = prepared.rubrics.get(outcome.kind)
+            if rubric is None:
+                batch.permanent[item.item_pk] = (
+                    f"outcome {item.outcome_id!r} is a {outcome.kind} but the job names no rubric "
+                    "for that kind"
+                )
+                continue
+            key: GroupKey = (
+                item.tenant,
+                item.outcome_id,
+                rubric.ref,
+                prepared.panel.ref,
+                outcome.content_hash(),
+            )
+            if key in batch.groups:
+                batch.groups[key].append(item)
+                continue
+            batch.groups[key] = [item]
+            requests.append(Request(outcome, prepared.engine, key))
+        return requests
+
+    async def _recorded(self, batch: _Batch, request: Request[GroupKey]) -> Verdict | None:
+        """The resume rule of ``judge verify``: a verdict on record for exactly this is reused."""
+        prior = await recorded_verdict(self._ledger(request.key[0]), request)
+        if prior is None:
+            return None
+        # A worker recorded this verdict and died before marking the item: reuse it.
+        batch.reused[request.key] = (
+            prior.verdict_pk,
+            prior.verdict.decision,
+            to_money(prior.verdict.cost_usd),
+        )
+        return prior.verdict
+
+    async def _collect(
+        self, batch: _Batch, request: Request[GroupKey], verdict: Verdict, resumed: bool
+    ) -> None:
+        if resumed:
+            return
+        tenant, _, rubric_ref, _, _ = request.key
+        batch.windows[rubric_ref] = request.engine.rubric_for(request.outcome).window_hours
+        batch.to_record[tenant].append((request.key, request.outcome, verdict))
+
+    @staticmethod
+    def _group_failed(batch: _Batch, request: Request[GroupKey], exc: Exception) -> None:
+        batch.group_errors[request.key] = f"{type(exc).__name__}: {exc}"[:2000]
 
     async def _prepare(self, item: ClaimedItem) -> _Prepared:
         from judge.engine import Engine as JudgeEngine
@@ -408,52 +488,9 @@ class Worker:
             self._ledgers[tenant] = Ledger(self.engine, tenant=tenant)
         return self._ledgers[tenant]
 
-    async def _judge_item(self, item: ClaimedItem, prepared: _Prepared, batch: _Batch) -> None:
-        from ledger.jobs import recorded_verdict
-
-        ledger = self._ledger(item.tenant)
-        outcome = await asyncio.to_thread(ledger.outcome, item.outcome_id)
-        if outcome is None:
-            batch.permanent[item.item_pk] = f"outcome {item.outcome_id!r} is not stored"
-            return
-        rubric = prepared.rubrics.get(outcome.kind)
-        if rubric is None:
-            batch.permanent[item.item_pk] = (
-                f"outcome {item.outcome_id!r} is a {outcome.kind} but the job names no rubric "
-                "for that kind"
-            )
-            return
-        content_hash = outcome.content_hash()
-        key = (item.tenant, item.outcome_id, rubric.ref, prepared.panel.ref, content_hash)
-        if key in batch.groups:
-            batch.groups[key].append(item)
-            return
-        batch.groups[key] = [item]
-        try:
-            prior = await asyncio.to_thread(
-                recorded_verdict,
-                self.engine,
-                item.tenant,
-                item.outcome_id,
-                rubric=rubric.ref,
-                panel=prepared.panel.ref,
-                content_hash=content_hash,
-            )
-            if prior is not None:
-                # A worker recorded this verdict and died before marking the item: reuse it.
-                batch.reused[key] = prior
-                return
-            verdict = await prepared.engine.verify(outcome)
-        except Exception as exc:
-            batch.group_errors[key] = f"{type(exc).__name__}: {exc}"[:2000]
-            return
-        batch.windows[rubric.ref] = rubric.window_hours
-        batch.to_record[item.tenant].append((key, outcome, verdict))
-
     async def _settle(self, batch: _Batch) -> None:
         """Record the verdicts, then mark the items done or failed."""
         from ledger.job_queue import complete, fail, renew
-        from ledger.tables import to_money
 
         for key, message in batch.group_errors.items():
             for item in batch.groups[key]:
@@ -482,7 +519,6 @@ class Worker:
                 )
         done = await asyncio.to_thread(complete, self.engine, self.worker_id, batch.results)
         self.stats.done += done
-        self.stats.resumed += len(batch.reused)
         failed = 0
         if batch.permanent:
             failed += await asyncio.to_thread(

@@ -1,0 +1,318 @@
+"""The verification service: outcomes in, verdicts recorded in the ledger, one summary out.
+
+What ``judge verify`` does, below the command line: check the input before anything is paid for,
+compose the panel and rubrics, run the one verification pipeline
+(:func:`judge.runner.verify_requests`) with the one resume rule (:func:`recorded_verdict`, also
+the job worker's), record results in batches and write the verdict file atomically. The CLI
+(``app/cli/verify.py``) parses options, shows progress and prints the :class:`RunSummary`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from judge.runner import Request, RunSummary, verify_requests
+
+if TYPE_CHECKING:
+    from judge.engine import Engine
+    from judge.importers import FileReport
+    from judge.models import Outcome
+    from judge.panel import Panel
+    from judge.protocols import CallStore
+    from judge.rubric import Rubric
+    from judge.verdict import Verdict
+    from ledger.callstore import SettledCalls
+    from ledger.records import RecordedVerdict
+    from ledger.store import Ledger
+
+__all__ = [
+    "LEDGER_BATCH",
+    "CheckedInput",
+    "ReadOptions",
+    "VerifyRun",
+    "check_input",
+    "probe_call_store",
+    "recorded_verdict",
+    "resolve_panel",
+    "resolve_rubrics",
+    "rubric_windows",
+    "verify_into_ledger",
+]
+
+#: Results per ledger transaction: a commit per outcome would make the database, not the judges,
+#: the bottleneck of a long run.
+LEDGER_BATCH = 64
+
+
+async def recorded_verdict(ledger: Ledger, request: Request[Any]) -> RecordedVerdict | None:
+    """The resume rule: the verdict on record for exactly this content, rubric and panel version.
+
+    ``judge verify`` and the job worker both reuse what this returns instead of judging (and
+    paying) again; anything else (a new revision, another rubric or panel version) is judged.
+    """
+    outcome = request.outcome
+    return await asyncio.to_thread(
+        ledger.recorded_verdict,
+        outcome.id,
+        rubric=request.engine.rubric_for(outcome).ref,
+        panel=request.engine.panel.ref,
+        content_hash=outcome.content_hash(),
+    )
+
+
+def rubric_windows(engine: Engine) -> dict[str, float]:
+    """Rubric ref -> ``window_hours``: the rubric that judged decides when an outcome is final."""
+    return {rubric.ref: rubric.window_hours for rubric in engine.rubrics.values()}
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How the input is read, the same on both passes (``--ai-authors``, ``--mapping``)."""
+
+    ai_authors: frozenset[str] = frozenset()
+    mapping: Any = None
+
+    def read(
+        self, path: Path, fmt: str, tenant: str | None, *, report: FileReport | None = None
+    ) -> Iterator[Outcome]:
+        """The outcomes of ``path``, read lazily with these options."""
+        from judge.importers import read_outcomes
+
+        return read_outcomes(
+            path,
+            format=fmt,
+            tenant=tenant,
+            ai_authors=self.ai_authors,
+            mapping=self.mapping,
+            report=report,
+        )
+
+
+@dataclass(frozen=True)
+class CheckedInput:
+    """What the first pass over an input file found: every record parsed, nothing written."""
+
+    kinds: Counter[str]
+    count: int
+    tenant: str
+
+
+def check_input(
+    path: Path,
+    fmt: str,
+    tenant: str | None,
+    *,
+    reading: ReadOptions | None = None,
+    report: FileReport | None = None,
+) -> CheckedInput:
+    """First pass: every record must parse before anything is written; fills ``report``.
+
+    Raises ValueError (or an importer's error) naming the file, the record and the fix.
+    """
+    from ledger.integrity import FutureTimestampError, check_timestamps
+    from ledger.tables import utcnow
+
+    if not path.exists():
+        raise ValueError(f"input file not found: {path}")
+    kinds: Counter[str] = Counter()
+    seen: set[str] = set()
+    tenants: set[str] = set()
+    now = utcnow()
+    outcomes = (reading or ReadOptions()).read(path, fmt, tenant, report=report)
+    for index, outcome in enumerate(outcomes, start=1):
+        try:
+            # The ledger refuses these too, but only once verdicts are paid for: refuse them now.
+            check_timestamps(outcome, now=now)
+        except FutureTimestampError as exc:
+            raise FutureTimestampError(f"{path}: record {index}: {exc}") from None
+        if outcome.id in seen:
+            raise ValueError(
+                f"{path}: record {index}: duplicate outcome id {outcome.id!r}; each outcome must "
+                "appear once per file"
+            )
+        seen.add(outcome.id)
+        kinds[outcome.kind] += 1
+        if outcome.tenant:
+            tenants.add(outcome.tenant)
+    if not seen:
+        raise ValueError(f"{path} holds no outcomes")
+    if tenant is None and len(tenants) > 1:
+        raise ValueError(
+            f"{path} mixes tenants ({', '.join(sorted(tenants))}); pass --tenant or split the file"
+        )
+    run_tenant = tenant or (next(iter(tenants)) if tenants else "default")
+    return CheckedInput(kinds=kinds, count=len(seen), tenant=run_tenant)
+
+
+def resolve_rubrics(names: list[str] | None, kinds: Counter[str]) -> dict[str, Rubric]:
+    """The rubric for each outcome kind: those named (names or YAML paths), else the shipped."""
+    from judge.rubric_loader import DEFAULT_RUBRICS, load_rubric
+
+    chosen = [load_rubric(n) for n in names] if names else []
+    by_kind: dict[str, Rubric] = {}
+    for r in chosen:
+        if r.kind in by_kind:
+            raise ValueError(f"two rubrics given for {r.kind}: {by_kind[r.kind].name} and {r.name}")
+        by_kind[r.kind] = r
+    for kind in kinds:
+        if kind not in by_kind:
+            if names:
+                raise ValueError(
+                    f"the input holds {kinds[kind]} {kind} outcome(s) but no {kind} rubric was "
+                    f"given; add --rubric {DEFAULT_RUBRICS[kind]}"
+                )
+            by_kind[kind] = load_rubric(DEFAULT_RUBRICS[kind])
+    return by_kind
+
+
+def resolve_panel(path: Path | None) -> tuple[Panel, str | None]:
+    """The panel in ``path``, else the default one and a line saying why it was chosen."""
+    from judge.panel_loader import default_panel, load_panel
+    from judge.settings import get_settings
+
+    if path is not None:
+        return load_panel(path), None
+    return default_panel(get_settings())
+
+
+@contextlib.contextmanager
+def probe_call_store(
+    panel: Panel, *, db_url: str, tenant: str, purpose: str
+) -> Iterator[CallStore]:
+    """The call store of a run that is not a verification (``judge bias``, ``judge canary``).
+
+    Every paid model call is on the ledger with its ``purpose``; the store is served only the
+    calls it made itself, never the ledger's (see :class:`ledger.callstore.DbCallStore`). A
+    panel without LLM judges makes no model call: nothing is opened, and an in-memory store is
+    used. The calls are written when the block ends, even when it fails (they are billable).
+    """
+    from judge.protocols import MemoryCallStore
+
+    if not panel.has_llm:
+        yield MemoryCallStore()
+        return
+    from ledger.callstore import DbCallStore
+    from ledger.db import make_engine
+    from ledger.schema import migrate
+
+    db_engine = make_engine(db_url)
+    try:
+        migrate(db_engine)
+        store = DbCallStore(db_engine, tenant=tenant, purpose=purpose)
+        try:
+            yield store
+        finally:
+            store.flush()
+    finally:
+        db_engine.dispose()
+
+
+@dataclass(frozen=True)
+class VerifyRun:
+    """What :func:`verify_into_ledger` did."""
+
+    summary: RunSummary
+    #: Calls a killed earlier run left in flight, booked as unknown before this run started.
+    settled: SettledCalls
+
+
+async def verify_into_ledger(
+    outcomes: Iterable[Outcome],
+    *,
+    panel: Panel,
+    rubrics: dict[str, Rubric],
+    out: Path,
+    db_url: str,
+    tenant: str,
+    concurrency: int,
+    resume: bool = True,
+    on_progress: Callable[[], None] | None = None,
+) -> VerifyRun:
+    """Verify ``outcomes``, record every result in the ledger, write the verdicts to ``out``.
+
+    ``out`` appears whole or not at all (written to a temporary file, then renamed). Judge calls
+    already made are recorded even when the run fails (they are billable).
+    """
+    from judge.engine import Engine
+    from ledger.callstore import DbCallStore, settle_pending
+    from ledger.db import make_engine
+    from ledger.schema import migrate
+    from ledger.store import Ledger
+
+    if panel.has_llm:
+        # litellm takes seconds to import; pay that before the progress bar and the clock start.
+        from judge.model_client import warm_up
+
+        warm_up()
+    db_engine = make_engine(db_url)
+    migrate(db_engine)
+    # Calls a killed run left in flight: booked as unknown at their estimated cost, and said.
+    settled = settle_pending(db_engine, tenant=tenant)
+    ledger = Ledger(db_engine, tenant=tenant)
+    store = DbCallStore(db_engine, tenant=tenant)
+    engine = Engine(panel, rubrics, store=store)
+    windows = rubric_windows(engine)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    batch: list[tuple[Outcome, Verdict]] = []
+
+    async def flush() -> None:
+        if batch:
+            await asyncio.to_thread(partial(ledger.record_results, windows=windows), list(batch))
+            batch.clear()
+
+    async def lookup(request: Request[None]) -> Verdict | None:
+        prior = await recorded_verdict(ledger, request)
+        return None if prior is None else prior.verdict
+
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+
+            async def sink(request: Request[None], verdict: Verdict, resumed: bool) -> None:
+                fh.write(verdict.to_json() + "\n")
+                if not resumed:
+                    batch.append((request.outcome, verdict))
+                    if len(batch) >= LEDGER_BATCH:
+                        await flush()
+
+            resuming = resume and await asyncio.to_thread(ledger.has_verdicts)
+            summary = await verify_requests(
+                (Request(outcome, engine, None) for outcome in outcomes),
+                sink=sink,
+                concurrency=concurrency,
+                lookup=lookup if resuming else None,
+                on_progress=on_progress,
+            )
+            await flush()
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+        # Judge calls already made are billable: record them even when the run failed.
+        await store.aflush()
+        db_engine.dispose()
+    return VerifyRun(summary=summary, settled=settled)
+
+
+def remove_stale_temp_files(out: Path) -> None:
+    """Delete half-written verdict files left by runs that were killed (their pid is gone)."""
+    prefix = f".{out.name}."
+    for stale in out.parent.glob(f"{prefix}*.tmp"):
+        pid = stale.name[len(prefix) : -len(".tmp")]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            stale.unlink(missing_ok=True)
+        except PermissionError:
+            continue  # another user's live process

@@ -75,6 +75,16 @@ class LedgerReads:
         )
         return None if found is None else found.verdict
 
+    def panel_rubric_pairs(self) -> list[tuple[str, str]]:
+        """Every (panel, rubric) version pair this tenant has verdicts of, sorted."""
+        query = (
+            sa.select(col(VerdictRow.panel), col(VerdictRow.rubric))
+            .where(col(VerdictRow.tenant) == self.tenant)
+            .distinct()
+        )
+        with session(self.engine, readonly=True) as db:
+            return sorted((str(p), str(r)) for p, r in db.connection().execute(query).all())
+
     def outcome(self, outcome_id: str, *, revision: int | None = None) -> Outcome | None:
         """The stored outcome: its latest revision, or the given one."""
         stmt = select(OutcomeRow).where(

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from ledger.db import session
-from ledger.service_tables import ApiKeyRow
+from ledger.service_tables import ApiKeyRow, WebSessionRevocationRow
 from ledger.store import check_tenant_name
 from ledger.tables import TenantRow, to_money, utcnow
 
@@ -311,3 +311,48 @@ def set_limits(
             .where(ApiKeyRow.tenant == tenant, ApiKeyRow.revoked_at.is_(None))  # type: ignore[union-attr]
         ).one()
         return _info(row, int(active))
+
+
+# -- browser sessions (the web pages' cookies) --------------------------------------------------
+
+
+def active_tenant(engine: Engine, key_id: str) -> TenantInfo | None:
+    """The tenant of the key ``key_id`` while that key is active; None once revoked or unknown."""
+    with session(engine, readonly=True) as db:
+        found = db.exec(
+            select(ApiKeyRow.revoked_at, TenantRow)
+            .join(TenantRow, TenantRow.name == ApiKeyRow.tenant)  # type: ignore[arg-type]
+            .where(ApiKeyRow.key_id == key_id)
+        ).first()
+    if found is None or found[0] is not None:
+        return None
+    return _info(found[1])
+
+
+def session_logged_out(engine: Engine, session_id: str) -> bool:
+    """Whether the browser session ``session_id`` was logged out (in any API process)."""
+    with session(engine, readonly=True) as db:
+        found = db.exec(
+            select(WebSessionRevocationRow.pk).where(
+                WebSessionRevocationRow.session_id == session_id
+            )
+        ).first()
+    return found is not None
+
+
+def record_logout(
+    engine: Engine, tenant: str, *, session_id: str, key_id: str, expires_at: datetime
+) -> None:
+    """Record that a browser session was logged out (idempotent); forget expired ones."""
+    table = WebSessionRevocationRow.__table__  # type: ignore[attr-defined]
+    try:
+        with session(engine) as db:
+            db.add(
+                WebSessionRevocationRow(
+                    tenant=tenant, session_id=session_id, key_id=key_id, expires_at=expires_at
+                )
+            )
+            db.flush()
+            db.connection().execute(sa.delete(table).where(table.c.expires_at < utcnow()))
+    except IntegrityError:
+        pass  # logged out already (another tab, another process): nothing more to do

@@ -39,19 +39,9 @@ def data_uri(png: bytes | None) -> str | None:
 
 def panel_rubric_pairs(engine: Engine, tenant: str) -> list[tuple[str, str]]:
     """Every (panel, rubric) version pair the tenant has verdicts of, sorted."""
-    import sqlalchemy as sa
-    from sqlmodel import col
+    from ledger.store import Ledger
 
-    from ledger.db import session
-    from ledger.tables import VerdictRow
-
-    query = (
-        sa.select(col(VerdictRow.panel), col(VerdictRow.rubric))
-        .where(col(VerdictRow.tenant) == tenant)
-        .distinct()
-    )
-    with session(engine, readonly=True) as db:
-        return sorted((str(p), str(r)) for p, r in db.connection().execute(query).all())
+    return Ledger(engine, tenant=tenant).panel_rubric_pairs()
 
 
 def labelled_records(

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from api.deps import EngineDep, client_address
 from api.limits import AuthThrottle
 from api.schemas.text import NUL
-from api.web import dashboards, review
+from api.web import dashboards
 from api.web import session as sessions
 from api.web.pages import (
     PREFIX,
@@ -30,6 +30,7 @@ from api.web.pages import (
     set_session_cookie,
 )
 from judge.input_rules import check_id
+from ledger import review_queue as review
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 

@@ -136,18 +136,9 @@ LOGGED_OUT = "That session was logged out; log in again."
 def session_tenant(engine: Engine, found: Session) -> TenantInfo | str:
     """The tenant of a verified session, or why it no longer counts (:data:`KEY_REVOKED`,
     :data:`LOGGED_OUT`). One read: the key's row and the session's revocation, if any."""
-    from sqlmodel import select
+    from ledger.tenants import active_tenant, session_logged_out
 
-    from ledger.db import session
-    from ledger.service_tables import WebSessionRevocationRow
-
-    with session(engine, readonly=True) as db:
-        logged_out = db.exec(
-            select(WebSessionRevocationRow.pk).where(
-                WebSessionRevocationRow.session_id == found.session_id
-            )
-        ).first()
-    if logged_out is not None:
+    if session_logged_out(engine, found.session_id):
         return LOGGED_OUT
     tenant = active_tenant(engine, found.key_id)
     return KEY_REVOKED if tenant is None else tenant
@@ -156,56 +147,17 @@ def session_tenant(engine: Engine, found: Session) -> TenantInfo | str:
 def revoke(engine: Engine, tenant: str, found: Session) -> None:
     """End the session ``found`` in every API process (logout); idempotent.
 
-    The row lives until the cookie's own expiry; expired rows are deleted here, so the table
+    The row lives until the cookie's own expiry; expired rows are deleted then, so the table
     holds at most the sessions logged out in the last :data:`SESSION_HOURS`.
     """
     import datetime as dt
 
-    import sqlalchemy as sa
-    from sqlalchemy.exc import IntegrityError
+    from ledger.tenants import record_logout
 
-    from ledger.db import session
-    from ledger.service_tables import WebSessionRevocationRow
-
-    now = dt.datetime.now(dt.UTC)
-    table = WebSessionRevocationRow.__table__  # type: ignore[attr-defined]
-    try:
-        with session(engine) as db:
-            db.add(
-                WebSessionRevocationRow(
-                    tenant=tenant,
-                    session_id=found.session_id,
-                    key_id=found.key_id,
-                    expires_at=dt.datetime.fromtimestamp(found.expires, dt.UTC),
-                )
-            )
-            db.flush()
-            db.connection().execute(sa.delete(table).where(table.c.expires_at < now))
-    except IntegrityError:
-        pass  # logged out already (another tab, another process): nothing more to do
-
-
-def active_tenant(engine: Engine, key_id: str) -> TenantInfo | None:
-    """The tenant of the key ``key_id`` while that key is active; None once revoked or unknown."""
-    from sqlmodel import select
-
-    from ledger.db import session
-    from ledger.service_tables import ApiKeyRow
-    from ledger.tables import TenantRow
-    from ledger.tenants import TenantInfo
-
-    with session(engine, readonly=True) as db:
-        found = db.exec(
-            select(ApiKeyRow.revoked_at, TenantRow)
-            .join(TenantRow, TenantRow.name == ApiKeyRow.tenant)  # type: ignore[arg-type]
-            .where(ApiKeyRow.key_id == key_id)
-        ).first()
-    if found is None or found[0] is not None:
-        return None
-    tenant = found[1]
-    return TenantInfo(
-        name=tenant.name,
-        created_at=tenant.created_at,
-        daily_budget_usd=tenant.daily_budget_usd,
-        requests_per_minute=tenant.requests_per_minute,
+    record_logout(
+        engine,
+        tenant,
+        session_id=found.session_id,
+        key_id=found.key_id,
+        expires_at=dt.datetime.fromtimestamp(found.expires, dt.UTC),
     )

@@ -323,7 +323,7 @@ def test_the_judge_call_cache_never_serves_another_tenants_reply(seeded: Seeded)
 
 
 def test_review_queue_and_page_show_only_the_tenants_outcome(seeded: Seeded) -> None:
-    from api.web.review import review_item, review_queue
+    from ledger.review_queue import review_item, review_queue
 
     # acme's T-3 abstained; globex labelled its own T-3, which takes nothing out of acme's queue.
     queues = {

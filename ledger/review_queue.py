@@ -1,7 +1,8 @@
-"""What the review pages read and write: the queue, one outcome with its verdicts, and labels.
+"""The review queue: what the review pages read and write (the queue, one outcome, labels).
 
-Synchronous (the ledger is); the routes call these through ``asyncio.to_thread``. Every query
-filters by tenant, so another tenant's outcome is simply not found.
+Synchronous (the ledger is); the web routes (:mod:`api.web.routes`) call these through
+``asyncio.to_thread``, so the pages hold no SQL. Every query filters by tenant, so another
+tenant's outcome is simply not found.
 
 The queue holds the outcomes whose **latest** verdict abstained or carries a flag (for example
 ``possible_prompt_injection``), plus an audit sample of verified ones: an outcome is sampled when

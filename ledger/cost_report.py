@@ -11,6 +11,7 @@ import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ledger.cost_figures import CostReport
 from ledger.dimensions import parse_group_by
 from ledger.report_periods import PERIODS, Period, period_bounds, period_label
 
@@ -51,7 +52,7 @@ def cost_report(
     grace_hours: float = 24.0,
     period: Period = "month",
     labor_rate: float | None = None,
-) -> dict[str, Any]:
+) -> CostReport:
     """Cost per verified outcome per group, with numerator, denominator and parts.
 
     Each outcome counts once, by its latest verdict recorded in ``[since, until)``; its agent cost
@@ -223,7 +224,7 @@ def cost_report(
             )
         rows.append(row)
     finished_total = _finish_group(total, rate)
-    return {
+    data = {
         "tenant": tenant,
         "from": None if since is None else since.isoformat(),
         "to": None if until is None else until.isoformat(),
@@ -253,6 +254,7 @@ def cost_report(
         "meter_adjustments": meter_adjustments(engine, tenant, since=since, until=until),
         **unsettled_calls(engine, tenant, since=since, until=until),
     }
+    return CostReport.model_validate(data)
 
 
 def unsettled_calls(
@@ -410,58 +412,60 @@ def _finish_group(g: dict[str, Any], rate: Decimal | None = None) -> dict[str, A
     }
 
 
-def report_notes(report: dict[str, Any]) -> list[str]:
+def report_notes(report: CostReport) -> list[str]:
     """What a reader of a cost report must know besides the table (text and HTML alike)."""
+    total = report.total
     notes = [
-        f"status as of {report['now']}: final once {report['window_hours']:g} h after the last "
-        f"customer message plus {report['grace_hours']:g} h grace have passed, else provisional",
-        report["human_review_note"],
+        f"status as of {report.now}: final once {report.window_hours:g} h after the last "
+        f"customer message plus {report.grace_hours:g} h grace have passed, else provisional",
+        report.human_review_note,
     ]
-    if report["window_note"]:
-        notes.append(report["window_note"])
-    if report["revoked_outcomes"]:
-        net = report["total"]["cost_per_verified_net_usd"]
+    if report.window_note:
+        notes.append(report.window_note)
+    if report.revoked_outcomes:
+        net = total.cost_per_verified_net_usd
         notes.append(
-            f"{report['revoked_outcomes']} verified outcome(s) revoked: "
-            f"{report['total']['verified_net']} verified net, "
+            f"{report.revoked_outcomes} verified outcome(s) revoked: "
+            f"{total.verified_net} verified net, "
             f"{'n/a' if net is None else f'{net:.6f}'} USD per net verified outcome"
         )
-    adjustments = report.get("meter_adjustments") or {}
-    if adjustments:
-        listed = ", ".join(f"{reason} {n:+d}" for reason, n in adjustments.items())
+    if report.meter_adjustments:
+        listed = ", ".join(f"{reason} {n:+d}" for reason, n in report.meter_adjustments.items())
         notes.append(
             f"meter adjustments booked in this range: {listed} (outcomes verified or taken back "
             "after their own window was final or its month closed; they count in the meters "
             "when booked, never in the final window: see GET /v1/meters/verified-outcomes)"
         )
-    if report.get("unknown_calls"):
+    if report.unknown_calls:
         notes.append(
-            f"{report['unknown_calls']} judge call(s) of unknown outcome (the process stopped "
+            f"{report.unknown_calls} judge call(s) of unknown outcome (the process stopped "
             f"before the reply) are in the judge cost at an estimated "
-            f"${report['unknown_calls_usd']:.6f} (prompt tokens at the model's price)"
+            f"${report.unknown_calls_usd:.6f} (prompt tokens at the model's price)"
         )
-    if report.get("pending_calls"):
+    if report.pending_calls:
         notes.append(
-            f"{report['pending_calls']} judge call(s) are still in flight (or were left by a "
+            f"{report.pending_calls} judge call(s) are still in flight (or were left by a "
             "process that stopped less than their timeout ago): not in the judge cost yet"
         )
-    missing = report["total"]["agent_cost_missing"]
-    if missing:
-        notes.append(f"{missing} outcome(s) record no agent cost; counted as outcomes, not costs")
-    if report["unattributed_judge_calls"]:
+    if total.agent_cost_missing:
         notes.append(
-            f"{report['unattributed_judge_calls']} judge call(s) costing "
-            f"${report['unattributed_judge_cost_usd']:.6f} belong to outcomes without a verdict "
+            f"{total.agent_cost_missing} outcome(s) record no agent cost; counted as outcomes, "
+            "not costs"
+        )
+    if report.unattributed_judge_calls:
+        notes.append(
+            f"{report.unattributed_judge_calls} judge call(s) costing "
+            f"${report.unattributed_judge_cost_usd:.6f} belong to outcomes without a verdict "
             "in the window (not in the table)"
         )
     others = {
         purpose: part
-        for purpose, part in report.get("judge_calls_by_purpose", {}).items()
-        if purpose != "verify" and part["calls"]
+        for purpose, part in report.judge_calls_by_purpose.items()
+        if purpose != "verify" and part.calls
     }
     if others:
         listed = ", ".join(
-            f"{part['calls']} {purpose} call(s) costing ${part['cost_usd']:.6f}"
+            f"{part.calls} {purpose} call(s) costing ${part.cost_usd:.6f}"
             for purpose, part in others.items()
         )
         notes.append(f"not in the cost per verified outcome (another purpose): {listed}")

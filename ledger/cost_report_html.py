@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ledger.cost_figures import CostReport
 from ledger.cost_report import (
     STATUSES,
     Period,
@@ -234,7 +235,7 @@ def render_cost_html(
     notes = [
         "cost per verified outcome = (agent inference + judge calls incl. retries + human "
         "review) / verified; n/a where a group has no verified outcome (undefined, not 0)",
-        *report_notes(report),
+        *report_notes(CostReport.model_validate(report)),
     ]
     if not series["periods"]:
         notes.append("no dated outcomes in the window: nothing to plot")

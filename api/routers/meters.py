@@ -25,6 +25,7 @@ from api.schemas.meters import (
     MeterPublic,
 )
 from judge.models import Timestamp, as_utc
+from ledger.cost_figures import CostReport
 from ledger.cost_report import GROUP_DIMENSIONS
 from ledger.dimensions import GroupByError, parse_group_by
 from ledger.meters import DIMENSIONS, MAX_WINDOWS, MeterError, verified_outcomes
@@ -111,27 +112,11 @@ async def get_verified_outcomes(
     )
 
 
-def _figures(part: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "outcomes": part["outcomes"],
-        "verified": part["verified"],
-        "cost_usd": part["numerator_usd"],
-        "value": part["cost_per_verified_usd"],
-        "numerator_usd": part["numerator_usd"],
-        "denominator": part["denominator"],
-        "agent_cost_usd": part["agent_cost_usd"],
-        "judge_cost_usd": part["judge_cost_usd"],
-        "human_review_usd": part["human_review_usd"],
-        "reason": part["reason"],
-    }
-
-
-def _cost(engine: Any, tenant: str, **kwargs: Any) -> dict[str, Any]:
+def _cost(engine: Any, tenant: str, **kwargs: Any) -> tuple[CostReport, list[str]]:
     from ledger.cost_report import cost_report, report_notes
 
     report = cost_report(engine, tenant, window_hours=None, **kwargs)
-    report["notes"] = report_notes(report)
-    return report
+    return report, report_notes(report)
 
 
 @router.get(
@@ -175,7 +160,7 @@ async def get_cost_per_verified_outcome(
             "from", f"from ({since.isoformat()}) must be before to ({until.isoformat()})"
         )
     now = datetime.now(UTC)
-    report = await asyncio.to_thread(
+    report, notes = await asyncio.to_thread(
         _cost,
         engine,
         tenant.name,
@@ -186,23 +171,7 @@ async def get_cost_per_verified_outcome(
         period=period,
         labor_rate=labor_rate,
     )
-    return CostPublic.model_validate(
-        {
-            "from": since,
-            "to": until,
-            "group_by": dims,
-            "now": now,
-            **_figures(report["total"]),
-            "provisional": _figures(report["provisional"]),
-            "final": _figures(report["final"]),
-            "groups": [
-                {"group": g["group"], "status": g["status"], **_figures(g)}
-                for g in report["groups"]
-            ],
-            "labor_rate_usd_per_hour": report["labor_rate_usd_per_hour"],
-            "notes": report["notes"],
-        }
-    )
+    return CostPublic.of_report(report, since=since, until=until, now=now, notes=notes)
 
 
 __all__ = ["MAX_WINDOWS", "router"]

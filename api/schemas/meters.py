@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from ledger import cost_figures as ledger_costs
 
 Status = Literal["provisional", "final"]
 GroupValues = dict[str, str | None]
@@ -56,6 +58,23 @@ class CostFigures(BaseModel):
     human_review_usd: float | None
     reason: str | None = Field(description="Why `value` is None.")
 
+    @staticmethod
+    def fields_of(part: ledger_costs.CostFigures) -> dict[str, Any]:
+        """This schema's fields from the ledger's figures (``cost_usd`` is the numerator,
+        ``value`` the cost per verified outcome)."""
+        return {
+            "outcomes": part.outcomes,
+            "verified": part.verified,
+            "cost_usd": part.numerator_usd,
+            "value": part.cost_per_verified_usd,
+            "numerator_usd": part.numerator_usd,
+            "denominator": part.denominator,
+            "agent_cost_usd": part.agent_cost_usd,
+            "judge_cost_usd": part.judge_cost_usd,
+            "human_review_usd": part.human_review_usd,
+            "reason": part.reason,
+        }
+
 
 class CostGroup(CostFigures):
     group: GroupValues
@@ -72,3 +91,32 @@ class CostPublic(CostFigures):
     groups: list[CostGroup]
     labor_rate_usd_per_hour: float | None
     notes: list[str]
+
+    @classmethod
+    def of_report(
+        cls,
+        report: ledger_costs.CostReport,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        now: datetime,
+        notes: list[str],
+    ) -> CostPublic:
+        """The public form of a ledger cost report."""
+        return cls.model_validate(
+            {
+                "from": since,
+                "to": until,
+                "group_by": report.group_by,
+                "now": now,
+                **cls.fields_of(report.total),
+                "provisional": cls.fields_of(report.provisional),
+                "final": cls.fields_of(report.final),
+                "groups": [
+                    {"group": row.group, "status": row.status, **cls.fields_of(row)}
+                    for row in report.groups
+                ],
+                "labor_rate_usd_per_hour": report.labor_rate_usd_per_hour,
+                "notes": notes,
+            }
+        )

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from calibration.join import LabelRecord
     from judge.panel import GateSpec
     from judge.verdict import Verdict
+    from ledger.cost_figures import CostReport
 
 #: Bootstrap draws of the kappa intervals on the page (seeded: same data, same interval).
 N_BOOT = 500
@@ -236,8 +237,8 @@ def calibration_view(
 class CostView:
     """Everything the cost page shows."""
 
-    report: dict[str, Any]
-    by_tier: dict[str, Any]
+    report: CostReport
+    by_tier: CostReport
     notes: list[str]
     plots: dict[str, str | None]
     paths: list[str]
@@ -304,7 +305,7 @@ def cost_view(
         engine, tenant, dims=["agent_version", "model_path", "period"], labor_rate=labor_rate
     )
     by_tier = cost_report(engine, tenant, dims=["tier"], labor_rate=labor_rate)
-    series = period_series(report)
+    series = period_series(report.to_dict())
     plots = {
         "cost": data_uri(cost_line_png(series)),
         "verified": data_uri(verified_bar_png(series)),

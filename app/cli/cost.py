@@ -400,19 +400,19 @@ def report_command(
         "labor_rate": labor_rate,
     }
     try:
-        data = cost_report(engine, chosen, dims=dims, **options)
+        report = cost_report(engine, chosen, dims=dims, **options)
         series = None
         if html is not None:
             series = cost_report(engine, chosen, dims=["period", "model_path"], **options)
     finally:
         engine.dispose()
-    data = {"ledger": shown, **data}
+    data = {"ledger": shown, **report.to_dict()}
     if html is not None and series is not None:
-        _write_html(html, data, series)
+        _write_html(html, data, series.to_dict())
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:
-        _print_report(data, dims)
+        _print_report(data, dims, notes=report_notes(report))
     if html is not None:
         typer.echo(f"wrote {html}", err=as_json)
 
@@ -486,7 +486,7 @@ def _write_html(path: Path, data: dict[str, Any], series: dict[str, Any]) -> Non
         fail(f"--html: cannot write {path}: {exc.strerror or exc}; check the path and permissions")
 
 
-def _print_report(data: dict[str, Any], dims: list[str]) -> None:
+def _print_report(data: dict[str, Any], dims: list[str], *, notes: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -524,5 +524,5 @@ def _print_report(data: dict[str, Any], dims: list[str]) -> None:
     if not console.is_terminal:
         console = Console(width=max(console.width, 160))
     console.print(table)
-    for note in report_notes(data):
+    for note in notes:
         typer.echo(f"note: {note}")

@@ -113,7 +113,7 @@ def test_a_closed_final_month_keeps_its_value_and_late_outcomes_are_booked_now(
     from ledger.cost_report import cost_report, report_notes
 
     report = cost_report(engine, "acme", dims=[], now=feb_11)
-    assert report["meter_adjustments"] == {"late_arrival": 1}
+    assert report.meter_adjustments == {"late_arrival": 1}
     assert any("late_arrival +1" in note for note in report_notes(report))
 
 

@@ -182,7 +182,7 @@ def test_the_cost_report_shows_calls_without_a_known_outcome(engine: Engine, sta
     if status == "unknown":
         settle_pending(engine, tenant="acme")
     report = cost_report(engine, "acme", dims=[])
-    assert report[f"{status}_calls"] == 2
+    assert getattr(report, f"{status}_calls") == 2
     [note] = [n for n in report_notes(report) if ("judge call(s)" in n and "flight" in n) or
               "unknown outcome" in n]  # fmt: skip
     assert ("0.002500" in note) == (status == "unknown")

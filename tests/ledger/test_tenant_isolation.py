@@ -162,7 +162,9 @@ def test_cost_report_and_path_measurements_count_only_the_tenants_costs(seeded: 
     keys = ("outcomes", "verified", "agent_cost_usd", "judge_cost_usd", "judge_calls")
     totals = {}
     for tenant in TENANTS:
-        total = cost_report(seeded.engine, tenant, dims=["model_path"], now=APRIL)["total"]
+        total = cost_report(seeded.engine, tenant, dims=["model_path"], now=APRIL).to_dict()[
+            "total"
+        ]
         totals[tenant] = tuple(total[k] for k in (*keys, "human_review_minutes"))
     assert totals == {
         "acme": (3, 2, pytest.approx(0.123), pytest.approx(0.011), 2, 10.0),
@@ -230,7 +232,7 @@ def test_a_revocation_scan_books_only_against_the_tenants_own_verdict(seeded: Se
     assert Periods(seeded.engine, tenant="acme").revocations(outcome_id="T-1") == []
     assert len(Periods(seeded.engine, tenant="globex").revocations(outcome_id="T-1")) == 2
     revoked = {
-        t: cost_report(seeded.engine, t, dims=[], now=APRIL)["revoked_outcomes"] for t in TENANTS
+        t: cost_report(seeded.engine, t, dims=[], now=APRIL).revoked_outcomes for t in TENANTS
     }
     assert revoked == {"acme": 0, "globex": 1}
     # acme cannot book a revocation of globex's verdict, though both outcomes are "T-1".

@@ -47,6 +47,6 @@ def test_the_cost_page_takes_each_rubric_window_as_the_cli_and_rest_do(tmp_path:
     rest = cost_report(
         engine, "acme", dims=["agent_version", "model_path", "period"], window_hours=None
     )
-    assert page["window_note"] and "tenant-custom-rubric" in page["window_note"]
-    assert page["window_note"] == rest["window_note"] and page["total"] == rest["total"]
+    assert page.window_note and "tenant-custom-rubric" in page.window_note
+    assert page.window_note == rest.window_note and page.total == rest.total
     engine.dispose()

@@ -64,8 +64,8 @@ def _outcome(outcome_id: str, day: int) -> object:
 
 
 def _seed(db_url: str) -> tuple[str, str, str, str]:
-    from ledger.review_queue import in_audit_sample
     from ledger.db import make_engine
+    from ledger.review_queue import in_audit_sample
     from ledger.schema import migrate
     from ledger.store import Ledger
     from ledger.tenants import create_tenant

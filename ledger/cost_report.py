@@ -55,12 +55,17 @@ def cost_report(
 ) -> CostReport:
     """Cost per verified outcome per group, with numerator, denominator and parts.
 
-    Each outcome counts once, by its latest verdict recorded in ``[since, until)``; its agent cost
-    is that of the judged revision; judge costs are every judge call (failed attempts and retries
-    included, cache hits cost 0) made for it in the same window to verify it. Calls for outcomes
-    without a verdict in the window are reported as ``unattributed_judge_cost_usd``; calls made
-    for another purpose (``judge bias``, ``judge canary``) are paid but are no cost of verifying
-    an outcome: ``judge_calls_by_purpose`` counts every call of the window by purpose.
+    Each outcome counts once, by its latest verdict recorded in ``[since, until)`` that could
+    count: a verdict recorded after the outcome was already final (its fact frozen, see
+    :mod:`ledger.facts`) changed nothing the meters bill, so it is left out here too, and the
+    verified count agrees with the meters (a later reopen or overturn is a revocation).
+
+    Its agent cost is that of the judged revision; judge costs are every judge call (failed
+    attempts and retries included, cache hits cost 0) made for it in the same window to verify
+    it. Calls for outcomes without a verdict in the window are reported as
+    ``unattributed_judge_cost_usd``; calls made for another purpose (``judge bias``, ``judge
+    canary``) are paid but are no cost of verifying an outcome: ``judge_calls_by_purpose``
+    counts every call of the window by purpose.
 
     Human review time is the minutes of every review (:func:`ledger.cost_entries.record_review`)
     made of the outcome in the same window, priced at ``labor_rate`` (USD per hour):
@@ -97,6 +102,7 @@ def cost_report(
     from ledger.cost_entries import review_minutes
     from ledger.db import session
     from ledger.revoked import net_revocations, rubric_windows
+    from ledger.service_tables import OutcomeFactRow
     from ledger.tables import CALL_PURPOSES, JudgeCallRow, OutcomeRow, VerdictRow
     from ledger.windows import check_hours, verification_status, window_anchor
 
@@ -110,9 +116,26 @@ def cost_report(
     dims = parse_group_by(dims, GROUP_DIMENSIONS)
     at = datetime.now(UTC) if now is None else now
 
+    facts = OutcomeFactRow.__table__  # type: ignore[attr-defined]
     verdict_q = (
         sa.select(*(col(getattr(VerdictRow, c)) for c in _VERDICT_COLUMNS))
-        .where(col(VerdictRow.tenant) == tenant)
+        .select_from(
+            sa.outerjoin(
+                VerdictRow,
+                facts,
+                sa.and_(
+                    facts.c.tenant == col(VerdictRow.tenant),
+                    facts.c.outcome_id == col(VerdictRow.outcome_id),
+                ),
+            )
+        )
+        .where(
+            col(VerdictRow.tenant) == tenant,
+            # The meters' rule: a verdict recorded after its outcome's fact was final (frozen)
+            # did not change what is billed, so it does not count here either; the verdict that
+            # counts is the fact's, or an older one within the range.
+            sa.or_(facts.c.verdict_pk.is_(None), col(VerdictRow.pk) <= facts.c.verdict_pk),
+        )
         .order_by(col(VerdictRow.pk))
     )
     call_q = select(

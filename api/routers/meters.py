@@ -150,7 +150,9 @@ async def get_cost_per_verified_outcome(
 
     Always with numerator (`cost_usd`) and denominator (`verified`); `value` is None with a
     `reason` when nothing was verified. Each outcome counts once, by its latest verdict
-    recorded in `[from, to)`; groups are split by status (`provisional`/`final`).
+    recorded in `[from, to)`, except one recorded after the outcome was final, which changes
+    nothing here as in the meters (verified counts agree); groups are split by status
+    (`provisional`/`final`).
     """
     dims = _dims(group_by, GROUP_DIMENSIONS)
     since = None if from_ is None else as_utc(from_)

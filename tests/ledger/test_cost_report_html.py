@@ -63,11 +63,14 @@ def expected_by_period(verdicts: Path, *, day: bool) -> dict[tuple[str, str], di
     return expected
 
 
-def remade(verdict: dict[str, Any], outcome: Any) -> Any:
-    """The recorded verdict, as if made again on the revised outcome's content."""
+def remade(verdict: dict[str, Any], outcome: Any, *, outcome_id: str | None = None) -> Any:
+    """The recorded verdict, as if made again on the revised outcome's content (or a copy's)."""
     from judge.verdict import Verdict
 
-    return Verdict.model_validate(verdict | {"content_hash": outcome.content_hash()})
+    changes: dict[str, Any] = {"content_hash": outcome.content_hash()}
+    if outcome_id is not None:
+        changes["outcome_id"] = outcome_id
+    return Verdict.model_validate(verdict | changes)
 
 
 # ---- period grouping --------------------------------------------------------------------------
@@ -143,20 +146,23 @@ def test_period_falls_back_to_closed_at_without_customer_times(
         m.model_copy(update={"at": None}) if m.role == "customer" else m for m in old.conversation
     ]
     closed = datetime(2025, 7, 9, 12, tzinfo=UTC)
+    # A new outcome, not a revision: the shipped tickets are final, and a verdict on a revision
+    # of a final outcome changes no count (the meters' rule; see ledger.cost_report).
     revised = old.model_copy(
         update={
+            "id": f"{old.id}-closed",
             "conversation": conversation,
             "signals": old.signals.model_copy(update={"closed_at": closed}),
         }
     )
     with Ledger.open(url, tenant="acme") as ledger:
-        ledger.record_result(revised, remade(by_id[old.id], revised))
+        ledger.record_result(revised, remade(by_id[old.id], revised, outcome_id=revised.id))
     data = run_json("cost", "report", "--db", url, "--group-by", "period", "--now", LATER)
     july = [r for r in data["groups"] if r["group"]["period"] == "2025-07"]
     assert len(july) == 1 and july[0]["outcomes"] == 1
     assert july[0]["period_start"] == "2025-07-01T00:00:00+00:00"
     assert july[0]["period_end"] == "2025-08-01T00:00:00+00:00"
-    assert sum(r["outcomes"] for r in data["groups"]) == len(by_id)  # still counted once
+    assert sum(r["outcomes"] for r in data["groups"]) == len(by_id) + 1  # each counted once
 
 
 # ---- the series the plots draw ----------------------------------------------------------------
@@ -237,9 +243,10 @@ def test_html_escapes_names(verified_ledger: tuple[str, Path], tmp_path: Path) -
     by_id = {v["outcome_id"]: v for v in map(json.loads, verdicts.read_text().splitlines())}
     old = next(o for o in read_outcomes(TICKETS) if o.id in by_id)
     evil = '<img src="https://evil.example/x.png" onerror=alert(1)>&co'
-    revised = old.model_copy(update={"agent": old.agent.model_copy(update={"model_path": evil})})
+    agent = old.agent.model_copy(update={"model_path": evil})
+    revised = old.model_copy(update={"id": f"{old.id}-evil", "agent": agent})
     with Ledger.open(url, tenant="acme") as ledger:
-        ledger.record_result(revised, remade(by_id[old.id], revised))
+        ledger.record_result(revised, remade(by_id[old.id], revised, outcome_id=revised.id))
     target = tmp_path / "evil.html"
     result = run("cost", "report", "--db", url, "--html", str(target), "--now", LATER)
     assert result.exit_code == 0, result.output

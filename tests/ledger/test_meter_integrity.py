@@ -6,7 +6,9 @@ outcome) and nothing the ledger learns later (a reopen, a human overturn) may ch
 it is booked in the current open window as an adjustment, visible in the meter. A hypothesis
 state machine drives random sequences of ingest, revise, verify, label, revoke, close and time
 passing on a simulated clock and checks after every read that no row ever reported final has
-changed, and that the sum over all windows is the number of outcomes verified and not revoked.
+changed, that the sum over all windows is the number of outcomes verified and not revoked, and
+that the cost report counts the same verified outcomes as the meters (one way to count: a verdict
+recorded after an outcome was final changes neither).
 """
 
 from __future__ import annotations
@@ -184,6 +186,8 @@ class MeterMachine(RuleBasedStateMachine):
         self.now = START
         self.ledger = Ledger(self.engine, tenant=self.tenant)
         self.counted: dict[str, bool] = {}
+        #: Whether the verdict that counts for each outcome is verified (revocations aside).
+        self.decided: dict[str, bool] = {}
         self.frozen_at: dict[str, datetime] = {}
         self.anchors: dict[str, datetime] = {}
         self.final_rows: dict[tuple[Any, ...], tuple[int, dict[str, int]]] = {}
@@ -211,6 +215,7 @@ class MeterMachine(RuleBasedStateMachine):
             return  # the outcome's own window has passed: later verdicts change nothing
         self.frozen_at[oid] = anchor + timedelta(hours=WINDOWS[rubric] + 24)
         self.counted[oid] = decision == "verified"
+        self.decided[oid] = decision == "verified"
 
     @rule(
         n=st.integers(0, 5),
@@ -285,6 +290,11 @@ class MeterMachine(RuleBasedStateMachine):
     def read_the_meter(self) -> None:
         self.steps["read_the_meter"] += 1
         self._read_all()
+        from ledger.cost_report import cost_report
+
+        # The cost report's denominator is the meters' count: same verdicts, same freezing.
+        report = cost_report(self.engine, self.tenant, dims=[], now=self.now)
+        assert report.total.verified == sum(self.decided.values())
 
     def _read_all(self) -> None:
         """Read by day and by month, grouped and not: every row ever reported final is the same."""

@@ -29,7 +29,7 @@ from api.routers import (
     tenant,
     verifications,
 )
-from judge.settings import get_settings
+from config.settings import get_settings
 
 API_DESCRIPTION = """\
 Independent, calibrated verification of AI customer-support resolutions and generated reports.

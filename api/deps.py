@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from api.errors import ApiError
 from api.limits import AuthThrottle, Refusal
 from api.web.session import key_id_of
-from judge.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from ledger.tenants import TenantInfo, authenticate
 
 bearer = HTTPBearer(

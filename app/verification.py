@@ -175,8 +175,8 @@ def resolve_rubrics(names: list[str] | None, kinds: Counter[str]) -> dict[str, R
 
 def resolve_panel(path: Path | None) -> tuple[Panel, str | None]:
     """The panel in ``path``, else the default one and a line saying why it was chosen."""
+    from config.settings import get_settings
     from judge.panel_loader import default_panel, load_panel
-    from judge.settings import get_settings
 
     if path is not None:
         return load_panel(path), None

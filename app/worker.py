@@ -42,11 +42,11 @@ from ledger.tables import to_money
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from config.settings import Settings
     from judge.engine import Engine as JudgeEngine
     from judge.models import Outcome
     from judge.panel import Panel
     from judge.rubric import Rubric
-    from judge.settings import Settings
     from judge.verdict import JudgeCall, Verdict
     from ledger.callstore import DbCallStore
     from ledger.job_queue import ClaimedItem, ItemResult
@@ -198,7 +198,7 @@ class Worker:
         max_attempts: int | None = None,
         settings: Settings | None = None,
     ) -> None:
-        from judge.settings import get_settings
+        from config.settings import get_settings
         from ledger.job_queue import DEFAULT_MAX_ATTEMPTS
 
         settings = settings or get_settings()

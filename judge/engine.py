@@ -225,7 +225,7 @@ def _threshold(panel: Panel, detector: InjectionDetector | None, given: float | 
         return given
     if panel.injection_threshold is not None:
         return panel.injection_threshold
-    from judge.settings import get_settings
+    from config.settings import get_settings
 
     configured = get_settings().injection_threshold
     if configured is not None:

@@ -389,6 +389,6 @@ def score_outcome(detector: InjectionDetector, outcome: Any) -> tuple[float, str
 def default_detector() -> InjectionDetector | None:
     """The detector the settings name (``OUTCOME_JUDGE_INJECTION_DETECTOR_PATH``), else the
     shipped one; ``None`` when that file is missing."""
-    from judge.settings import get_settings
+    from config.settings import get_settings
 
     return load_detector(get_settings().injection_detector_path)

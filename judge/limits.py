@@ -58,7 +58,7 @@ class ProviderLimiter:
 
     def __init__(self, *, default: int | None = None) -> None:
         if default is None:
-            from judge.settings import get_settings
+            from config.settings import get_settings
 
             default = get_settings().provider_concurrency
         if default < 1:

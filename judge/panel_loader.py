@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from config.settings import Settings
 from judge.panel import LearnedJudgeSpec, LLMJudgeSpec, Panel, SignalsJudgeSpec
-from judge.settings import Settings
 from judge.yamlsafe import (
     Loc,
     LocatedError,
@@ -268,7 +268,7 @@ def default_panel(settings: Settings) -> tuple[Panel, str]:
 
     Examples
     --------
-    >>> from judge.settings import Settings
+    >>> from config.settings import Settings
     >>> panel, why = default_panel(Settings(learned_model_path="/nonexistent/model.joblib"))
     >>> panel.name, [j.kind for j in panel.judges]
     ('local', ['signals'])

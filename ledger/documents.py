@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from config.settings import Settings, get_settings
 from judge.panel import Panel
 from judge.rubric import Rubric
 from judge.rubric_loader import DEFAULT_RUBRICS
-from judge.settings import Settings, get_settings
 from judge.yamlsafe import MAX_BYTES, LocatedError
 from ledger.db import session
 from ledger.panel_policy import PROVIDER_KEY_ENVS, SAFE_LITELLM_KEYS, panel_policy_problems

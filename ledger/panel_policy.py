@@ -30,11 +30,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from config.settings import DEFAULT_PROVIDER_KEY_ENVS
 from judge.panel import LearnedJudgeSpec, LLMJudgeSpec, Panel
-from judge.settings import DEFAULT_PROVIDER_KEY_ENVS
 
 if TYPE_CHECKING:
-    from judge.settings import Settings
+    from config.settings import Settings
 
 __all__ = [
     "DEFAULT_PROVIDER_KEY_ENVS",
@@ -68,7 +68,7 @@ HOSTED_PROVIDERS = frozenset(
     }
 )
 
-#: The key variables of the default mapping (``judge.settings.DEFAULT_PROVIDER_KEY_ENVS``).
+#: The key variables of the default mapping (``config.settings.DEFAULT_PROVIDER_KEY_ENVS``).
 PROVIDER_KEY_ENVS = frozenset(DEFAULT_PROVIDER_KEY_ENVS)
 
 #: Pass-through litellm keys a stored panel may set. Everything else is refused: litellm accepts
@@ -249,7 +249,7 @@ def panel_policy_problems(panel: Panel, settings: Settings) -> list[tuple[str, s
     Examples
     --------
     >>> from judge.panel import Panel
-    >>> from judge.settings import Settings
+    >>> from config.settings import Settings
     >>> panel = Panel.model_validate({"name": "p", "judges": [
     ...     {"name": "local", "model": "ollama_chat/llama3", "api_key_env": "OPENAI_API_KEY"}]})
     >>> [field for field, _ in panel_policy_problems(panel, Settings())]

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 import judge  # noqa: F401  (pins LITELLM_LOCAL_MODEL_COST_MAP before anything imports litellm)
+from config.settings import get_settings
 from judge.limits import process_limiter
-from judge.settings import get_settings
 
 pytest_plugins = ["tests.fakes.fixtures"]
 

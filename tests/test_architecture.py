@@ -1,5 +1,7 @@
 """Import contracts: the layout's rules, checked on every import, at module or function level.
 
+- the settings (``config/``, one ``BaseSettings``) are the lowest layer: they import no package
+  of ours, and every package may read them;
 - litellm is imported by one module, ``judge/model_client.py`` (the door to model providers);
 - the engine (``judge/``) imports no storage, service, statistics or application package and no
   SQL or web library;
@@ -24,12 +26,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("judge", "api", "ledger", "calibration", "app")
+PACKAGES = ("config", "judge", "api", "ledger", "calibration", "app")
 MODEL_CLIENT = "judge/model_client.py"
 SQL_AND_WEB = ("sqlalchemy", "sqlmodel", "alembic", "psycopg", "fastapi", "starlette", "uvicorn")
 
 FORBIDDEN: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # package: (forbidden import prefixes, sub-paths exempt from the rule)
+    "config": (("judge", "api", "ledger", "calibration", "app", *SQL_AND_WEB), ()),
     "judge": (("ledger", "api", "calibration", "app", *SQL_AND_WEB), ()),
     "calibration": (("ledger", "api", "app", *SQL_AND_WEB), ()),
     "ledger": (("api", "app"), ()),

@@ -24,9 +24,9 @@ from api.schemas.documents import (
     DocumentVersion,
 )
 from api.schemas.text import NUL
+from config.settings import Settings
 from judge.panel import Panel
 from judge.rubric import Rubric
-from judge.settings import Settings
 from ledger.documents import (
     DocumentError,
     DocumentInfo,

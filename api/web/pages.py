@@ -182,7 +182,7 @@ async def current_user(request: Request, engine: EngineDep) -> WebUser:
     tenant = await asyncio.to_thread(sessions.session_tenant, engine, found)
     if isinstance(tenant, str):
         raise LoginRequired(path, tenant)
-    from judge.settings import get_settings
+    from config.settings import get_settings
 
     per_minute = tenant.requests_per_minute or get_settings().requests_per_minute
     wait = request.app.state.rate_limiter.check(tenant.name, per_minute)

@@ -46,7 +46,7 @@ def session_secret() -> bytes:
 
     Read once per process (cached), at the first request that needs it, not at import.
     """
-    from judge.settings import get_settings
+    from config.settings import get_settings
 
     secret = get_settings().session_secret
     configured = None if secret is None else secret.get_secret_value()

@@ -137,7 +137,7 @@ def bias(
         "skipped": {},
     }
     from app.verification import probe_call_store
-    from judge.settings import get_settings
+    from config.settings import get_settings
 
     db_url = db or get_settings().db_url
     try:

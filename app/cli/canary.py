@@ -155,7 +155,7 @@ def canary(
         return
 
     from app.verification import probe_call_store
-    from judge.settings import get_settings
+    from config.settings import get_settings
 
     regraded = [o for o in outcomes if o.id in previous]
     db_url = db or get_settings().db_url

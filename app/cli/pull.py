@@ -74,7 +74,7 @@ def _run(
     from app.cli._common import redact_url
     from app.cli._pull.http import PullError
     from app.cli._pull.sink import LineSink
-    from judge.settings import get_settings
+    from config.settings import get_settings
     from ledger.db import LedgerDatabaseError, make_engine
     from ledger.pull_cursors import load_cursor, save_cursor
     from ledger.schema import migrate

@@ -282,8 +282,8 @@ def panels_show_command(
     as_json: AsJson = False,
 ) -> None:
     """Show a panel: judges, aggregation, quorum, abstain band, cascade and version."""
+    from config.settings import get_settings
     from judge.panel_loader import PanelError, default_panel, load_panel
-    from judge.settings import get_settings
 
     explanation: str | None = None
     if path == "default" and not Path(path).exists():

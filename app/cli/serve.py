@@ -65,7 +65,7 @@ def serve(
     import uvicorn
 
     from app.cli._common import redact_url
-    from judge.settings import get_settings
+    from config.settings import get_settings
     from ledger.db import LedgerDatabaseError, make_engine
     from ledger.schema import migrate
 

@@ -74,7 +74,7 @@ def _ledger(db: str | None, *, create: bool = False) -> Iterator[Engine]:
     not exist is a mistake (usually a wrong --db), not a request for an empty one.
     """
     from app.cli._common import redact_url
-    from judge.settings import get_settings
+    from config.settings import get_settings
     from ledger.db import LedgerDatabaseError, make_engine, parse_url
     from ledger.schema import migrate
 
@@ -128,7 +128,7 @@ def _money(amount: Decimal | None) -> str | None:
 
 
 def _default_rate() -> int:
-    from judge.settings import get_settings
+    from config.settings import get_settings
 
     return get_settings().requests_per_minute
 

@@ -88,10 +88,10 @@ def verify(
     The input is read and reported first (outcomes, messages per outcome, conversations without
     a customer message or an agent reply, fields not mapped): nothing is judged silently."""
     from app.verification import ReadOptions, check_input, resolve_panel, resolve_rubrics
+    from config.settings import get_settings
     from judge.importers import FileReport, InputFileError, parse_ai_authors
     from judge.panel_loader import PanelError
     from judge.rubric_loader import RubricError
-    from judge.settings import get_settings
 
     settings = get_settings()
     started = time.perf_counter()

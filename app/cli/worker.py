@@ -69,7 +69,7 @@ def worker(
     import signal
 
     from app.worker import Worker
-    from judge.settings import get_settings
+    from config.settings import get_settings
     from ledger.db import LedgerDatabaseError, make_engine
     from ledger.schema import migrate
 

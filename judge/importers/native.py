@@ -73,7 +73,7 @@ def json_type(value: Any) -> str:
 
 
 def _max_line_bytes() -> int:
-    from judge.settings import get_settings
+    from config.settings import get_settings
 
     return get_settings().max_line_bytes
 

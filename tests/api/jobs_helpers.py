@@ -90,7 +90,7 @@ def allow_api_base_env(base_url: str) -> dict[str, str]:
 
 
 def save_llm_panel(engine: Engine, tenant: str, base_url: str, *, name: str = "fake-llm") -> str:
-    from judge.settings import Settings
+    from config.settings import Settings
     from ledger.documents import save_panel
 
     settings = Settings(allowed_api_bases=[base_url])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from judge.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from tests.api.conftest import auth
 
 ROOT = Path(__file__).resolve().parents[2]

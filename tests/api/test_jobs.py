@@ -112,7 +112,7 @@ def test_job_with_an_llm_panel_reports_its_cost(
     fake_llm: FakeOpenAIServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from judge.settings import get_settings
+    from config.settings import get_settings
 
     monkeypatch.setenv("OUTCOME_JUDGE_ALLOWED_API_BASES", f'["{fake_llm.base_url}"]')
     get_settings.cache_clear()
@@ -343,10 +343,10 @@ def test_a_verdict_recorded_before_a_crash_is_reused(db_url: str, keys: dict[str
     with that verdict, not judged again."""
     import time
 
+    from config.settings import get_settings
     from judge.engine import Engine as JudgeEngine
     from judge.panel_loader import default_panel
     from judge.rubric_loader import load_rubric
-    from judge.settings import get_settings
     from ledger.job_queue import claim
     from ledger.jobs import get_job
     from ledger.store import Ledger
@@ -454,7 +454,7 @@ def test_a_cancelled_worker_gives_its_batch_back(
 ) -> None:
     """Stopping the embedded worker (the API shutting down) mid-batch releases the batch."""
     from app.worker import Worker
-    from judge.settings import get_settings
+    from config.settings import get_settings
     from ledger.jobs import create_job
 
     fake_llm.latency = 5.0  # the judges are still thinking when the worker is cancelled

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from judge.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from tests.api.conftest import auth
 from tests.api.test_outcomes import counts, post, ticket
 

@@ -227,7 +227,7 @@ def test_hosted_providers_with_their_own_keys_are_accepted(
 def test_the_operator_can_allow_a_local_provider_only_at_an_allowed_address(
     client: TestClient, keys: dict[str, str], listeners: Listeners
 ) -> None:
-    from judge.settings import Settings, get_settings
+    from config.settings import Settings, get_settings
 
     base = "http://10.1.2.3:11434"
     allowed = Settings(
@@ -259,7 +259,7 @@ def test_a_provider_error_body_never_reaches_the_tenant(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from app.worker import Worker
-    from judge.settings import get_settings
+    from config.settings import get_settings
     from ledger.jobs import create_job
     from tests.api.jobs_helpers import save_llm_panel
 

@@ -44,7 +44,7 @@ def test_revoked_key_is_refused(client: TestClient, db_url: str, keys: dict[str,
 
 
 def test_oversize_body_is_413_before_parsing(client: TestClient, keys: dict[str, str]) -> None:
-    from judge.settings import get_settings
+    from config.settings import get_settings
 
     limit = get_settings().max_body_bytes
     response = client.post(

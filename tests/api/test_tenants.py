@@ -130,7 +130,7 @@ def test_create_json_output(tenants: Cli) -> None:
 
 
 def test_list_shows_budget_rate_and_active_keys(tenants: Cli) -> None:
-    from judge.settings import get_settings
+    from config.settings import get_settings
 
     tenants.create("acme", "--daily-budget", "12.5")
     tenants.create("globex", "--rate-limit", "30")
@@ -177,7 +177,7 @@ def test_revoked_key_answers_401_and_others_keep_working(tenants: Cli, api: Test
 
 
 def test_set_limits_applies_to_the_next_request(tenants: Cli, api: TestClient) -> None:
-    from judge.settings import get_settings
+    from config.settings import get_settings
 
     key = tenants.create("acme")
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from config.settings import get_settings
 from judge.engine import Engine
 from judge.guard_model import (
     DEFAULT_MODEL_PATH,
@@ -30,7 +31,6 @@ from judge.guard_training import (
 from judge.models import Outcome
 from judge.panel import Panel
 from judge.rubric_loader import load_rubric
-from judge.settings import get_settings
 from judge.verdict import FLAG_INJECTION
 from tests.conftest import shared_dataset
 from tests.fakes.injection_corpus import ROOT, sample_ticket

@@ -310,7 +310,7 @@ def test_concurrency_limit_bounds_in_flight_requests(
 
 
 def test_provider_limit_default_comes_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from judge.settings import get_settings
+    from config.settings import get_settings
 
     monkeypatch.setenv("OUTCOME_JUDGE_PROVIDER_CONCURRENCY", "2")
     get_settings.cache_clear()
@@ -458,10 +458,10 @@ def test_engines_built_without_a_limiter_share_the_process_cap(
 ) -> None:
     """A worker holds one engine per (tenant, rubrics, panel): the per-provider cap must hold
     for the process, not for each engine."""
+    from config.settings import get_settings
     from judge.engine import Engine
     from judge.limits import process_limiter
     from judge.panel import Panel
-    from judge.settings import get_settings
 
     monkeypatch.setenv("OUTCOME_JUDGE_PROVIDER_CONCURRENCY", "2")
     get_settings.cache_clear()

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
+from config.settings import get_settings
 from judge.panel import LearnedJudgeSpec, LLMJudgeSpec
 from judge.panel_loader import PanelError, default_panel, load_panel
-from judge.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "panels"

@@ -205,7 +205,7 @@ def verified_ledger(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path
     with pytest.MonkeyPatch.context() as mp:
         for key in ("OUTCOME_JUDGE_MODEL", "OUTCOME_JUDGE_API_BASE", "OUTCOME_JUDGE_DB_URL"):
             mp.delenv(key, raising=False)
-        from judge.settings import get_settings
+        from config.settings import get_settings
 
         get_settings.cache_clear()
         result = run("verify", str(TICKETS), "--db", url, "--out", str(out), "--json")

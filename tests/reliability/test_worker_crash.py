@@ -111,8 +111,8 @@ def _job_state(db_url: str) -> tuple[str, int, int]:
 def test_sigkilled_workers_lose_nothing_and_repeat_no_recorded_call(
     tmp_path: Path, db_url: str, figures: Figures
 ) -> None:
+    from config.settings import Settings
     from judge.models import Outcome
-    from judge.settings import Settings
     from ledger.documents import save_panel
     from ledger.ingest import record_outcomes
     from ledger.jobs import create_job

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from api.web import session as sessions
-from judge.settings import get_settings
+from config.settings import get_settings
 
 
 def _reread_secret() -> None:

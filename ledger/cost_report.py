@@ -100,10 +100,10 @@ def cost_report(
     from judge.models import Outcome
     from ledger.attribution import attribute
     from ledger.cost_entries import review_minutes
+    from ledger.counted import counted_verdicts
     from ledger.db import session
     from ledger.revoked import net_revocations, rubric_windows
-    from ledger.service_tables import OutcomeFactRow
-    from ledger.tables import CALL_PURPOSES, JudgeCallRow, OutcomeRow, VerdictRow
+    from ledger.tables import CALL_PURPOSES, JudgeCallRow, OutcomeRow
     from ledger.windows import check_hours, verification_status, window_anchor
 
     hours = check_hours(
@@ -116,36 +116,13 @@ def cost_report(
     dims = parse_group_by(dims, GROUP_DIMENSIONS)
     at = datetime.now(UTC) if now is None else now
 
-    facts = OutcomeFactRow.__table__  # type: ignore[attr-defined]
-    verdict_q = (
-        sa.select(*(col(getattr(VerdictRow, c)) for c in _VERDICT_COLUMNS))
-        .select_from(
-            sa.outerjoin(
-                VerdictRow,
-                facts,
-                sa.and_(
-                    facts.c.tenant == col(VerdictRow.tenant),
-                    facts.c.outcome_id == col(VerdictRow.outcome_id),
-                ),
-            )
-        )
-        .where(
-            col(VerdictRow.tenant) == tenant,
-            # The meters' rule: a verdict recorded after its outcome's fact was final (frozen)
-            # did not change what is billed, so it does not count here either; the verdict that
-            # counts is the fact's, or an older one within the range.
-            sa.or_(facts.c.verdict_pk.is_(None), col(VerdictRow.pk) <= facts.c.verdict_pk),
-        )
-        .order_by(col(VerdictRow.pk))
-    )
+    verdict_q = counted_verdicts(_VERDICT_COLUMNS, tenant, since=since, until=until)
     call_q = select(
         JudgeCallRow.outcome_id, col(JudgeCallRow.cost_usd), col(JudgeCallRow.purpose)
     ).where(JudgeCallRow.tenant == tenant)
     if since is not None:
-        verdict_q = verdict_q.where(col(VerdictRow.created_at) >= since)
         call_q = call_q.where(col(JudgeCallRow.at) >= since)
     if until is not None:
-        verdict_q = verdict_q.where(col(VerdictRow.created_at) < until)
         call_q = call_q.where(col(JudgeCallRow.at) < until)
     outcome_q = sa.select(
         col(OutcomeRow.outcome_id),

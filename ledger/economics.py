@@ -1,4 +1,5 @@
-"""TCO and break-even between two model paths: pure arithmetic, no database.
+"""TCO and break-even between two model paths: pure arithmetic, no database (the rows come from
+:func:`ledger.counted.judged_rows`).
 
 The cost model (DESIGN.md, "Ledger and economics"): a task the AI fails is finished by a person,
 so the expected cost of one *finished* task on a model path is
@@ -25,9 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
-    from sqlalchemy.engine import Engine
+    pass
 
 Cheaper = Literal["a", "b", "tie"]
 FlipRule = Literal["flips", "dominates", "same_failure_rate", "identical"]
@@ -358,45 +357,6 @@ __all__ = [
     "path_stats",
     "tco",
 ]
-
-
-def judged_rows(
-    engine: Engine, tenant: str, *, since: datetime | None, until: datetime | None
-) -> dict[str | None, list[tuple[str, float | None]]]:
-    """(decision, agent cost) of each outcome's latest verdict, grouped by model path.
-
-    The input of :func:`path_stats`: verdicts recorded in ``[since, until)`` (None: unbounded).
-    """
-    from sqlmodel import col, select
-
-    from ledger.db import session
-    from ledger.tables import OutcomeRow, VerdictRow
-
-    query = (
-        select(VerdictRow.outcome_id, VerdictRow.outcome_revision, VerdictRow.decision)
-        .where(VerdictRow.tenant == tenant)
-        .order_by(col(VerdictRow.pk))
-    )
-    if since is not None:
-        query = query.where(col(VerdictRow.created_at) >= since)
-    if until is not None:
-        query = query.where(col(VerdictRow.created_at) < until)
-    with session(engine, readonly=True) as db:
-        latest = {oid: (rev, decision) for oid, rev, decision in db.exec(query).all()}
-        outcomes = db.exec(
-            select(
-                OutcomeRow.outcome_id,
-                OutcomeRow.revision,
-                col(OutcomeRow.model_path),
-                col(OutcomeRow.agent_cost_usd),
-            ).where(OutcomeRow.tenant == tenant)
-        ).all()
-    info = {(oid, rev): (path, cost) for oid, rev, path, cost in outcomes}
-    grouped: dict[str | None, list[tuple[str, float | None]]] = {}
-    for oid, (rev, decision) in latest.items():
-        path, cost = info[(oid, rev)]
-        grouped.setdefault(path, []).append((decision, None if cost is None else float(cost)))
-    return grouped
 
 
 def _usd(value: float) -> str:

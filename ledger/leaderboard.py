@@ -1,7 +1,7 @@
 """A leaderboard of agents or model paths: resolved rate, cost per resolved task, TCO.
 
 Rows come from a results CSV (one row per agent, a resolved rate and a cost per attempt; e.g.
-the tau2-bench leaderboard) or from the ledger (:func:`ledger.economics.judged_rows`, one row
+the tau2-bench leaderboard) or from the ledger (:func:`ledger.counted.judged_rows`, one row
 per model path). Everything is priced with :mod:`ledger.economics`.
 
 Rules
@@ -211,7 +211,7 @@ def entries_from_csv(
 def entries_from_paths(
     grouped: Mapping[str | None, Sequence[tuple[str, float | None]]],
 ) -> list[Entry]:
-    """Entries from :func:`ledger.economics.judged_rows`: one per model path (verified rate)."""
+    """Entries from :func:`ledger.counted.judged_rows`: one per model path (verified rate)."""
     entries = []
     for path, rows in grouped.items():
         stats = path_stats(rows, model_path=path or "(no model path)")

@@ -299,7 +299,7 @@ def cost_view(
     """Cost per verified outcome over time, counts by tier, and the comparison of two paths."""
     from ledger.cost_report import cost_report, report_notes
     from ledger.cost_report_html import cost_line_png, period_series, verified_bar_png
-    from ledger.economics import judged_rows
+    from ledger.counted import judged_rows
 
     report = cost_report(
         engine, tenant, dims=["agent_version", "model_path", "period"], labor_rate=labor_rate

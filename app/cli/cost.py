@@ -209,7 +209,7 @@ def _ledger_breakeven(
         fail(f"--from ({since.isoformat()}) must be before --to ({until.isoformat()})")
     engine, chosen, shown = open_ledger(url, tenant, tables={"verdicts", "outcomes", "tenants"})
     try:
-        from ledger.economics import judged_rows
+        from ledger.counted import judged_rows
 
         grouped = judged_rows(engine, chosen, since=since, until=until)
     finally:

@@ -150,7 +150,7 @@ def leaderboard(
 def _from_ledger(
     db: str, tenant: str | None, since: str | None, until: str | None
 ) -> tuple[list[Any], str]:
-    from ledger.economics import judged_rows
+    from ledger.counted import judged_rows
     from ledger.leaderboard import entries_from_paths
 
     start, end = parse_time(since, "--from"), parse_time(until, "--to")

@@ -151,7 +151,7 @@ def test_reads_of_one_outcome_id_return_only_the_tenants_rows(seeded: Seeded) ->
 def test_cost_report_and_path_measurements_count_only_the_tenants_costs(seeded: Seeded) -> None:
     from ledger.cost_entries import UnknownOutcomeError, record_review
     from ledger.cost_report import cost_report
-    from ledger.economics import judged_rows
+    from ledger.counted import judged_rows
 
     # Review time can only be booked on the tenant's own outcomes.
     with pytest.raises(

@@ -102,6 +102,7 @@ def cost_report(
     from ledger.cost_entries import review_minutes
     from ledger.counted import counted_verdicts
     from ledger.db import session
+    from ledger.facts import stored_window_hours
     from ledger.revoked import net_revocations, rubric_windows
     from ledger.tables import CALL_PURPOSES, JudgeCallRow, OutcomeRow
     from ledger.windows import check_hours, verification_status, window_anchor
@@ -161,9 +162,13 @@ def cost_report(
 
     groups: dict[tuple[str, tuple[str | None, ...]], dict[str, Any]] = {}
     bounds: dict[str, tuple[str, str]] = {}
-    windows, window_hours, window_note = rubric_windows(
-        (v[4] for v in judged.values()), window_hours=window_hours
-    )
+    with session(engine, readonly=True) as db:
+        conn = db.connection()
+        windows, window_hours, window_note = rubric_windows(
+            (v[4] for v in judged.values()),
+            window_hours=window_hours,
+            lookup=lambda ref: stored_window_hours(conn, tenant, ref),
+        )
     verified: dict[str, tuple[int, tuple[str, dict[str, Any]]]] = {}
     for oid, (rev, decision, tier) in latest.items():
         path, agent_cost, payload = outcomes[(oid, rev)]

@@ -52,6 +52,8 @@ __all__ = [
     "record_facts",
     "resolve_window_hours",
     "rubric_window_hours",
+    "shipped_window_hours",
+    "stored_window_hours",
     "upsert_facts",
 ]
 
@@ -88,17 +90,19 @@ class FactSource:
 
 @lru_cache(maxsize=256)
 def rubric_window_hours(rubric: str) -> float:
-    """The verification window (hours) of a rubric ref, as the cost report resolves it.
+    """The verification window (hours) of a rubric ref when no tenant rubric is consulted.
 
-    Cached: a shipped rubric does not change while the process runs, and every verdict write
-    asks (reading and parsing the YAML each time would dominate a batch).
+    The shipped rubric of exactly that version (:func:`shipped_window_hours`), else the default
+    72 h. Cached: a shipped rubric does not change while the process runs, and every verdict
+    write asks (reading and parsing the YAML each time would dominate a batch).
 
     >>> rubric_window_hours("support-resolution@abc"), rubric_window_hours("no-such-rubric@1")
     (72.0, 72.0)
     """
-    from ledger.revoked import rubric_windows
+    from ledger.windows import DEFAULT_WINDOW_HOURS
 
-    return rubric_windows([rubric])[0][rubric]
+    found = shipped_window_hours(rubric)
+    return DEFAULT_WINDOW_HOURS if found is None else found
 
 
 def fact_values(
@@ -193,13 +197,20 @@ def upsert_facts(
 def resolve_window_hours(conn: Connection, tenant: str, ref: str) -> float:
     """The ``window_hours`` of the rubric ``ref`` (``name@version``) that judged a verdict.
 
-    The tenant's stored rubric of exactly that version (``POST /v1/rubrics``), else the shipped
-    rubric of that name when its version is the same, else the default 72 h: never a different
-    version of the rubric, which may have another window.
+    :func:`stored_window_hours`, else the default 72 h: never a different version of the
+    rubric, which may have another window. The one rule for windows: the facts (so the meters)
+    and the cost report's statuses both use it.
     """
-    from judge.rubric_loader import RubricError, load_rubric
-    from ledger.service_tables import StoredDocumentRow
     from ledger.windows import DEFAULT_WINDOW_HOURS
+
+    found = stored_window_hours(conn, tenant, ref)
+    return DEFAULT_WINDOW_HOURS if found is None else found
+
+
+def stored_window_hours(conn: Connection, tenant: str, ref: str) -> float | None:
+    """The tenant's stored rubric of exactly that version (``POST /v1/rubrics``), else the
+    shipped one of that version (:func:`shipped_window_hours`); None when neither exists."""
+    from ledger.service_tables import StoredDocumentRow
 
     name, _, version = ref.partition("@")
     docs = StoredDocumentRow.__table__  # type: ignore[attr-defined]
@@ -213,19 +224,27 @@ def resolve_window_hours(conn: Connection, tenant: str, ref: str) -> float:
     ).scalar_one_or_none()
     if text is not None:
         from judge.rubric_loader import parse_rubric_text
+        from ledger.windows import DEFAULT_WINDOW_HOURS
 
         try:
             return float(parse_rubric_text(text, shown="<stored rubric>").window_hours)
         except Exception:  # stored rubrics were validated when posted; be safe regardless
             return DEFAULT_WINDOW_HOURS
-    if name and "/" not in name and "\\" not in name and not name.endswith((".yaml", ".yml")):
-        try:
-            shipped = load_rubric(name)
-        except RubricError:
-            return DEFAULT_WINDOW_HOURS
-        if shipped.version == version:
-            return float(shipped.window_hours)
-    return DEFAULT_WINDOW_HOURS
+    return shipped_window_hours(ref)
+
+
+def shipped_window_hours(ref: str) -> float | None:
+    """The ``window_hours`` of the shipped rubric ``name`` when its version is ``ref``'s."""
+    from judge.rubric_loader import RubricError, load_rubric
+
+    name, _, version = ref.partition("@")
+    if not name or "/" in name or "\\" in name or name.endswith((".yaml", ".yml")):
+        return None
+    try:
+        shipped = load_rubric(name)
+    except RubricError:
+        return None
+    return float(shipped.window_hours) if shipped.version == version else None
 
 
 def record_facts(

@@ -3,9 +3,10 @@
 :func:`ledger.cost_report.cost_report` calls these two so that its own module stays small:
 
 - :func:`rubric_windows` resolves each verdict's rubric ref (``name@version``) to the
-  ``window_hours`` of the shipped rubric of that name (:func:`judge.rubric_loader.load_rubric`),
-  falling back to :data:`ledger.windows.DEFAULT_WINDOW_HOURS` (72 h) for a rubric it cannot load,
-  and says so in a note.
+  ``window_hours`` of the rubric of exactly that version (the rule of the meters,
+  :func:`ledger.facts.resolve_window_hours`), falling back to
+  :data:`ledger.windows.DEFAULT_WINDOW_HOURS` (72 h) for one found nowhere, and says so in a
+  note.
 - :func:`net_revocations` counts, per report group, the verified outcomes whose judged verdict
   has a revocation booked (:mod:`ledger.periods`), and :func:`net_fields` turns a group's
   numerator, verified and revoked counts into ``verified_net`` and
@@ -32,54 +33,47 @@ NO_VERIFIED_NET = (
 
 
 def rubric_windows(
-    refs: Iterable[str], *, window_hours: float | None = None
+    refs: Iterable[str],
+    *,
+    window_hours: float | None = None,
+    lookup: Callable[[str], float | None] | None = None,
 ) -> tuple[dict[str, float], float, str | None]:
     """The verification window (hours) of each rubric ref, the report's window, and a note.
 
-    With ``window_hours`` given every ref gets it (no note). Otherwise a ref ``name@version``
-    gets the ``window_hours`` of the shipped rubric ``name``; a rubric that cannot be loaded
-    (not shipped, invalid) gets the default 72 h and the note names it. The report's window is
-    the one every ref shares, else (mixed windows) the default 72 h.
+    With ``window_hours`` given every ref gets it (no note). Otherwise each ref ``name@version``
+    gets the window of the rubric that judged: ``lookup(ref)``, by default the shipped rubric of
+    exactly that version (:func:`ledger.facts.shipped_window_hours`; the cost report passes
+    :func:`ledger.facts.stored_window_hours`, which looks at the tenant's stored rubrics first,
+    as the meters do). A ref found nowhere gets the default 72 h and the note names it. The
+    report's window is the one every ref shares, else (mixed windows) the default 72 h.
 
     >>> windows, hours, note = rubric_windows(["support-resolution@abc", "no-such-rubric@1"])
     >>> windows["support-resolution@abc"], windows["no-such-rubric@1"], hours
     (72.0, 72.0, 72.0)
-    >>> "no-such-rubric" in note
+    >>> "no-such-rubric@1" in note
     True
     >>> rubric_windows(["no-such-rubric@1"], window_hours=24.0)
     ({'no-such-rubric@1': 24.0}, 24.0, None)
     """
-    from judge.rubric_loader import RubricError, load_rubric
+    from ledger.facts import shipped_window_hours
     from ledger.windows import DEFAULT_WINDOW_HOURS
 
     if window_hours is not None:
         return dict.fromkeys(sorted(set(refs)), window_hours), window_hours, None
-    by_name: dict[str, float | None] = {}
+    find = lookup or shipped_window_hours
     windows: dict[str, float] = {}
+    unknown: list[str] = []
     for ref in sorted(set(refs)):
-        name = ref.split("@", 1)[0]
-        if name not in by_name:
-            hours: float | None = None
-            if (
-                name
-                and "/" not in name
-                and "\\" not in name
-                and not name.endswith((".yaml", ".yml"))
-            ):
-                try:
-                    hours = float(load_rubric(name).window_hours)
-                except RubricError:
-                    hours = None
-            by_name[name] = hours
-        found = by_name[name]
+        found = find(ref)
+        if found is None:
+            unknown.append(ref)
         windows[ref] = DEFAULT_WINDOW_HOURS if found is None else found
-    unknown = sorted(n for n, h in by_name.items() if h is None)
     note = None
     if unknown:
         note = (
-            f"rubric(s) {', '.join(unknown)} not found among the shipped rubrics: their outcomes "
-            f"use the default {DEFAULT_WINDOW_HOURS:g} h verification window; pass --window-hours "
-            "to set one"
+            f"rubric(s) {', '.join(unknown)} not found among the shipped rubrics or this "
+            f"tenant's stored ones at that version: their outcomes use the default "
+            f"{DEFAULT_WINDOW_HOURS:g} h verification window; pass --window-hours to set one"
         )
     used = set(windows.values())
     return windows, used.pop() if len(used) == 1 else DEFAULT_WINDOW_HOURS, note

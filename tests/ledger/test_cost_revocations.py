@@ -8,6 +8,7 @@ verdicts file and the booking, not from the report.
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -162,6 +163,26 @@ def test_revocations_booked_outside_from_to_are_ignored(revoked: dict[str, Any])
     assert after["total"]["verified_net"] == after["total"]["verified"]
 
 
+def _copy(url: str, tmp_path: Path) -> str:
+    copy = tmp_path / "copy.db"
+    shutil.copy(url.removeprefix("sqlite:///"), copy)
+    return f"sqlite:///{copy}"
+
+
+def _set_rubric(url: str, ref: str) -> None:
+    """Make every verdict of the ledger at ``url`` name the rubric ``ref``."""
+    import sqlalchemy as sa
+
+    from ledger.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE verdicts SET rubric = :ref"), {"ref": ref})
+    finally:
+        engine.dispose()
+
+
 def _final(window_hours: float, now: datetime, ids: list[str]) -> int:
     return sum(
         1 for oid in ids if now >= _anchor(RECORDS[oid]) + timedelta(hours=window_hours + 24)
@@ -181,15 +202,21 @@ def test_window_comes_from_the_rubric_unless_given(
         text.replace("\nwindow_hours: 72\n", "\nwindow_hours: 12\n"), encoding="utf-8"
     )
     monkeypatch.setattr(loader, "shipped_rubrics_dir", lambda: tmp_path)
+    # The window is that of the rubric version that judged: a 12 h rubric is another version,
+    # so the verdicts are made to name it (as if that version had judged them).
+    twelve = loader.load_rubric("support-resolution")
+    assert twelve.window_hours == 12
+    url = _copy(revoked["url"], tmp_path)
+    _set_rubric(url, twelve.ref)
     # a moment where a 12 h and a 72 h window disagree for some tickets
     now = datetime(2026, 2, 1, tzinfo=UTC)
     assert _final(12, now, ids) != _final(72, now, ids)
-    data = run_json("cost", "report", "--db", revoked["url"], "--now", now.isoformat())
+    data = run_json("cost", "report", "--db", url, "--now", now.isoformat())
     assert data["window_hours"] == 12 and data["window_note"] is None
     assert set(data["window_hours_by_rubric"].values()) == {12}
     assert data["final"]["outcomes"] == _final(12, now, ids)
     given = run_json(
-        "cost", "report", "--db", revoked["url"], "--now", now.isoformat(), "--window-hours", "72"
+        "cost", "report", "--db", url, "--now", now.isoformat(), "--window-hours", "72"
     )
     assert given["window_hours"] == 72 and given["final"]["outcomes"] == _final(72, now, ids)
 

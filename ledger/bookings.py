@@ -465,7 +465,7 @@ def backfill_entries(conn: Connection) -> int:
     old booking moment (the event, or the start of the later open period it went into). Runs in
     the migration's transaction; returns the number of entries written.
     """
-    from ledger.revoked import booking_moment
+    from ledger.report_periods import booking_moment
     from ledger.tables import RevocationRow
 
     _, _, facts, _ = _tables()

@@ -89,7 +89,7 @@ def cost_report(
     ``window_hours=None`` (the default, as in ``judge cost``, ``GET /v1/cost`` and the web cost
     page) takes each verdict's window from the rubric that judged it; a number overrides it for
     every verdict. Revocations give ``revoked``, ``verified_net`` and
-    ``cost_per_verified_net_usd``: see :mod:`ledger.revoked`.
+    ``cost_per_verified_net_usd``: see :mod:`ledger.cost_report_revocations`.
     """
     from decimal import Decimal
 
@@ -100,10 +100,10 @@ def cost_report(
     from judge.models import Outcome
     from ledger.attribution import attribute
     from ledger.cost_entries import review_minutes
+    from ledger.cost_report_revocations import net_revocations
     from ledger.counted import counted_verdicts
     from ledger.db import session
-    from ledger.facts import stored_window_hours
-    from ledger.revoked import net_revocations, rubric_windows
+    from ledger.facts import rubric_windows, stored_window_hours
     from ledger.tables import CALL_PURPOSES, JudgeCallRow, OutcomeRow
     from ledger.windows import check_hours, verification_status, window_anchor
 
@@ -382,7 +382,7 @@ def _review_note(total: dict[str, Any], rate: Decimal | None) -> str:
 
 
 def _finish_group(g: dict[str, Any], rate: Decimal | None = None) -> dict[str, Any]:
-    from ledger.revoked import net_fields
+    from ledger.cost_report_revocations import net_fields
     from ledger.tables import to_money
 
     minutes = g["review_minutes"]

@@ -29,7 +29,7 @@ verdicts stored before migration 0005 (``ledger.schema.migrate`` calls it when i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -52,6 +52,7 @@ __all__ = [
     "record_facts",
     "resolve_window_hours",
     "rubric_window_hours",
+    "rubric_windows",
     "shipped_window_hours",
     "stored_window_hours",
     "upsert_facts",
@@ -245,6 +246,52 @@ def shipped_window_hours(ref: str) -> float | None:
     except RubricError:
         return None
     return float(shipped.window_hours) if shipped.version == version else None
+
+
+def rubric_windows(
+    refs: Iterable[str],
+    *,
+    window_hours: float | None = None,
+    lookup: Callable[[str], float | None] | None = None,
+) -> tuple[dict[str, float], float, str | None]:
+    """The verification window (hours) of each rubric ref, the report's window, and a note.
+
+    With ``window_hours`` given every ref gets it (no note). Otherwise each ref ``name@version``
+    gets the window of the rubric that judged: ``lookup(ref)``, by default the shipped rubric of
+    exactly that version (:func:`shipped_window_hours`; the cost report passes
+    :func:`stored_window_hours`, which looks at the tenant's stored rubrics first,
+    as the meters do). A ref found nowhere gets the default 72 h and the note names it. The
+    report's window is the one every ref shares, else (mixed windows) the default 72 h.
+
+    >>> windows, hours, note = rubric_windows(["support-resolution@abc", "no-such-rubric@1"])
+    >>> windows["support-resolution@abc"], windows["no-such-rubric@1"], hours
+    (72.0, 72.0, 72.0)
+    >>> "no-such-rubric@1" in note
+    True
+    >>> rubric_windows(["no-such-rubric@1"], window_hours=24.0)
+    ({'no-such-rubric@1': 24.0}, 24.0, None)
+    """
+    from ledger.windows import DEFAULT_WINDOW_HOURS
+
+    if window_hours is not None:
+        return dict.fromkeys(sorted(set(refs)), window_hours), window_hours, None
+    find = lookup or shipped_window_hours
+    windows: dict[str, float] = {}
+    unknown: list[str] = []
+    for ref in sorted(set(refs)):
+        found = find(ref)
+        if found is None:
+            unknown.append(ref)
+        windows[ref] = DEFAULT_WINDOW_HOURS if found is None else found
+    note = None
+    if unknown:
+        note = (
+            f"rubric(s) {', '.join(unknown)} not found among the shipped rubrics or this "
+            f"tenant's stored ones at that version: their outcomes use the default "
+            f"{DEFAULT_WINDOW_HOURS:g} h verification window; pass --window-hours to set one"
+        )
+    used = set(windows.values())
+    return windows, used.pop() if len(used) == 1 else DEFAULT_WINDOW_HOURS, note
 
 
 def record_facts(

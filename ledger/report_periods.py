@@ -1,7 +1,8 @@
 """Calendar periods of reports and meters: the UTC day or month holding a moment.
 
 Pure date arithmetic, kept apart so the cost report, the meters and the revocation netting
-(:mod:`ledger.revoked`) share it without importing one another.
+(:mod:`ledger.cost_report_revocations`) share it without importing one another; also when a
+revocation counts (:func:`booking_moment`).
 """
 
 from __future__ import annotations
@@ -47,3 +48,20 @@ def period_label(start: datetime, *, period: Period) -> str:
     '2026-03'
     """
     return start.strftime("%Y-%m-%d" if period == "day" else "%Y-%m")
+
+
+def booking_moment(occurred_at: datetime, booked_period_start: datetime) -> datetime:
+    """When a revocation counts: its event, or the start of the later open period it landed in.
+
+    >>> booking_moment(datetime(2026, 3, 5, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)).day
+    1
+    >>> booking_moment(datetime(2026, 3, 5), datetime(2026, 3, 1)).isoformat()
+    '2026-03-05T00:00:00+00:00'
+    """
+    a = occurred_at.replace(tzinfo=UTC) if occurred_at.tzinfo is None else occurred_at
+    b = (
+        booked_period_start.replace(tzinfo=UTC)
+        if booked_period_start.tzinfo is None
+        else booked_period_start
+    )
+    return max(a.astimezone(UTC), b.astimezone(UTC))

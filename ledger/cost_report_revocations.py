@@ -1,12 +1,9 @@
-"""Revocations in the cost report, and verification windows per rubric (read-only helpers).
+"""Revocations in the cost report: verified outcomes taken back, netted per group (read-only).
 
-:func:`ledger.cost_report.cost_report` calls these two so that its own module stays small:
+:func:`ledger.cost_report.cost_report` calls these so that its own module stays small (the
+revocations themselves are detected in :mod:`ledger.revocation` and booked in billing periods by
+:mod:`ledger.periods`):
 
-- :func:`rubric_windows` resolves each verdict's rubric ref (``name@version``) to the
-  ``window_hours`` of the rubric of exactly that version (the rule of the meters,
-  :func:`ledger.facts.resolve_window_hours`), falling back to
-  :data:`ledger.windows.DEFAULT_WINDOW_HOURS` (72 h) for one found nowhere, and says so in a
-  note.
 - :func:`net_revocations` counts, per report group, the verified outcomes whose judged verdict
   has a revocation booked (:mod:`ledger.periods`), and :func:`net_fields` turns a group's
   numerator, verified and revoked counts into ``verified_net`` and
@@ -15,8 +12,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -24,76 +21,12 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Engine
 
-__all__ = ["NO_VERIFIED_NET", "booking_moment", "net_fields", "net_revocations", "rubric_windows"]
+__all__ = ["NO_VERIFIED_NET", "net_fields", "net_revocations"]
 
 NO_VERIFIED_NET = (
     "verified minus revoked is not positive in this group: cost per net verified outcome is "
     "undefined"
 )
-
-
-def rubric_windows(
-    refs: Iterable[str],
-    *,
-    window_hours: float | None = None,
-    lookup: Callable[[str], float | None] | None = None,
-) -> tuple[dict[str, float], float, str | None]:
-    """The verification window (hours) of each rubric ref, the report's window, and a note.
-
-    With ``window_hours`` given every ref gets it (no note). Otherwise each ref ``name@version``
-    gets the window of the rubric that judged: ``lookup(ref)``, by default the shipped rubric of
-    exactly that version (:func:`ledger.facts.shipped_window_hours`; the cost report passes
-    :func:`ledger.facts.stored_window_hours`, which looks at the tenant's stored rubrics first,
-    as the meters do). A ref found nowhere gets the default 72 h and the note names it. The
-    report's window is the one every ref shares, else (mixed windows) the default 72 h.
-
-    >>> windows, hours, note = rubric_windows(["support-resolution@abc", "no-such-rubric@1"])
-    >>> windows["support-resolution@abc"], windows["no-such-rubric@1"], hours
-    (72.0, 72.0, 72.0)
-    >>> "no-such-rubric@1" in note
-    True
-    >>> rubric_windows(["no-such-rubric@1"], window_hours=24.0)
-    ({'no-such-rubric@1': 24.0}, 24.0, None)
-    """
-    from ledger.facts import shipped_window_hours
-    from ledger.windows import DEFAULT_WINDOW_HOURS
-
-    if window_hours is not None:
-        return dict.fromkeys(sorted(set(refs)), window_hours), window_hours, None
-    find = lookup or shipped_window_hours
-    windows: dict[str, float] = {}
-    unknown: list[str] = []
-    for ref in sorted(set(refs)):
-        found = find(ref)
-        if found is None:
-            unknown.append(ref)
-        windows[ref] = DEFAULT_WINDOW_HOURS if found is None else found
-    note = None
-    if unknown:
-        note = (
-            f"rubric(s) {', '.join(unknown)} not found among the shipped rubrics or this "
-            f"tenant's stored ones at that version: their outcomes use the default "
-            f"{DEFAULT_WINDOW_HOURS:g} h verification window; pass --window-hours to set one"
-        )
-    used = set(windows.values())
-    return windows, used.pop() if len(used) == 1 else DEFAULT_WINDOW_HOURS, note
-
-
-def booking_moment(occurred_at: datetime, booked_period_start: datetime) -> datetime:
-    """When a revocation counts: its event, or the start of the later open period it landed in.
-
-    >>> booking_moment(datetime(2026, 3, 5, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)).day
-    1
-    >>> booking_moment(datetime(2026, 3, 5), datetime(2026, 3, 1)).isoformat()
-    '2026-03-05T00:00:00+00:00'
-    """
-    a = occurred_at.replace(tzinfo=UTC) if occurred_at.tzinfo is None else occurred_at
-    b = (
-        booked_period_start.replace(tzinfo=UTC)
-        if booked_period_start.tzinfo is None
-        else booked_period_start
-    )
-    return max(a.astimezone(UTC), b.astimezone(UTC))
 
 
 def net_revocations(
@@ -129,7 +62,7 @@ def net_revocations(
     import sqlalchemy as sa
 
     from ledger.db import session
-    from ledger.report_periods import period_bounds, period_label
+    from ledger.report_periods import booking_moment, period_bounds, period_label
     from ledger.tables import RevocationRow
 
     if not verified:

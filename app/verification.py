@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from judge.runner import Request, RunSummary, verify_requests
 
 if TYPE_CHECKING:
-    from judge.engine import Engine
     from judge.importers import FileReport
     from judge.models import Outcome
     from judge.panel import Panel
@@ -43,7 +42,6 @@ __all__ = [
     "recorded_verdict",
     "resolve_panel",
     "resolve_rubrics",
-    "rubric_windows",
     "verify_into_ledger",
 ]
 
@@ -66,11 +64,6 @@ async def recorded_verdict(ledger: Ledger, request: Request[Any]) -> RecordedVer
         panel=request.engine.panel.ref,
         content_hash=outcome.content_hash(),
     )
-
-
-def rubric_windows(engine: Engine) -> dict[str, float]:
-    """Rubric ref -> ``window_hours``: the rubric that judged decides when an outcome is final."""
-    return {rubric.ref: rubric.window_hours for rubric in engine.rubrics.values()}
 
 
 @dataclass(frozen=True)
@@ -259,7 +252,8 @@ async def verify_into_ledger(
     ledger = Ledger(db_engine, tenant=tenant)
     store = DbCallStore(db_engine, tenant=tenant)
     engine = Engine(panel, rubrics, store=store)
-    windows = rubric_windows(engine)
+    # What makes each outcome final: the window of the rubric that judged it.
+    windows = {rubric.ref: rubric.window_hours for rubric in rubrics.values()}
 
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out)

@@ -16,7 +16,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -283,6 +283,84 @@ def provider_kwargs(spec: LLMJudgeSpec) -> dict[str, Any]:
     return kwargs
 
 
+def completion_kwargs(
+    spec: LLMJudgeSpec,
+    *,
+    model: str,
+    messages: list[dict[str, Any]],
+    response_format: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``acompletion`` arguments of one attempt by ``spec`` at ``model``.
+
+    Retries are the caller's (each attempt is recorded), so litellm and the SDK below it must not
+    retry. ``response_format`` is sent when the model supports it and the panel sets none of its
+    own; without one (a pairwise comparison) the panel's is dropped too.
+    """
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "temperature": spec.temperature,
+        "timeout": spec.timeout,
+        "num_retries": 0,
+        "max_retries": 0,
+        **provider_kwargs(spec),
+    }
+    extra = spec.litellm_extra()
+    if response_format is None:
+        extra.pop("response_format", None)
+    elif "response_format" not in extra and model_client.supports_response_schema(model):
+        kwargs["response_format"] = response_format
+    kwargs.update(extra)
+    return kwargs
+
+
+async def send_attempt(
+    call: JudgeCall,
+    kwargs: dict[str, Any],
+    *,
+    spec: LLMJudgeSpec,
+    limiter: ProviderLimiter,
+    store: CallStore | None,
+    estimate: Callable[[], float],
+) -> Any:
+    """Send one attempt inside the provider's slot and complete ``call`` with what happened.
+
+    With a ``store`` the attempt is written ahead (``pending``, at ``estimate()``, the prompt's
+    price) before the provider can bill it, and recorded once it ends, failed or not. Returns
+    the provider's response; re-raises its error.
+    """
+    started = time.perf_counter()
+    try:
+        async with limiter.slot(
+            provider_of(call.model, api_base=spec.api_base),
+            limit=spec.max_concurrency,
+            scope=spec.name,
+        ):
+            if store is not None:
+                call.status = "pending"
+                call.estimated_cost_usd = estimate()
+                call.expires_at = utcnow() + timedelta(seconds=spec.timeout + PENDING_GRACE_SECONDS)
+                await store.begin(call)
+            started = time.perf_counter()
+            response = await model_client.acompletion(**kwargs)
+    except Exception as exc:
+        call.status, call.error = "error", describe_error(spec, exc)
+        call.latency_ms = int((time.perf_counter() - started) * 1000)
+        if store is not None:
+            await store.record(call)
+        raise
+    call.latency_ms = int((time.perf_counter() - started) * 1000)
+    call.status = "ok"
+    call.reply = response.choices[0].message.content or ""
+    usage = getattr(response, "usage", None)
+    call.tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
+    call.tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
+    call.cost_usd = model_client.reply_cost(response)
+    if store is not None:
+        await store.record(call)
+    return response
+
+
 class LLMJudge:
     """A :class:`judge.protocols.Judge` backed by an LLM through ``litellm.acompletion``.
 
@@ -413,20 +491,12 @@ class LLMJudge:
         raise _CallFailed("no attempt was made")  # pragma: no cover - tenacity always attempts
 
     async def _attempt(self, model: str, key: str, request: _Request, sample: _Sample) -> str:
-        spec = self.spec
-        kwargs: dict[str, Any] = {
-            "model": model,
-            "messages": request.messages,
-            "temperature": spec.temperature,
-            "timeout": spec.timeout,
-            "num_retries": 0,  # retries are ours (tenacity), so each attempt is recorded
-            "max_retries": 0,  # ... and the OpenAI SDK under litellm must not retry either
-        }
-        kwargs.update(provider_kwargs(spec))
-        extra = spec.litellm_extra()
-        if "response_format" not in extra and model_client.supports_response_schema(model):
-            kwargs["response_format"] = request.response_format
-        kwargs.update(extra)
+        kwargs = completion_kwargs(
+            self.spec,
+            model=model,
+            messages=request.messages,
+            response_format=request.response_format,
+        )
         call = JudgeCall(
             outcome_id=request.outcome_id,
             judge=self.name,
@@ -437,40 +507,20 @@ class LLMJudge:
             prompt_digest=request.digest,
             prompt=request.messages,
         )
-        started = time.perf_counter()
         try:
-            async with self.limiter.slot(
-                provider_of(model, api_base=spec.api_base),
-                limit=spec.max_concurrency,
-                scope=spec.name,
-            ):
-                # Write-ahead: the attempt is on record before the provider can bill it.
-                call.status = "pending"
-                call.estimated_cost_usd = _estimated_cost(model, request)
-                call.expires_at = utcnow() + timedelta(seconds=spec.timeout + PENDING_GRACE_SECONDS)
-                await self.store.begin(call)
-                started = time.perf_counter()
-                response = await model_client.acompletion(**kwargs)
-        except Exception as exc:
-            call.status, call.error = "error", self._describe(exc)
-            call.latency_ms = int((time.perf_counter() - started) * 1000)
+            await send_attempt(
+                call,
+                kwargs,
+                spec=self.spec,
+                limiter=self.limiter,
+                store=self.store,
+                estimate=lambda: _estimated_cost(model, request),
+            )
+        except Exception:
             sample.calls.append(call)
-            await self.store.record(call)
             raise
-        call.latency_ms = int((time.perf_counter() - started) * 1000)
-        call.status = "ok"
-        choice = response.choices[0]
-        call.reply = choice.message.content or ""
-        usage = getattr(response, "usage", None)
-        call.tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
-        call.tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
-        call.cost_usd = model_client.reply_cost(response)
         sample.calls.append(call)
-        await self.store.record(call)
-        return call.reply
-
-    def _describe(self, exc: BaseException) -> str:
-        return describe_error(self.spec, exc)
+        return call.reply or ""
 
     # -- combining samples ---------------------------------------------------------------------
     def _judgment(self, samples: Sequence[_Sample], rubric: Rubric) -> Judgment:

@@ -21,24 +21,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
-from datetime import timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from judge import model_client
 from judge.injection import wrap
-from judge.limits import ProviderLimiter, process_limiter, provider_of
-from judge.llm_judge import (
-    PENDING_GRACE_SECONDS,
-    Backoff,
-    describe_error,
-    provider_kwargs,
-    retry_policy,
-)
+from judge.limits import ProviderLimiter, process_limiter
+from judge.llm_judge import Backoff, completion_kwargs, retry_policy, send_attempt
 from judge.panel import LLMJudgeSpec
 from judge.prompts import prompt_digest
 from judge.protocols import CallStore
-from judge.verdict import JudgeCall, utcnow
+from judge.verdict import JudgeCall
 
 __all__ = ["PAIRWISE_PROMPT_VERSION", "PairwiseJudge", "PairwiseUnparseable", "parse_preference"]
 
@@ -243,18 +235,8 @@ class PairwiseJudge:
     async def ask(self, messages: list[dict[str, str]], *, record_as: str = "pairwise") -> str:
         """One completion with retries; returns the reply text (each attempt recorded)."""
         spec = self.spec
-        kwargs: dict[str, Any] = {
-            "model": spec.model,
-            "messages": messages,
-            "temperature": spec.temperature,
-            "timeout": spec.timeout,
-            "num_retries": 0,  # retries are the shared retry policy's
-            "max_retries": 0,
-            **provider_kwargs(spec),
-        }
-        extra = spec.litellm_extra()
-        extra.pop("response_format", None)  # the rubric's schema does not fit a comparison
-        kwargs.update(extra)
+        # The rubric's response schema does not fit a comparison: none is sent.
+        kwargs = completion_kwargs(spec, model=spec.model, messages=messages)
         digest = prompt_digest(messages)
         attempts = 0
         async with self._gate:
@@ -270,47 +252,17 @@ class PairwiseJudge:
                         prompt_digest=digest,
                         prompt=messages,
                     )
-                    response = await self._attempt(kwargs, call)
-        usage = getattr(response, "usage", None)
-        self.calls += 1
-        self.tokens_in += int(getattr(usage, "prompt_tokens", 0) or 0)
-        self.tokens_out += int(getattr(usage, "completion_tokens", 0) or 0)
-        self.cost_usd += model_client.reply_cost(response)
-        return str(response.choices[0].message.content or "")
-
-    async def _attempt(self, kwargs: dict[str, Any], call: JudgeCall) -> Any:
-        spec = self.spec
-        started = time.perf_counter()
-        try:
-            async with self.limiter.slot(
-                provider_of(spec.model, api_base=spec.api_base),
-                limit=spec.max_concurrency,
-                scope=spec.name,
-            ):
-                if self.store is not None:
-                    # Write-ahead: the attempt is on record before the provider can bill it.
-                    call.status = "pending"
-                    call.estimated_cost_usd = model_client.prompt_cost(spec.model, call.prompt)
-                    call.expires_at = utcnow() + timedelta(
-                        seconds=spec.timeout + PENDING_GRACE_SECONDS
+                    await send_attempt(
+                        call,
+                        kwargs,
+                        spec=spec,
+                        limiter=self.limiter,
+                        store=self.store,
+                        estimate=lambda: model_client.prompt_cost(spec.model, messages),
                     )
-                    await self.store.begin(call)
-                started = time.perf_counter()
-                response = await model_client.acompletion(**kwargs)
-        except Exception as exc:
-            call.status, call.error = "error", describe_error(spec, exc)
-            call.latency_ms = int((time.perf_counter() - started) * 1000)
-            if self.store is not None:
-                await self.store.record(call)
-            raise
-        call.latency_ms = int((time.perf_counter() - started) * 1000)
+        self.calls += 1
+        self.tokens_in += call.tokens_in
+        self.tokens_out += call.tokens_out
+        self.cost_usd += call.cost_usd
         self.latency_ms += call.latency_ms
-        usage = getattr(response, "usage", None)
-        call.status = "ok"
-        call.reply = str(response.choices[0].message.content or "")
-        call.tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
-        call.tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
-        call.cost_usd = model_client.reply_cost(response)
-        if self.store is not None:
-            await self.store.record(call)
-        return response
+        return call.reply or ""

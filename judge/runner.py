@@ -22,7 +22,6 @@ from judge.models import Outcome
 from judge.verdict import FLAG_INJECTION, Verdict
 
 Sink = Callable[[Outcome, Verdict, bool], Awaitable[None]]
-Lookup = Callable[[Outcome], Awaitable[Verdict | None]]
 
 K = TypeVar("K")
 
@@ -187,26 +186,20 @@ async def verify_stream(
     *,
     sink: Sink,
     concurrency: int = 16,
-    lookup: Lookup | None = None,
     on_progress: Callable[[], None] | None = None,
 ) -> RunSummary:
-    """Verify ``outcomes`` with one engine: :func:`verify_requests` keyed by nothing.
+    """Verify ``outcomes`` with one engine and no resume: :func:`verify_requests` keyed by nothing.
 
-    ``sink(outcome, verdict, resumed)`` and ``lookup(outcome)`` take the outcome instead of the
-    request; ``concurrency`` and ``on_progress`` are :func:`verify_requests`'s.
+    ``sink(outcome, verdict, resumed)`` takes the outcome instead of the request; ``concurrency``
+    and ``on_progress`` are :func:`verify_requests`'s.
     """
 
     async def request_sink(request: Request[None], verdict: Verdict, resumed: bool) -> None:
         await sink(request.outcome, verdict, resumed)
 
-    async def request_lookup(request: Request[None]) -> Verdict | None:
-        assert lookup is not None
-        return await lookup(request.outcome)
-
     return await verify_requests(
         (Request(outcome, engine, None) for outcome in outcomes),
         sink=request_sink,
         concurrency=concurrency,
-        lookup=None if lookup is None else request_lookup,
         on_progress=on_progress,
     )

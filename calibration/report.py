@@ -12,10 +12,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from calibration.join import JoinedUnit, JoinResult, LabelRecord, join
+from calibration.report_figures import (
+    AgreementBlock,
+    CalibrationReport,
+    CalibrationSettings,
+    Confusion,
+    GroupBlock,
+    HumanCeiling,
+    OverTime,
+    OverTimePoint,
+    Reliability,
+    ReliabilityBin,
+    matrix_of,
+)
+from calibration.report_figures import clean as clean  # re-exported: the JSON helper
 from judge.verdict import Verdict
 
 #: Groupings ``calibrate(by=...)`` understands.
@@ -35,23 +50,6 @@ BLOCK_KEYS = (
 )
 
 
-def clean(value: Any) -> Any:
-    """Recursively replace NaN/inf floats by ``None`` so the result is strict JSON.
-
-    Examples
-    --------
-    >>> clean({"a": float("nan"), "b": [1.0, float("inf")], "c": (0.5, 2)})
-    {'a': None, 'b': [1.0, None], 'c': [0.5, 2]}
-    """
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(v) for v in value]
-    return value
-
-
 def agreement_block(
     judge: Sequence[bool | None],
     human: Sequence[bool],
@@ -60,7 +58,7 @@ def agreement_block(
     n_boot: int = 1000,
     level: float = 0.95,
     class_names: tuple[str, str] = ("verified", "not_verified"),
-) -> dict[str, Any]:
+) -> AgreementBlock:
     """Agreement of one judge (or panel, or criterion) with the human reference.
 
     Parameters
@@ -76,15 +74,16 @@ def agreement_block(
 
     Returns
     -------
-    dict
-        :data:`BLOCK_KEYS` plus ``n_abstain`` and ``n_total``; statistics are ``nan`` when
-        undefined (no decided unit, or no variation) and the interval is ``[nan, nan]``.
+    AgreementBlock
+        Statistics are ``nan`` when undefined (no decided unit, or no variation) and the
+        interval is ``(nan, nan)``; ``to_dict()`` gives :data:`BLOCK_KEYS` plus ``n_abstain``
+        and ``n_total``.
 
     Examples
     --------
     >>> b = agreement_block([True, True, False, None], [True, False, False, True], n_boot=50,
     ...                     seed=1)
-    >>> b["n"], round(b["accuracy"], 3), b["abstain_rate"]
+    >>> b.n, round(b.accuracy, 3), b.abstain_rate
     (3, 0.667, 0.25)
     """
     from calibration.agreement import classification_agreement, cohen_kappa, krippendorff_alpha
@@ -96,52 +95,35 @@ def agreement_block(
     total = len(judge)
     n = len(pairs)
     nan = float("nan")
-    block: dict[str, Any] = {
-        "n": n,
-        "accuracy": nan,
-        "precision": nan,
-        "recall": nan,
-        "f1": nan,
-        "cohen_kappa": nan,
-        "cohen_kappa_ci": [nan, nan],
-        "krippendorff_alpha": nan,
-        "confusion": {
-            "labels": list(class_names),
-            "rows": "human",
-            "columns": "judge",
-            "matrix": [[0, 0], [0, 0]],
-        },
-        "abstain_rate": (total - n) / total if total else nan,
-        "n_abstain": total - n,
-        "n_total": total,
-    }
     if n == 0:
-        return block
+        return AgreementBlock(
+            n=0, n_abstain=total, n_total=total, confusion=Confusion(labels=class_names)
+        )
     js = [bool(j) for j, _ in pairs]
     hs = [bool(h) for _, h in pairs]
     cls = classification_agreement(js, hs)
+    note = None
     try:
         kappa, (lo, hi) = kappa_ci(js, hs, n=n_boot, level=level, seed=seed)
     except DegenerateBootstrapError:
         # Too few units: most resamples have no variation. Report kappa, no interval.
         kappa, (lo, hi) = cohen_kappa(js, hs), (nan, nan)
-        block["cohen_kappa_ci_note"] = "undefined: too many degenerate bootstrap resamples"
+        note = "undefined: too many degenerate bootstrap resamples"
     alpha = krippendorff_alpha([[int(x) for x in js], [int(x) for x in hs]], level="nominal")
-    confusion = dict(cls["confusion"])
-    confusion["labels"] = list(class_names)
-    block.update(
-        {
-            "accuracy": cls["accuracy"],
-            "precision": cls["precision"],
-            "recall": cls["recall"],
-            "f1": cls["f1"],
-            "cohen_kappa": kappa,
-            "cohen_kappa_ci": [lo, hi],
-            "krippendorff_alpha": alpha,
-            "confusion": confusion,
-        }
+    return AgreementBlock(
+        n=n,
+        n_abstain=total - n,
+        n_total=total,
+        confusion=Confusion(labels=class_names, matrix=matrix_of(cls["confusion"]["matrix"])),
+        accuracy=cls["accuracy"],
+        precision=cls["precision"],
+        recall=cls["recall"],
+        f1=cls["f1"],
+        cohen_kappa=kappa,
+        cohen_kappa_ci=(lo, hi),
+        krippendorff_alpha=alpha,
+        cohen_kappa_ci_note=note,
     )
-    return block
 
 
 def _labeller_rows(
@@ -176,7 +158,7 @@ def _labeller_rows(
 
 def human_ceiling(
     labels_by_unit: Mapping[str, Sequence[LabelRecord]], *, criterion: str | None = None
-) -> dict[str, Any] | None:
+) -> HumanCeiling | None:
     """Human-vs-human agreement on the outcomes labelled by two or more people.
 
     ``criterion`` selects a per-criterion label instead of ``resolved``. Returns None when no
@@ -192,30 +174,30 @@ def human_ceiling(
     if not rows:
         return None
     result = human_agreement(rows, level="nominal")
-    return {
-        "n_units": result["n_units"],
-        "krippendorff_alpha": result["alpha"],
-        "cohen_kappa": result["kappa"],
-        "percent_agreement": result["percent_agreement"],
-        "n_labellers": result["n_raters"],
-    }
+    return HumanCeiling(
+        n_units=result["n_units"],
+        krippendorff_alpha=result["alpha"],
+        cohen_kappa=result["kappa"],
+        percent_agreement=result["percent_agreement"],
+        n_labellers=result["n_raters"],
+    )
 
 
 def reliability(
     confidence: Sequence[float], correct: Sequence[bool], *, bins: int = 10
-) -> dict[str, Any]:
+) -> Reliability:
     """Reliability diagram data: verdict confidence vs observed accuracy in equal-width bins.
 
-    Returns ``bins`` (non-empty bins: ``lo``, ``hi``, ``count``, ``mean_confidence``,
+    Returns ``bins`` (the non-empty bins: ``lo``, ``hi``, ``count``, ``mean_confidence``,
     ``accuracy``) and ``ece`` (expected calibration error: count-weighted mean of
-    ``|accuracy - mean_confidence|``).
+    ``|accuracy - mean_confidence|``; ``nan`` without units).
 
     Examples
     --------
     >>> r = reliability([0.95, 0.95, 0.55, 0.55], [True, True, True, False], bins=10)
-    >>> [(b["count"], b["accuracy"]) for b in r["bins"]]
+    >>> [(b.count, b.accuracy) for b in r.bins]
     [(2, 0.5), (2, 1.0)]
-    >>> round(r["ece"], 3)
+    >>> round(r.ece, 3)
     0.05
     """
     if bins < 1:
@@ -226,7 +208,7 @@ def reliability(
     for c, ok in zip(confidence, correct, strict=True):
         index = min(int(float(c) * bins), bins - 1)
         buckets[index].append((float(c), bool(ok)))
-    out = []
+    out: list[ReliabilityBin] = []
     total = len(confidence)
     ece = 0.0
     for i, bucket in enumerate(buckets):
@@ -236,20 +218,20 @@ def reliability(
         acc = sum(ok for _, ok in bucket) / len(bucket)
         ece += len(bucket) / total * abs(acc - conf)
         out.append(
-            {
-                "lo": i / bins,
-                "hi": (i + 1) / bins,
-                "count": len(bucket),
-                "mean_confidence": conf,
-                "accuracy": acc,
-            }
+            ReliabilityBin(
+                lo=i / bins,
+                hi=(i + 1) / bins,
+                count=len(bucket),
+                mean_confidence=conf,
+                accuracy=acc,
+            )
         )
-    return {"bins": out, "ece": ece if total else float("nan"), "n": total}
+    return Reliability(bins=tuple(out), ece=ece if total else float("nan"), n=total)
 
 
 def over_time(
     dated: Sequence[tuple[datetime, bool, bool]], *, window: int | None = None, max_points: int = 60
-) -> dict[str, Any]:
+) -> OverTime:
     """Rolling accuracy and kappa over the last ``window`` labels, ordered by label date.
 
     ``dated`` holds ``(label_at, judge, human)`` for decided units. The default window is a
@@ -261,27 +243,27 @@ def over_time(
     rows = sorted(dated, key=lambda r: r[0])
     n = len(rows)
     if n < 4:
-        return {"window": 0, "points": []}
+        return OverTime(window=0)
     w = min(n, max(10, n // 5)) if window is None else min(n, max(2, window))
     ends = list(range(w, n + 1))
     step = max(1, math.ceil(len(ends) / max_points))
     picked = ends[::step]
     if picked[-1] != n:
         picked.append(n)
-    points = []
+    points: list[OverTimePoint] = []
     for end in picked:
         chunk = rows[end - w : end]
         js = [j for _, j, _ in chunk]
         hs = [h for _, _, h in chunk]
         points.append(
-            {
-                "at": chunk[-1][0].isoformat(),
-                "accuracy": sum(a == b for a, b in zip(js, hs, strict=True)) / len(chunk),
-                "cohen_kappa": cohen_kappa(js, hs),
-                "n": len(chunk),
-            }
+            OverTimePoint(
+                at=chunk[-1][0].isoformat(),
+                accuracy=sum(a == b for a, b in zip(js, hs, strict=True)) / len(chunk),
+                cohen_kappa=cohen_kappa(js, hs),
+                n=len(chunk),
+            )
         )
-    return {"window": w, "points": points}
+    return OverTime(window=w, points=tuple(points))
 
 
 def _judge_decision(decision: str | None, counts: bool) -> bool | None:
@@ -328,7 +310,7 @@ def panel_agreement(
     seed: int | None = None,
     n_boot: int = 1000,
     level: float = 0.95,
-) -> dict[str, Any]:
+) -> AgreementBlock:
     """The panel's agreement with the labels: the headline block of :func:`calibrate`, alone.
 
     Every verdict joined with a reference label counts, dated or not (the figure a table of
@@ -342,7 +324,7 @@ def panel_agreement(
     ...             {"outcome_id": "b", "decision": "abstain", **common}]
     >>> labels = [{"outcome_id": "a", "resolved": True}, {"outcome_id": "b", "resolved": False}]
     >>> block = panel_agreement(verdicts, labels, seed=0, n_boot=10)
-    >>> block["n"], block["abstain_rate"]  # n: the decided ones; one of two abstained
+    >>> block.n, block.abstain_rate  # n: the decided ones; one of two abstained
     (1, 0.5)
     """
     panel, human = _panel_votes(join(verdicts, labels).compared)
@@ -359,7 +341,7 @@ def calibrate(
     level: float = 0.95,
     bins: int = 10,
     window: int | None = None,
-) -> dict[str, Any]:
+) -> CalibrationReport:
     """Measure how well verdicts agree with human labels.
 
     Parameters
@@ -382,10 +364,12 @@ def calibrate(
 
     Returns
     -------
-    dict
-        Strict-JSON-ready (NaN -> None). The :data:`BLOCK_KEYS` for the panel's verdicts plus
-        ``by`` (``{"judge": {name: block}, "criterion": {id: block}}``), ``human_ceiling``,
-        ``counts`` (join counts), ``reliability``, ``over_time`` and the settings used.
+    CalibrationReport
+        The panel's :class:`AgreementBlock`, ``by`` (``{"judge": {name: block}, "criterion":
+        {id: block}}``), ``human_ceiling``, ``counts`` (join counts), ``reliability``,
+        ``over_time`` and the settings used. ``to_dict()`` is the strict-JSON object of
+        ``judge calibrate --json`` (NaN -> None): the :data:`BLOCK_KEYS` of the panel at the top
+        level, then those sections.
 
     Raises
     ------
@@ -405,48 +389,51 @@ def calibrate(
         )
     units = joined.compared
     panel, human = _panel_votes(units)
-    result = agreement_block(panel, human, seed=seed, n_boot=n_boot, level=level)
     ceiling = human_ceiling(joined.labels_by_unit)
-    result["human_ceiling"] = ceiling
 
-    groups: dict[str, dict[str, Any]] = {}
+    groups: dict[str, dict[str, GroupBlock]] = {}
     if "judge" in by:
         groups["judge"] = {
-            name: {
-                **agreement_block(js, hs, seed=seed, n_boot=n_boot, level=level),
-                "human_ceiling": ceiling,
-            }
+            name: GroupBlock(
+                agreement_block(js, hs, seed=seed, n_boot=n_boot, level=level), ceiling
+            )
             for name, (js, hs) in sorted(_by_judge(units).items())
         }
     if "criterion" in by:
-        crit: dict[str, Any] = {}
-        for name, (js, hs) in sorted(_by_criterion(units).items()):
-            block = agreement_block(
-                js, hs, seed=seed, n_boot=n_boot, level=level, class_names=("pass", "fail")
+        groups["criterion"] = {
+            name: GroupBlock(
+                agreement_block(
+                    js, hs, seed=seed, n_boot=n_boot, level=level, class_names=("pass", "fail")
+                ),
+                human_ceiling(joined.labels_by_unit, criterion=name),
             )
-            block["human_ceiling"] = human_ceiling(joined.labels_by_unit, criterion=name)
-            crit[name] = block
-        groups["criterion"] = crit
-    result["by"] = groups
+            for name, (js, hs) in sorted(_by_criterion(units).items())
+        }
 
     decided = [(u, j, h) for u, j, h in zip(units, panel, human, strict=True) if j is not None]
     confident = [(u, j, h) for u, j, h in decided if u.verdict.confidence is not None]
-    result["reliability"] = reliability(
+    diagram = reliability(
         [float(u.verdict.confidence or 0.0) for u, _, _ in confident],
         [j == h for _, j, h in confident],
         bins=bins,
     )
     if len(confident) < len(decided):
-        result["reliability"]["note"] = (
-            f"{len(decided) - len(confident)} of {len(decided)} decided verdicts carry no "
-            "confidence; the reliability diagram uses only those that do"
-            if confident
-            else "skipped: the verdicts carry no confidence"
+        diagram = replace(
+            diagram,
+            note=(
+                f"{len(decided) - len(confident)} of {len(decided)} decided verdicts carry no "
+                "confidence; the reliability diagram uses only those that do"
+                if confident
+                else "skipped: the verdicts carry no confidence"
+            ),
         )
-    dated = [(u.label_at, j, h) for u, j, h in decided if u.label_at is not None]
-    result["over_time"] = over_time(
-        [(at, bool(j), h) for at, j, h in dated if at is not None], window=window
+    dated = [(u.label_at, bool(j), h) for u, j, h in decided if u.label_at is not None]
+    return CalibrationReport(
+        panel=agreement_block(panel, human, seed=seed, n_boot=n_boot, level=level),
+        human_ceiling=ceiling,
+        by=groups,
+        reliability=diagram,
+        over_time=over_time([(at, j, h) for at, j, h in dated if at is not None], window=window),
+        counts={**joined.counts, "compared": len(units)},
+        settings=CalibrationSettings(seed=seed, n_boot=n_boot, level=level, by=tuple(by)),
     )
-    result["counts"] = {**joined.counts, "compared": len(units)}
-    result["settings"] = {"seed": seed, "n_boot": n_boot, "level": level, "by": list(by)}
-    return clean(result)

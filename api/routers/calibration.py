@@ -59,7 +59,7 @@ def _report(
             + "; verify outcomes first (POST /v1/verifications) or widen the filters"
         )
     try:
-        report: dict[str, Any] = calibrate(verdicts, labels, by=by, seed=seed, n_boot=n_boot)
+        report = calibrate(verdicts, labels, by=by, seed=seed, n_boot=n_boot).to_dict()
     except CalibrationInputError as exc:
         raise ValueError(str(exc)) from None
     return report

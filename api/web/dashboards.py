@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from calibration.report_figures import clean
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from calibration.drift import DriftReport, LabelledRecord
     from calibration.join import LabelRecord
+    from calibration.report_figures import AgreementBlock
     from judge.panel import GateSpec
     from judge.verdict import Verdict
     from ledger.cost_figures import CostReport
@@ -157,19 +160,21 @@ class CalibrationView:
     confusion: list[list[tuple[int, float, int]]] = field(default_factory=list)
 
 
-def _block_row(panel: str, rubric: str, report: dict[str, Any]) -> dict[str, Any]:
-    lo, hi = report.get("cohen_kappa_ci") or [None, None]
-    return {
-        "panel": panel,
-        "rubric": rubric,
-        "n": report["n"],
-        "accuracy": report["accuracy"],
-        "kappa": report["cohen_kappa"],
-        "kappa_lo": lo,
-        "kappa_hi": hi,
-        "alpha": report["krippendorff_alpha"],
-        "abstain_rate": report["abstain_rate"],
-    }
+def _block_row(panel: str, rubric: str, block: AgreementBlock) -> dict[str, Any]:
+    lo, hi = block.cohen_kappa_ci
+    return clean(
+        {
+            "panel": panel,
+            "rubric": rubric,
+            "n": block.n,
+            "accuracy": block.accuracy,
+            "kappa": block.cohen_kappa,
+            "kappa_lo": lo,
+            "kappa_hi": hi,
+            "alpha": block.krippendorff_alpha,
+            "abstain_rate": block.abstain_rate,
+        }
+    )
 
 
 def calibration_view(
@@ -182,7 +187,7 @@ def calibration_view(
 ) -> CalibrationView:
     """Agreement per (panel, rubric), and for the selection: report, drift, gate and plots."""
     from calibration.gate import evaluate_gate
-    from calibration.report import calibrate, clean, panel_agreement
+    from calibration.report import calibrate, panel_agreement
     from ledger.calibration_source import load_calibration_rows, matches_ref
 
     pairs = panel_rubric_pairs(engine, tenant)
@@ -191,8 +196,7 @@ def calibration_view(
     for p, r in pairs:
         chosen = [v for v in verdicts if v.panel == p and v.rubric == r]
         # The same computation as the report's headline: undated labels count in both.
-        block = clean(panel_agreement(chosen, labels, seed=0, n_boot=N_BOOT))
-        table.append(_block_row(p, r, block))
+        table.append(_block_row(p, r, panel_agreement(chosen, labels, seed=0, n_boot=N_BOOT)))
     view = CalibrationView(
         pairs=pairs, panel=panel, rubric=rubric, table=table, report=None, problem=None,
         labels_total=len({lab.outcome_id for lab in labels}), drift=None, gate=None, plots={},
@@ -204,7 +208,7 @@ def calibration_view(
         view.problem = "no verdicts match this panel and rubric yet"
         return view
     try:
-        view.report = calibrate(selected, labels, seed=0, n_boot=N_BOOT)
+        report = calibrate(selected, labels, seed=0, n_boot=N_BOOT)
     except ValueError as exc:
         view.problem = str(exc)
         return view
@@ -224,9 +228,10 @@ def calibration_view(
     )
     view.drift = clean(drift.to_dict()) | {"window": window}
     view.gate = gate.to_dict() | {"spec_source": spec_source}
-    report = view.report
-    view.plots = {"over_time": data_uri(over_time_png(report["over_time"], drift))}
-    view.confusion = confusion_cells(report["confusion"])
+    # The page shows the report's JSON (the figures GET /v1/calibration returns).
+    view.report = report.to_dict()
+    view.plots = {"over_time": data_uri(over_time_png(view.report["over_time"], drift))}
+    view.confusion = confusion_cells(view.report["confusion"])
     return view
 
 

@@ -32,6 +32,11 @@ def redact_url(url: str) -> str:
         return "<unparseable URL>"
 
 
+#: ``--db`` of the commands that run on the ledger (``judge verify``, ``serve``, ``worker``).
+LedgerUrlOpt = Annotated[
+    str | None,
+    typer.Option("--db", help="Ledger URL. Default: OUTCOME_JUDGE_DB_URL or ./outcome-judge.db"),
+]
 #: ``--db`` and ``--tenant`` of commands whose model calls are booked but write no verdict
 #: (``judge bias``, ``judge canary``): the calls are paid, so they are on the ledger.
 CallsDbOpt = Annotated[

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,6 +24,9 @@ from app.cli._sources import (
     ToOpt,
     load_rows,
 )
+
+if TYPE_CHECKING:
+    from calibration.report_figures import AgreementBlock, CalibrationReport
 
 
 def register(app: typer.Typer) -> None:
@@ -140,13 +143,13 @@ def calibrate(
 
         try:
             html.write_text(
-                render_html(report, title=_title(verdicts, labels, source)),
+                render_html(report.to_dict(), title=_title(verdicts, labels, source)),
                 encoding="utf-8",
             )
         except OSError as exc:
             fail(f"cannot write the HTML report to {html}: {exc}")
     if as_json:
-        typer.echo(json.dumps(report, indent=2, allow_nan=False))
+        typer.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
     else:
         _print_calibration(report)
     if html is not None:
@@ -159,44 +162,43 @@ def _title(verdicts: Path | None, labels: Path | None, source: str) -> str:
     return f"Calibration: {source}"
 
 
-def _print_calibration(report: dict[str, Any]) -> None:
+def _print_calibration(report: CalibrationReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    counts = report["counts"]
+    counts = report.counts
     table = Table(title="Judge vs human agreement")
     table.add_column("group", overflow="fold")
     for column in ("n", "acc", "f1", "kappa", "95% CI", "alpha", "abstain"):
         table.add_column(column, justify="right", no_wrap=True)
 
-    def row(name: str, block: dict[str, Any]) -> None:
-        lo, hi = block["cohen_kappa_ci"]
+    def row(name: str, block: AgreementBlock) -> None:
+        lo, hi = block.cohen_kappa_ci
         table.add_row(
             name,
-            str(block["n"]),
-            _fmt(block["accuracy"]),
-            _fmt(block["f1"]),
-            _fmt(block["cohen_kappa"]),
+            str(block.n),
+            _fmt(block.accuracy),
+            _fmt(block.f1),
+            _fmt(block.cohen_kappa),
             f"{_fmt(lo, 2)}..{_fmt(hi, 2)}",
-            _fmt(block["krippendorff_alpha"]),
-            _fmt(block["abstain_rate"], 2),
+            _fmt(block.krippendorff_alpha),
+            _fmt(block.abstain_rate, 2),
         )
 
-    row("panel", report)
-    for grouping, groups in report["by"].items():
-        for name, block in groups.items():
-            row(f"{grouping}:{name}", block)
+    row("panel", report.panel)
+    for grouping, groups in report.by.items():
+        for name, group in groups.items():
+            row(f"{grouping}:{name}", group.agreement)
     console.print(table)
-    ceiling = report.get("human_ceiling")
-    if ceiling:
+    ceiling = report.human_ceiling
+    if ceiling is not None:
         console.print(
-            f"human ceiling: alpha {_fmt(ceiling['krippendorff_alpha'])}, kappa "
-            f"{_fmt(ceiling['cohen_kappa'])} on {ceiling['n_units']} outcomes with 2+ labellers"
+            f"human ceiling: alpha {_fmt(ceiling.krippendorff_alpha)}, kappa "
+            f"{_fmt(ceiling.cohen_kappa)} on {ceiling.n_units} outcomes with 2+ labellers"
         )
-    note = (report.get("reliability") or {}).get("note")
-    if note:
-        console.print(f"reliability diagram: {note}", highlight=False)
+    if report.reliability.note:
+        console.print(f"reliability diagram: {report.reliability.note}", highlight=False)
     console.print(
         f"joined {counts['joined']} of {counts['outcomes_with_verdict']} outcomes with verdicts; "
         f"{counts['verdicts_without_label']} without label, {counts['labels_without_verdict']} "

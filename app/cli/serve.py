@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli._common import fail, stderr
+from app.cli._common import LedgerUrlOpt, fail, stderr
 
 #: uvicorn's log levels.
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -18,12 +18,7 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db", help="Ledger URL. Default: OUTCOME_JUDGE_DB_URL or ./outcome-judge.db"
-        ),
-    ] = None,
+    db: LedgerUrlOpt = None,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.cli._common import fail, redact_url, stderr
+from app.cli._common import LedgerUrlOpt, fail, redact_url, stderr
 from app.cli._import_report import (
     AiAuthorsOpt,
     MappingOpt,
@@ -59,12 +59,7 @@ def verify(
             "--format", "-f", help="native, taubench, zendesk, intercom, connector or auto."
         ),
     ] = "auto",
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db", help="Ledger URL. Default: OUTCOME_JUDGE_DB_URL or ./outcome-judge.db"
-        ),
-    ] = None,
+    db: LedgerUrlOpt = None,
     tenant: Annotated[
         str | None, typer.Option("--tenant", help="Tenant to record under (default: from input).")
     ] = None,

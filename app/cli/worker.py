@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli._common import fail, stderr
+from app.cli._common import LedgerUrlOpt, fail, stderr
 
 
 def register(app: typer.Typer) -> None:
@@ -14,12 +14,7 @@ def register(app: typer.Typer) -> None:
 
 
 def worker(
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db", help="Ledger URL. Default: OUTCOME_JUDGE_DB_URL or ./outcome-judge.db"
-        ),
-    ] = None,
+    db: LedgerUrlOpt = None,
     concurrency: Annotated[
         int | None,
         typer.Option(

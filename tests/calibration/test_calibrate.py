@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from calibration.join import CalibrationInputError, join, load_files
-from calibration.report import calibrate, reliability
+from calibration.report import BLOCK_KEYS, calibrate, reliability
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SMALL_V = FIXTURES / "verdicts_small.jsonl"
@@ -45,7 +45,7 @@ def _verdict(oid: str, decision: str, confidence: float = 0.9) -> dict:
 @pytest.fixture(scope="module")
 def small() -> dict:
     verdicts, labels = load_files(SMALL_V, SMALL_L)
-    return calibrate(verdicts, labels, seed=1, n_boot=200)
+    return calibrate(verdicts, labels, seed=1, n_boot=200).to_dict()
 
 
 def test_small_fixture_matches_hand_computation(small: dict) -> None:
@@ -109,8 +109,8 @@ def test_small_fixture_join_counts(small: dict) -> None:
 
 def test_seed_makes_intervals_reproducible() -> None:
     verdicts, labels = load_files(SMALL_V, SMALL_L)
-    a = calibrate(verdicts, labels, seed=5, n_boot=300, by=())
-    b = calibrate(verdicts, labels, seed=5, n_boot=300, by=())
+    a = calibrate(verdicts, labels, seed=5, n_boot=300, by=()).to_dict()
+    b = calibrate(verdicts, labels, seed=5, n_boot=300, by=()).to_dict()
     assert a["cohen_kappa_ci"] == b["cohen_kappa_ci"]
     assert a["by"] == {}
 
@@ -148,23 +148,23 @@ def test_all_abstain_gives_undefined_statistics_not_a_crash() -> None:
     out = calibrate(
         [_verdict("a", "abstain"), _verdict("b", "abstain")],
         [{"outcome_id": "a", "resolved": True}, {"outcome_id": "b", "resolved": False}],
-    )
+    ).to_dict()
     assert out["n"] == 0 and out["abstain_rate"] == 1.0
     assert out["cohen_kappa"] is None and out["accuracy"] is None
 
 
 def test_reliability_bins_by_hand() -> None:
     r = reliability([0.92, 0.98, 0.61, 0.65, 0.69], [True, True, True, False, False], bins=5)
-    assert [(b["count"], b["accuracy"]) for b in r["bins"]] == [(3, 1 / 3), (2, 1.0)]
+    assert [(b.count, b.accuracy) for b in r.bins] == [(3, 1 / 3), (2, 1.0)]
     # ECE = 3/5 * |1/3 - 0.65| + 2/5 * |1 - 0.95|
-    assert r["ece"] == pytest.approx(3 / 5 * abs(1 / 3 - 0.65) + 2 / 5 * 0.05)
+    assert r.ece == pytest.approx(3 / 5 * abs(1 / 3 - 0.65) + 2 / 5 * 0.05)
 
 
 def test_medium_fixture_over_time_and_reliability() -> None:
     verdicts, labels = load_files(
         FIXTURES / "verdicts_medium.jsonl", FIXTURES / "labels_medium.jsonl"
     )
-    out = calibrate(verdicts, labels, seed=0, n_boot=200)
+    out = calibrate(verdicts, labels, seed=0, n_boot=200).to_dict()
     points = out["over_time"]["points"]
     assert len(points) >= 10
     assert [p["at"] for p in points] == sorted(p["at"] for p in points)
@@ -205,3 +205,17 @@ def test_cli_errors(tmp_path: Path) -> None:
         app, ["calibrate", "--verdicts", str(SMALL_V), "--labels", str(SMALL_L), "--by", "model"]
     )
     assert grouping.exit_code == 2 and "judge" in grouping.stderr
+
+
+def test_the_typed_report_is_the_json_report() -> None:
+    verdicts, labels = load_files(SMALL_V, SMALL_L)
+    report = calibrate(verdicts, labels, seed=1, n_boot=200)
+    data = report.to_dict()
+    assert set(BLOCK_KEYS) <= set(data)
+    assert data["n"] == report.panel.n and data["n_abstain"] == report.panel.n_abstain
+    assert data["cohen_kappa_ci"] == list(report.panel.cohen_kappa_ci)
+    assert data["confusion"]["matrix"] == [list(r) for r in report.panel.confusion.matrix]
+    for grouping, blocks in report.by.items():
+        for name, block in blocks.items():
+            assert data["by"][grouping][name]["n"] == block.agreement.n
+    assert json.loads(json.dumps(data, allow_nan=False)) == data

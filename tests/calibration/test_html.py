@@ -62,7 +62,7 @@ def test_names_are_escaped_and_missing_dates_are_explained() -> None:
         for i in range(8)
     ]
     labels = [{"outcome_id": f"o{i}", "resolved": i % 3 == 0} for i in range(8)]
-    report = calibrate(verdicts, labels, seed=0, n_boot=100)
+    report = calibrate(verdicts, labels, seed=0, n_boot=100).to_dict()
     html = render_html(report, title="A & B")
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "A &amp; B" in html

@@ -105,7 +105,7 @@ def test_a_verdict_without_confidence_rubric_and_panel_is_no_longer_refused(tmp_
     path.write_text('{"outcome_id": "o1", "decision": "verified"}\n', encoding="utf-8")
     verdicts, labels = load_files(path, SMALL_L)
     assert verdicts[0].confidence is None and verdicts[0].decision == "verified"
-    report = calibrate(verdicts, labels, n_boot=50, seed=0)
+    report = calibrate(verdicts, labels, n_boot=50, seed=0).to_dict()
     assert report["n"] == 1 and report["reliability"]["n"] == 0
     html = tmp_path / "r.html"
     result = runner.invoke(
@@ -123,7 +123,7 @@ def test_mixed_confidence_uses_those_that_have_it(tmp_path: Path) -> None:
         '{"outcome_id": "o4", "decision": "verified"}\n',
         encoding="utf-8",
     )
-    report = calibrate(*load_files(path, SMALL_L), n_boot=50, seed=0)
+    report = calibrate(*load_files(path, SMALL_L), n_boot=50, seed=0).to_dict()
     assert report["reliability"]["n"] == 1
     assert report["reliability"]["note"].startswith("1 of 2 decided verdicts carry no confidence")
 

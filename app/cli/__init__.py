@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from app.cli import (
+    audit,
     bias,
     calibrate,
     canary,
@@ -51,6 +52,7 @@ for _module in (
     cost,
     leaderboard,
     periods,
+    audit,
     serve,
     tenants,
     worker,

@@ -1,0 +1,93 @@
+"""The audit service: a vendor's claims in, the reconciliation with the ledger out.
+
+What ``judge audit`` does below the command line: look every claimed outcome up in the ledger
+(:mod:`ledger.audit_source`), measure the error of the panels that judged them on the tenant's
+labelled verdicts, and reconcile (:func:`ledger.audit.reconcile`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from ledger.audit import AuditReport, reconcile
+from ledger.audit_source import claimed_outcomes, verified_outcome_ids
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from calibration.correction import CorrectedCount
+    from ledger.claims import Claim
+
+__all__ = ["run_audit"]
+
+
+def run_audit(
+    engine: Engine,
+    tenant: str,
+    claims: Sequence[Claim],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    n_boot: int = 1000,
+    seed: int | None = 0,
+) -> AuditReport:
+    """Reconcile ``claims`` with what ``tenant``'s ledger verified (see :mod:`ledger.audit`)."""
+    judged = claimed_outcomes(engine, tenant, (c.outcome_id for c in claims))
+    panels = {side.panel for side in judged.values() if side.panel is not None}
+
+    def correct(n_verified: int, n_judged: int) -> CorrectedCount | str:
+        return _correction(engine, tenant, panels, n_verified, n_judged, n_boot=n_boot, seed=seed)
+
+    return reconcile(
+        claims,
+        judged,
+        tenant=tenant,
+        since=since,
+        until=until,
+        verified_ids=verified_outcome_ids(engine, tenant, since=since, until=until),
+        correct=correct,
+    )
+
+
+def _correction(
+    engine: Engine,
+    tenant: str,
+    panels: set[str],
+    n_verified: int,
+    n_judged: int,
+    *,
+    n_boot: int,
+    seed: int | None,
+) -> CorrectedCount | str:
+    """The Rogan-Gladen correction from the labelled verdicts of ``panels``, else why not."""
+    from calibration.correction import UndefinedCorrection, corrected_count_ci
+    from calibration.join import join
+    from ledger.calibration_source import load_calibration_rows
+
+    verdicts, labels = load_calibration_rows(engine, tenant)
+    chosen = [v for v in verdicts if v.panel in panels]
+    pairs = [
+        (u.verdict.decision, bool(u.reference))
+        for u in join(chosen, labels).compared
+        if u.verdict.decision != "abstain"
+    ]
+    if not pairs:
+        return (
+            "no labelled outcome judged by the panel(s) that judged these claims; label some "
+            "(POST /v1/labels or a labels file) to measure the panel's error rates"
+        )
+    try:
+        return corrected_count_ci(
+            [j for j, _ in pairs],
+            [h for _, h in pairs],
+            n_verified=n_verified,
+            n_total=n_judged,
+            n=n_boot,
+            seed=seed,
+        )
+    except UndefinedCorrection as exc:
+        return f"undefined: {exc}"
+    except ValueError as exc:
+        return f"undefined: {exc}"

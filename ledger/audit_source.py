@@ -1,0 +1,126 @@
+"""What the ledger knows about the conversations a vendor billed: the reads of ``judge audit``.
+
+Each claimed outcome is looked up in ``outcome_facts`` (the billed state the meters count, see
+:mod:`ledger.facts`) and its verdict: verified when its count is booked, not verified when the
+verdict said so or a revocation took the count back (``reopened``, ``csat_low``,
+``human_overturn``), abstain when the panel handed it to a human, unjudged when the outcome is
+stored without a verdict, unknown when the ledger has no outcome of that id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+import sqlalchemy as sa
+from sqlmodel import col
+
+from ledger.bookings import LATE_ARRIVAL, MOVED, VERIFIED
+from ledger.db import session
+from ledger.service_tables import OutcomeFactRow
+from ledger.tables import OutcomeRow, VerdictRow
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+__all__ = ["JudgedClaim", "Status", "claimed_outcomes", "verified_outcome_ids"]
+
+Status = Literal["verified", "not_verified", "abstain", "unjudged", "unknown"]
+_CHUNK = 500
+_COUNTING = (VERIFIED, LATE_ARRIVAL, MOVED)
+
+
+@dataclass(frozen=True, slots=True)
+class JudgedClaim:
+    """The ledger's side of one claimed outcome."""
+
+    status: Status
+    reason: str | None = None
+    verdict_pk: int | None = None
+    rubric: str | None = None
+    panel: str | None = None
+    confidence: float | None = None
+    flags: tuple[str, ...] = ()
+
+
+def _status(decision: str, booked: bool, booking_reason: str | None) -> tuple[Status, str | None]:
+    if booked:
+        return "verified", None
+    if decision == "verified":
+        if booking_reason is not None and booking_reason not in _COUNTING:
+            return "not_verified", f"revoked: {booking_reason}"
+        return "verified", None
+    if decision == "abstain":
+        return "abstain", "the panel abstained: awaiting human review"
+    return "not_verified", "the panel did not verify it"
+
+
+def claimed_outcomes(
+    engine: Engine, tenant: str, outcome_ids: Iterable[str]
+) -> dict[str, JudgedClaim]:
+    """The ledger's side of each id (every id gets an entry; ``unknown`` when not stored)."""
+    ids = list(dict.fromkeys(outcome_ids))
+    found: dict[str, JudgedClaim] = {}
+    facts = OutcomeFactRow.__table__  # type: ignore[attr-defined]
+    with session(engine, readonly=True) as db:
+        conn = db.connection()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            stored = set(
+                conn.execute(
+                    sa.select(col(OutcomeRow.outcome_id))
+                    .where(col(OutcomeRow.tenant) == tenant, col(OutcomeRow.outcome_id).in_(chunk))
+                    .distinct()
+                ).scalars()
+            )
+            rows = conn.execute(
+                sa.select(
+                    facts.c.outcome_id,
+                    facts.c.decision,
+                    facts.c.booked_entry_pk,
+                    facts.c.booking_reason,
+                    col(VerdictRow.pk),
+                    col(VerdictRow.rubric),
+                    col(VerdictRow.panel),
+                    col(VerdictRow.confidence),
+                    col(VerdictRow.flags),
+                )
+                .select_from(facts.join(VerdictRow, col(VerdictRow.pk) == facts.c.verdict_pk))
+                .where(facts.c.tenant == tenant, facts.c.outcome_id.in_(chunk))
+            ).all()
+            for oid, decision, entry_pk, booking, vpk, rubric, panel, confidence, flags in rows:
+                status, reason = _status(decision, entry_pk is not None, booking)
+                found[oid] = JudgedClaim(
+                    status=status,
+                    reason=reason,
+                    verdict_pk=vpk,
+                    rubric=rubric,
+                    panel=panel,
+                    confidence=confidence,
+                    flags=tuple(flags or ()),
+                )
+            for oid in chunk:
+                if oid not in found:
+                    found[oid] = JudgedClaim(
+                        status="unjudged" if oid in stored else "unknown",
+                        reason="stored, not judged yet" if oid in stored else "not in the ledger",
+                    )
+    return found
+
+
+def verified_outcome_ids(
+    engine: Engine, tenant: str, *, since: datetime | None, until: datetime | None
+) -> Sequence[str]:
+    """Outcomes whose verified count is booked, anchored in ``[since, until)``, sorted."""
+    facts = OutcomeFactRow.__table__  # type: ignore[attr-defined]
+    query = sa.select(facts.c.outcome_id).where(
+        facts.c.tenant == tenant, facts.c.booked_entry_pk.is_not(None)
+    )
+    if since is not None:
+        query = query.where(facts.c.anchor_at >= since)
+    if until is not None:
+        query = query.where(facts.c.anchor_at < until)
+    with session(engine, readonly=True) as db:
+        return sorted(db.connection().execute(query).scalars())

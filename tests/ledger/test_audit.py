@@ -1,0 +1,270 @@
+"""`judge audit`: vendor claims reconciled with the verdicts, recomputed from ledger rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
+
+from ledger.audit import reconcile
+from ledger.audit_source import JudgedClaim
+from ledger.claims import Claim, ClaimColumns, ClaimsInputError, parse_claims
+from ledger.revocation import scan_revocations
+from ledger.store import Ledger
+from tests.ledger.conftest import TICKETS, run, ticket, verdict_for
+
+JANUARY = datetime(2026, 1, 1, tzinfo=UTC)
+FEBRUARY = datetime(2026, 2, 1, tzinfo=UTC)
+KINDS = ("confirmed", "assumed", "automated_resolution")
+
+
+def _verified_ledger(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("OUTCOME_JUDGE_MODEL", "OUTCOME_JUDGE_API_BASE", "OUTCOME_JUDGE_DB_URL"):
+        monkeypatch.delenv(key, raising=False)
+    from config.settings import get_settings
+
+    get_settings.cache_clear()
+    result = run("verify", str(TICKETS), "--db", url, "--out", str(tmp_path / "v.jsonl"))
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+
+
+def _latest_decisions(url: str) -> dict[str, str]:
+    """Each outcome's latest verdict, read straight from the verdicts table."""
+    from ledger.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT outcome_id, decision FROM verdicts ORDER BY pk")
+            ).all()
+    finally:
+        engine.dispose()
+    return {oid: decision for oid, decision in rows}
+
+
+def _claims_file(path: Path, ids: list[str]) -> list[dict[str, Any]]:
+    """Confirmed, assumed and automated claims on every sample ticket, then wrong ones."""
+    rows = [
+        {
+            "outcome_id": oid,
+            "claimed_at": f"2026-01-{10 + i % 15:02d}T12:00:00Z",
+            "claim": KINDS[i % 3],
+            "price_usd": ["0.99", "1.50", "2.00"][i % 3],
+        }
+        for i, oid in enumerate(ids)
+    ]
+    rows += [
+        {"outcome_id": ids[0], "claimed_at": "2026-01-20T09:00:00Z", "claim": "assumed",
+         "price_usd": "0.99"},  # billed twice
+        {"outcome_id": "T-NOPE", "claimed_at": "2026-01-21T09:00:00Z", "claim": "assumed",
+         "price_usd": "0.99"},  # no such conversation
+        {"outcome_id": ids[1], "claimed_at": "2025-12-31T23:59:59Z", "claim": "confirmed",
+         "price_usd": "0.99"},  # before the period
+    ]  # fmt: skip
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=["outcome_id", "claimed_at", "claim", "price_usd"])
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+    return rows
+
+
+def test_audit_of_the_shipped_sample_is_recomputed_from_the_ledger(
+    ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _verified_ledger(ledger_url, tmp_path, monkeypatch)
+    decisions = _latest_decisions(ledger_url)
+    ids = sorted(decisions)
+    claims = _claims_file(tmp_path / "claims.csv", ids)
+    disputes = tmp_path / "disputes.csv"
+    result = run(
+        "audit", "--claims", str(tmp_path / "claims.csv"), "--db", ledger_url,
+        "--from", "2026-01-01", "--to", "2026-02-01", "--csv", str(disputes), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+
+    # Recompute every figure from the claims and the verdicts table (nothing is revoked here).
+    expected: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    amounts: dict[str, Decimal] = defaultdict(Decimal)
+    seen: set[str] = set()
+    for row in claims:
+        if row["claimed_at"] < "2026-01-01":
+            continue
+        oid, price = row["outcome_id"], Decimal(row["price_usd"])
+        status = (
+            "duplicate" if oid in seen else decisions.get(oid, "unknown")
+        )  # an unknown id has no verdict
+        seen.add(oid)
+        key = (row["claimed_at"][:7], row["claim"])
+        expected[key]["claimed"] += 1
+        expected[key][status] += 1
+        amounts["billed_usd"] += price
+        if status == "verified":
+            amounts["supported_usd"] += price
+        elif status in ("not_verified", "duplicate"):
+            amounts["disputed_usd"] += price
+        elif status == "abstain":
+            amounts["pending_usd"] += price
+        else:
+            amounts["unknown_usd"] += price
+    totals: Counter[str] = sum(expected.values(), Counter())
+    for key in ("claimed", "verified", "not_verified", "abstain", "duplicate", "unknown"):
+        assert data[key] == totals[key], key
+    assert data["unjudged"] == 0
+    for key, value in amounts.items():
+        assert data[key] == pytest.approx(float(value)), key
+    assert data["billed_usd"] == pytest.approx(
+        data["supported_usd"] + data["disputed_usd"] + data["pending_usd"] + data["unknown_usd"]
+    )
+    by_row = {(r["period"], r["claim"]): r for r in data["by_period"]}
+    assert set(by_row) == set(expected)
+    for key, counts in expected.items():
+        for status in ("claimed", "verified", "not_verified", "abstain", "duplicate", "unknown"):
+            assert by_row[key][status] == counts[status], (key, status)
+    # Nothing dropped silently: each wrong claim is listed with its line.
+    problems = data["problems"]
+    assert [(p["outcome_id"], p["line"]) for p in problems["duplicate"]] == [(ids[0], len(ids) + 2)]
+    assert [p["outcome_id"] for p in problems["unknown_id"]] == ["T-NOPE"]
+    assert [p["outcome_id"] for p in problems["outside_period"]] == [ids[1]]
+    # The disputes are the not-verified claims and the duplicate, in file order, in JSON and CSV.
+    disputed = [d["outcome_id"] for d in data["disputes"]]
+    assert disputed == [oid for oid in ids if decisions[oid] == "not_verified"] + [ids[0]]
+    with disputes.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["outcome_id"] for r in rows] == disputed
+    assert all(r["rubric"].startswith("support-resolution@") for r in rows[:-1])
+    # The sample's embedded labels measure the panel's error: a corrected count with an interval.
+    corrected = data["corrected_verified"]
+    assert corrected["value"] is not None and corrected["ci"][0] <= corrected["value"]
+    assert corrected["value"] <= corrected["ci"][1]
+    low, high = data["corrected_disputed_usd"]["ci"]
+    assert low <= data["corrected_disputed_usd"]["value"] <= high
+    assert data["correction"]["n_judged"] == totals["verified"] + totals["not_verified"]
+    # Every verified outcome was claimed, so the vendor left none unbilled.
+    assert data["verified_unclaimed"]["count"] == 0
+
+
+def test_a_revoked_outcome_is_disputed_with_the_reason(engine: Engine) -> None:
+    ledger = Ledger(engine, tenant="acme")
+    outcome = ticket()
+    ledger.record_result(outcome, verdict_for(outcome))
+    data = outcome.model_dump(mode="json")
+    closed = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    data["signals"] = {
+        **data["signals"],
+        "closed_at": closed.isoformat(),
+        "reopened_at": (closed + timedelta(hours=21)).isoformat(),
+    }
+    from judge.models import Outcome
+
+    ledger.record_outcome(Outcome.model_validate(data))
+    from app.audit import run_audit
+
+    claim = Claim(1, outcome.id, closed, "assumed", Decimal("0.99"))
+    before = run_audit(engine, "acme", [claim])
+    scan_revocations(engine, tenant="acme")
+    after = run_audit(engine, "acme", [claim])
+    assert (before.verified, before.not_verified) == (1, 0)
+    assert (after.verified, after.not_verified) == (0, 1)
+    assert after.disputes[0].reason == "revoked: reopened"
+    assert after.disputed_usd == pytest.approx(0.99)
+
+
+def test_bad_claims_files_say_what_is_wrong_and_audit_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ClaimsInputError, match=r"no column 'outcome_id'.*--column"):
+        parse_claims("conversation_id,claimed_at,claim,price_usd\nc1,2026-01-02,x,1\n", jsonl=False)
+    mapped = parse_claims(
+        "conversation_id,claimed_at,claim,price_usd\nc1,2026-01-02,x,1\n",
+        jsonl=False,
+        columns=ClaimColumns.parse(["outcome_id=conversation_id"]),
+    )
+    assert mapped[0].outcome_id == "c1"
+    text = (
+        "outcome_id,claimed_at,claim,price_usd\n"
+        "a,2026-01-02,x,1\n"
+        "b,yesterday,x,1\n"
+        "c,2026-01-02,x,-3\n"
+        "d,2026-01-02,,1\n"
+    )
+    with pytest.raises(ClaimsInputError) as info:
+        parse_claims(text, jsonl=False)
+    message = str(info.value)
+    assert "3 bad claim row(s), nothing audited" in message
+    assert "line 3: claimed_at: 'yesterday' is not an ISO 8601 time" in message
+    assert "line 4: price_usd: '-3' is not a non-negative amount" in message
+    assert "line 5: claim: missing" in message
+    jsonl = parse_claims(
+        '{"outcome_id": "a", "claimed_at": "2026-01-02T10:00:00+02:00", "claim": "assumed",'
+        ' "price_usd": 0.99}\n\n',
+        jsonl=True,
+    )
+    assert jsonl[0].claimed_at == datetime(2026, 1, 2, 8, tzinfo=UTC)
+    with pytest.raises(ClaimsInputError, match="line 1: not JSON"):
+        parse_claims("{oops\n", jsonl=True)
+    with pytest.raises(ClaimsInputError, match="unknown field 'id'"):
+        ClaimColumns.parse(["id=conversation"])
+
+
+def test_the_cli_exits_2_on_a_bad_file_and_prints_no_report(tmp_path: Path) -> None:
+    bad = tmp_path / "claims.csv"
+    bad.write_text("outcome_id,claimed_at,claim,price_usd\nT-1,2026-01-02,assumed,abc\n")
+    result = run("audit", "--claims", str(bad), "--db", f"sqlite:///{tmp_path / 'none.db'}")
+    assert result.exit_code == 2
+    assert "line 2: price_usd: 'abc' is not a number" in result.output
+    assert "Vendor claims" not in result.output
+
+
+_STATUS = st.sampled_from(["verified", "not_verified", "abstain", "unjudged", "unknown"])
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([f"o{i}" for i in range(8)]),
+            st.integers(min_value=0, max_value=90),
+            st.sampled_from(KINDS),
+            st.decimals(min_value=0, max_value=5, places=2),
+        ),
+        max_size=40,
+    ),
+    st.dictionaries(st.sampled_from([f"o{i}" for i in range(8)]), _STATUS),
+)
+def test_every_claim_lands_in_exactly_one_bucket(
+    raw: list[tuple[str, int, str, Decimal]], statuses: dict[str, str]
+) -> None:
+    claims = [
+        Claim(i + 2, oid, JANUARY - timedelta(days=10) + timedelta(days=day), kind, price)
+        for i, (oid, day, kind, price) in enumerate(raw)
+    ]
+    judged = {f"o{i}": JudgedClaim(status=statuses.get(f"o{i}", "unknown")) for i in range(8)}  # type: ignore[arg-type]
+    report = reconcile(
+        claims, judged, tenant="t", since=JANUARY, until=FEBRUARY, verified_ids=[],
+        correct=lambda v, n: "no labels",
+    )  # fmt: skip
+    inside = [c for c in claims if JANUARY <= c.claimed_at < FEBRUARY]
+    assert report.claimed == len(inside)
+    assert len(report.problems["outside_period"]) == len(claims) - len(inside)
+    assert report.claimed == sum(
+        getattr(report, k)
+        for k in ("verified", "not_verified", "abstain", "unjudged", "unknown", "duplicate")
+    )
+    assert report.duplicate == len(inside) - len({c.outcome_id for c in inside})
+    parts = report.supported_usd + report.disputed_usd + report.pending_usd + report.unknown_usd
+    assert report.billed_usd == pytest.approx(parts)
+    assert report.billed_usd == pytest.approx(float(sum((c.price_usd for c in inside), Decimal(0))))
+    assert sum(r.claimed for r in report.by_period) == report.claimed
+    assert len(report.disputes) == report.not_verified + report.duplicate

@@ -39,13 +39,23 @@ def register(app: typer.Typer) -> None:
 
 def audit(
     claims: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--claims",
             help="The vendor's invoice export, CSV (header row) or JSONL: outcome_id, claimed_at, "
-            "claim (confirmed, assumed, automated_resolution ...), price_usd per row.",
+            "claim (confirmed, assumed, automated_resolution ...), price_usd per row. Without "
+            "it, the claims imported with the conversations (vendor_claim) at --price.",
         ),
-    ],
+    ] = None,
+    price: Annotated[
+        float | None,
+        typer.Option(
+            "--price",
+            min=0,
+            help="Without --claims: the price in USD of each resolution the vendor claimed in "
+            "the imported conversations.",
+        ),
+    ] = None,
     db: LedgerUrlOpt = None,
     tenant: TenantOpt = None,
     since: FromOpt = None,
@@ -82,13 +92,30 @@ def audit(
     start, end = parse_time(since, "--from"), parse_time(until, "--to")
     if start is not None and end is not None and start >= end:
         fail("--from must be before --to")
-    try:
-        rows = read_claims(claims, ClaimColumns.parse(column or []))
-    except ClaimsInputError as exc:
-        fail(f"--claims: {exc}")
+    if claims is None and price is None:
+        fail(
+            "give --claims FILE (the vendor's invoice export), or --price USD to audit the "
+            "resolutions the vendor claimed in the imported conversations (vendor_claim)"
+        )
+    if claims is not None and price is not None:
+        fail("--price is for claims read from the ledger; a --claims file has its own prices")
+    rows = None
+    if claims is not None:
+        try:
+            rows = read_claims(claims, ClaimColumns.parse(column or []))
+        except ClaimsInputError as exc:
+            fail(f"--claims: {exc}")
     url = db or get_settings().db_url
     engine, chosen, shown = open_ledger(url, tenant, tables={"outcomes", "outcome_facts"})
     try:
+        if rows is None:
+            from decimal import Decimal
+
+            from ledger.audit_source import imported_claims
+
+            rows = imported_claims(
+                engine, chosen, price_usd=Decimal(repr(price)), since=start, until=end
+            )
         report = run_audit(engine, chosen, rows, since=start, until=end, n_boot=n_boot, seed=seed)
     except LedgerDatabaseError as exc:
         fail(f"--db {shown}: {exc}")

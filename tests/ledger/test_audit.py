@@ -268,3 +268,68 @@ def test_every_claim_lands_in_exactly_one_bucket(
     assert report.billed_usd == pytest.approx(float(sum((c.price_usd for c in inside), Decimal(0))))
     assert sum(r.claimed for r in report.by_period) == report.claimed
     assert len(report.disputes) == report.not_verified + report.duplicate
+
+
+def test_claims_imported_with_the_conversations_are_audited(engine: Engine, tmp_path: Path) -> None:
+    """Without an invoice: the vendor_claim the importers keep, at one price per resolution."""
+    from app.audit import run_audit
+    from ledger.audit_source import imported_claims
+
+    ledger = Ledger(engine, tenant="acme")
+    cases = {
+        # id: (vendor_claim, closed_at, our decision)
+        "I-1": ({"vendor": "intercom", "resolution_state": "assumed_resolution",
+                 "automated": True}, "2026-03-02T10:00:00Z", "not_verified"),
+        "I-2": ({"vendor": "intercom", "resolution_state": "confirmed_resolution",
+                 "automated": True}, "2026-03-03T10:00:00Z", "verified"),
+        "I-3": ({"vendor": "intercom", "resolution_state": "escalated", "automated": False},
+                "2026-03-03T10:00:00Z", "not_verified"),  # not claimed
+        "Z-4": ({"vendor": "zendesk", "status": "solved", "automated": True}, None, "verified"),
+        "I-5": ({"vendor": "intercom", "resolution_state": "assumed_resolution",
+                 "automated": True}, "2026-04-02T10:00:00Z", "verified"),  # next month
+        "N-6": (None, "2026-03-02T10:00:00Z", "verified"),  # no claim: verified, not billed
+    }  # fmt: skip
+    for oid, (claim, closed, decision) in cases.items():
+        outcome = ticket(oid, vendor_claim=claim, signals={"closed_at": closed})
+        ledger.record_result(outcome, verdict_for(outcome, decision=decision))
+    march, april = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
+    # Z-4 has no closed_at: it is dated when the ledger received it (now), outside March.
+    claims = imported_claims(engine, "acme", price_usd=Decimal("0.99"), since=march, until=april)
+    assert [(c.outcome_id, c.claim) for c in claims] == [
+        ("I-1", "assumed_resolution"),
+        ("I-2", "confirmed_resolution"),
+    ]
+    everything = imported_claims(engine, "acme", price_usd=Decimal("0.99"), since=None, until=None)
+    assert [c.outcome_id for c in everything] == ["I-1", "I-2", "I-5", "Z-4"]
+    assert {c.claim for c in everything if c.outcome_id == "Z-4"} == {"automated_resolution"}
+    report = run_audit(engine, "acme", claims, since=march, until=april)
+    assert (report.claimed, report.verified, report.not_verified) == (2, 1, 1)
+    assert report.disputes[0].outcome_id == "I-1"
+    assert report.billed_usd == pytest.approx(1.98)
+    assert report.disputed_usd == pytest.approx(0.99)
+
+
+def test_the_cli_audits_imported_claims_at_a_price(tmp_path: Path) -> None:
+    from ledger.db import make_engine
+    from ledger.schema import migrate
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    outcome = ticket(
+        "I-1",
+        vendor_claim={"vendor": "intercom", "resolution_state": "assumed_resolution",
+                      "automated": True},
+        signals={"closed_at": "2026-03-02T10:00:00Z"},
+    )  # fmt: skip
+    Ledger(engine, tenant="acme").record_result(
+        outcome, verdict_for(outcome, decision="not_verified")
+    )
+    engine.dispose()
+    neither = run("audit", "--db", url)
+    assert neither.exit_code == 2 and "--price USD" in neither.output
+    result = run("audit", "--db", url, "--price", "0.99", "--from", "2026-03-01", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["claimed"], data["not_verified"], data["disputed_usd"]) == (1, 1, 0.99)
+    assert data["by_period"][0]["claim"] == "assumed_resolution"

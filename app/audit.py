@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ledger.audit import AuditReport, reconcile
 from ledger.audit_source import claimed_outcomes, verified_outcome_ids
+from ledger.dispute_pack import dispute_details
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -40,7 +41,7 @@ def run_audit(
     def correct(n_verified: int, n_judged: int) -> CorrectedCount | str:
         return _correction(engine, tenant, panels, n_verified, n_judged, n_boot=n_boot, seed=seed)
 
-    return reconcile(
+    report = reconcile(
         claims,
         judged,
         tenant=tenant,
@@ -49,6 +50,15 @@ def run_audit(
         verified_ids=verified_outcome_ids(engine, tenant, since=since, until=until),
         correct=correct,
     )
+    pks = [d.verdict_pk for d in report.disputes if d.verdict_pk is not None]
+    if not pks:
+        return report
+    details = dispute_details(engine, tenant, pks)
+    disputes = [
+        d if d.verdict_pk is None else d.model_copy(update={"detail": details.get(d.verdict_pk)})
+        for d in report.disputes
+    ]
+    return report.model_copy(update={"disputes": disputes})
 
 
 def _correction(

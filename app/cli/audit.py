@@ -71,6 +71,14 @@ def audit(
     csv_out: Annotated[
         Path | None, typer.Option("--csv", help="Also write the disputed claims as CSV here.")
     ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Also write the audit and its dispute pack (transcripts, each judge's "
+            "rationale and evidence) as one self-contained HTML page here.",
+        ),
+    ] = None,
     n_boot: Annotated[
         int, typer.Option("--n-boot", min=100, help="Bootstrap replicates of the interval.")
     ] = 1000,
@@ -121,19 +129,28 @@ def audit(
         fail(f"--db {shown}: {exc}")
     finally:
         engine.dispose()
-    if csv_out is not None:
-        from ledger.cost_report_html import write_text_atomic
+    from ledger.cost_report_html import write_text_atomic
 
+    if csv_out is not None:
         try:
             write_text_atomic(csv_out, disputes_csv(report))
         except OSError as exc:
             fail(f"--csv: cannot write {csv_out}: {exc.strerror or exc}")
+    if html is not None:
+        from ledger.audit_html import render_audit_html
+
+        try:
+            write_text_atomic(html, render_audit_html(report))
+        except OSError as exc:
+            fail(f"--html: cannot write {html}: {exc.strerror or exc}")
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
     else:
         _print(report)
     if csv_out is not None:
         stderr.print(f"{len(report.disputes)} disputed claim(s) written to {csv_out}")
+    if html is not None:
+        stderr.print(f"audit and dispute pack written to {html}")
 
 
 def disputes_csv(report: AuditReport) -> str:

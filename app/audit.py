@@ -19,9 +19,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from calibration.correction import CorrectedCount
+    from ledger.audits import StoredAudit
     from ledger.claims import Claim
 
-__all__ = ["run_audit"]
+__all__ = ["run_and_store_audit", "run_audit"]
 
 
 def run_audit(
@@ -101,3 +102,20 @@ def _correction(
         return f"undefined: {exc}"
     except ValueError as exc:
         return f"undefined: {exc}"
+
+
+def run_and_store_audit(
+    engine: Engine,
+    tenant: str,
+    claims: Sequence[Claim],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    n_boot: int = 1000,
+    seed: int | None = 0,
+) -> StoredAudit:
+    """:func:`run_audit`, then store the report (``POST /v1/audits``)."""
+    from ledger.audits import save_audit
+
+    report = run_audit(engine, tenant, claims, since=since, until=until, n_boot=n_boot, seed=seed)
+    return save_audit(engine, tenant, report, since=since, until=until)

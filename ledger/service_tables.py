@@ -7,6 +7,7 @@ exception to "append-only": ``jobs``/``job_items`` are a work queue (their statu
 and ``outcome_facts`` holds one current row per billable outcome (the meter's index), which is
 frozen once the outcome is final (see :mod:`ledger.facts`). ``web_session_revocations`` drops
 rows once the session they name has expired (a signed cookie past its expiry is refused anyway).
+Stored audits (``audits``) are append-only like the ledger.
 """
 
 from __future__ import annotations
@@ -313,6 +314,29 @@ class PullCursorRow(SQLModel, table=True):
     updated_at: datetime = _now_column("updated_at")
 
 
+class AuditRecordRow(SQLModel, table=True):
+    """One stored audit of a vendor's claims (``POST /v1/audits``): the whole report as JSON.
+
+    Append-only: an audit is a statement made at ``created_at`` about the ledger as it was then;
+    auditing again makes a new row.
+    """
+
+    __tablename__ = "audits"
+    __table_args__ = (sa.Index("ix_audits_tenant", "tenant", "pk"), _tenant_fk("audits"))
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    created_at: datetime = _now_column("created_at")
+    period_from: datetime | None = Field(
+        default=None, sa_column=sa.Column("period_from", UTCDateTime(), nullable=True)
+    )
+    period_to: datetime | None = Field(
+        default=None, sa_column=sa.Column("period_to", UTCDateTime(), nullable=True)
+    )
+    claimed: int = Field(sa_column=sa.Column("claimed", sa.Integer(), nullable=False))
+    report: dict[str, Any] = _json_column("report")
+
+
 SERVICE_TABLES: tuple[type[SQLModel], ...] = (
     ApiKeyRow,
     JobRow,
@@ -322,4 +346,5 @@ SERVICE_TABLES: tuple[type[SQLModel], ...] = (
     MeterEntryRow,
     WebSessionRevocationRow,
     PullCursorRow,
+    AuditRecordRow,
 )

@@ -337,6 +337,46 @@ class AuditRecordRow(SQLModel, table=True):
     report: dict[str, Any] = _json_column("report")
 
 
+#: Where verified counts are exported (``judge export meter --to``).
+EXPORT_TARGETS = ("cloudevents", "openmeter", "lago", "stripe")
+#: What one exported event does: count an outcome, take a count back with a negative value, or
+#: cancel an earlier event (Stripe, within its 24 hours).
+EXPORT_KINDS = ("usage", "negative", "cancel")
+
+
+class MeterExportRow(SQLModel, table=True):
+    """One event sent (or being sent) to a billing system for one meter entry.
+
+    Written ``pending`` before the request and ``sent`` after the target accepted it, so a run
+    that dies in between re-sends the same idempotency ``key`` (the target drops the repeat).
+    ``destination`` is the endpoint without credentials; ``corrects`` is the key of the usage
+    event a ``negative`` or ``cancel`` takes back.
+    """
+
+    __tablename__ = "meter_exports"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant", "target", "destination", "key", name="uq_meter_exports_key"),
+        sa.Index("ix_meter_exports_destination", "tenant", "target", "destination"),
+        _tenant_fk("meter_exports"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    target: str = Field(sa_column=sa.Column("target", sa.String(20), nullable=False))
+    destination: str = Field(sa_column=sa.Column("destination", sa.String(500), nullable=False))
+    key: str = Field(sa_column=sa.Column("key", sa.String(300), nullable=False))
+    kind: str = Field(sa_column=sa.Column("kind", sa.String(16), nullable=False))
+    entry_pk: int = Field(sa_column=sa.Column("entry_pk", BigPK, nullable=False))
+    outcome_id: str = Field(sa_column=sa.Column("outcome_id", sa.String(200), nullable=False))
+    value: int = Field(sa_column=sa.Column("value", sa.SmallInteger, nullable=False))
+    corrects: str | None = Field(default=None, sa_column=sa.Column("corrects", sa.String(300)))
+    status: str = Field(sa_column=sa.Column("status", sa.String(16), nullable=False))
+    created_at: datetime = _now_column("created_at")
+    sent_at: datetime | None = Field(
+        default=None, sa_column=sa.Column("sent_at", UTCDateTime(), nullable=True)
+    )
+
+
 SERVICE_TABLES: tuple[type[SQLModel], ...] = (
     ApiKeyRow,
     JobRow,
@@ -347,4 +387,5 @@ SERVICE_TABLES: tuple[type[SQLModel], ...] = (
     WebSessionRevocationRow,
     PullCursorRow,
     AuditRecordRow,
+    MeterExportRow,
 )

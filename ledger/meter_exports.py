@@ -1,0 +1,171 @@
+"""What was sent to a billing system, and what the meter holds: the state ``judge export meter``
+plans from (see :mod:`app.export.plan`).
+
+Every write is its own transaction: events are recorded ``pending`` before they are sent and
+``sent`` once the target accepted them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlmodel import col
+
+from judge.models import as_utc
+from ledger.db import session
+from ledger.service_tables import MeterEntryRow, MeterExportRow
+from ledger.tables import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+__all__ = ["ExportedEvent", "MeterEntry", "export_state", "mark_sent", "record_pending"]
+
+
+@dataclass(frozen=True, slots=True)
+class MeterEntry:
+    """One signed count of the verified-outcomes meter (:class:`MeterEntryRow`)."""
+
+    pk: int
+    outcome_id: str
+    verdict_pk: int
+    delta: int
+    reason: str
+    booked_at: datetime
+    tier: str | None = None
+    agent: str | None = None
+    agent_version: str | None = None
+    model_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedEvent:
+    """One event recorded for a destination: sent, or pending (to be sent again, same key)."""
+
+    key: str
+    kind: str
+    entry_pk: int
+    outcome_id: str
+    value: int
+    corrects: str | None
+    status: str
+    sent_at: datetime | None
+    pk: int | None = None
+
+
+def export_state(
+    engine: Engine, tenant: str, target: str, destination: str
+) -> tuple[list[MeterEntry], list[ExportedEvent]]:
+    """The tenant's meter entries (by pk) and the events recorded for this destination."""
+    with session(engine, readonly=True) as db:
+        conn = db.connection()
+        entries = [
+            MeterEntry(
+                pk=r.pk,
+                outcome_id=r.outcome_id,
+                verdict_pk=r.verdict_pk,
+                delta=r.delta,
+                reason=r.reason,
+                booked_at=as_utc(r.booked_at),
+                tier=r.tier,
+                agent=r.agent,
+                agent_version=r.agent_version,
+                model_path=r.model_path,
+            )
+            for r in conn.execute(
+                sa.select(MeterEntryRow.__table__)  # type: ignore[attr-defined]
+                .where(col(MeterEntryRow.tenant) == tenant)
+                .order_by(col(MeterEntryRow.pk))
+            )
+        ]
+        exported = [
+            ExportedEvent(
+                key=r.key,
+                kind=r.kind,
+                entry_pk=r.entry_pk,
+                outcome_id=r.outcome_id,
+                value=r.value,
+                corrects=r.corrects,
+                status=r.status,
+                sent_at=None if r.sent_at is None else as_utc(r.sent_at),
+                pk=r.pk,
+            )
+            for r in conn.execute(
+                sa.select(MeterExportRow.__table__)  # type: ignore[attr-defined]
+                .where(
+                    col(MeterExportRow.tenant) == tenant,
+                    col(MeterExportRow.target) == target,
+                    col(MeterExportRow.destination) == destination,
+                )
+                .order_by(col(MeterExportRow.pk))
+            )
+        ]
+    return entries, exported
+
+
+def record_pending(
+    engine: Engine,
+    tenant: str,
+    target: str,
+    destination: str,
+    events: Sequence[ExportedEvent],
+) -> None:
+    """Record ``events`` as pending (a key already recorded is left as it is)."""
+    if not events:
+        return
+    with session(engine) as db:
+        conn = db.connection()
+        known = set(
+            conn.execute(
+                sa.select(col(MeterExportRow.key)).where(
+                    col(MeterExportRow.tenant) == tenant,
+                    col(MeterExportRow.target) == target,
+                    col(MeterExportRow.destination) == destination,
+                    col(MeterExportRow.key).in_([e.key for e in events]),
+                )
+            ).scalars()
+        )
+        now = utcnow()
+        rows = [
+            {
+                "tenant": tenant,
+                "target": target,
+                "destination": destination,
+                "key": e.key,
+                "kind": e.kind,
+                "entry_pk": e.entry_pk,
+                "outcome_id": e.outcome_id,
+                "value": e.value,
+                "corrects": e.corrects,
+                "status": "pending",
+                "created_at": now,
+            }
+            for e in events
+            if e.key not in known
+        ]
+        if rows:
+            conn.execute(sa.insert(MeterExportRow.__table__), rows)  # type: ignore[attr-defined]
+
+
+def mark_sent(
+    engine: Engine, tenant: str, target: str, destination: str, keys: Sequence[str], at: datetime
+) -> None:
+    """Mark the events of ``keys`` sent at ``at`` (the target accepted them)."""
+    if not keys:
+        return
+    with session(engine) as db:
+        db.connection().execute(
+            sa.update(MeterExportRow.__table__)  # type: ignore[attr-defined]
+            .where(
+                col(MeterExportRow.tenant) == tenant,
+                col(MeterExportRow.target) == target,
+                col(MeterExportRow.destination) == destination,
+                col(MeterExportRow.key).in_(list(keys)),
+                col(MeterExportRow.status) == "pending",
+            )
+            .values(status="sent", sent_at=at)
+        )

@@ -1,5 +1,6 @@
-"""What was sent to a billing system, and what the meter holds: the state ``judge export meter``
-plans from (see :mod:`app.export.plan`).
+"""What was sent to a billing or tracing system, and what the ledger holds to send: the state
+``judge export meter`` plans from (see :mod:`app.export.plan`) and the verdicts ``judge export
+verdicts`` sends as OpenTelemetry events.
 
 Every write is its own transaction: events are recorded ``pending`` before they are sent and
 ``sent`` once the target accepted them.
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlmodel import col
@@ -23,7 +24,15 @@ from ledger.tables import utcnow
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-__all__ = ["ExportedEvent", "MeterEntry", "export_state", "mark_sent", "record_pending"]
+__all__ = [
+    "ExportedEvent",
+    "MeterEntry",
+    "VerdictToExport",
+    "export_state",
+    "mark_sent",
+    "record_pending",
+    "verdicts_to_export",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,3 +178,71 @@ def mark_sent(
             )
             .values(status="sent", sent_at=at)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictToExport:
+    """A verdict and what links it to the agent's trace (the judged revision's ``metadata``)."""
+
+    pk: int
+    outcome_id: str
+    created_at: datetime
+    verdict: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+def verdicts_to_export(
+    engine: Engine,
+    tenant: str,
+    target: str,
+    destination: str,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[VerdictToExport]:
+    """The tenant's verdicts recorded in ``[since, until)`` that this destination has not been
+    sent yet (pending ones included: they are sent again), oldest first."""
+    from ledger.tables import OutcomeRow, VerdictRow
+
+    sent = (
+        sa.select(col(MeterExportRow.entry_pk)).where(
+            col(MeterExportRow.tenant) == tenant,
+            col(MeterExportRow.target) == target,
+            col(MeterExportRow.destination) == destination,
+            col(MeterExportRow.status) == "sent",
+        )
+    ).scalar_subquery()
+    query = (
+        sa.select(
+            col(VerdictRow.pk),
+            col(VerdictRow.outcome_id),
+            col(VerdictRow.created_at),
+            col(VerdictRow.payload),
+            col(OutcomeRow.payload),
+        )
+        .join(
+            OutcomeRow,
+            sa.and_(
+                col(OutcomeRow.tenant) == col(VerdictRow.tenant),
+                col(OutcomeRow.outcome_id) == col(VerdictRow.outcome_id),
+                col(OutcomeRow.revision) == col(VerdictRow.outcome_revision),
+            ),
+        )
+        .where(col(VerdictRow.tenant) == tenant, col(VerdictRow.pk).not_in(sent))
+        .order_by(col(VerdictRow.pk))
+    )
+    if since is not None:
+        query = query.where(col(VerdictRow.created_at) >= since)
+    if until is not None:
+        query = query.where(col(VerdictRow.created_at) < until)
+    with session(engine, readonly=True) as db:
+        return [
+            VerdictToExport(
+                pk=pk,
+                outcome_id=oid,
+                created_at=as_utc(at),
+                verdict=dict(verdict or {}),
+                metadata=dict((outcome or {}).get("metadata") or {}),
+            )
+            for pk, oid, at, verdict, outcome in db.connection().execute(query)
+        ]

@@ -337,15 +337,17 @@ class AuditRecordRow(SQLModel, table=True):
     report: dict[str, Any] = _json_column("report")
 
 
-#: Where verified counts are exported (``judge export meter --to``).
-EXPORT_TARGETS = ("cloudevents", "openmeter", "lago", "stripe")
-#: What one exported event does: count an outcome, take a count back with a negative value, or
-#: cancel an earlier event (Stripe, within its 24 hours).
-EXPORT_KINDS = ("usage", "negative", "cancel")
+#: Where verified counts are exported (``judge export meter --to``), and verdicts (``otlp``).
+EXPORT_TARGETS = ("cloudevents", "openmeter", "lago", "stripe", "otlp")
+#: What one exported event does: count an outcome, take a count back with a negative value,
+#: cancel an earlier event (Stripe, within its 24 hours), or report a verdict (``evaluation``,
+#: whose ``entry_pk`` is the verdict's).
+EXPORT_KINDS = ("usage", "negative", "cancel", "evaluation")
 
 
 class MeterExportRow(SQLModel, table=True):
-    """One event sent (or being sent) to a billing system for one meter entry.
+    """One event sent (or being sent) to a billing system for one meter entry, or to a tracing
+    system for one verdict (target ``otlp``, kind ``evaluation``).
 
     Written ``pending`` before the request and ``sent`` after the target accepted it, so a run
     that dies in between re-sends the same idempotency ``key`` (the target drops the repeat).

@@ -1,4 +1,5 @@
-"""`judge export meter`: the verified-outcomes meter to a billing system, each count once."""
+"""`judge export meter`: the verified-outcomes meter to a billing system, each count once;
+`judge export verdicts`: each verdict to a tracing tool as an OpenTelemetry evaluation event."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from typing import Annotated
 import typer
 
 from app.cli._common import LedgerUrlOpt, fail, stderr
-from app.cli._sources import TenantOpt, open_ledger
+from app.cli._sources import FromOpt, TenantOpt, ToOpt, open_ledger
 
 export_app = typer.Typer(
     name="export",
-    help="Send verified counts to billing systems (CloudEvents, OpenMeter, Lago, Stripe).",
+    help="Send verified counts to billing systems (CloudEvents, OpenMeter, Lago, Stripe) and "
+    "verdicts to tracing tools (OpenTelemetry).",
     no_args_is_help=True,
 )
 
@@ -132,3 +134,73 @@ def meter(
         )
     if summary.error:
         fail(f"{to} refused: {summary.error}", code=1)
+
+
+@export_app.command("verdicts")
+def verdicts(
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint",
+            help="OTLP/HTTP base URL (events go to {endpoint}/v1/logs). Default: "
+            "OTEL_EXPORTER_OTLP_ENDPOINT.",
+        ),
+    ] = None,
+    db: LedgerUrlOpt = None,
+    tenant: TenantOpt = None,
+    since: FromOpt = None,
+    until: ToOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Send each verdict as an OpenTelemetry gen_ai.evaluation.result event (OTLP/HTTP JSON).
+
+    Headers (e.g. the tracing tool's API key) come from OTEL_EXPORTER_OTLP_HEADERS
+    (key=value,key2=value2), never from the command line. A verdict is sent once per endpoint;
+    outcomes whose cost came from --traces are linked to their agent's span. Exit status 1 when
+    the receiver refused a batch.
+    """
+    from app.cli._sources import parse_time
+    from app.export.otlp import export_verdicts
+    from config.settings import get_settings
+    from ledger.schema import migrate
+
+    url = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    if not url.startswith(("http://", "https://")):
+        fail("--endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT) must be an http(s) URL")
+    headers = otlp_headers(os.environ.get("OTEL_EXPORTER_OTLP_HEADERS", ""))
+    start, end = parse_time(since, "--from"), parse_time(until, "--to")
+    engine, chosen, _ = open_ledger(db or get_settings().db_url, tenant, tables={"verdicts"})
+    migrate(engine)
+    try:
+        result = export_verdicts(
+            engine, chosen, endpoint=url, headers=headers, since=start, until=end
+        )
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        stderr.print(
+            f"{result.destination}: sent {result.sent} of {result.planned} verdict(s) as "
+            f"gen_ai.evaluation.result events, {result.linked} linked to the agent's span"
+            + (f"; the receiver rejected {result.rejected}" if result.rejected else ""),
+            highlight=False,
+        )
+    if result.error:
+        fail(f"the OTLP receiver refused: {result.error}", code=1)
+
+
+def otlp_headers(value: str) -> dict[str, str]:
+    """``OTEL_EXPORTER_OTLP_HEADERS`` (``k=v,k2=v2``, values URL-encoded) as a dict.
+
+    >>> otlp_headers("api-key=secret%20key, x-team=a")
+    {'api-key': 'secret key', 'x-team': 'a'}
+    """
+    from urllib.parse import unquote
+
+    headers: dict[str, str] = {}
+    for item in value.split(","):
+        key, sep, raw = item.partition("=")
+        if sep and key.strip():
+            headers[key.strip()] = unquote(raw.strip())
+    return headers

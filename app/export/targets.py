@@ -25,12 +25,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from app.export.plan import Action
+from app.http_retry import DeliveryError, Poster
 
 __all__ = [
     "CANCEL_WINDOWS",
@@ -53,8 +54,7 @@ _STRIPE_PAST = timedelta(days=35) - timedelta(hours=1)
 _CE_TYPE = "com.outcome-judge.verified_outcome"
 
 
-class ExportError(Exception):
-    """The target refused or could not be reached; the message names the request and the fix."""
+ExportError = DeliveryError
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,12 +141,15 @@ class Sender:
 
     config: TargetConfig
     sleep: Callable[[float], None] = time.sleep
-    max_retries: int = 5
-    max_wait: float = 60.0
-    timeout: float = 30.0
-    requests: int = 0
     already_delivered: int = 0
-    waits: list[float] = field(default_factory=list)
+    poster: Poster = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.poster = Poster(RETRY_STATUSES, sleep=self.sleep)
+
+    @property
+    def requests(self) -> int:
+        return self.poster.requests
 
     def send(self, actions: Sequence[Action], now: datetime) -> list[str]:
         target = self.config.target
@@ -167,7 +170,7 @@ class Sender:
             "/api/v1/events/batch",
             json.dumps({"events": events}).encode(),
             "application/json",
-            accept={422},
+            accept=(422,),
         )
         if status != 422:
             return [a.key for a in actions]
@@ -178,7 +181,7 @@ class Sender:
                 "/api/v1/events",
                 json.dumps({"event": event}).encode(),
                 "application/json",
-                accept={422},
+                accept=(422,),
             )
             if status == 422:
                 details = (body or {}).get("error_details") or {}
@@ -213,7 +216,7 @@ class Sender:
             path,
             urllib.parse.urlencode(form).encode(),
             "application/x-www-form-urlencoded",
-            accept={400},
+            accept=(400,),
             extra={"Idempotency-Key": stripe_identifier(action.key)},
         )
         if status == 400:
@@ -229,58 +232,16 @@ class Sender:
         body: bytes,
         content_type: str,
         *,
-        accept: set[int] | None = None,
+        accept: Collection[int] = (),
         extra: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        from app.http_retry import retry_after_seconds
-
-        url = self.config.endpoint.rstrip("/") + path
-        shown = self.config.destination + path
         headers = {
             "Content-Type": content_type,
             "Accept": "application/json",
             "Authorization": f"Bearer {self.config.token}",
             **(extra or {}),
         }
-        for attempt in range(self.max_retries + 1):
-            self.requests += 1
-            request = urllib.request.Request(url, data=body, method="POST", headers=headers)
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return response.status, _json(response.read())
-            except urllib.error.HTTPError as exc:
-                payload = _json(exc.read())
-                if accept and exc.code in accept:
-                    return exc.code, payload
-                if exc.code not in RETRY_STATUSES or attempt == self.max_retries:
-                    hint = (
-                        "; check the token in the environment"
-                        if exc.code in (401, 403)
-                        else f" (after {attempt} retries)"
-                        if exc.code in RETRY_STATUSES
-                        else ""
-                    )
-                    raise ExportError(
-                        f"POST {shown} answered {exc.code}: {json.dumps(payload)[:300]}{hint}"
-                    ) from None
-                wait = retry_after_seconds(exc.headers.get("Retry-After"))
-                wait = float(2**attempt) if wait is None else wait
-                if wait > self.max_wait:
-                    raise ExportError(
-                        f"POST {shown} asks to wait {wait:.0f} s; run the export again later: "
-                        "nothing is sent twice"
-                    ) from None
-                self.waits.append(wait)
-                self.sleep(wait)
-            except urllib.error.URLError as exc:
-                raise ExportError(f"POST {shown} failed: {exc.reason}") from None
-        raise ExportError(f"POST {shown}: no answer")  # pragma: no cover
-
-
-def _json(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return {"text": raw[:300].decode("utf-8", errors="replace")}
+        url = self.config.endpoint.rstrip("/") + path
+        return self.poster.post(
+            url, body, headers, shown=self.config.destination + path, accept=accept
+        )

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.http_retry import retry_after_seconds
+from app.http_retry import Poster
 
 RETRY_STATUSES = frozenset({429, 503})
 
@@ -71,41 +71,24 @@ class HttpClient:
         return self._request("POST", self.url(path), json.dumps(body).encode("utf-8"))
 
     def _request(self, method: str, url: str, data: bytes | None) -> Any:
-        shown = url.split("?")[0]
-        for attempt in range(self.max_retries + 1):
-            headers = {"Accept": "application/json", **self.headers}
-            if data is not None:
-                headers["Content-Type"] = "application/json"
-            request = urllib.request.Request(url, data=data, method=method, headers=headers)
-            self.requests += 1
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read().decode("utf-8"))
-            except urllib.error.HTTPError as exc:
-                if exc.code not in RETRY_STATUSES or attempt == self.max_retries:
-                    body = exc.read().decode("utf-8", errors="replace")[:300]
-                    raise PullError(
-                        f"{method} {shown} answered {exc.code} {exc.reason}: {body}".rstrip(": ")
-                        + (
-                            f" (after {attempt} retries)"
-                            if exc.code in RETRY_STATUSES
-                            else "; check the credentials and the account in the environment"
-                            if exc.code in (401, 403)
-                            else ""
-                        )
-                    ) from exc
-                wait = retry_after_seconds(exc.headers.get("Retry-After"))
-                wait = float(2**attempt) if wait is None else wait
-                if wait > self.max_wait:
-                    raise PullError(
-                        f"{method} {shown} is rate limited for {wait:.0f} s (more than "
-                        f"--max-wait {self.max_wait:.0f} s); run the pull again later: it resumes "
-                        "from the saved cursor"
-                    ) from exc
-                self.waits.append(wait)
-                self.sleep(wait)
-            except urllib.error.URLError as exc:
-                raise PullError(f"{method} {shown} failed: {exc.reason}") from exc
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise PullError(f"{method} {shown} did not answer JSON: {exc}") from exc
-        raise PullError(f"{method} {shown}: no answer")  # pragma: no cover (loop always returns)
+        headers = {"Accept": "application/json", **self.headers}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        poster = Poster(
+            RETRY_STATUSES,
+            sleep=self.sleep,
+            max_retries=self.max_retries,
+            max_wait=self.max_wait,
+            timeout=self.timeout,
+            error=PullError,
+            auth_hint="check the credentials and the account in the environment",
+            wait_hint="run the pull again later: it resumes from the saved cursor",
+        )
+        try:
+            _, payload = poster.request(
+                method, url, data, headers, shown=url.split("?")[0], strict_json=True
+            )
+        finally:
+            self.requests += poster.requests
+            self.waits.extend(poster.waits)
+        return payload

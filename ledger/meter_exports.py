@@ -8,7 +8,9 @@ Every write is its own transaction: events are recorded ``pending`` before they 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,7 @@ __all__ = [
     "ExportedEvent",
     "MeterEntry",
     "VerdictToExport",
+    "exclusive",
     "export_state",
     "mark_sent",
     "record_pending",
@@ -246,3 +249,36 @@ def verdicts_to_export(
             )
             for pk, oid, at, verdict, outcome in db.connection().execute(query)
         ]
+
+
+_LOCAL_LOCKS: dict[str, threading.Lock] = {}
+_LOCAL_GUARD = threading.Lock()
+
+
+@contextmanager
+def exclusive(engine: Engine, name: str) -> Iterator[bool]:
+    """Whether this process holds the lock ``name`` for the block (never waits: False when
+    another holds it). PostgreSQL: a session advisory lock, so one process of many runs a
+    scheduled export; SQLite (one process): a lock per name in this process."""
+    if engine.dialect.name == "postgresql":
+        key = {"k": f"outcome-judge:{name}"}
+        with engine.connect() as conn:
+            got = bool(
+                conn.execute(
+                    sa.text("SELECT pg_try_advisory_lock(hashtextextended(:k, 0))"), key
+                ).scalar()
+            )
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), key)
+        return
+    with _LOCAL_GUARD:
+        lock = _LOCAL_LOCKS.setdefault(name, threading.Lock())
+    got = lock.acquire(blocking=False)
+    try:
+        yield got
+    finally:
+        if got:
+            lock.release()

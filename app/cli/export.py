@@ -19,14 +19,6 @@ export_app = typer.Typer(
     no_args_is_help=True,
 )
 
-#: The environment variable each target's token is read from by default.
-TOKEN_ENV = {
-    "cloudevents": "OUTCOME_JUDGE_CLOUDEVENTS_TOKEN",
-    "openmeter": "OPENMETER_API_KEY",
-    "lago": "LAGO_API_KEY",
-    "stripe": "STRIPE_API_KEY",
-}
-
 
 def register(app: typer.Typer) -> None:
     app.add_typer(export_app, name="export")
@@ -83,7 +75,7 @@ def meter(
     negative event. Exit status 1 when the target refused a batch (what was sent stays recorded).
     """
     from app.export.deliver import export_meter
-    from app.export.targets import TARGETS, TargetConfig
+    from app.export.targets import TARGETS, TOKEN_ENV, TargetConfig
     from config.settings import get_settings
 
     if to not in TARGETS:
@@ -160,7 +152,7 @@ def verdicts(
     the receiver refused a batch.
     """
     from app.cli._sources import parse_time
-    from app.export.otlp import export_verdicts
+    from app.export.otlp import export_verdicts, otlp_headers
     from config.settings import get_settings
     from ledger.schema import migrate
 
@@ -188,19 +180,3 @@ def verdicts(
         )
     if result.error:
         fail(f"the OTLP receiver refused: {result.error}", code=1)
-
-
-def otlp_headers(value: str) -> dict[str, str]:
-    """``OTEL_EXPORTER_OTLP_HEADERS`` (``k=v,k2=v2``, values URL-encoded) as a dict.
-
-    >>> otlp_headers("api-key=secret%20key, x-team=a")
-    {'api-key': 'secret key', 'x-team': 'a'}
-    """
-    from urllib.parse import unquote
-
-    headers: dict[str, str] = {}
-    for item in value.split(","):
-        key, sep, raw = item.partition("=")
-        if sep and key.strip():
-            headers[key.strip()] = unquote(raw.strip())
-    return headers

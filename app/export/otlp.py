@@ -36,7 +36,13 @@ from ledger.tables import utcnow
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-__all__ = ["EVALUATION_EVENT", "VerdictExport", "evaluation_record", "export_verdicts"]
+__all__ = [
+    "EVALUATION_EVENT",
+    "VerdictExport",
+    "evaluation_record",
+    "export_verdicts",
+    "otlp_headers",
+]
 
 EVALUATION_EVENT = "gen_ai.evaluation.result"
 OTLP_RETRY = frozenset({429, 502, 503, 504})
@@ -184,3 +190,19 @@ def export_verdicts(
         result.error = str(exc)
     result.requests = poster.requests
     return result
+
+
+def otlp_headers(value: str) -> dict[str, str]:
+    """``OTEL_EXPORTER_OTLP_HEADERS`` (``k=v,k2=v2``, values URL-encoded) as a dict.
+
+    >>> otlp_headers("api-key=secret%20key, x-team=a")
+    {'api-key': 'secret key', 'x-team': 'a'}
+    """
+    from urllib.parse import unquote
+
+    headers: dict[str, str] = {}
+    for item in value.split(","):
+        key, sep, raw = item.partition("=")
+        if sep and key.strip():
+            headers[key.strip()] = unquote(raw.strip())
+    return headers

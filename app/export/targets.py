@@ -36,6 +36,7 @@ from app.http_retry import DeliveryError, Poster
 __all__ = [
     "CANCEL_WINDOWS",
     "TARGETS",
+    "TOKEN_ENV",
     "ExportError",
     "Sender",
     "TargetConfig",
@@ -48,6 +49,13 @@ TARGETS = ("cloudevents", "openmeter", "lago", "stripe")
 #: How long after the target received a usage event a correction may cancel it instead of
 #: sending a negative one (Stripe: 24 h; a margin keeps clock drift on the safe side).
 CANCEL_WINDOWS: dict[str, timedelta] = {"stripe": timedelta(hours=24) - timedelta(minutes=10)}
+#: The environment variable each target's token is read from by default.
+TOKEN_ENV = {
+    "cloudevents": "OUTCOME_JUDGE_CLOUDEVENTS_TOKEN",
+    "openmeter": "OPENMETER_API_KEY",
+    "lago": "LAGO_API_KEY",
+    "stripe": "STRIPE_API_KEY",
+}
 BATCH = {"cloudevents": 100, "openmeter": 100, "lago": 100, "stripe": 1}
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _STRIPE_PAST = timedelta(days=35) - timedelta(hours=1)

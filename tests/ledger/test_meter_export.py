@@ -294,3 +294,54 @@ def test_after_every_export_the_target_holds_the_meter_total(
                 )  # fmt: skip
             assert sum(target.values()) == sum(e.delta for e in entries)
     assert CANCEL_WINDOWS["stripe"] < timedelta(hours=24)
+
+
+def test_the_worker_runs_scheduled_exports_one_process_at_a_time(
+    engine: Engine, billing: FakeBillingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from app.worker import Worker
+    from config.settings import Settings
+    from ledger.meter_exports import exclusive
+
+    ledger = Ledger(engine, tenant="acme")
+    for i in range(2):
+        outcome = ticket(f"W-{i}")
+        ledger.record_result(outcome, verdict_for(outcome))
+    monkeypatch.setenv("LAGO_API_KEY", "tok")
+    export = {
+        "tenant": "acme",
+        "to": "lago",
+        "endpoint": f"{billing.base_url}/lago",
+        "subscription": SUBSCRIPTION,
+        "every_seconds": 60,
+    }
+    settings = Settings(exports=[export])
+    worker = Worker(engine, settings=settings, poll_seconds=0.01)
+    asyncio.run(worker.run(asyncio.Event(), once=True))
+    assert _held(billing, "lago") == (2, 2)
+    assert worker.exports is not None and worker.exports.due() == []  # not again within 60 s
+    # Another process holding the export's lock: this one skips the round.
+    worker.exports.last_run.clear()
+    name = f"export:acme:lago:{billing.base_url}/lago"
+    with exclusive(engine, name) as mine:
+        assert mine
+        with exclusive(engine, name) as other:
+            assert not other
+        assert worker.exports.run_due() == {name: "skipped: another process is running it"}
+    # A missing token is said, not fatal.
+    monkeypatch.delenv("LAGO_API_KEY")
+    worker.exports.last_run.clear()
+    assert "LAGO_API_KEY is not set" in worker.exports.run_due()[name]
+
+
+def test_a_scheduled_export_is_validated_at_start() -> None:
+    from pydantic import ValidationError
+
+    from config.settings import Settings
+
+    with pytest.raises(ValidationError, match="endpoint"):
+        Settings(exports=[{"tenant": "acme", "to": "lago", "endpoint": "ftp://x"}])
+    with pytest.raises(ValidationError, match="to"):
+        Settings(exports=[{"tenant": "acme", "to": "paypal", "endpoint": "https://x"}])

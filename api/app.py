@@ -19,6 +19,7 @@ from api import errors, web
 from api.limits import AuthThrottle, BodySizeLimit, RateLimiter
 from api.methods import OptionsMiddleware
 from api.routers import (
+    audits,
     calibration,
     documents,
     health,
@@ -117,6 +118,7 @@ def create_app(*, db_url: str | None = None, embedded_worker: bool | None = None
         calibration,
         meters,
         metrics,
+        audits,
     ):
         app.include_router(module.router)
     return app

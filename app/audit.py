@@ -13,14 +13,16 @@ from typing import TYPE_CHECKING
 
 from ledger.audit import AuditReport, reconcile
 from ledger.audit_source import claimed_outcomes, verified_outcome_ids
+from ledger.dispute_pack import dispute_details
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from calibration.correction import CorrectedCount
+    from ledger.audits import StoredAudit
     from ledger.claims import Claim
 
-__all__ = ["run_audit"]
+__all__ = ["run_and_store_audit", "run_audit"]
 
 
 def run_audit(
@@ -40,7 +42,7 @@ def run_audit(
     def correct(n_verified: int, n_judged: int) -> CorrectedCount | str:
         return _correction(engine, tenant, panels, n_verified, n_judged, n_boot=n_boot, seed=seed)
 
-    return reconcile(
+    report = reconcile(
         claims,
         judged,
         tenant=tenant,
@@ -49,6 +51,15 @@ def run_audit(
         verified_ids=verified_outcome_ids(engine, tenant, since=since, until=until),
         correct=correct,
     )
+    pks = [d.verdict_pk for d in report.disputes if d.verdict_pk is not None]
+    if not pks:
+        return report
+    details = dispute_details(engine, tenant, pks)
+    disputes = [
+        d if d.verdict_pk is None else d.model_copy(update={"detail": details.get(d.verdict_pk)})
+        for d in report.disputes
+    ]
+    return report.model_copy(update={"disputes": disputes})
 
 
 def _correction(
@@ -91,3 +102,20 @@ def _correction(
         return f"undefined: {exc}"
     except ValueError as exc:
         return f"undefined: {exc}"
+
+
+def run_and_store_audit(
+    engine: Engine,
+    tenant: str,
+    claims: Sequence[Claim],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    n_boot: int = 1000,
+    seed: int | None = 0,
+) -> StoredAudit:
+    """:func:`run_audit`, then store the report (``POST /v1/audits``)."""
+    from ledger.audits import save_audit
+
+    report = run_audit(engine, tenant, claims, since=since, until=until, n_boot=n_boot, seed=seed)
+    return save_audit(engine, tenant, report, since=since, until=until)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from judge.runner import Request, RunSummary, verify_requests
 
 if TYPE_CHECKING:
+    from app.agent_costs import AgentCosts
     from judge.importers import FileReport
     from judge.models import Outcome
     from judge.panel import Panel
@@ -72,6 +73,8 @@ class ReadOptions:
 
     ai_authors: frozenset[str] = frozenset()
     mapping: Any = None
+    #: Agent cost from OpenTelemetry traces (``--traces``), set on the outcomes it belongs to.
+    agent_costs: AgentCosts | None = None
 
     def read(
         self, path: Path, fmt: str, tenant: str | None, *, report: FileReport | None = None
@@ -79,7 +82,7 @@ class ReadOptions:
         """The outcomes of ``path``, read lazily with these options."""
         from judge.importers import read_outcomes
 
-        return read_outcomes(
+        outcomes = read_outcomes(
             path,
             format=fmt,
             tenant=tenant,
@@ -87,6 +90,7 @@ class ReadOptions:
             mapping=self.mapping,
             report=report,
         )
+        return outcomes if self.agent_costs is None else self.agent_costs.apply(outcomes)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from app.export.schedule import ExportScheduler
 from app.verification import recorded_verdict
 from judge import model_client
 from judge.runner import Request, RunSummary, verify_requests
@@ -215,6 +216,7 @@ class Worker:
         self._engines: OrderedDict[tuple[Any, ...], _Prepared] = OrderedDict()
         self._resolved: dict[tuple[Any, ...], tuple[float, dict[str, Rubric], Panel]] = {}
         self._ledgers: dict[str, Ledger] = {}
+        self.exports = ExportScheduler(engine, settings.exports) if settings.exports else None
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -243,6 +245,9 @@ class Worker:
                 if time.monotonic() - last_settle >= self.lease_seconds:
                     await self._settle_pending_calls()
                     last_settle = time.monotonic()
+                if self.exports is not None and self.exports.due():
+                    # Scheduled exports (OUTCOME_JUDGE_EXPORTS): logged, never fatal.
+                    await asyncio.to_thread(self.exports.run_due)
                 items = await asyncio.to_thread(
                     claim,
                     self.engine,

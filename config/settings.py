@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Providers a panel stored through the API may use by default: hosted APIs only (see
@@ -43,6 +44,25 @@ DEFAULT_PROVIDER_KEY_ENVS: dict[str, tuple[str, ...]] = {
     "XAI_API_KEY": ("xai",),
     "PERPLEXITYAI_API_KEY": ("perplexity",),
 }
+
+
+class ScheduledExport(BaseModel):
+    """One export the service runs on a schedule (``OUTCOME_JUDGE_EXPORTS``, a JSON list): the
+    meter to a billing system, or verdicts to an OTLP endpoint (``to: otlp``). Tokens stay in
+    the environment: ``token_env`` names the variable (default: the target's usual one; for
+    ``otlp``, headers come from ``OTEL_EXPORTER_OTLP_HEADERS``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: str = Field(min_length=1, max_length=100)
+    to: Literal["cloudevents", "openmeter", "lago", "stripe", "otlp"]
+    endpoint: str = Field(pattern=r"^https?://", max_length=500)
+    token_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=100)
+    customer: str | None = Field(default=None, max_length=200)
+    subscription: str | None = Field(default=None, max_length=200)
+    subject: str | None = Field(default=None, max_length=200)
+    event_name: str = Field(default="verified_outcomes", max_length=200)
+    every_seconds: float = Field(default=300.0, ge=10, le=86_400)
 
 
 class Settings(BaseSettings):
@@ -103,6 +123,11 @@ class Settings(BaseSettings):
     )
     worker_batch: int = Field(default=16, ge=1, le=1000, description="Job items per claim.")
     worker_poll_seconds: float = Field(default=1.0, gt=0)
+    exports: list[ScheduledExport] = Field(
+        default_factory=list,
+        description="Exports every worker process runs on a schedule (JSON list of "
+        '{"tenant", "to", "endpoint", ...}); one process at a time runs each.',
+    )
     embedded_worker: bool | None = Field(
         default=None,
         description="Run a verification worker inside the API process. Default: on for SQLite "

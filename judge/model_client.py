@@ -169,3 +169,35 @@ def token_prices(model: str) -> tuple[float, float]:
             "(e.g. gpt-4-0613, gpt-3.5-turbo, replicate/meta/llama-2-70b-chat)"
         )
     return float(price_in), float(price_out)
+
+
+def usage_cost(
+    model: str,
+    *,
+    provider: str | None = None,
+    tokens_in: int,
+    tokens_out: int,
+    cache_read: int = 0,
+) -> float | None:
+    """USD of ``tokens_in``/``tokens_out`` at ``model``'s price in litellm's bundled map, the
+    ``cache_read`` part of the input at the cache-read price where the map has one; None when the
+    map has no price for the model (tried as given, then as ``provider/model``): never guessed.
+
+    Examples
+    --------
+    >>> round(usage_cost("gpt-4o-mini-2024-07-18", tokens_in=1000, tokens_out=100), 8)
+    0.00021
+    >>> usage_cost("acme-support-ft", tokens_in=10, tokens_out=1) is None
+    True
+    """
+    table = _litellm().model_cost
+    entry = table.get(model) or (table.get(f"{provider}/{model}") if provider else None) or {}
+    price_in = entry.get("input_cost_per_token")
+    price_out = entry.get("output_cost_per_token")
+    if price_in is None or price_out is None:
+        return None
+    cached = min(max(cache_read, 0), tokens_in)
+    price_cached = entry.get("cache_read_input_token_cost")
+    if price_cached is None:
+        price_cached, cached = price_in, 0
+    return float((tokens_in - cached) * price_in + cached * price_cached + tokens_out * price_out)

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from calibration.correction import CorrectedCount
 from ledger.audit_source import JudgedClaim
 from ledger.claims import Claim
+from ledger.dispute_pack import DisputeDetail
 
 __all__ = [
     "AuditReport",
@@ -88,6 +89,9 @@ class Dispute(_Frozen):
     panel: str | None = None
     confidence: float | None = None
     flags: list[str] = Field(default_factory=list)
+    #: The dispute pack's view of the conversation (:mod:`ledger.dispute_pack`); None for an
+    #: outcome without a verdict.
+    detail: DisputeDetail | None = None
 
 
 class ClaimProblem(_Frozen):

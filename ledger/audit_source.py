@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
 import sqlalchemy as sa
 from sqlmodel import col
 
 from ledger.bookings import LATE_ARRIVAL, MOVED, VERIFIED
+from ledger.claims import Claim
 from ledger.db import session
 from ledger.service_tables import OutcomeFactRow
 from ledger.tables import OutcomeRow, VerdictRow
@@ -25,7 +27,13 @@ from ledger.tables import OutcomeRow, VerdictRow
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-__all__ = ["JudgedClaim", "Status", "claimed_outcomes", "verified_outcome_ids"]
+__all__ = [
+    "JudgedClaim",
+    "Status",
+    "claimed_outcomes",
+    "imported_claims",
+    "verified_outcome_ids",
+]
 
 Status = Literal["verified", "not_verified", "abstain", "unjudged", "unknown"]
 _CHUNK = 500
@@ -124,3 +132,64 @@ def verified_outcome_ids(
         query = query.where(facts.c.anchor_at < until)
     with session(engine, readonly=True) as db:
         return sorted(db.connection().execute(query).scalars())
+
+
+def _claim_kind(vendor_claim: object) -> str | None:
+    """The kind of resolution an imported ``vendor_claim`` bills, or None when it bills none."""
+    if not isinstance(vendor_claim, dict) or vendor_claim.get("automated") is not True:
+        return None
+    state = vendor_claim.get("resolution_state")
+    return str(state) if state else "automated_resolution"
+
+
+def imported_claims(
+    engine: Engine,
+    tenant: str,
+    *,
+    price_usd: Decimal,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Claim]:
+    """The claims the vendor made in the conversations themselves (the importers'
+    ``vendor_claim``: Intercom's ``ai_agent.resolution_state``, Zendesk's automated-resolution
+    marker), each billed at ``price_usd``, dated in ``[since, until)``, in outcome-id order.
+
+    A claim is an outcome whose latest revision says ``automated: true``; its kind is the
+    vendor's ``resolution_state`` (``assumed_resolution``, ``confirmed_resolution`` ...), else
+    ``automated_resolution``; it is dated at the conversation's ``closed_at``, else when the
+    ledger received it. ``line`` is the claim's position in that order.
+    """
+    latest = (
+        sa.select(
+            col(OutcomeRow.outcome_id),
+            sa.func.max(col(OutcomeRow.revision)).label("revision"),
+        )
+        .where(col(OutcomeRow.tenant) == tenant)
+        .group_by(col(OutcomeRow.outcome_id))
+        .subquery()
+    )
+    query = (
+        sa.select(col(OutcomeRow.outcome_id), col(OutcomeRow.payload), col(OutcomeRow.received_at))
+        .join(
+            latest,
+            sa.and_(
+                latest.c.outcome_id == col(OutcomeRow.outcome_id),
+                latest.c.revision == col(OutcomeRow.revision),
+            ),
+        )
+        .where(col(OutcomeRow.tenant) == tenant)
+        .order_by(col(OutcomeRow.outcome_id))
+    )
+    claims: list[Claim] = []
+    with session(engine, readonly=True) as db:
+        for oid, payload, received_at in db.connection().execute(query):
+            kind = _claim_kind((payload or {}).get("vendor_claim"))
+            if kind is None:
+                continue
+            closed = ((payload or {}).get("signals") or {}).get("closed_at")
+            at = datetime.fromisoformat(closed) if isinstance(closed, str) else received_at
+            at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+            if (since is not None and at < since) or (until is not None and at >= until):
+                continue
+            claims.append(Claim(len(claims) + 1, oid, at, kind, price_usd))
+    return claims

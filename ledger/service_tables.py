@@ -7,6 +7,7 @@ exception to "append-only": ``jobs``/``job_items`` are a work queue (their statu
 and ``outcome_facts`` holds one current row per billable outcome (the meter's index), which is
 frozen once the outcome is final (see :mod:`ledger.facts`). ``web_session_revocations`` drops
 rows once the session they name has expired (a signed cookie past its expiry is refused anyway).
+Stored audits (``audits``) are append-only like the ledger.
 """
 
 from __future__ import annotations
@@ -313,6 +314,71 @@ class PullCursorRow(SQLModel, table=True):
     updated_at: datetime = _now_column("updated_at")
 
 
+class AuditRecordRow(SQLModel, table=True):
+    """One stored audit of a vendor's claims (``POST /v1/audits``): the whole report as JSON.
+
+    Append-only: an audit is a statement made at ``created_at`` about the ledger as it was then;
+    auditing again makes a new row.
+    """
+
+    __tablename__ = "audits"
+    __table_args__ = (sa.Index("ix_audits_tenant", "tenant", "pk"), _tenant_fk("audits"))
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    created_at: datetime = _now_column("created_at")
+    period_from: datetime | None = Field(
+        default=None, sa_column=sa.Column("period_from", UTCDateTime(), nullable=True)
+    )
+    period_to: datetime | None = Field(
+        default=None, sa_column=sa.Column("period_to", UTCDateTime(), nullable=True)
+    )
+    claimed: int = Field(sa_column=sa.Column("claimed", sa.Integer(), nullable=False))
+    report: dict[str, Any] = _json_column("report")
+
+
+#: Where verified counts are exported (``judge export meter --to``), and verdicts (``otlp``).
+EXPORT_TARGETS = ("cloudevents", "openmeter", "lago", "stripe", "otlp")
+#: What one exported event does: count an outcome, take a count back with a negative value,
+#: cancel an earlier event (Stripe, within its 24 hours), or report a verdict (``evaluation``,
+#: whose ``entry_pk`` is the verdict's).
+EXPORT_KINDS = ("usage", "negative", "cancel", "evaluation")
+
+
+class MeterExportRow(SQLModel, table=True):
+    """One event sent (or being sent) to a billing system for one meter entry, or to a tracing
+    system for one verdict (target ``otlp``, kind ``evaluation``).
+
+    Written ``pending`` before the request and ``sent`` after the target accepted it, so a run
+    that dies in between re-sends the same idempotency ``key`` (the target drops the repeat).
+    ``destination`` is the endpoint without credentials; ``corrects`` is the key of the usage
+    event a ``negative`` or ``cancel`` takes back.
+    """
+
+    __tablename__ = "meter_exports"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant", "target", "destination", "key", name="uq_meter_exports_key"),
+        sa.Index("ix_meter_exports_destination", "tenant", "target", "destination"),
+        _tenant_fk("meter_exports"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    target: str = Field(sa_column=sa.Column("target", sa.String(20), nullable=False))
+    destination: str = Field(sa_column=sa.Column("destination", sa.String(500), nullable=False))
+    key: str = Field(sa_column=sa.Column("key", sa.String(300), nullable=False))
+    kind: str = Field(sa_column=sa.Column("kind", sa.String(16), nullable=False))
+    entry_pk: int = Field(sa_column=sa.Column("entry_pk", BigPK, nullable=False))
+    outcome_id: str = Field(sa_column=sa.Column("outcome_id", sa.String(200), nullable=False))
+    value: int = Field(sa_column=sa.Column("value", sa.SmallInteger, nullable=False))
+    corrects: str | None = Field(default=None, sa_column=sa.Column("corrects", sa.String(300)))
+    status: str = Field(sa_column=sa.Column("status", sa.String(16), nullable=False))
+    created_at: datetime = _now_column("created_at")
+    sent_at: datetime | None = Field(
+        default=None, sa_column=sa.Column("sent_at", UTCDateTime(), nullable=True)
+    )
+
+
 SERVICE_TABLES: tuple[type[SQLModel], ...] = (
     ApiKeyRow,
     JobRow,
@@ -322,4 +388,6 @@ SERVICE_TABLES: tuple[type[SQLModel], ...] = (
     MeterEntryRow,
     WebSessionRevocationRow,
     PullCursorRow,
+    AuditRecordRow,
+    MeterExportRow,
 )

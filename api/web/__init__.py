@@ -9,6 +9,8 @@ HttpOnly, Secure, SameSite=Strict session cookie (see :mod:`api.web.session`).
 - ``/ui/review``: the review queue; ``/ui/review/{outcome_id}``: one outcome and the label form.
 - ``/ui/calibration``: agreement with the labels, drift and the calibration gate.
 - ``/ui/cost``: cost per verified outcome and the comparison of two model paths.
+- ``/ui/audits``: audits of the vendor's claims (upload an invoice); ``/ui/audits/{id}``: one
+  audit as its dispute pack.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 def install(app: FastAPI) -> None:
     """Mount the pages, their static files and their error handling on ``app``."""
+    from api.web.audit_pages import router as audit_router
     from api.web.pages import (
         PREFIX,
         SECURITY_HEADERS,
@@ -37,6 +40,7 @@ def install(app: FastAPI) -> None:
     # Fail at start-up, not on the first login, when OUTCOME_JUDGE_SESSION_SECRET is unusable.
     session_secret()
     app.include_router(router)
+    app.include_router(audit_router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
 
     @app.exception_handler(LoginRequired)

@@ -9,6 +9,7 @@ import typer
 from app.cli._common import stderr
 
 if TYPE_CHECKING:
+    from app.agent_costs import AgentCosts
     from judge.importers import FileReport
 
 AiAuthorsOpt = Annotated[
@@ -51,6 +52,60 @@ def load_mapping_option(value: str | None) -> object:
         return load_mapping(value)
     except MappingError as exc:
         fail(f"--mapping: {exc}")
+
+
+TracesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--traces",
+        help="OpenTelemetry GenAI traces (OTLP JSON, or JSON Lines of exports): each outcome "
+        "whose id (or metadata.conversation_id) is a gen_ai.conversation.id gets its agent "
+        "cost, tokens and model path from the inference spans, priced with litellm's map.",
+    ),
+]
+
+
+def load_traces_option(value: str | None) -> AgentCosts | None:
+    """The priced agent usage of ``--traces`` (None without it); exits 2 on an unreadable file,
+    and reports what it read, priced and could not price."""
+    if value is None:
+        return None
+    from pathlib import Path
+
+    from app.agent_costs import load_agent_costs
+    from app.cli._common import fail
+    from judge.importers.otel_traces import TraceInputError
+
+    try:
+        costs = load_agent_costs(Path(value))
+    except TraceInputError as exc:
+        fail(f"--traces: {exc}")
+    report = costs.report()
+    stderr.print(
+        f"--traces {value}: {report['spans']} spans, {report['conversations']} conversation(s) "
+        f"with inference calls, {report['unattributed_calls']} call(s) without a "
+        "gen_ai.conversation.id (not attributed)",
+        highlight=False,
+    )
+    for conversation, models in report["unpriced"].items():
+        stderr.print(
+            f"[yellow]warning:[/yellow] --traces: conversation {conversation}: no price for "
+            f"{', '.join(models)} in litellm's map; its agent cost is left unknown",
+            highlight=False,
+        )
+    return costs
+
+
+def print_traces_applied(costs: AgentCosts | None) -> None:
+    """After reading: how many outcomes took a cost, and the conversations no outcome matched."""
+    if costs is None:
+        return
+    missing = sorted(set(costs.by_conversation) - costs.applied)
+    stderr.print(
+        f"--traces: agent cost set on {len(costs.applied)} outcome(s)"
+        + (f"; {len(missing)} traced conversation(s) matched no outcome" if missing else ""),
+        highlight=False,
+    )
 
 
 def print_report(report: FileReport) -> None:

@@ -39,13 +39,23 @@ def register(app: typer.Typer) -> None:
 
 def audit(
     claims: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--claims",
             help="The vendor's invoice export, CSV (header row) or JSONL: outcome_id, claimed_at, "
-            "claim (confirmed, assumed, automated_resolution ...), price_usd per row.",
+            "claim (confirmed, assumed, automated_resolution ...), price_usd per row. Without "
+            "it, the claims imported with the conversations (vendor_claim) at --price.",
         ),
-    ],
+    ] = None,
+    price: Annotated[
+        float | None,
+        typer.Option(
+            "--price",
+            min=0,
+            help="Without --claims: the price in USD of each resolution the vendor claimed in "
+            "the imported conversations.",
+        ),
+    ] = None,
     db: LedgerUrlOpt = None,
     tenant: TenantOpt = None,
     since: FromOpt = None,
@@ -60,6 +70,14 @@ def audit(
     ] = None,
     csv_out: Annotated[
         Path | None, typer.Option("--csv", help="Also write the disputed claims as CSV here.")
+    ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Also write the audit and its dispute pack (transcripts, each judge's "
+            "rationale and evidence) as one self-contained HTML page here.",
+        ),
     ] = None,
     n_boot: Annotated[
         int, typer.Option("--n-boot", min=100, help="Bootstrap replicates of the interval.")
@@ -82,31 +100,57 @@ def audit(
     start, end = parse_time(since, "--from"), parse_time(until, "--to")
     if start is not None and end is not None and start >= end:
         fail("--from must be before --to")
-    try:
-        rows = read_claims(claims, ClaimColumns.parse(column or []))
-    except ClaimsInputError as exc:
-        fail(f"--claims: {exc}")
+    if claims is None and price is None:
+        fail(
+            "give --claims FILE (the vendor's invoice export), or --price USD to audit the "
+            "resolutions the vendor claimed in the imported conversations (vendor_claim)"
+        )
+    if claims is not None and price is not None:
+        fail("--price is for claims read from the ledger; a --claims file has its own prices")
+    rows = None
+    if claims is not None:
+        try:
+            rows = read_claims(claims, ClaimColumns.parse(column or []))
+        except ClaimsInputError as exc:
+            fail(f"--claims: {exc}")
     url = db or get_settings().db_url
     engine, chosen, shown = open_ledger(url, tenant, tables={"outcomes", "outcome_facts"})
     try:
+        if rows is None:
+            from decimal import Decimal
+
+            from ledger.audit_source import imported_claims
+
+            rows = imported_claims(
+                engine, chosen, price_usd=Decimal(repr(price)), since=start, until=end
+            )
         report = run_audit(engine, chosen, rows, since=start, until=end, n_boot=n_boot, seed=seed)
     except LedgerDatabaseError as exc:
         fail(f"--db {shown}: {exc}")
     finally:
         engine.dispose()
-    if csv_out is not None:
-        from ledger.cost_report_html import write_text_atomic
+    from ledger.cost_report_html import write_text_atomic
 
+    if csv_out is not None:
         try:
             write_text_atomic(csv_out, disputes_csv(report))
         except OSError as exc:
             fail(f"--csv: cannot write {csv_out}: {exc.strerror or exc}")
+    if html is not None:
+        from ledger.audit_html import render_audit_html
+
+        try:
+            write_text_atomic(html, render_audit_html(report))
+        except OSError as exc:
+            fail(f"--html: cannot write {html}: {exc.strerror or exc}")
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
     else:
         _print(report)
     if csv_out is not None:
         stderr.print(f"{len(report.disputes)} disputed claim(s) written to {csv_out}")
+    if html is not None:
+        stderr.print(f"audit and dispute pack written to {html}")
 
 
 def disputes_csv(report: AuditReport) -> str:

@@ -15,12 +15,16 @@ from app.cli._import_report import (
     AiAuthorsOpt,
     MappingOpt,
     StrictOpt,
+    TracesOpt,
     load_mapping_option,
+    load_traces_option,
     print_report,
+    print_traces_applied,
     strict_problem,
 )
 
 if TYPE_CHECKING:
+    from app.agent_costs import AgentCosts
     from judge.importers import FileReport
 
 
@@ -41,6 +45,7 @@ def convert_file(
     ai_authors: frozenset[str] = frozenset(),
     mapping: Any = None,
     strict: bool = False,
+    agent_costs: AgentCosts | None = None,
 ) -> tuple[int, str, FileReport]:
     """Convert ``source`` to native JSONL at ``out`` atomically; return (count, format, report).
 
@@ -64,6 +69,8 @@ def convert_file(
     outcomes = read_outcomes(
         source, format=fmt, tenant=tenant, ai_authors=ai_authors, mapping=mapping, report=report
     )
+    if agent_costs is not None:
+        outcomes = agent_costs.apply(outcomes)
     directory = out.parent if str(out.parent) else Path(".")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
     tmp = Path(tmp_name)
@@ -112,6 +119,7 @@ def register(app: typer.Typer) -> None:
         ai_authors: AiAuthorsOpt = None,
         strict: StrictOpt = False,
         mapping: MappingOpt = None,
+        traces: TracesOpt = None,
         as_json: Annotated[
             bool, typer.Option("--json", help="Print the per-file report as JSON on stdout.")
         ] = False,
@@ -128,6 +136,7 @@ def register(app: typer.Typer) -> None:
         if tenant is not None and not 1 <= len(tenant) <= 100:
             fail("--tenant must be 1 to 100 characters")
         loaded = load_mapping_option(mapping)
+        costs = load_traces_option(traces)
         try:
             count, fmt, report = convert_file(
                 input,
@@ -137,6 +146,7 @@ def register(app: typer.Typer) -> None:
                 ai_authors=parse_ai_authors(ai_authors),
                 mapping=loaded,
                 strict=strict,
+                agent_costs=costs,
             )
         except InputFileError as exc:
             fail(f"{exc} (nothing was written to {out})")
@@ -146,6 +156,7 @@ def register(app: typer.Typer) -> None:
         except OSError as exc:
             fail(f"cannot write {out}: {exc.strerror or exc}")
         print_report(report)
+        print_traces_applied(costs)
         if as_json:
             typer.echo(json.dumps(report.to_dict(), indent=2))
         stderr.print(

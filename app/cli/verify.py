@@ -15,8 +15,11 @@ from app.cli._import_report import (
     AiAuthorsOpt,
     MappingOpt,
     StrictOpt,
+    TracesOpt,
     load_mapping_option,
+    load_traces_option,
     print_report,
+    print_traces_applied,
     strict_problem,
 )
 
@@ -77,6 +80,7 @@ def verify(
     ai_authors: AiAuthorsOpt = None,
     strict: StrictOpt = False,
     mapping: MappingOpt = None,
+    traces: TracesOpt = None,
 ) -> None:
     """Verify outcomes with a judge panel under a rubric and write one verdict per outcome.
 
@@ -91,12 +95,15 @@ def verify(
     settings = get_settings()
     started = time.perf_counter()
     reading = ReadOptions(
-        ai_authors=parse_ai_authors(ai_authors), mapping=load_mapping_option(mapping)
+        ai_authors=parse_ai_authors(ai_authors),
+        mapping=load_mapping_option(mapping),
+        agent_costs=load_traces_option(traces),
     )
     report = FileReport(path=input_path)
     try:
         checked = check_input(input_path, input_format, tenant, reading=reading, report=report)
         print_report(report)
+        print_traces_applied(reading.agent_costs)
         problem = strict_problem(report) if strict else None
         if problem:
             fail(f"{problem}; nothing was judged", code=1)

@@ -93,6 +93,7 @@ def test_audit_of_the_shipped_sample_is_recomputed_from_the_ledger(
     result = run(
         "audit", "--claims", str(tmp_path / "claims.csv"), "--db", ledger_url,
         "--from", "2026-01-01", "--to", "2026-02-01", "--csv", str(disputes), "--json",
+        "--html", str(tmp_path / "audit.html"),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -154,6 +155,11 @@ def test_audit_of_the_shipped_sample_is_recomputed_from_the_ledger(
     low, high = data["corrected_disputed_usd"]["ci"]
     assert low <= data["corrected_disputed_usd"]["value"] <= high
     assert data["correction"]["n_judged"] == totals["verified"] + totals["not_verified"]
+    # The dispute pack: each disputed conversation's transcript and judges, also as HTML.
+    for d in data["disputes"]:
+        assert d["detail"]["judges"] and d["detail"]["excerpt"], d["outcome_id"]
+    page = (tmp_path / "audit.html").read_text(encoding="utf-8")
+    assert page.count("<article class='dispute'") == len(data["disputes"])
     # Every verified outcome was claimed, so the vendor left none unbilled.
     assert data["verified_unclaimed"]["count"] == 0
 
@@ -268,3 +274,128 @@ def test_every_claim_lands_in_exactly_one_bucket(
     assert report.billed_usd == pytest.approx(float(sum((c.price_usd for c in inside), Decimal(0))))
     assert sum(r.claimed for r in report.by_period) == report.claimed
     assert len(report.disputes) == report.not_verified + report.duplicate
+
+
+def test_claims_imported_with_the_conversations_are_audited(engine: Engine, tmp_path: Path) -> None:
+    """Without an invoice: the vendor_claim the importers keep, at one price per resolution."""
+    from app.audit import run_audit
+    from ledger.audit_source import imported_claims
+
+    ledger = Ledger(engine, tenant="acme")
+    cases = {
+        # id: (vendor_claim, closed_at, our decision)
+        "I-1": ({"vendor": "intercom", "resolution_state": "assumed_resolution",
+                 "automated": True}, "2026-03-02T10:00:00Z", "not_verified"),
+        "I-2": ({"vendor": "intercom", "resolution_state": "confirmed_resolution",
+                 "automated": True}, "2026-03-03T10:00:00Z", "verified"),
+        "I-3": ({"vendor": "intercom", "resolution_state": "escalated", "automated": False},
+                "2026-03-03T10:00:00Z", "not_verified"),  # not claimed
+        "Z-4": ({"vendor": "zendesk", "status": "solved", "automated": True}, None, "verified"),
+        "I-5": ({"vendor": "intercom", "resolution_state": "assumed_resolution",
+                 "automated": True}, "2026-04-02T10:00:00Z", "verified"),  # next month
+        "N-6": (None, "2026-03-02T10:00:00Z", "verified"),  # no claim: verified, not billed
+    }  # fmt: skip
+    for oid, (claim, closed, decision) in cases.items():
+        outcome = ticket(oid, vendor_claim=claim, signals={"closed_at": closed})
+        ledger.record_result(outcome, verdict_for(outcome, decision=decision))
+    march, april = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
+    # Z-4 has no closed_at: it is dated when the ledger received it (now), outside March.
+    claims = imported_claims(engine, "acme", price_usd=Decimal("0.99"), since=march, until=april)
+    assert [(c.outcome_id, c.claim) for c in claims] == [
+        ("I-1", "assumed_resolution"),
+        ("I-2", "confirmed_resolution"),
+    ]
+    everything = imported_claims(engine, "acme", price_usd=Decimal("0.99"), since=None, until=None)
+    assert [c.outcome_id for c in everything] == ["I-1", "I-2", "I-5", "Z-4"]
+    assert {c.claim for c in everything if c.outcome_id == "Z-4"} == {"automated_resolution"}
+    report = run_audit(engine, "acme", claims, since=march, until=april)
+    assert (report.claimed, report.verified, report.not_verified) == (2, 1, 1)
+    assert report.disputes[0].outcome_id == "I-1"
+    assert report.billed_usd == pytest.approx(1.98)
+    assert report.disputed_usd == pytest.approx(0.99)
+
+
+def test_the_cli_audits_imported_claims_at_a_price(tmp_path: Path) -> None:
+    from ledger.db import make_engine
+    from ledger.schema import migrate
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    outcome = ticket(
+        "I-1",
+        vendor_claim={"vendor": "intercom", "resolution_state": "assumed_resolution",
+                      "automated": True},
+        signals={"closed_at": "2026-03-02T10:00:00Z"},
+    )  # fmt: skip
+    Ledger(engine, tenant="acme").record_result(
+        outcome, verdict_for(outcome, decision="not_verified")
+    )
+    engine.dispose()
+    neither = run("audit", "--db", url)
+    assert neither.exit_code == 2 and "--price USD" in neither.output
+    result = run("audit", "--db", url, "--price", "0.99", "--from", "2026-03-01", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["claimed"], data["not_verified"], data["disputed_usd"]) == (1, 1, 0.99)
+    assert data["by_period"][0]["claim"] == "assumed_resolution"
+
+
+def _disputed_with_evidence(engine: Engine) -> Any:
+    """An LLM judge's not-verified verdict with cited evidence and hostile text, then an audit."""
+    from app.audit import run_audit
+    from tests.ledger.conftest import judge_call
+
+    ledger = Ledger(engine, tenant="acme")
+    outcome = ticket(
+        "T-EV",
+        conversation=[
+            {"role": "customer", "text": f"message {i} <script>alert(1)</script>"}
+            for i in range(15)
+        ],
+        signals={"csat": 2, "closed_at": "2026-03-02T10:00:00Z"},
+    )
+    reply = json.dumps(
+        {
+            "criteria": {
+                "customer_confirmed": {
+                    "score": 0,
+                    "evidence": [{"message": 14, "quote": "message 14 <script>"}],
+                }
+            },
+            "rationale": "The customer never confirmed.",
+        }
+    )
+    verdict = verdict_for(
+        outcome,
+        decision="not_verified",
+        reasons=["The customer did not confirm & CSAT was 2."],
+        judges=[
+            {"judge": "grader", "model": "openai/gpt-4o-mini", "decision": "not_verified",
+             "scores": {"customer_confirmed": 0.0}, "rationale": "<b>never confirmed</b>"},
+        ],
+    )  # fmt: skip
+    call = judge_call("k-ev", outcome_id="T-EV", judge="grader", reply=reply)
+    ledger.record_result(outcome, verdict, calls=[call])
+    claim = Claim(2, "T-EV", datetime(2026, 3, 2, tzinfo=UTC), "assumed", Decimal("0.99"))
+    return run_audit(engine, "acme", [claim])
+
+
+def test_the_dispute_pack_holds_transcript_judges_evidence_and_signals(engine: Engine) -> None:
+    report = _disputed_with_evidence(engine)
+    [dispute] = report.disputes
+    detail = dispute.detail
+    assert detail is not None and detail.messages_total == 15
+    assert [m.index for m in detail.excerpt] == list(range(3, 15))  # the last twelve
+    assert detail.signals == {"csat": 2, "closed_at": "2026-03-02T10:00:00Z"}
+    assert detail.reasons == ["The customer did not confirm & CSAT was 2."]
+    [judge] = detail.judges
+    assert (judge.judge, judge.decision, judge.scores) == (
+        "grader",
+        "not_verified",
+        {"customer_confirmed": 0.0},
+    )
+    assert [(c.message, c.quote) for c in judge.evidence["customer_confirmed"]] == [
+        (14, "message 14 <script>")
+    ]
+    assert report.to_dict()["disputes"][0]["detail"]["judges"][0]["judge"] == "grader"

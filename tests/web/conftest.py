@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,3 +149,18 @@ def screenshots(request: pytest.FixtureRequest) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"\nscreenshots: {folder}")
     return folder
+
+
+def block_outside(context: Any) -> list[str]:
+    """Abort every request of ``context`` that leaves the file; returns the list it logs them in
+    (a self-contained page must leave it empty)."""
+    outside: list[str] = []
+    context.route(
+        "**/*",
+        lambda route: (
+            (outside.append(route.request.url), route.abort())
+            if not route.request.url.startswith("file://")
+            else route.continue_()
+        ),
+    )
+    return outside

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import ROOT, shared_dataset
+from tests.web.conftest import block_outside
 
 EXAMPLE_ARGS = [
     "--where", "domain=retail",
@@ -56,15 +57,7 @@ def test_leaderboard_page_in_chromium(browser: Any, screenshots: Path, tmp_path:
         )
 
     context = browser.new_context(viewport={"width": 1500, "height": 900})
-    outside: list[str] = []
-    context.route(
-        "**/*",
-        lambda route: (
-            (outside.append(route.request.url), route.abort())
-            if not route.request.url.startswith("file://")
-            else route.continue_()
-        ),
-    )
+    outside = block_outside(context)
     page = context.new_page()
     try:
         page.goto(built.as_uri())

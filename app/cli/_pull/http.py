@@ -16,40 +16,15 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
+
+from app.http_retry import Poster
 
 RETRY_STATUSES = frozenset({429, 503})
 
 
 class PullError(Exception):
     """The pull cannot go on; the message names the request and the fix."""
-
-
-def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date).
-
-    >>> retry_after_seconds("7"), retry_after_seconds(None)
-    (7.0, None)
-    >>> retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT",
-    ...                     now=datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC))
-    10.0
-    """
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 @dataclass
@@ -96,41 +71,24 @@ class HttpClient:
         return self._request("POST", self.url(path), json.dumps(body).encode("utf-8"))
 
     def _request(self, method: str, url: str, data: bytes | None) -> Any:
-        shown = url.split("?")[0]
-        for attempt in range(self.max_retries + 1):
-            headers = {"Accept": "application/json", **self.headers}
-            if data is not None:
-                headers["Content-Type"] = "application/json"
-            request = urllib.request.Request(url, data=data, method=method, headers=headers)
-            self.requests += 1
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read().decode("utf-8"))
-            except urllib.error.HTTPError as exc:
-                if exc.code not in RETRY_STATUSES or attempt == self.max_retries:
-                    body = exc.read().decode("utf-8", errors="replace")[:300]
-                    raise PullError(
-                        f"{method} {shown} answered {exc.code} {exc.reason}: {body}".rstrip(": ")
-                        + (
-                            f" (after {attempt} retries)"
-                            if exc.code in RETRY_STATUSES
-                            else "; check the credentials and the account in the environment"
-                            if exc.code in (401, 403)
-                            else ""
-                        )
-                    ) from exc
-                wait = retry_after_seconds(exc.headers.get("Retry-After"))
-                wait = float(2**attempt) if wait is None else wait
-                if wait > self.max_wait:
-                    raise PullError(
-                        f"{method} {shown} is rate limited for {wait:.0f} s (more than "
-                        f"--max-wait {self.max_wait:.0f} s); run the pull again later: it resumes "
-                        "from the saved cursor"
-                    ) from exc
-                self.waits.append(wait)
-                self.sleep(wait)
-            except urllib.error.URLError as exc:
-                raise PullError(f"{method} {shown} failed: {exc.reason}") from exc
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise PullError(f"{method} {shown} did not answer JSON: {exc}") from exc
-        raise PullError(f"{method} {shown}: no answer")  # pragma: no cover (loop always returns)
+        headers = {"Accept": "application/json", **self.headers}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        poster = Poster(
+            RETRY_STATUSES,
+            sleep=self.sleep,
+            max_retries=self.max_retries,
+            max_wait=self.max_wait,
+            timeout=self.timeout,
+            error=PullError,
+            auth_hint="check the credentials and the account in the environment",
+            wait_hint="run the pull again later: it resumes from the saved cursor",
+        )
+        try:
+            _, payload = poster.request(
+                method, url, data, headers, shown=url.split("?")[0], strict_json=True
+            )
+        finally:
+            self.requests += poster.requests
+            self.waits.extend(poster.waits)
+        return payload

@@ -1,0 +1,1 @@
+"""Verified counts out to billing systems: plan (pure), target formats, delivery."""

@@ -9,39 +9,35 @@ The queue holds the outcomes whose **latest** verdict abstained or carries a fla
 a hash of tenant and outcome id falls below :data:`AUDIT_SHARE`, so the sample is the same on
 every request and every process, and unpredictable to whoever wrote the outcome. Outcomes with
 any label are left out. Oldest first, by the outcome's own time (its last customer message,
-see :func:`ledger.windows.window_anchor`), else when its verdict was recorded.
+see :func:`ledger.windows.window_anchor`), else when its verdict was recorded. The queue is kept
+in ``review_queue`` as verdicts and labels are written (:mod:`ledger.review_index`), so a page
+reads one index range, not every verdict.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlmodel import col, select
 
-from judge.input_rules import FROM_LEDGER
 from judge.models import Label, Outcome, Touch, as_utc
 from ledger.db import session
 from ledger.records import StoredLabel, StoredVerdict
-from ledger.tables import LabelRow, OutcomeRow, VerdictRow
+from ledger.review_index import AUDIT_SHARE, Reason
+from ledger.review_index import in_audit_sample as in_audit_sample  # re-exported
+from ledger.service_tables import ReviewQueueRow
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from judge.rubric import Rubric
 
-#: Share of verified outcomes sampled into the queue for audit.
-AUDIT_SHARE = 0.1
 #: Most items the queue lists (oldest first); the rest wait until these are labelled.
 QUEUE_LIMIT = 500
 #: The ``source`` of labels recorded through the web interface.
 LABEL_SOURCE = "web"
-_CHUNK = 500
-
-Reason = Literal["abstain", "flagged", "audit"]
 
 
 @dataclass(frozen=True)
@@ -78,119 +74,47 @@ class ItemView:
         return self.verdicts[-1] if self.verdicts else None
 
 
-def in_audit_sample(tenant: str, outcome_id: str, share: float = AUDIT_SHARE) -> bool:
-    """Whether a verified outcome is sampled for audit (deterministic, see module docs).
-
-    >>> in_audit_sample("acme", "T-1", share=1.0), in_audit_sample("acme", "T-1", share=0.0)
-    (True, False)
-    """
-    digest = hashlib.sha256(f"audit\x00{tenant}\x00{outcome_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < share
-
-
-def _latest_verdicts(
-    engine: Engine, tenant: str
-) -> list[tuple[str, int, str, float, list[str], str, str, datetime]]:
-    latest = (
-        select(sa.func.max(VerdictRow.pk).label("pk"))
-        .where(VerdictRow.tenant == tenant)
-        .group_by(col(VerdictRow.outcome_id))
-        .subquery()
-    )
-    query = sa.select(
-        col(VerdictRow.outcome_id),
-        col(VerdictRow.outcome_revision),
-        col(VerdictRow.decision),
-        col(VerdictRow.confidence),
-        col(VerdictRow.flags),
-        col(VerdictRow.rubric),
-        col(VerdictRow.panel),
-        col(VerdictRow.created_at),
-    ).join(latest, latest.c.pk == VerdictRow.pk)
-    with session(engine, readonly=True) as db:
-        return [tuple(row) for row in db.connection().execute(query).all()]  # type: ignore[misc]
-
-
-def labelled_ids(engine: Engine, tenant: str) -> set[str]:
-    """Ids of the tenant's outcomes that have at least one label (any source)."""
-    with session(engine, readonly=True) as db:
-        rows = db.exec(
-            select(LabelRow.outcome_id).where(LabelRow.tenant == tenant).distinct()
-        ).all()
-    return set(rows)
-
-
-def _outcome_times(
-    engine: Engine, tenant: str, wanted: dict[str, int]
-) -> dict[str, tuple[str, datetime | None]]:
-    """Kind and window anchor of the given (outcome id -> revision), read in chunks."""
-    from ledger.windows import window_anchor
-
-    out: dict[str, tuple[str, datetime | None]] = {}
-    ids = sorted(wanted)
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        with session(engine, readonly=True) as db:
-            rows = (
-                db.connection()
-                .execute(
-                    sa.select(
-                        col(OutcomeRow.outcome_id),
-                        col(OutcomeRow.revision),
-                        col(OutcomeRow.payload),
-                    ).where(col(OutcomeRow.tenant) == tenant, col(OutcomeRow.outcome_id).in_(chunk))
-                )
-                .all()
-            )
-        for oid, revision, payload in rows:
-            if wanted.get(oid) != revision:
-                continue
-            anchored = window_anchor(Outcome.model_validate(payload, context=FROM_LEDGER))
-            out[oid] = (str(payload.get("kind", "")), None if anchored is None else anchored[0])
-    return out
-
-
 def review_queue(
     engine: Engine, tenant: str, *, audit_share: float = AUDIT_SHARE, limit: int = QUEUE_LIMIT
 ) -> tuple[list[QueueItem], int]:
-    """The queue (oldest first, at most ``limit`` items) and how many items it holds in all."""
-    done = labelled_ids(engine, tenant)
-    picked: dict[
-        str, tuple[Reason, tuple[str, int, str, float, list[str], str, str, datetime]]
-    ] = {}
-    for row in _latest_verdicts(engine, tenant):
-        oid, _, decision, _, flags, *_ = row
-        if oid in done:
-            continue
-        reason: Reason | None = None
-        if decision == "abstain":
-            reason = "abstain"
-        elif flags:
-            reason = "flagged"
-        elif decision == "verified" and in_audit_sample(tenant, oid, audit_share):
-            reason = "audit"
-        if reason is not None:
-            picked[oid] = (reason, row)
-    times = _outcome_times(engine, tenant, {oid: row[1] for oid, (_, row) in picked.items()})
-    items = []
-    for oid, (reason, row) in picked.items():
-        kind, at = times.get(oid, ("", None))
-        items.append(
-            QueueItem(
-                outcome_id=oid,
-                reason=reason,
-                decision=row[2],
-                confidence=float(row[3]),
-                flags=list(row[4] or []),
-                rubric=row[5],
-                panel=row[6],
-                kind=kind,
-                at=at,
-                verdict_at=as_utc(row[7]),
-            )
+    """The queue (oldest first, at most ``limit`` items) and how many items it holds in all.
+
+    Read from ``review_queue`` through its index (kept by :mod:`ledger.review_index`).
+    ``audit_share`` is :data:`AUDIT_SHARE` (the sample kept) or 0 (no audit sample).
+    """
+    if audit_share not in (0.0, AUDIT_SHARE):
+        raise ValueError(f"audit_share is {AUDIT_SHARE} (the kept sample) or 0, not {audit_share}")
+    t = ReviewQueueRow.__table__  # type: ignore[attr-defined]
+    where = [t.c.tenant == tenant]
+    if audit_share == 0.0:
+        where.append(t.c.reason != "audit")
+    with session(engine, readonly=True) as db:
+        conn = db.connection()
+        total = int(
+            conn.execute(sa.select(sa.func.count()).select_from(t).where(*where)).scalar_one()
         )
-    items.sort(key=lambda i: (i.at or i.verdict_at, i.verdict_at, i.outcome_id))
-    return items[:limit], len(items)
+        rows = conn.execute(
+            sa.select(t)
+            .where(*where)
+            .order_by(t.c.sort_at, t.c.verdict_at, t.c.outcome_id)
+            .limit(limit)
+        ).all()
+    items = [
+        QueueItem(
+            outcome_id=r.outcome_id,
+            reason=r.reason,
+            decision=r.decision,
+            confidence=float(r.confidence),
+            flags=list(r.flags or []),
+            rubric=r.rubric,
+            panel=r.panel,
+            kind=r.kind,
+            at=None if r.anchor_at is None else as_utc(r.anchor_at),
+            verdict_at=as_utc(r.verdict_at),
+        )
+        for r in rows
+    ]
+    return items, total
 
 
 def find_rubric(engine: Engine, tenant: str, ref: str) -> tuple[Rubric | None, str | None]:

@@ -68,6 +68,8 @@ def migrate(engine: Engine, *, revision: str = "head") -> None:
 _FACTS_REVISION = "0005"
 #: The revision that created ``meter_entries``: upgrading across it books the facts' entries.
 _ENTRIES_REVISION = "0006"
+#: The revision that created ``review_queue``: upgrading across it fills the queue.
+_QUEUE_REVISION = "0013"
 
 
 def _current_revision(connection: Any) -> str | None:
@@ -82,7 +84,8 @@ def _after_upgrade(connection: Any, before: str | None) -> None:
     Crossing 0005 from an older ledger: build the meters' facts from the verdicts already stored
     (:func:`ledger.facts.backfill_facts`), in the migration's transaction; crossing 0006: book
     the meter entries of the facts and revocations stored before it
-    (:func:`ledger.bookings.backfill_entries`). Revision ids are
+    (:func:`ledger.bookings.backfill_entries`); crossing 0013: fill the review queue
+    (:func:`ledger.review_index.backfill_review_queue`). Revision ids are
     zero-padded, so string order is migration order. A fresh database (``before`` None) has no
     verdicts to back-fill.
     """
@@ -97,6 +100,10 @@ def _after_upgrade(connection: Any, before: str | None) -> None:
         from ledger.bookings import backfill_entries
 
         backfill_entries(connection)
+    if before < _QUEUE_REVISION <= after:
+        from ledger.review_index import backfill_review_queue
+
+        backfill_review_queue(connection)
 
 
 def current_tables(engine: Engine) -> set[str]:

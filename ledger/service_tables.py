@@ -379,6 +379,39 @@ class MeterExportRow(SQLModel, table=True):
     )
 
 
+class ReviewQueueRow(SQLModel, table=True):
+    """One outcome waiting for a human label (the review queue, kept as verdicts and labels are
+    written; see :mod:`ledger.review_index`): its latest verdict abstained, is flagged, or is a
+    verified one sampled for audit, and it has no label. ``sort_at`` is the outcome's window
+    anchor, else when the verdict was recorded: the queue is read oldest first from the index.
+    A row is replaced by the outcome's next verdict and deleted by its first label.
+    """
+
+    __tablename__ = "review_queue"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant", "outcome_id", name="uq_review_queue_outcome"),
+        sa.Index("ix_review_queue_order", "tenant", "sort_at", "verdict_at", "outcome_id"),
+        _tenant_fk("review_queue"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    outcome_id: str = Field(sa_column=sa.Column("outcome_id", sa.String(200), nullable=False))
+    reason: str = Field(sa_column=sa.Column("reason", sa.String(16), nullable=False))
+    sort_at: datetime = Field(sa_column=sa.Column("sort_at", UTCDateTime(), nullable=False))
+    anchor_at: datetime | None = Field(
+        default=None, sa_column=sa.Column("anchor_at", UTCDateTime(), nullable=True)
+    )
+    verdict_at: datetime = Field(sa_column=sa.Column("verdict_at", UTCDateTime(), nullable=False))
+    verdict_pk: int = Field(sa_column=sa.Column("verdict_pk", BigPK, nullable=False))
+    decision: str = Field(sa_column=sa.Column("decision", sa.String(16), nullable=False))
+    confidence: float = Field(sa_column=sa.Column("confidence", sa.Float, nullable=False))
+    flags: list[str] = _json_column("flags")
+    rubric: str = Field(sa_column=sa.Column("rubric", sa.String, nullable=False))
+    panel: str = Field(sa_column=sa.Column("panel", sa.String, nullable=False))
+    kind: str = Field(sa_column=sa.Column("kind", sa.String(32), nullable=False))
+
+
 SERVICE_TABLES: tuple[type[SQLModel], ...] = (
     ApiKeyRow,
     JobRow,
@@ -390,4 +423,5 @@ SERVICE_TABLES: tuple[type[SQLModel], ...] = (
     PullCursorRow,
     AuditRecordRow,
     MeterExportRow,
+    ReviewQueueRow,
 )

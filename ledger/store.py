@@ -33,6 +33,7 @@ from ledger.facts import record_facts
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE, check_timestamps
 from ledger.reads import LedgerReads
 from ledger.records import OutcomeRef, RecordedResult
+from ledger.review_index import drop_review_rows, refresh_review_rows
 from ledger.schema import migrate
 from ledger.tables import (
     JudgeCallRow,
@@ -364,6 +365,11 @@ class Ledger(LedgerReads):
                 now=moment,
                 windows=windows,
             )
+            refresh_review_rows(
+                db.connection(),
+                self.tenant,
+                [(o, row) for (o, _, _), (_, row, _) in zip(checked, written, strict=True)],
+            )
         return recorded
 
     def _checked_result(self, outcome: Outcome, verdict: Verdict) -> tuple[Outcome, Verdict, str]:
@@ -544,6 +550,8 @@ class Ledger(LedgerReads):
             "digest": label_digest(label),
             "created_at": utcnow(),
         }
-        return _insert_ignore(db, LabelRow, values, ["tenant", "outcome_id", "digest"])
+        added = _insert_ignore(db, LabelRow, values, ["tenant", "outcome_id", "digest"])
+        drop_review_rows(db.connection(), self.tenant, [outcome_id])  # labelled: out of the queue
+        return added
 
     # -- reading -----------------------------------------------------------------------------

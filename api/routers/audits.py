@@ -18,6 +18,7 @@ from api.errors import ApiError, ErrorResponse, not_found
 from api.schemas.audits import AuditCreate, AuditList, AuditPublic, AuditSummary
 from app.audit import run_and_store_audit
 from judge.models import as_utc
+from ledger.audit_source import imported_claims
 from ledger.audits import StoredAudit, get_audit, list_audits
 from ledger.claims import Claim
 
@@ -46,6 +47,9 @@ async def post_audit(
 ) -> AuditPublic:
     """Reconcile the vendor's claims with the verdicts and store the audit.
 
+    The claims are the invoice's (``claims``), or with ``imported_price_usd`` the resolutions the
+    vendor claimed in the imported conversations.
+
     Every claim dated in ``[from, to)`` is verified, not verified (disputed), a duplicate
     (disputed), abstained or unjudged (pending), or unknown; claims outside the period are
     listed under ``problems``. The verified count is corrected for the panel's measured error.
@@ -54,10 +58,28 @@ async def post_audit(
     until = None if body.to is None else as_utc(body.to)
     if since is not None and until is not None and since >= until:
         raise ApiError(422, "from must be before to", details=[{"field": "from"}])
-    claims = [
-        Claim(i + 1, c.outcome_id, as_utc(c.claimed_at), c.claim, c.price_usd)
-        for i, c in enumerate(body.claims)
-    ]
+    if (body.claims is None) == (body.imported_price_usd is None):
+        raise ApiError(
+            422,
+            "give either claims (the vendor's invoice) or imported_price_usd (to audit the "
+            "claims imported with the conversations), not both and not neither",
+            details=[{"field": "claims"}],
+        )
+    if body.claims is not None:
+        claims = [
+            Claim(i + 1, c.outcome_id, as_utc(c.claimed_at), c.claim, c.price_usd)
+            for i, c in enumerate(body.claims)
+        ]
+    else:
+        assert body.imported_price_usd is not None
+        claims = await asyncio.to_thread(
+            imported_claims,
+            engine,
+            tenant.name,
+            price_usd=body.imported_price_usd,
+            since=since,
+            until=until,
+        )
     stored = await asyncio.to_thread(
         run_and_store_audit,
         engine,

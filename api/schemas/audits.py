@@ -35,7 +35,22 @@ class AuditCreate(UnicodeInput):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    claims: list[ClaimCreate] = Field(min_length=1, max_length=MAX_CLAIMS_PER_REQUEST)
+    claims: list[ClaimCreate] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_CLAIMS_PER_REQUEST,
+        description="The invoice's claims. Without them, imported_price_usd audits the claims "
+        "the vendor made in the imported conversations (vendor_claim).",
+    )
+    imported_price_usd: Decimal | None = Field(
+        default=None,
+        ge=0,
+        max_digits=18,
+        decimal_places=6,
+        allow_inf_nan=False,
+        description="Audit the resolutions the vendor claimed in the imported conversations "
+        "(vendor_claim with automated true), each at this price; instead of claims.",
+    )
     from_: Timestamp | None = Field(
         default=None, alias="from", description="Claims dated at or after (naive: UTC)."
     )

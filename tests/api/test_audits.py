@@ -92,3 +92,31 @@ def test_bad_audit_requests_say_what_is_wrong_and_store_nothing(
     assert backwards.status_code == 422 and "from must be before to" in backwards.text
     assert client.get("/v1/audits", headers=auth(key)).json()["items"] == []
     assert client.get("/v1/audits/999", headers=auth(key)).status_code == 404
+
+
+def test_the_claims_imported_with_the_conversations_can_be_audited(
+    client: TestClient, keys: dict[str, str], db_url: str
+) -> None:
+    engine = make_engine(db_url)
+    try:
+        ledger = Ledger(engine, tenant="acme")
+        claimed = {"vendor": "intercom", "resolution_state": "assumed_resolution",
+                   "automated": True}  # fmt: skip
+        closed = {"closed_at": "2026-03-02T10:00:00Z"}
+        for oid, decision in (("I-1", "verified"), ("I-2", "not_verified")):
+            outcome = ticket(oid, vendor_claim=claimed, signals=closed)
+            ledger.record_result(outcome, verdict_for(outcome, decision=decision))
+        unclaimed = ticket("I-3", signals=closed)
+        ledger.record_result(unclaimed, verdict_for(unclaimed))
+    finally:
+        engine.dispose()
+    body = {"imported_price_usd": "0.99", "from": "2026-03-01", "to": "2026-04-01"}
+    made = client.post("/v1/audits", json=body, headers=auth(keys["acme"]))
+    assert made.status_code == 201, made.text
+    audit = made.json()
+    assert (audit["claimed"], audit["verified"], audit["not_verified"]) == (2, 1, 1)
+    assert audit["by_period"][0]["claim"] == "assumed_resolution"
+    assert audit["verified_unclaimed"]["outcome_ids"] == ["I-3"]
+    for both_or_neither in ({"imported_price_usd": "1", "claims": [_claim("I-1")]}, {}):
+        refused = client.post("/v1/audits", json=both_or_neither, headers=auth(keys["acme"]))
+        assert refused.status_code == 422 and "not both and not neither" in refused.text

@@ -319,6 +319,8 @@ def test_migrating_across_0005_backfills(ledger_url: str, monkeypatch: pytest.Mo
         with monkeypatch.context() as m:
             m.setattr("ledger.store.record_facts", lambda *a, **k: None)  # no table yet
             m.setattr("ledger.bookings.lock_clock", lambda *a, **k: None)  # nor its column
+            m.setattr("ledger.store.refresh_review_rows", lambda *a, **k: 0)  # nor the queue
+            m.setattr("ledger.store.drop_review_rows", lambda *a, **k: None)
             ledger = Ledger(eng, tenant="acme")
             items = [ticket(f"T-{i}") for i in range(3)]
             ledger.record_results([(o, verdict_for(o, decision="abstain")) for o in items])

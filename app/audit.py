@@ -73,7 +73,7 @@ def _correction(
     seed: int | None,
 ) -> CorrectedCount | str:
     """The Rogan-Gladen correction from the labelled verdicts of ``panels``, else why not."""
-    from calibration.correction import UndefinedCorrection, corrected_count_ci
+    from calibration.correction import corrected_count_ci
     from calibration.join import join
     from ledger.calibration_source import load_calibration_rows
 
@@ -98,9 +98,7 @@ def _correction(
             n=n_boot,
             seed=seed,
         )
-    except UndefinedCorrection as exc:
-        return f"undefined: {exc}"
-    except ValueError as exc:
+    except ValueError as exc:  # UndefinedCorrection too: TPR not above FPR
         return f"undefined: {exc}"
 
 

@@ -168,6 +168,17 @@ class _Tally:
         return {**self.counts, **{k: _usd(v) for k, v in self.amounts.items()}}
 
 
+def _claim_fields(claim: Claim) -> dict[str, Any]:
+    """What a dispute and a problem say about the claim itself."""
+    return {
+        "line": claim.line,
+        "outcome_id": claim.outcome_id,
+        "claim": claim.claim,
+        "claimed_at": claim.claimed_at.isoformat(),
+        "price_usd": _usd(claim.price_usd),
+    }
+
+
 def _period(at: datetime) -> str:
     return f"{at.year:04d}-{at.month:02d}"
 
@@ -208,18 +219,10 @@ def reconcile(
     }
     seen: set[str] = set()
     judged_prices: list[Decimal] = []
+    duplicate_usd = Decimal(0)
 
     def problem(claim: Claim, kind: Literal["unknown_id", "duplicate", "outside_period"]) -> None:
-        problems[kind].append(
-            ClaimProblem(
-                line=claim.line,
-                outcome_id=claim.outcome_id,
-                claim=claim.claim,
-                claimed_at=claim.claimed_at.isoformat(),
-                price_usd=_usd(claim.price_usd),
-                problem=kind,
-            )
-        )
+        problems[kind].append(ClaimProblem(**_claim_fields(claim), problem=kind))
 
     for claim in claims:
         if (since is not None and claim.claimed_at < since) or (
@@ -244,14 +247,12 @@ def reconcile(
         )
         if status in ("verified", "not_verified"):
             judged_prices.append(claim.price_usd)
+        elif status == "duplicate":
+            duplicate_usd += claim.price_usd
         if status in _DISPUTED:
             disputes.append(
                 Dispute(
-                    line=claim.line,
-                    outcome_id=claim.outcome_id,
-                    claim=claim.claim,
-                    claimed_at=claim.claimed_at.isoformat(),
-                    price_usd=_usd(claim.price_usd),
+                    **_claim_fields(claim),
                     status=status,
                     reason=reason or status,
                     verdict_pk=side.verdict_pk,
@@ -263,7 +264,7 @@ def reconcile(
             )
     figures = total.fields()
     corrected, disputed_corrected, correction = _corrected(
-        figures["verified"], judged_prices, total.amounts, correct
+        figures["verified"], judged_prices, duplicate_usd, correct
     )
     unclaimed = [oid for oid in verified_ids if oid not in seen]
     return AuditReport(  # type: ignore[call-arg]  # "from" is set through its alias
@@ -287,7 +288,7 @@ def reconcile(
 def _corrected(
     n_verified: int,
     judged_prices: Sequence[Decimal],
-    amounts: Mapping[str, Decimal],
+    duplicate_usd: Decimal,
     correct: Callable[[int, int], CorrectedCount | str],
 ) -> tuple[CorrectedFigure, CorrectedFigure, dict[str, Any]]:
     """The corrected verified count of the judged claims and the disputed amount it implies.
@@ -311,12 +312,9 @@ def _corrected(
             {"n_judged": n_judged},
         )
     mean_price = sum(judged_prices, Decimal(0)) / n_judged
-    duplicates = amounts["disputed_usd"] - (
-        sum(judged_prices, Decimal(0)) - amounts["supported_usd"]
-    )
 
     def disputed(verified: float) -> float:
-        return _usd(duplicates + (Decimal(n_judged) - Decimal(repr(verified))) * mean_price)
+        return _usd(duplicate_usd + (Decimal(n_judged) - Decimal(repr(verified))) * mean_price)
 
     ci = None if result.ci is None else [round(result.ci[0], 3), round(result.ci[1], 3)]
     return (

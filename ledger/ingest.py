@@ -23,6 +23,7 @@ from sqlmodel import col, func, select
 from judge.models import Label, Outcome
 from ledger.db import session
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE
+from ledger.review_index import drop_review_rows
 from ledger.service_tables import MeterEntryRow
 from ledger.store import EMBEDDED_LABEL_SOURCE, Ledger, LedgerConflictError
 from ledger.tables import LabelRow, OutcomeRow, VerdictRow, utcnow
@@ -202,18 +203,21 @@ def record_outcomes(
             _lock_all(db, ledger, list(first))
             if bases:
                 _check_bases(db, tenant, bases)
+            labelled: list[str] = []
             with db.no_autoflush:
                 for outcome_id, index in first.items():
                     outcome = outcomes[index]
                     ref = ledger._write_outcome(db, outcome)
                     if outcome.label is not None:
                         ledger._write_label(db, outcome.id, outcome.label, EMBEDDED_LABEL_SOURCE)
+                        labelled.append(outcome.id)
                     status: IngestStatus = (
                         "unchanged"
                         if not ref.created
                         else ("created" if ref.revision == 1 else "revised")
                     )
                     results[outcome_id] = {"revision": ref.revision, "status": status}
+            drop_review_rows(db.connection(), tenant, labelled)  # labelled: not queued
     except LedgerConflictError as exc:
         raise IngestConflictError(str(exc), [{"reason": "concurrent_writes"}]) from None
     out = []
@@ -319,6 +323,7 @@ def record_labels(
             added = ledger._write_label(db, item.outcome_id, item.label, LABEL_SOURCE)
             status = "created" if added else "unchanged"
             out.append({"index": index, "outcome_id": item.outcome_id, "status": status})
+        drop_review_rows(db.connection(), tenant, ids)  # labelled: not queued
     return out
 
 

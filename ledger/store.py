@@ -440,7 +440,9 @@ class Ledger(LedgerReads):
                     f"tenant {self.tenant!r} has no outcome {outcome_id!r}: record the outcome "
                     "before labelling it"
                 )
-            return self._write_label(db, outcome_id, label, source)
+            added = self._write_label(db, outcome_id, label, source)
+            drop_review_rows(db.connection(), self.tenant, [outcome_id])  # labelled: not queued
+            return added
 
     def record_calls(self, calls: Sequence[JudgeCall]) -> int:
         """Store judge calls (every attempt, failures included) in one transaction.
@@ -550,8 +552,7 @@ class Ledger(LedgerReads):
             "digest": label_digest(label),
             "created_at": utcnow(),
         }
-        added = _insert_ignore(db, LabelRow, values, ["tenant", "outcome_id", "digest"])
-        drop_review_rows(db.connection(), self.tenant, [outcome_id])  # labelled: out of the queue
-        return added
+        # The caller takes labelled outcomes out of the review queue, once per batch.
+        return _insert_ignore(db, LabelRow, values, ["tenant", "outcome_id", "digest"])
 
     # -- reading -----------------------------------------------------------------------------

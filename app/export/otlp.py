@@ -155,9 +155,9 @@ def export_verdicts(
     sleep: Callable[[float], None] = time.sleep,
 ) -> VerdictExport:
     """Send the tenant's verdicts not yet at ``endpoint`` as evaluation events."""
-    from app.export.targets import TargetConfig
+    from app.export.targets import destination_of
 
-    destination = TargetConfig(_TARGET, endpoint, "", tenant).destination
+    destination = destination_of(endpoint)
     items = verdicts_to_export(engine, tenant, _TARGET, destination, since=since, until=until)
     result = VerdictExport(destination=destination, planned=len(items))
     poster = Poster(OTLP_RETRY, sleep=sleep)

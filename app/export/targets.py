@@ -41,6 +41,7 @@ __all__ = [
     "Sender",
     "TargetConfig",
     "cloudevent",
+    "destination_of",
     "lago_event",
     "stripe_identifier",
 ]
@@ -65,6 +66,18 @@ _CE_TYPE = "com.outcome-judge.verified_outcome"
 ExportError = DeliveryError
 
 
+def destination_of(endpoint: str) -> str:
+    """The endpoint without credentials, query or fragment: what the export log keys on.
+
+    >>> destination_of("https://user:pw@api.example:8443/v1/?token=x")
+    'https://api.example:8443/v1'
+    """
+    parts = urllib.parse.urlsplit(endpoint)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+
+
 @dataclass(frozen=True, slots=True)
 class TargetConfig:
     """Where and how to send: the target, its base URL, the token, and the ids it bills by."""
@@ -84,11 +97,7 @@ class TargetConfig:
 
     @property
     def destination(self) -> str:
-        """The endpoint without credentials, query or fragment: what the export log keys on."""
-        parts = urllib.parse.urlsplit(self.endpoint)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+        return destination_of(self.endpoint)
 
 
 def _data(action: Action) -> dict[str, Any]:

@@ -37,8 +37,7 @@ class HttpClient:
     max_wait: float = 120.0
     timeout: float = 30.0
     sleep: Callable[[float], None] = time.sleep
-    requests: int = 0
-    waits: list[float] = field(default_factory=list)
+    poster: Poster = field(init=False)
 
     def __post_init__(self) -> None:
         parsed = urllib.parse.urlsplit(self.base_url)
@@ -46,6 +45,16 @@ class HttpClient:
             raise PullError(f"base URL {self.base_url!r} is not an http(s) URL")
         self.base_url = self.base_url.rstrip("/")
         self._host = parsed.netloc
+        self.poster = Poster(
+            RETRY_STATUSES,
+            sleep=self.sleep,
+            max_retries=self.max_retries,
+            max_wait=self.max_wait,
+            timeout=self.timeout,
+            error=PullError,
+            auth_hint="check the credentials and the account in the environment",
+            wait_hint="run the pull again later: it resumes from the saved cursor",
+        )
 
     def url(self, path_or_url: str, params: dict[str, Any] | None = None) -> str:
         """An absolute URL on the base host (a ``next`` link elsewhere is refused)."""
@@ -74,21 +83,7 @@ class HttpClient:
         headers = {"Accept": "application/json", **self.headers}
         if data is not None:
             headers["Content-Type"] = "application/json"
-        poster = Poster(
-            RETRY_STATUSES,
-            sleep=self.sleep,
-            max_retries=self.max_retries,
-            max_wait=self.max_wait,
-            timeout=self.timeout,
-            error=PullError,
-            auth_hint="check the credentials and the account in the environment",
-            wait_hint="run the pull again later: it resumes from the saved cursor",
+        _, payload = self.poster.request(
+            method, url, data, headers, shown=url.split("?")[0], strict_json=True
         )
-        try:
-            _, payload = poster.request(
-                method, url, data, headers, shown=url.split("?")[0], strict_json=True
-            )
-        finally:
-            self.requests += poster.requests
-            self.waits.extend(poster.waits)
         return payload

@@ -378,7 +378,7 @@ def _upsert(dialect: str) -> Any:
 
 
 def _months(conn: Connection, tenant: str, ids: Sequence[str], now: datetime) -> dict[str, Any]:
-    from ledger.facts import outcome_months
+    from ledger.outcome_months import outcome_months
 
     return outcome_months(conn, tenant, ids, default=now) if ids else {}
 

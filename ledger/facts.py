@@ -49,8 +49,6 @@ __all__ = [
     "FactSource",
     "backfill_facts",
     "fact_values",
-    "month_start",
-    "outcome_months",
     "record_facts",
     "resolve_window_hours",
     "rubric_window_hours",
@@ -151,44 +149,6 @@ def fact_values(
         "final_at": anchor + timedelta(hours=hours),
         "updated_at": now,
     }
-
-
-def month_start(moment: datetime) -> datetime:
-    """The first instant (UTC) of ``moment``'s UTC month.
-
-    >>> month_start(datetime(2026, 3, 31, 23, 59, tzinfo=UTC)).isoformat()
-    '2026-03-01T00:00:00+00:00'
-    """
-    at = as_utc(moment)
-    return datetime(at.year, at.month, 1, tzinfo=UTC)
-
-
-def outcome_months(
-    conn: Connection, tenant: str, outcome_ids: Sequence[str], *, default: datetime
-) -> dict[str, datetime]:
-    """``outcome_month`` of each outcome: the month the ledger received its revision 1.
-
-    Fixed for good when the outcome is first received (revisions never change it), which is
-    what lets PostgreSQL partition the facts by it (:mod:`ledger.partitions`). An id with no
-    stored outcome gets the month of ``default`` (a fact written without its outcome: only
-    tests do that; on a partitioned ledger its foreign key refuses it).
-    """
-    from ledger.tables import OutcomeRow
-
-    o = OutcomeRow.__table__  # type: ignore[attr-defined]
-    found: dict[str, datetime] = {}
-    ids = sorted(set(outcome_ids))
-    for start in range(0, len(ids), BACKFILL_CHUNK):
-        rows = conn.execute(
-            sa.select(o.c.outcome_id, o.c.received_at).where(
-                o.c.tenant == tenant,
-                o.c.outcome_id.in_(ids[start : start + BACKFILL_CHUNK]),
-                o.c.revision == 1,
-            )
-        )
-        found.update((oid, month_start(received)) for oid, received in rows)
-    fallback = month_start(default)
-    return {oid: found.get(oid, fallback) for oid in ids}
 
 
 def upsert_facts(
@@ -481,6 +441,8 @@ def backfill_facts(target: Engine | Connection, *, now: datetime | None = None) 
             fact_values(t, s, now=at, window_hours=resolve_window_hours(target, t, s.rubric))
             for t, s in _sources(target, wanted)
         ]
+        from ledger.outcome_months import outcome_months
+
         for tenant in {row["tenant"] for row in rows}:
             mine = [row for row in rows if row["tenant"] == tenant]
             months = outcome_months(target, tenant, [r["outcome_id"] for r in mine], default=at)

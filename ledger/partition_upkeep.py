@@ -23,6 +23,7 @@ from ledger.outcome_months import month_start, next_month
 from ledger.partitions import (
     DEFAULT_MONTHS_AHEAD,
     PARTITION_KEYS,
+    REVISIONS_FK,
     create_month_partition,
     default_partition,
     month_partition,
@@ -129,8 +130,8 @@ def move_default_rows(engine: Engine) -> dict[str, int]:
 
     One transaction per table, holding it ACCESS EXCLUSIVE: the rows of each month are taken out
     of DEFAULT, the month's partition is created, and the rows go back in through the parent
-    (the foreign key of ``outcome_revisions`` to ``outcomes`` is checked at commit, when the rows
-    are back). Returns the rows moved per table.
+    (the foreign key of ``outcome_revisions`` to ``outcomes`` is dropped for the move and added
+    again, which checks every key row). Returns the rows moved per table.
     """
     require_postgresql(engine)
     moved: dict[str, int] = {}
@@ -143,8 +144,12 @@ def move_default_rows(engine: Engine) -> dict[str, int]:
             found = conn.execute(
                 sa.text(f"SELECT DISTINCT date_trunc('month', \"{key}\", 'UTC') FROM \"{default}\"")
             ).scalars()
+            wanted = sorted(month_start(m) for m in found)
+            if table == "outcomes" and wanted:
+                conn.execute(sa.text("ALTER TABLE outcome_revisions DROP CONSTRAINT "
+                                     "fk_outcome_revisions_outcome"))  # fmt: skip
             total = 0
-            for month in sorted(month_start(m) for m in found):
+            for month in wanted:
                 staging = f"{table}__moving"
                 conn.execute(sa.text(f'CREATE TEMPORARY TABLE "{staging}" (LIKE "{table}")'))
                 conn.execute(
@@ -159,6 +164,10 @@ def move_default_rows(engine: Engine) -> dict[str, int]:
                     sa.text(f'INSERT INTO "{table}" SELECT * FROM "{staging}"')
                 ).rowcount
                 conn.execute(sa.text(f'DROP TABLE "{staging}"'))
+            if table == "outcomes" and wanted:  # checks every key row again
+                conn.execute(
+                    sa.text(f"ALTER TABLE outcome_revisions ADD CONSTRAINT {REVISIONS_FK}")
+                )
             if total:
                 moved[table] = total
     return moved

@@ -65,6 +65,7 @@ __all__ = [
     "DEFAULT_MONTHS_AHEAD",
     "KEY_TABLES",
     "PARTITION_KEYS",
+    "REVISIONS_FK",
     "ConversionReport",
     "PartitionError",
     "convert",
@@ -329,6 +330,13 @@ def _columns(names: Iterable[str]) -> str:
     return ", ".join(f'"{n}"' for n in names)
 
 
+#: The key rows' foreign key to the outcomes rows they stand for (ledger.partition_upkeep drops
+#: and re-adds it while it moves outcomes between partitions: PostgreSQL checks a foreign key to
+#: a partitioned table per partition, so a row moved to another partition looks deleted).
+REVISIONS_FK = """fk_outcome_revisions_outcome
+        FOREIGN KEY (tenant, outcome_id, revision, received_at)
+        REFERENCES outcomes (tenant, outcome_id, revision, received_at)
+        DEFERRABLE INITIALLY DEFERRED"""
 _KEY_TABLES_SQL = (
     """CREATE TABLE outcome_revisions (
         tenant VARCHAR(100) NOT NULL,
@@ -360,10 +368,7 @@ _KEY_TABLES_SQL = (
         FOREIGN KEY (tenant, outcome_id, revision, received_at)
         REFERENCES outcome_revisions (tenant, outcome_id, revision, received_at)""",
     # Deferred: the trigger writes the key row just before the outcomes row it names.
-    """ALTER TABLE outcome_revisions ADD CONSTRAINT fk_outcome_revisions_outcome
-        FOREIGN KEY (tenant, outcome_id, revision, received_at)
-        REFERENCES outcomes (tenant, outcome_id, revision, received_at)
-        DEFERRABLE INITIALLY DEFERRED""",
+    f"ALTER TABLE outcome_revisions ADD CONSTRAINT {REVISIONS_FK}",
     """ALTER TABLE outcome_months ADD CONSTRAINT fk_outcome_months_revision
         FOREIGN KEY (tenant, outcome_id, revision, received_at)
         REFERENCES outcome_revisions (tenant, outcome_id, revision, received_at)""",

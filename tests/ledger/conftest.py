@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -74,8 +74,11 @@ PARTITIONED = "postgresql-partitioned"
 @pytest.hookimpl(tryfirst=True)  # before the hooks that read the marks
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     wanted = getattr(metafunc.module, "PARTITIONED_TOO", ())
-    for fixture, name, scope in (("_migrated_engine", "engine", "module"),
-                                 ("ledger_url", "url", "function")):  # fmt: skip
+    layouts: tuple[tuple[str, str, Literal["module", "function"]], ...] = (
+        ("_migrated_engine", "engine", "module"),
+        ("ledger_url", "url", "function"),
+    )
+    for fixture, name, scope in layouts:
         if name in wanted and fixture in metafunc.fixturenames:
             params = [*BACKENDS, pytest.param(PARTITIONED, marks=pytest.mark.postgres)]
             # As a mark: pytest then gives it precedence over the fixture's own params.

@@ -370,10 +370,17 @@ def _upsert(dialect: str) -> Any:
 
     table = OutcomeFactRow.__table__  # type: ignore[attr-defined]
     stmt = insert_for(dialect, table)
-    columns = [c.name for c in table.columns if c.name not in ("pk", "tenant", "outcome_id")]
+    key = ("tenant", "outcome_id", "outcome_month")  # unique on both layouts (ledger.partitions)
+    columns = [c.name for c in table.columns if c.name not in ("pk", *key)]
     return stmt.on_conflict_do_update(
-        index_elements=["tenant", "outcome_id"], set_={n: stmt.excluded[n] for n in columns}
+        index_elements=list(key), set_={n: stmt.excluded[n] for n in columns}
     )
+
+
+def _months(conn: Connection, tenant: str, ids: Sequence[str], now: datetime) -> dict[str, Any]:
+    from ledger.outcome_months import outcome_months
+
+    return outcome_months(conn, tenant, ids, default=now) if ids else {}
 
 
 def _fact_row(fact: Mapping[str, Any]) -> dict[str, Any]:
@@ -406,6 +413,8 @@ def book_facts(
     ids = sorted({f["outcome_id"] for f in facts})
     lock_outcomes(conn, tenant, ids)
     current = _load_facts(conn, tenant, ids)
+    months = _months(conn, tenant, [i for i in ids if i not in current], clock.now)
+    months.update((oid, fact["outcome_month"]) for oid, fact in current.items())
     batch = _Batch(tenant=tenant, now=clock.now)
     changed: dict[str, dict[str, Any]] = {}
     for new in sorted(facts, key=lambda f: f["verdict_pk"]):
@@ -415,7 +424,7 @@ def book_facts(
             as_utc(old["final_at"]) <= clock.now or old["verdict_pk"] > new["verdict_pk"]
         ):
             continue  # frozen, or a newer verdict is already booked
-        changed[oid] = _transition(clock, batch, old, dict(new))
+        changed[oid] = _transition(clock, batch, old, {**new, "outcome_month": months[oid]})
     batch.flush(conn)
     if changed:
         conn.execute(_upsert(conn.dialect.name), [_fact_row(f) for f in changed.values()])

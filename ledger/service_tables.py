@@ -175,6 +175,9 @@ class OutcomeFactRow(SQLModel, table=True):
     __tablename__ = "outcome_facts"
     __table_args__ = (
         sa.UniqueConstraint("tenant", "outcome_id", name="uq_outcome_facts_outcome"),
+        # The upsert's conflict target on both layouts: a partitioned table (ledger.partitions)
+        # only has unique keys that contain its partition key, ``outcome_month``.
+        sa.UniqueConstraint("tenant", "outcome_id", "outcome_month", name="uq_outcome_facts_month"),
         _tenant_fk("outcome_facts"),
     )
 
@@ -207,6 +210,11 @@ class OutcomeFactRow(SQLModel, table=True):
     #: ``withdrawn`` or a revocation reason); None before it ever counted.
     booking_reason: str | None = Field(
         default=None, sa_column=sa.Column("booking_reason", sa.String(32), nullable=True)
+    )
+    #: The first instant (UTC) of the month the ledger received revision 1 of the outcome: never
+    #: changes, so PostgreSQL can partition the facts by it (:mod:`ledger.partitions`).
+    outcome_month: datetime = Field(
+        sa_column=sa.Column("outcome_month", UTCDateTime(), nullable=False)
     )
 
 

@@ -113,10 +113,24 @@ class Settings(BaseSettings):
         default=10,
         ge=1,
         description="Failed API key attempts per key id, and per client address, within a "
-        "minute before further attempts answer 429 (per API process).",
+        "minute before further attempts answer 429 (counted over every API process when the "
+        "limits are shared).",
     )
     auth_lockout_seconds: float = Field(
         default=300.0, gt=0, le=86_400, description="How long such a lock-out lasts."
+    )
+    shared_limits: bool | None = Field(
+        default=None,
+        description="Keep the per-tenant rate buckets, the failed-key counters and the /metrics "
+        "request counters in the database, shared by every API process on every host. Default: "
+        "on for PostgreSQL; SQLite (one API process) keeps them in memory and cannot share them.",
+    )
+    metrics_flush_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often each API process adds its request counts to the shared counters: "
+        "/metrics shows the other processes' requests at most this late.",
     )
     lease_seconds: float = Field(
         default=60.0, gt=0, description="How long a worker's claim on job items lasts."

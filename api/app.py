@@ -97,6 +97,12 @@ def create_app(*, db_url: str | None = None, embedded_worker: bool | None = None
         url, embedded_worker if embedded_worker is not None else settings.embedded_worker
     )
     shared = shared_limits_wanted(url, settings.shared_limits)
+    meter_url = settings.meter_read_url
+    if meter_url and url.startswith("sqlite"):
+        raise ValueError(
+            "OUTCOME_JUDGE_METER_READ_URL names a read replica of a PostgreSQL ledger; this "
+            "ledger is SQLite: unset it"
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,6 +112,9 @@ def create_app(*, db_url: str | None = None, embedded_worker: bool | None = None
         engine = make_engine(url)
         await asyncio.to_thread(migrate, engine)
         app.state.engine = engine
+        # Not connected now: a replica that is down must not keep the API from starting (the
+        # meter then reads the ledger itself).
+        app.state.meter_engine = make_engine(meter_url, check=False) if meter_url else None
         worker_task: asyncio.Task[None] | None = None
         stop = asyncio.Event()
         chores = _start_limits(app, engine, stop, shared=shared)
@@ -128,6 +137,8 @@ def create_app(*, db_url: str | None = None, embedded_worker: bool | None = None
                 worker_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await worker_task
+            if app.state.meter_engine is not None:
+                app.state.meter_engine.dispose()
             engine.dispose()
 
     app = FastAPI(

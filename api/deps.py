@@ -27,6 +27,14 @@ def get_engine(request: Request) -> Engine:
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
+
+def get_meter_engine(request: Request) -> Engine | None:
+    """The meters' read replica (``OUTCOME_JUDGE_METER_READ_URL``), None when unset."""
+    engine: Engine | None = getattr(request.app.state, "meter_engine", None)
+    return engine
+
+
+MeterEngineDep = Annotated[Engine | None, Depends(get_meter_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

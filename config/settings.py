@@ -132,6 +132,13 @@ class Settings(BaseSettings):
         description="How often each API process adds its request counts to the shared counters: "
         "/metrics shows the other processes' requests at most this late.",
     )
+    meter_read_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of a PostgreSQL read replica (or a read-only role) that "
+        "GET /v1/meters/verified-outcomes reads from; the final mark is still published on "
+        "OUTCOME_JUDGE_DB_URL, and a replica that has not replayed it yet is not used for that "
+        "request. Unset: meters read the ledger itself.",
+    )
     lease_seconds: float = Field(
         default=60.0, gt=0, description="How long a worker's claim on job items lasts."
     )

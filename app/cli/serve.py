@@ -80,6 +80,8 @@ def serve(
         shared_limits_wanted(url, get_settings().shared_limits)
     except ValueError as exc:
         fail(str(exc))
+    if get_settings().meter_read_url and url.startswith("sqlite"):
+        fail("OUTCOME_JUDGE_METER_READ_URL names a replica of a PostgreSQL ledger: unset it")
     try:
         # Fail here, with the fix, rather than inside every uvicorn process.
         engine = make_engine(url)

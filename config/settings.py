@@ -74,6 +74,20 @@ class Settings(BaseSettings):
         default="sqlite:///outcome-judge.db",
         description="SQLAlchemy URL of the ledger (default: SQLite file in the working directory).",
     )
+    db_pool_size: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="PostgreSQL connections each process keeps open (its pool); every API "
+        "process and worker has its own pool.",
+    )
+    db_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="Connections a process may open beyond db_pool_size under load (closed when "
+        "returned). A process uses at most db_pool_size + db_max_overflow.",
+    )
     model: str | None = Field(
         default=None,
         description="A litellm model string; when set, the default panel adds this LLM judge.",

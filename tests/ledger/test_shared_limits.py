@@ -276,3 +276,25 @@ def test_concurrent_failures_from_many_processes_are_all_counted(
     )
     assert counts["key_id:k9"] == 100
     assert sum(v for k, v in counts.items() if k.startswith("address:")) == 100
+
+
+def test_the_pool_of_a_process_is_set_by_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection budget of a process (docs/scaling.md): pool size + overflow."""
+    from config.settings import get_settings
+    from ledger.db import make_engine
+    from tests.ledger.conftest import pg_base_url
+
+    monkeypatch.setenv("OUTCOME_JUDGE_DB_POOL_SIZE", "2")
+    monkeypatch.setenv("OUTCOME_JUDGE_DB_MAX_OVERFLOW", "1")
+    get_settings.cache_clear()
+    try:
+        engine = make_engine(pg_base_url())
+        engine.pool._timeout = 0.5  # type: ignore[attr-defined]  (not 30 s: a test)
+        held = [engine.connect() for _ in range(3)]
+        with pytest.raises(sa.exc.TimeoutError):  # a 4th waits for one of the 3, then gives up
+            engine.connect()
+        for c in held:
+            c.close()
+        engine.dispose()
+    finally:
+        get_settings.cache_clear()

@@ -92,8 +92,9 @@ class SharedAuthThrottle(_Shared):
     """:class:`api.limits.AuthThrottle`'s rules on counters in ``auth_failures``.
 
     One difference: the failures are counted in a fixed window that the first failure starts
-    (not a sliding one), so within any two consecutive windows at most ``2 * max_failures - 1``
-    failures pass before a lock; every process sees the same count.
+    (not a sliding one), so a minute straddling two windows can hold up to
+    ``2 * max_failures - 1`` failures before a lock (plus attempts in flight when it lands),
+    whatever the number of processes: every process sees the same count.
     """
 
     def __init__(

@@ -2,17 +2,19 @@
 
 Not a test: run ``python bench/bench_limits.py`` and read the table. PostgreSQL only (a dedicated
 schema of ``OUTCOME_JUDGE_BENCH_PG_URL`` or ``OUTCOME_JUDGE_TEST_PG_URL``). Two ``judge serve``
-processes on 127.0.0.1 share the database: one keeps its limits and counters in memory
+servers on 127.0.0.1 share the database: one keeps its limits and counters in memory
 (``OUTCOME_JUDGE_SHARED_LIMITS=false``, the per-process behaviour before issue 16), the other in
 the database (the default on PostgreSQL). Alternating, ``--runs`` times each:
 
 - **1 client**: ``--requests`` sequential ``GET /v1/tenant`` on one keep-alive connection: the
   p50 latency (the added cost per request is the difference);
-- **N clients**: ``--clients`` threads, each on its own connection: requests per second.
+- **N clients**: ``--clients`` threads, each on its own connection: requests per second, with
+  one API process each and again with ``--workers 2`` each;
 
 and, in this process, the bucket's statement alone (``take_token`` on an autocommit connection)
-against the in-memory bucket. Prints min / median of the runs and the ratios. No figure here is
-asserted anywhere.
+against the in-memory bucket. The two servers are measured in alternating blocks (the machine's
+load drifts). Prints min / median of the runs and the ratios. No figure here is asserted
+anywhere.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +48,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(url: str, log: Path, *, shared: bool) -> Iterator[str]:
-    """``judge serve`` (one process, no worker) with the limits shared or not; its base URL."""
+def serving(url: str, log: Path, *, shared: bool, processes: int = 1) -> Iterator[str]:
+    """``judge serve --workers processes`` (no verification worker) with the limits shared or
+    not; its base URL."""
     import httpx
 
     port = _free_port()
@@ -57,6 +61,7 @@ def serving(url: str, log: Path, *, shared: bool) -> Iterator[str]:
         "PYTHONUNBUFFERED": "1",
     }
     args = ["serve", "--db", url, "--port", str(port), "--log-level", "warning"]
+    args += ["--workers", str(processes)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", *args],
@@ -111,28 +116,36 @@ def sequential(
     return {name: statistics.median(got) for name, got in times.items()}
 
 
-def concurrent(base: str, key: str, clients: int, requests: int) -> float:
-    """Requests per second of ``clients`` threads sending ``requests`` GET /v1/tenant each."""
+def concurrent(
+    targets: dict[str, str], key: str, clients: int, requests: int, blocks: int = 4
+) -> dict[str, float]:
+    """Requests per second of ``clients`` threads (one connection each) sending ``requests``
+    GET /v1/tenant each, per target, alternating between the targets in ``blocks`` blocks."""
     import httpx
 
+    elapsed = dict.fromkeys(targets, 0.0)
     errors: list[str] = []
+    headers = {"Authorization": f"Bearer {key}"}
+    per_block = max(1, requests // blocks)
 
-    def client() -> None:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as http:
-            for _ in range(requests):
+    def client(url: str) -> None:
+        with httpx.Client(base_url=url, headers=headers) as http:
+            for _ in range(per_block):
                 response = http.get("/v1/tenant")
                 if response.status_code != 200:
                     errors.append(response.text)
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
+    for _ in range(blocks):
+        for name, url in targets.items():
+            threads = [threading.Thread(target=client, args=(url,)) for _ in range(clients)]
+            started = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed[name] += time.perf_counter() - started
     assert not errors, errors[:3]
-    return clients * requests / elapsed
+    return {name: clients * per_block * blocks / seconds for name, seconds in elapsed.items()}
 
 
 def statement(url: str, tenant: str, calls: int) -> tuple[float, float]:
@@ -157,11 +170,11 @@ def statement(url: str, tenant: str, calls: int) -> tuple[float, float]:
     return shared, (time.perf_counter() - started) / calls
 
 
-def _runs(label: str, runs: int, fns: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
-    got: dict[str, list[float]] = {name: [] for name in fns}
+def _runs(label: str, runs: int, measure: Callable[[], dict[str, float]]) -> dict[str, list[float]]:
+    got: dict[str, list[float]] = {"memory": [], "shared": []}
     for i in range(runs):
-        for name, fn in fns.items():
-            got[name].append(fn())
+        for name, value in measure().items():
+            got[name].append(value)
         print(f"  {label} run {i + 1}: " + ", ".join(f"{n} {v[-1]:.5g}" for n, v in got.items()))
     return got
 
@@ -170,7 +183,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000, help="sequential requests a run")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--per-client", type=int, default=250, help="requests of each client")
+    parser.add_argument("--per-client", type=int, default=200, help="requests of each client")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     base = os.environ.get("OUTCOME_JUDGE_BENCH_PG_URL") or os.environ.get(
@@ -184,58 +197,58 @@ def main() -> None:
     from ledger.schema import migrate
     from ledger.tenants import create_tenant
 
+    rows: list[tuple[str, dict[str, list[float]], float, str]] = []
     with pg_schema(base, prefix="bench_limits") as url, tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(url)
         migrate(engine)
         key = create_tenant(engine, "acme", requests_per_minute=10_000_000).key
         engine.dispose()
-        logs = Path(tmp)
-        with (
-            serving(url, logs / "memory.log", shared=False) as memory,
-            serving(url, logs / "shared.log", shared=True) as shared,
-        ):
-            targets = {"memory": memory, "shared": shared}
-            sequential(targets, key, 200)  # warm both (imports, pools, plans)
-            latency: dict[str, list[float]] = {"memory": [], "shared": []}
-            for i in range(args.runs):
-                for name, p50 in sequential(targets, key, args.requests).items():
-                    latency[name].append(p50)
-                print(
-                    f"  1 client p50 s run {i + 1}: memory {latency['memory'][-1]:.5g}, "
-                    f"shared {latency['shared'][-1]:.5g}"
+        for processes in (1, 2):
+            with (
+                serving(url, Path(tmp) / "memory.log", shared=False, processes=processes) as m,
+                serving(url, Path(tmp) / "shared.log", shared=True, processes=processes) as s,
+            ):
+                targets = {"memory": m, "shared": s}
+                sequential(targets, key, 200)  # warm both (imports, pools, plans)
+                if processes == 1:
+                    latency = _runs(
+                        "1 client p50 s",
+                        args.runs,
+                        partial(sequential, targets, key, args.requests),
+                    )
+                    rows.append(("GET /v1/tenant p50, 1 client (ms)", latency, 1e3, "ms"))
+                rate = _runs(
+                    f"{args.clients} clients req/s, --workers {processes}",
+                    args.runs,
+                    partial(concurrent, targets, key, args.clients, args.per_client),
                 )
-            rate = _runs(
-                f"{args.clients} clients req/s",
-                args.runs,
-                {
-                    "memory": lambda: concurrent(memory, key, args.clients, args.per_client),
-                    "shared": lambda: concurrent(shared, key, args.clients, args.per_client),
-                },
-            )
+                label = f"GET /v1/tenant, {args.clients} clients, --workers {processes} (req/s)"
+                rows.append((label, rate, 1.0, ""))
         takes = [statement(url, "acme", 2000) for _ in range(args.runs)]
+        rows.append(
+            (
+                "one bucket take with its pool checkout, in this process (us)",
+                {"memory": [t[1] for t in takes], "shared": [t[0] for t in takes]},
+                1e6,
+                "us",
+            )
+        )
 
-    def mm(values: list[float], scale: float = 1.0) -> str:
-        return f"{min(values) * scale:.3g} / {statistics.median(values) * scale:.3g}"
-
-    lat_m, lat_s = statistics.median(latency["memory"]), statistics.median(latency["shared"])
-    rate_m, rate_s = statistics.median(rate["memory"]), statistics.median(rate["shared"])
-    take_s = [t[0] for t in takes]
-    take_m = [t[1] for t in takes]
     print()
-    print("| measure | in memory (per process) | shared (PostgreSQL) | shared / memory |")
+    print(
+        "| measure (min / median of runs) | in memory, per process | shared in PostgreSQL "
+        "| shared / memory (medians) |"
+    )
     print("|---|---:|---:|---:|")
-    print(
-        f"| GET /v1/tenant p50, 1 client (ms, min / median) | {mm(latency['memory'], 1e3)} | "
-        f"{mm(latency['shared'], 1e3)} | {lat_s / lat_m:.2f} (+{(lat_s - lat_m) * 1e3:.2f} ms) |"
-    )
-    print(
-        f"| GET /v1/tenant, {args.clients} clients (req/s, min / median) | {mm(rate['memory'])} | "
-        f"{mm(rate['shared'])} | {rate_s / rate_m:.2f} |"
-    )
-    print(
-        f"| one bucket take (us, min / median) | {mm(take_m, 1e6)} | {mm(take_s, 1e6)} | "
-        f"{statistics.median(take_s) / statistics.median(take_m):.0f} |"
-    )
+    for label, got, scale, unit in rows:
+        med = {n: statistics.median(v) for n, v in got.items()}
+        cells = {n: f"{min(v) * scale:.3g} / {med[n] * scale:.3g}" for n, v in got.items()}
+        ratio = f"{med['shared'] / med['memory']:.2f}"
+        if unit == "ms":
+            ratio += f" ({(med['shared'] - med['memory']) * scale:+.2f} ms)"
+        elif unit == "us":
+            ratio = f"{(med['shared'] - med['memory']) * scale:+.0f} us"
+        print(f"| {label} | {cells['memory']} | {cells['shared']} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -179,14 +179,19 @@ class SharedGate(Gate):
 
 
 async def repeat(stop: asyncio.Event, seconds: float, job: Callable[[], object], what: str) -> None:
-    """Run ``job`` in a thread every ``seconds``, and once more when ``stop`` is set; then end.
+    """Run ``job`` in a thread every ``seconds``; once ``stop`` is set, run it once more (a run
+    that starts after the stop: the counters' last write) and end.
 
     A failure is logged and the job runs again next time (request counts stay in memory).
     """
-    while not stop.is_set():
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=seconds)
+    while True:
+        stopping = stop.is_set()
+        if not stopping:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=seconds)
         try:
             await asyncio.to_thread(job)
         except Exception as exc:
             log.warning("%s failed (tried again in %.0f s): %s", what, seconds, exc)
+        if stopping:
+            return

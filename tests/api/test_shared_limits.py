@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,10 +27,14 @@ from tests.ledger.conftest import _pg_schema
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Set OUTCOME_JUDGE_* variables for one test (the settings are re-read)."""
-    get_settings.cache_clear()
-    yield monkeypatch
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], None]]:
+    """Set an OUTCOME_JUDGE_* variable for one test (the settings are read again)."""
+
+    def setenv(name: str, value: str) -> None:
+        monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+
+    yield setenv
     monkeypatch.undo()
     get_settings.cache_clear()
 
@@ -67,11 +71,11 @@ def test_each_backend_gets_its_limits(
 
 
 def test_shared_limits_on_sqlite_are_refused_with_the_fix(
-    env: pytest.MonkeyPatch, tmp_path: Path
+    env: Callable[[str, str], None], tmp_path: Path
 ) -> None:
     from api.app import create_app
 
-    env.setenv("OUTCOME_JUDGE_SHARED_LIMITS", "true")
+    env("OUTCOME_JUDGE_SHARED_LIMITS", "true")
     with pytest.raises(ValueError, match=r"needs PostgreSQL.*unset it"):
         create_app(db_url="sqlite:///x.db")
     result = subprocess.run(
@@ -88,13 +92,13 @@ def test_shared_limits_on_sqlite_are_refused_with_the_fix(
 
 
 @pytest.mark.postgres
-def test_shared_limits_can_be_turned_off_on_postgresql(env: pytest.MonkeyPatch) -> None:
+def test_shared_limits_can_be_turned_off_on_postgresql(env: Callable[[str, str], None]) -> None:
     from api.app import create_app
     from api.limits import LocalGate
 
     with _pg_schema() as url:
         key = make_key(url, "acme")
-        env.setenv("OUTCOME_JUDGE_SHARED_LIMITS", "false")
+        env("OUTCOME_JUDGE_SHARED_LIMITS", "false")
         with TestClient(create_app(db_url=url, embedded_worker=False)) as client:
             assert client.get("/v1/tenant", headers=auth(key)).status_code == 200
             assert isinstance(client.app.state.gate, LocalGate)  # type: ignore[attr-defined]
@@ -191,3 +195,29 @@ def test_a_failed_write_keeps_the_counts_for_the_next() -> None:
     assert kept.requests == {("/v1/tenant", "GET", "200"): 1, ("/v1/tenant", "GET", "429"): 1}
     assert kept.rate_limited == 1 and kept.latency[("/v1/tenant", "GET")].count == 2
     engine.dispose()
+
+
+def test_chores_repeat_survive_failures_and_run_once_more_at_stop() -> None:
+    """The shared state's chores (writing counters, pruning counters) run every interval, go on
+    after a failure, and run a last time when the app stops (so a clean stop loses no count)."""
+    import asyncio
+
+    from api.shared_state import repeat
+
+    runs: list[bool] = []  # whether each run started after the stop
+    stop = asyncio.Event()
+
+    def job() -> None:
+        runs.append(stop.is_set())
+        if len(runs) == 2:
+            raise RuntimeError("the database went away")
+
+    async def main() -> None:
+        task = asyncio.create_task(repeat(stop, 0.05, job, "a chore"))
+        await asyncio.sleep(0.28)
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+
+    asyncio.run(main())
+    assert len(runs) >= 4 and not any(runs[:3])  # every 50 ms, on after the failed 2nd run
+    assert runs[-1]  # and a last run that started after the stop

@@ -2,9 +2,10 @@
 
 Each process counts its requests in memory (:class:`api.routers.metrics.RequestStats`) and adds
 them to the database every ``OUTCOME_JUDGE_METRICS_FLUSH_SECONDS`` (default 5), at shutdown, and
-before answering a scrape (:class:`SharedCounters`). A scrape answers the database's totals plus
-what its process counted since: its own requests exactly, the other processes' up to one flush
-interval late. Latency histograms are summed bucket by bucket the same way.
+before answering a scrape (:class:`SharedCounters`). A scrape writes its process's counts, then
+answers the database's totals: its own process's requests exactly, the other processes' up to
+one flush interval late, and never less than an earlier scrape showed, whichever process
+answered it. Latency histograms are summed bucket by bucket the same way.
 
 If a write fails (the database does not answer) the counts stay in memory and go with the next
 write: none is lost or counted twice while the process lives; a process killed with SIGKILL loses
@@ -75,19 +76,6 @@ def from_counts(rows: list[tuple[str, str, float]]) -> TenantRequests:
     return TenantRequests(requests=dict(requests), latency=latency, rate_limited=limited)
 
 
-def merged(a: TenantRequests, b: TenantRequests) -> TenantRequests:
-    """The sum of two sets of figures."""
-    requests = Counter(a.requests)
-    requests.update(b.requests)
-    latency: dict[tuple[str, str], Histogram] = {}
-    for source in (a.latency, b.latency):
-        for key, hist in source.items():
-            latency.setdefault(key, Histogram()).add(hist)
-    return TenantRequests(
-        requests=dict(requests), latency=latency, rate_limited=a.rate_limited + b.rate_limited
-    )
-
-
 class SharedCounters:
     """Writes a process's request counts to the database and reads every process's totals."""
 
@@ -115,8 +103,12 @@ class SharedCounters:
             raise
 
     def totals(self, tenant: str) -> TenantRequests:
-        """Every process's figures for ``tenant``, this process's up to this moment."""
+        """Every process's figures for ``tenant``, this process's up to this moment.
+
+        This process's counts are written first, then the totals read: nothing is added from
+        memory, so a scrape never shows more than the table holds, and the next scrape, whichever
+        process answers it, never shows less (Prometheus would take a drop for a reset).
+        """
         with self._writing:
             self._flush()
-            stored = from_counts(read_counts(self.engine, tenant))
-            return merged(stored, self.stats.snapshot(tenant))
+        return from_counts(read_counts(self.engine, tenant))

@@ -117,12 +117,18 @@ def test_three_processes_grant_the_rate_once_and_count_every_request(
         set_limits(engine, "limited", requests_per_minute=60_000)
         engine.dispose()
         time.sleep(1.5)
+        scrapes_seen = []
         for _ in range(6):
             seen = scrape(server.url, key)
             assert total(seen, "outcome_judge_http_requests_total") == SENT
             assert total(seen, "outcome_judge_http_request_duration_seconds_count") == SENT
             limited = seen[("outcome_judge_rate_limited_requests_total", frozenset())]
             assert limited == statuses[429]
+            own = frozenset({("route", "/metrics"), ("method", "GET"), ("status", "200")})
+            scrapes_seen.append(seen.get(("outcome_judge_http_requests_total", own), 0.0))
+        # The scrapes' own count never drops from one scrape to the next, whichever process
+        # answers (a drop would read as a counter reset to Prometheus).
+        assert scrapes_seen == sorted(scrapes_seen), scrapes_seen
 
         # A lock-out holds in every process: 25 wrong secrets for a real key id, each on a new
         # connection (so spread over the processes), from an address of its own.

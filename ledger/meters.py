@@ -36,7 +36,7 @@ from judge.models import as_utc
 from ledger.dimensions import GroupByError, parse_group_by
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 __all__ = [
     "DIMENSIONS",
@@ -242,6 +242,7 @@ def verified_outcomes(
     window: Window = "day",
     group_by: Sequence[str] = (),
     now: datetime | None = None,
+    read_engine: Engine | None = None,
 ) -> list[dict[str, Any]]:
     """Verified outcomes per UTC window (and group) in ``[since, until)``, final or provisional.
 
@@ -260,6 +261,10 @@ def verified_outcomes(
         ``name@version``); none for one count per window.
     now
         The moment that decides ``final`` (default: the current time); timezone-aware.
+    read_engine
+        A read replica to count on (``OUTCOME_JUDGE_METER_READ_URL``): used when it has
+        replayed the final mark this read publishes on ``engine``, else ``engine`` counts
+        (:func:`ledger.replica.read_from`); final rows are the same either way.
 
     Returns
     -------
@@ -301,19 +306,22 @@ def verified_outcomes(
     >>> ledger.close()
     """  # noqa: E501
     from ledger.bookings import ADJUSTMENT_REASONS, SETTLE_HOURS, VERIFIED, publish_final_through
-    from ledger.db import session
+    from ledger.replica import read_from
 
     start, end, win, dims, at = _check(since, until, window, group_by, now)
     windows = windows_of(start, end, win)
     # Publish first: every row this read calls final is then closed to new bookings.
     through = publish_final_through(engine, tenant, at)
-    with session(engine, readonly=True) as db:
-        conn = db.connection()
+
+    def read(conn: Connection) -> tuple[list[Any], dict[datetime, datetime | None]]:
         query = meter_query(
             conn.dialect.name, tenant, since=start, until=end, window=win, group_by=dims
         )
-        found = conn.execute(query).all()
-        closed = _closed_periods(conn, tenant) if found else {}
+        found = list(conn.execute(query).all())
+        return found, _closed_periods(conn, tenant) if found else {}
+
+    # A replica serves the read once it has replayed W (see ledger.replica), else the primary.
+    found, closed = read_from(engine, read_engine, tenant, through, read)
     # Many rows share a window (one per group and reason): map each window once.
     bounds: dict[Any, tuple[datetime, datetime]] = {}
     cells: dict[tuple[Any, ...], dict[str, Any]] = {}

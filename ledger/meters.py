@@ -30,7 +30,8 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -398,22 +399,39 @@ def _verified(
     rollups: bool,
 ) -> list[dict[str, Any]]:
     from ledger.bookings import publish_final_through, settled_through
-    from ledger.db import session
 
     start, end, win, dims, at = _check(since, until, window, group_by, now)
-    # Usually W is current: one read-only transaction reads W, the closed periods and the
-    # counts. Else W is published first (a write, which rolls up the days it makes final) and
-    # the read starts over: every row this read calls final is then closed to new bookings.
-    with session(engine, readonly=True) as db:
-        conn = db.connection()
+    # Usually W is current: two statements read W and the closed periods, then the counts.
+    # Else W is published first (a write, which rolls up the days it makes final) and the read
+    # starts over: every row this read calls final is then closed to new bookings.
+    with _reading(engine) as conn:
         exists, through, closed = _final_state(conn, tenant)
         if not exists or (through is not None and through >= settled_through(at)):
             return _count(conn, tenant, start, end, win, dims, at, through, closed, rollups)
     publish_final_through(engine, tenant, at)
-    with session(engine, readonly=True) as db:
-        conn = db.connection()
+    with _reading(engine) as conn:
         _, through, closed = _final_state(conn, tenant)
         return _count(conn, tenant, start, end, win, dims, at, through, closed, rollups)
+
+
+@contextmanager
+def _reading(engine: Engine) -> Iterator[Any]:
+    """A connection for a meter read.
+
+    PostgreSQL: in autocommit, so no BEGIN and ROLLBACK round trips. Each statement reads
+    committed data (as in the READ COMMITTED transaction it would be otherwise), and the
+    rollups of a W or a closed period committed with it, so they are visible to the count
+    that follows the statement which read them. SQLite: a read-only transaction (one
+    snapshot, no write lock).
+    """
+    from ledger.db import session
+
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        return
+    with session(engine, readonly=True) as db:
+        yield db.connection()
 
 
 def _count(

@@ -30,7 +30,7 @@ from ledger.meters import DIMENSIONS, verified_outcomes, verified_outcomes_raw
 from ledger.periods import Periods
 from ledger.store import Ledger
 from tests.ledger.conftest import verdict_for
-from tests.ledger.test_meter_integrity import RUBRIC, START, WINDOWS, MeterMachine, _iso
+from tests.ledger.test_meter_integrity import RUBRIC, START, MeterMachine, _iso
 
 DAY = timedelta(days=1)
 EVER = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
@@ -158,17 +158,8 @@ class RollupMachine(MeterMachine):
         super().__init__()
         self.seen_rollups: dict[int, tuple[Any, ...]] = {}
 
-    def _verify(self, oid: str, anchor: datetime, decision: str, tier: str, rubric: str) -> None:
-        outcome = varied_outcome(oid, anchor, tier)
-        verdict = verdict_for(outcome, rubric=rubric, decision=decision, tier=tier)
-        self.ledger.record_result(outcome, verdict, now=self.now, windows=WINDOWS)
-        self.anchors[oid] = anchor
-        frozen = self.frozen_at.get(oid)
-        if frozen is not None and self.now >= frozen:
-            return
-        self.frozen_at[oid] = anchor + timedelta(hours=WINDOWS[rubric] + 24)
-        self.counted[oid] = decision == "verified"
-        self.decided[oid] = decision == "verified"
+    def _outcome(self, oid: str, anchor: datetime, tier: str) -> Outcome:
+        return varied_outcome(oid, anchor, tier)
 
     def _read_all(self) -> None:
         super()._read_all()

@@ -202,6 +202,8 @@ def publish_final_through(engine: Engine, tenant: str, now: datetime) -> datetim
 
     A meter read calls it before counting, so that every window it reports as final stays so:
     no booking can land before W afterwards. A no-op (one indexed read) while W is current.
+    The same transaction rolls up the days that became final
+    (:func:`ledger.meter_rollups.roll_published`).
     """
     from ledger.db import session
 
@@ -214,22 +216,22 @@ def publish_final_through(engine: Engine, tenant: str, now: datetime) -> datetim
         return None  # no such tenant: nothing booked, nothing to publish
     if found[0] is not None and as_utc(found[0]) >= candidate:
         return as_utc(found[0])
+    from ledger.meter_rollups import roll_published
+
     with session(engine) as db:
         conn = db.connection()
-        # UPDATE takes the row lock: it waits for bookings holding FOR SHARE to commit.
+        # FOR UPDATE waits for bookings holding FOR SHARE to commit, and for another read
+        # advancing W: W is then read as that one left it, so only the days this advance makes
+        # final are rolled (two processes advancing at once never roll a day twice).
+        locked = current.with_for_update() if conn.dialect.name == "postgresql" else current
+        before = conn.execute(locked).scalar_one()
+        if before is not None and as_utc(before) >= candidate:
+            return as_utc(before)
         conn.execute(
-            sa.update(tenants)
-            .where(
-                tenants.c.name == tenant,
-                sa.or_(
-                    tenants.c.meter_final_through.is_(None),
-                    tenants.c.meter_final_through < candidate,
-                ),
-            )
-            .values(meter_final_through=candidate)
+            sa.update(tenants).where(tenants.c.name == tenant).values(meter_final_through=candidate)
         )
-        through = conn.execute(current).scalar_one()
-    return as_utc(through)
+        roll_published(conn, tenant, None if before is None else as_utc(before), candidate)
+    return candidate
 
 
 # -- entries --------------------------------------------------------------------------------------

@@ -395,6 +395,7 @@ class LLMJudge:
         if backoff is None and spec.backoff is not None:
             backoff = Backoff(**spec.backoff.model_dump())
         self.backoff = backoff
+        self._schemas: dict[str, dict[str, Any]] = {}
         reserved = {"model", "messages", "api_key", "num_retries", "max_retries"}
         clash = sorted(reserved & set(spec.litellm_extra()))
         if clash:
@@ -419,11 +420,18 @@ class LLMJudge:
             content_hash=outcome.content_hash(),
             messages=messages,
             digest=prompt_digest(messages),
-            response_format=json_schema_for(rubric),
+            response_format=self._schema(rubric),
             outcome=outcome,
             variant="spotlight" if spotlight else "",
         )
         return request
+
+    def _schema(self, rubric: Rubric) -> dict[str, Any]:
+        """The rubric's reply schema, built once per rubric version (litellm only reads it)."""
+        schema = self._schemas.get(rubric.ref)
+        if schema is None:
+            schema = self._schemas[rubric.ref] = json_schema_for(rubric)
+        return schema
 
     # -- one sample ---------------------------------------------------------------------------
     async def _sample(self, index: int, request: _Request, rubric: Rubric) -> _Sample:

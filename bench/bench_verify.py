@@ -82,7 +82,7 @@ def _outcome(i: int) -> dict[str, object]:
     }
 
 
-async def _bare(base: str, concurrency: int) -> float:
+async def _bare(base: str, concurrency: int, calls: int = CALLS) -> float:
     """The same requests the engine makes (same prompt, same response format), sent directly."""
     import litellm
 
@@ -93,7 +93,7 @@ async def _bare(base: str, concurrency: int) -> float:
     rubric = load_rubric("support-resolution")
     requests = [
         build_messages(Outcome.model_validate(_outcome(900_000 + i)), rubric)
-        for i in range(CALLS + 1)
+        for i in range(calls + 1)
     ]
     schema = json_schema_for(rubric)
     sem = asyncio.Semaphore(concurrency)
@@ -114,7 +114,7 @@ async def _bare(base: str, concurrency: int) -> float:
     await one(requests[0])  # warm the client
     start = time.perf_counter()
     await asyncio.gather(*(one(m) for m in requests[1:]))
-    return CALLS / (time.perf_counter() - start)
+    return calls / (time.perf_counter() - start)
 
 
 async def _engine(

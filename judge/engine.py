@@ -107,6 +107,20 @@ class Engine:
                 f"(rubrics: {names}); pass --rubric with a {outcome.kind} rubric"
             ) from None
 
+    def cache_keys(self, outcome: Outcome) -> list[str]:
+        """The cache keys every model judge of the panel looks up for ``outcome``.
+
+        What a worker fetches from the ledger in one query for a whole claimed batch, so that
+        judging it asks the ledger nothing per outcome.
+        """
+        rubric = self.rubric_for(outcome)
+        keys: list[str] = []
+        for judge in self.judges.values():
+            keys_of = getattr(judge, "cache_keys", None)
+            if keys_of is not None:
+                keys.extend(keys_of(outcome, rubric))
+        return keys
+
     async def _run_judge(self, name: str, outcome: Outcome, rubric: Rubric) -> Judgment:
         judge = self.judges[name]
         try:

@@ -422,9 +422,30 @@ class LLMJudge:
             digest=prompt_digest(messages),
             response_format=self._schema(rubric),
             outcome=outcome,
-            variant="spotlight" if spotlight else "",
+            variant=self._variant(),
         )
         return request
+
+    def _variant(self) -> str:
+        """What sets this judge's prompt apart in its cache keys (see :func:`cache_key`)."""
+        return "spotlight" if getattr(self.spec, "spotlight", False) else ""
+
+    def cache_keys(self, outcome: Outcome, rubric: Rubric) -> list[str]:
+        """The cache keys this judge's samples look up for ``outcome`` (one per sample).
+
+        A worker looks up a whole claimed batch's keys in one query before judging it.
+        """
+        content_hash = outcome.content_hash()
+        return [
+            cache_key(
+                model=self.spec.model,
+                rubric_version=rubric.version,
+                content_hash=content_hash,
+                sample=index,
+                variant=self._variant(),
+            )
+            for index in range(self.spec.samples)
+        ]
 
     def _schema(self, rubric: Rubric) -> dict[str, Any]:
         """The rubric's reply schema, built once per rubric version (litellm only reads it)."""

@@ -14,7 +14,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -50,10 +50,13 @@ class DbCallStore:
     returns the latest successful, non-cached call for the key; failed attempts are recorded
     (they may be billed) but never served as a cache hit.
 
-    A store is meant for one run: when the tenant had no calls at its first look-up, it stops
-    querying the table and serves only what it wrote itself, so calls that *other processes*
-    record later are invisible to it. Long-lived processes (the service's workers) take a fresh
-    store per batch.
+    A store made with ``trust_empty`` (``judge verify``: one run) checks once whether the tenant
+    has any call at all; if not, it stops querying the table and serves only what it wrote
+    itself, so calls that *other processes* record later are invisible to it. A long-lived store
+    (one per tenant in a worker process) passes ``trust_empty=False`` and looks up the keys of
+    each claimed batch in one query instead (:meth:`prefetch`): a batch claimed after another
+    worker died sees every call that worker recorded, and its look-ups are answered from memory
+    until :meth:`forget`.
 
     ``purpose`` (one of :data:`ledger.tables.CALL_PURPOSES`) is written on every call. A
     ``verify`` store is served only ``verify`` calls from the ledger; any other store (``judge
@@ -70,6 +73,7 @@ class DbCallStore:
         batch_size: int = 64,
         max_delay: float = 0.5,
         purpose: str = "verify",
+        trust_empty: bool = True,
     ) -> None:
         if batch_size < 1 or max_delay < 0:
             raise ValueError("batch_size must be >= 1 and max_delay >= 0")
@@ -85,8 +89,12 @@ class DbCallStore:
         self._oldest_pending: float | None = None
         # When the tenant had no calls at all when this store first looked, only keys written
         # since can ever hit: a first run over a fresh ledger skips one query per call.
+        self.trust_empty = trust_empty
         self._started_empty: bool | None = None
+        self._empty_check: asyncio.Future[bool] | None = None
         self._written_ok: set[str] = set()
+        # Keys looked up ahead (prefetch): the call on record, or None when there was none.
+        self._known: dict[str, JudgeCall | None] = {}
         # A non-verify store's own successful calls: the only cache it is ever served.
         self._own_ok: dict[str, JudgeCall] = {}
         # Write-ahead rows waiting for their group commit, and the task committing them.
@@ -103,11 +111,39 @@ class DbCallStore:
                 return call
         if self.purpose != "verify":
             return self._own_ok.get(cache_key)
-        if self._started_empty is None:
-            self._started_empty = await asyncio.to_thread(self._tenant_has_no_calls)
-        if self._started_empty and cache_key not in self._written_ok:
-            return None
+        if cache_key in self._known:
+            return self._known[cache_key]
+        if self.trust_empty:
+            if self._started_empty is None:
+                if self._empty_check is None:
+                    # Every look-up of the first moment waits for this one query.
+                    self._empty_check = asyncio.ensure_future(
+                        asyncio.to_thread(self._tenant_has_no_calls)
+                    )
+                self._started_empty = await asyncio.shield(self._empty_check)
+            if self._started_empty and cache_key not in self._written_ok:
+                return None
         return await asyncio.to_thread(self.lookup_sync, cache_key)
+
+    async def prefetch(self, cache_keys: Iterable[str]) -> None:
+        """Look up many keys in one query; their look-ups are then answered from memory.
+
+        A call this store records for one of them later is served too. Drop them with
+        :meth:`forget` once they are no longer wanted (a long-lived store stays small).
+        """
+        if self.purpose != "verify":
+            return
+        wanted = sorted({key for key in cache_keys if key not in self._known})
+        if not wanted:
+            return
+        found = await asyncio.to_thread(self._latest_ok, wanted)
+        for key in wanted:
+            self._known.setdefault(key, found.get(key))
+
+    def forget(self, cache_keys: Iterable[str]) -> None:
+        """Stop remembering what :meth:`prefetch` found for ``cache_keys``."""
+        for key in cache_keys:
+            self._known.pop(key, None)
 
     def _tenant_has_no_calls(self) -> bool:
         with session(self.engine, readonly=True) as db:
@@ -148,7 +184,10 @@ class DbCallStore:
 
     async def record(self, call: JudgeCall) -> None:
         if call.status == "ok" and not call.cached:
-            self._own_ok[call.cache_key] = call
+            if self.purpose != "verify":
+                self._own_ok[call.cache_key] = call
+            elif call.cache_key in self._known:
+                self._known[call.cache_key] = call
         now = time.monotonic()
         self._pending.append(call)
         if self._oldest_pending is None:
@@ -171,18 +210,35 @@ class DbCallStore:
     def lookup_sync(self, cache_key: str) -> JudgeCall | None:
         with session(self.engine, readonly=True) as db:
             row = db.exec(
-                select(JudgeCallRow)
-                .where(
-                    JudgeCallRow.tenant == self.tenant,
-                    JudgeCallRow.cache_key == cache_key,
-                    JudgeCallRow.status == "ok",
-                    col(JudgeCallRow.cached).is_(False),
-                    JudgeCallRow.purpose == "verify",
-                )
+                self._servable()
+                .where(JudgeCallRow.cache_key == cache_key)
                 .order_by(col(JudgeCallRow.at).desc(), col(JudgeCallRow.pk).desc())
                 .limit(1)
             ).first()
         return None if row is None else row_to_call(row)
+
+    def _servable(self) -> Any:
+        """The calls this store may serve: the tenant's successful, non-cached verify calls."""
+        return select(JudgeCallRow).where(
+            JudgeCallRow.tenant == self.tenant,
+            JudgeCallRow.status == "ok",
+            col(JudgeCallRow.cached).is_(False),
+            JudgeCallRow.purpose == "verify",
+        )
+
+    def _latest_ok(self, cache_keys: Sequence[str]) -> dict[str, JudgeCall]:
+        """The latest servable call of each key (as :meth:`lookup_sync`), 500 keys a query."""
+        found: dict[str, JudgeCall] = {}
+        with session(self.engine, readonly=True) as db:
+            for start in range(0, len(cache_keys), 500):
+                rows = db.exec(
+                    self._servable()
+                    .where(col(JudgeCallRow.cache_key).in_(cache_keys[start : start + 500]))
+                    .order_by(col(JudgeCallRow.at), col(JudgeCallRow.pk))
+                ).all()
+                for row in rows:  # later rows replace earlier ones: the latest is kept
+                    found[row.cache_key] = row_to_call(row)
+        return found
 
     def record_sync(self, call: JudgeCall) -> None:
         """Write one call at once, bypassing the buffer."""
@@ -214,7 +270,8 @@ class DbCallStore:
 
     def _write(self, calls: Sequence[JudgeCall]) -> None:
         """Insert new calls and complete begun ones, in one transaction."""
-        self._written_ok.update(c.cache_key for c in calls if c.status == "ok" and not c.cached)
+        if self.trust_empty:
+            self._written_ok.update(c.cache_key for c in calls if c.status == "ok" and not c.cached)
         new = [c for c in calls if c.call_id not in self._begun]
         done = [c for c in calls if c.call_id in self._begun]
         self._ready()

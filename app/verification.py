@@ -15,6 +15,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -232,14 +233,20 @@ async def verify_into_ledger(
     concurrency: int,
     resume: bool = True,
     on_progress: Callable[[], None] | None = None,
+    share: int = 1,
 ) -> VerifyRun:
     """Verify ``outcomes``, record every result in the ledger, write the verdicts to ``out``.
 
     ``out`` appears whole or not at all (written to a temporary file, then renamed). Judge calls
     already made are recorded even when the run fails (they are billable).
+
+    ``share`` > 1: this is one of that many processes of one run (``judge verify --processes``,
+    :mod:`app.verify_processes`): the parent has migrated the ledger and settled the calls of
+    killed runs, and the provider limits are shared (:class:`judge.limits.ProviderLimiter`).
     """
     from judge.engine import Engine
-    from ledger.callstore import DbCallStore, settle_pending
+    from judge.limits import ProviderLimiter
+    from ledger.callstore import DbCallStore, SettledCalls, settle_pending
     from ledger.db import make_engine
     from ledger.schema import migrate
     from ledger.store import Ledger
@@ -250,12 +257,16 @@ async def verify_into_ledger(
 
         warm_up()
     db_engine = make_engine(db_url)
-    migrate(db_engine)
-    # Calls a killed run left in flight: booked as unknown at their estimated cost, and said.
-    settled = settle_pending(db_engine, tenant=tenant)
+    if share == 1:
+        migrate(db_engine)
+        # Calls a killed run left in flight: booked as unknown at their estimated cost, and said.
+        settled = settle_pending(db_engine, tenant=tenant)
+    else:
+        settled = SettledCalls(0, Decimal(0), 0)
     ledger = Ledger(db_engine, tenant=tenant)
     store = DbCallStore(db_engine, tenant=tenant)
-    engine = Engine(panel, rubrics, store=store)
+    limiter = ProviderLimiter(share=share) if share > 1 else None
+    engine = Engine(panel, rubrics, store=store, limiter=limiter)
     # What makes each outcome final: the window of the rubric that judged it.
     windows = {rubric.ref: rubric.window_hours for rubric in rubrics.values()}
 
@@ -302,15 +313,22 @@ async def verify_into_ledger(
 
 
 def remove_stale_temp_files(out: Path) -> None:
-    """Delete half-written verdict files left by runs that were killed (their pid is gone)."""
+    """Delete half-written verdict files (and ``--processes`` part folders) left by runs that
+    were killed (their pid is gone)."""
+    import shutil
+
     prefix = f".{out.name}."
-    for stale in out.parent.glob(f"{prefix}*.tmp"):
-        pid = stale.name[len(prefix) : -len(".tmp")]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            stale.unlink(missing_ok=True)
-        except PermissionError:
-            continue  # another user's live process
+    for suffix in (".tmp", ".parts"):
+        for stale in out.parent.glob(f"{prefix}*{suffix}"):
+            pid = stale.name[len(prefix) : -len(suffix)]
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    stale.unlink(missing_ok=True)
+            except PermissionError:
+                continue  # another user's live process

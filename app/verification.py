@@ -40,6 +40,7 @@ __all__ = [
     "ReadOptions",
     "VerifyRun",
     "check_input",
+    "freeze_heap",
     "probe_call_store",
     "recorded_verdict",
     "resolve_panel",
@@ -267,6 +268,8 @@ async def verify_into_ledger(
     store = DbCallStore(db_engine, tenant=tenant)
     limiter = ProviderLimiter(share=share) if share > 1 else None
     engine = Engine(panel, rubrics, store=store, limiter=limiter)
+    engine.warm_up()  # the first screen's imports: before the clock starts
+    freeze_heap()
     # What makes each outcome final: the window of the rubric that judged it.
     windows = {rubric.ref: rubric.window_hours for rubric in rubrics.values()}
 
@@ -310,6 +313,26 @@ async def verify_into_ledger(
         await store.aflush()
         db_engine.dispose()
     return VerifyRun(summary=summary, settled=settled)
+
+
+def freeze_heap() -> None:
+    """Take every object alive now out of the garbage collector's sight (``gc.freeze``).
+
+    After litellm, the models and the detector are loaded, half a million objects live for the
+    whole process; each full collection walked them all and stopped the event loop for 0.3 to
+    0.7 s, a few times a run (measured in a worker: 1.3 s of full collections over 640
+    outcomes, 0.1 s once frozen). Done once per process, after warming up: frozen objects
+    are still freed when nothing refers to them, only cycles among them stay.
+    """
+    import gc
+
+    if not _HEAP["frozen"]:
+        _HEAP["frozen"] = True
+        gc.collect()
+        gc.freeze()
+
+
+_HEAP = {"frozen": False}
 
 
 def remove_stale_temp_files(out: Path) -> None:

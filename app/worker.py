@@ -188,8 +188,9 @@ class Worker:
         """
         from ledger.job_queue import release
 
-        # litellm takes seconds to import: pay it now, in a thread, not inside the first lease.
-        await asyncio.to_thread(model_client.warm_up)
+        # litellm and the injection screen take seconds to import and build: pay that now, in
+        # a thread, not inside the first lease nor on the event loop.
+        await asyncio.to_thread(_warm_up)
         log.info(
             "worker %s started (batch %d, concurrency %d, lease %.0f s)",
             self.worker_id,
@@ -552,6 +553,16 @@ class Worker:
             # Long-lived: never trusts "the tenant had no calls" (another worker's may appear).
             self._stores[tenant] = DbCallStore(self.engine, tenant=tenant, trust_empty=False)
         return self._stores[tenant]
+
+
+def _warm_up() -> None:
+    from app.verification import freeze_heap
+    from judge.guard_model import default_detector
+    from judge.screening import warm_up
+
+    model_client.warm_up()
+    warm_up(default_detector())
+    freeze_heap()
 
 
 def _short(exc: BaseException) -> str:

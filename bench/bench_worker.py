@@ -107,7 +107,6 @@ def _worker_rate(db_url: str, base: str, n: int, concurrency: int, batch: int, s
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTCOME_JUDGE_")}
     env.update(
         OUTCOME_JUDGE_ALLOWED_API_BASES=json.dumps([base]),
-        OUTCOME_JUDGE_WORKER_POLL_SECONDS="0.2",
         OPENAI_API_KEY="bench",
         PYTHONPATH=str(ROOT),
     )

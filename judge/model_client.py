@@ -49,8 +49,10 @@ def _litellm() -> Any:
 
 
 def warm_up() -> None:
-    """Import litellm now (it takes seconds): before a progress bar or a job's clock starts."""
+    """Import litellm and load its tokenizer now (seconds, and the tokenizer's loading holds
+    the GIL): before a progress bar or a job's clock starts, and off the event loop."""
     _litellm()
+    count_tokens("warm up")
 
 
 Completion = Callable[..., Awaitable[Any]]

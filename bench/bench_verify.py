@@ -236,7 +236,7 @@ def _defence_cost(base: str) -> None:
         )
 
 
-def _cli_rate(base: str, concurrency: int) -> float:
+def _cli_rate(base: str, concurrency: int, processes: int = 1) -> float:
     """Outcomes per second of the real `judge verify` process (LLM panel, SQLite ledger).
 
     The CLI reports the time of its verification phase (reading, judging, writing the verdicts
@@ -273,6 +273,8 @@ def _cli_rate(base: str, concurrency: int) -> float:
             str(panel),
             "--concurrency",
             str(concurrency),
+            "--processes",
+            str(processes),
         )
     return float(json.loads(proc.stdout)["outcomes_per_second"])
 

@@ -338,9 +338,9 @@ async def send_attempt(
         ):
             if store is not None:
                 call.status = "pending"
-                call.estimated_cost_usd = estimate()
                 call.expires_at = utcnow() + timedelta(seconds=spec.timeout + PENDING_GRACE_SECONDS)
-                await store.begin(call)
+                # The estimate counts the prompt's tokens: the store does it where it writes.
+                await store.begin(call, estimate)
             started = time.perf_counter()
             response = await model_client.acompletion(**kwargs)
     except Exception as exc:

@@ -14,7 +14,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,6 +36,17 @@ from ledger.store import (
 from ledger.tables import CALL_PURPOSES, JudgeCallRow, to_money
 
 __all__ = ["DbCallStore", "SettledCalls", "settle_pending"]
+
+
+@dataclass(frozen=True)
+class _Begun:
+    """An attempt waiting for its write-ahead record: the caller's call, the copy written, the
+    estimate to compute and the future the caller awaits."""
+
+    call: JudgeCall
+    written: JudgeCall
+    estimate: Callable[[], float] | None
+    future: asyncio.Future[None]
 
 
 class DbCallStore:
@@ -98,7 +109,7 @@ class DbCallStore:
         # A non-verify store's own successful calls: the only cache it is ever served.
         self._own_ok: dict[str, JudgeCall] = {}
         # Write-ahead rows waiting for their group commit, and the task committing them.
-        self._to_begin: list[tuple[JudgeCall, asyncio.Future[None]]] = []
+        self._to_begin: list[_Begun] = []
         self._begin_task: asyncio.Task[None] | None = None
         self._begun: set[str] = set()
         #: Outcome id -> the verification job its calls are made for (set by the workers).
@@ -152,14 +163,16 @@ class DbCallStore:
             ).first()
         return first is None
 
-    async def begin(self, call: JudgeCall) -> None:
+    async def begin(self, call: JudgeCall, estimate: Callable[[], float] | None = None) -> None:
         """Write ``call`` as ``pending`` and return once it is committed (group commit).
 
         Attempts begun while a group is being written join the next group: at concurrency 32
-        the ledger sees a handful of small transactions, not one per attempt.
+        the ledger sees a handful of small transactions, not one per attempt. ``estimate`` (the
+        prompt's tokens at the model's price) is computed in the writing thread: the tokenizer
+        releases the GIL, so the event loop goes on meanwhile.
         """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._to_begin.append((call.model_copy(), future))
+        self._to_begin.append(_Begun(call, call.model_copy(), estimate, future))
         if self._begin_task is None or self._begin_task.done():
             self._begin_task = asyncio.create_task(self._commit_begun())
         await future
@@ -170,17 +183,17 @@ class DbCallStore:
         while self._to_begin:
             group, self._to_begin = self._to_begin, []
             try:
-                await asyncio.to_thread(self._insert, [call for call, _ in group])
+                await asyncio.to_thread(self._insert_begun, group)
             except BaseException as exc:
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
+                for begun in group:
+                    if not begun.future.done():
+                        begun.future.set_exception(exc)
                 if not isinstance(exc, Exception):
                     raise
             else:
-                for _, future in group:
-                    if not future.done():
-                        future.set_result(None)
+                for begun in group:
+                    if not begun.future.done():
+                        begun.future.set_result(None)
 
     async def record(self, call: JudgeCall) -> None:
         if call.status == "ok" and not call.cached:
@@ -260,6 +273,14 @@ class DbCallStore:
             )
             for call in calls
         ]
+
+    def _insert_begun(self, group: Sequence[_Begun]) -> None:
+        for begun in group:
+            if begun.estimate is not None:
+                # The caller's object waits for this group: nothing else touches it meanwhile.
+                value = begun.estimate()
+                begun.call.estimated_cost_usd = begun.written.estimated_cost_usd = value
+        self._insert([begun.written for begun in group])
 
     def _insert(self, calls: Sequence[JudgeCall]) -> None:
         # Core executemany, not ORM objects: this write is on every call's path to the provider.

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LEDGER_BATCH",
     "CheckedInput",
+    "LedgerState",
     "ReadOptions",
     "VerifyRun",
     "check_input",
@@ -215,6 +216,22 @@ def probe_call_store(
 
 
 @dataclass(frozen=True)
+class LedgerState:
+    """What a tenant had in the ledger when a run started: judge calls, verdicts."""
+
+    calls: bool
+    verdicts: bool
+
+    @classmethod
+    def read(cls, db_engine: Any, tenant: str) -> LedgerState:
+        from ledger.callstore import DbCallStore
+        from ledger.store import Ledger
+
+        calls = not DbCallStore(db_engine, tenant=tenant).tenant_has_no_calls()
+        return cls(calls=calls, verdicts=Ledger(db_engine, tenant=tenant).has_verdicts())
+
+
+@dataclass(frozen=True)
 class VerifyRun:
     """What :func:`verify_into_ledger` did."""
 
@@ -235,6 +252,7 @@ async def verify_into_ledger(
     resume: bool = True,
     on_progress: Callable[[], None] | None = None,
     share: int = 1,
+    found: LedgerState | None = None,
 ) -> VerifyRun:
     """Verify ``outcomes``, record every result in the ledger, write the verdicts to ``out``.
 
@@ -243,7 +261,9 @@ async def verify_into_ledger(
 
     ``share`` > 1: this is one of that many processes of one run (``judge verify --processes``,
     :mod:`app.verify_processes`): the parent has migrated the ledger and settled the calls of
-    killed runs, and the provider limits are shared (:class:`judge.limits.ProviderLimiter`).
+    killed runs, the provider limits are shared (:class:`judge.limits.ProviderLimiter`), and
+    ``found`` is what the parent found in the ledger before any process wrote to it (a process
+    that looked itself could see its siblings' first writes and ask the ledger for every call).
     """
     from judge.engine import Engine
     from judge.limits import ProviderLimiter
@@ -265,7 +285,9 @@ async def verify_into_ledger(
     else:
         settled = SettledCalls(0, Decimal(0), 0)
     ledger = Ledger(db_engine, tenant=tenant)
-    store = DbCallStore(db_engine, tenant=tenant)
+    store = DbCallStore(
+        db_engine, tenant=tenant, started_empty=None if found is None else not found.calls
+    )
     limiter = ProviderLimiter(share=share) if share > 1 else None
     engine = Engine(panel, rubrics, store=store, limiter=limiter)
     engine.warm_up()  # the first screen's imports: before the clock starts
@@ -297,7 +319,10 @@ async def verify_into_ledger(
                     if len(batch) >= LEDGER_BATCH:
                         await flush()
 
-            resuming = resume and await asyncio.to_thread(ledger.has_verdicts)
+            has_verdicts = found.verdicts if found is not None else None
+            if has_verdicts is None:
+                has_verdicts = await asyncio.to_thread(ledger.has_verdicts)
+            resuming = resume and has_verdicts
             summary = await verify_requests(
                 (Request(outcome, engine, None) for outcome in outcomes),
                 sink=sink,

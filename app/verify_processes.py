@@ -43,7 +43,7 @@ from judge.runner import RunSummary
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
-    from app.verification import ReadOptions, VerifyRun
+    from app.verification import LedgerState, ReadOptions, VerifyRun
     from judge.panel import Panel
     from judge.rubric import Rubric
 
@@ -75,6 +75,7 @@ class _Part:
     db_url: str
     concurrency: int
     resume: bool
+    found: LedgerState
 
 
 def split_concurrency(total: int, processes: int) -> list[int]:
@@ -113,7 +114,7 @@ def verify_in_processes(
     KeyboardInterrupt
         Ctrl-C (or SIGTERM to this process): every process was stopped.
     """
-    from app.verification import VerifyRun, remove_stale_temp_files
+    from app.verification import LedgerState, VerifyRun, remove_stale_temp_files
     from ledger.callstore import settle_pending
     from ledger.db import make_engine
     from ledger.schema import migrate
@@ -125,6 +126,7 @@ def verify_in_processes(
         migrate(db_engine)
         # Once, before any process starts: two would count the same calls twice.
         settled = settle_pending(db_engine, tenant=tenant)
+        found = LedgerState.read(db_engine, tenant)
     finally:
         db_engine.dispose()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -146,6 +148,7 @@ def verify_in_processes(
             db_url=db_url,
             concurrency=shares[k],
             resume=resume,
+            found=found,
         )
         for k in range(processes)
     ]
@@ -275,6 +278,7 @@ def _run_part(part: _Part, messages: Any) -> None:
                 resume=part.resume,
                 on_progress=progress.tick,
                 share=part.count,
+                found=part.found,
             )
         )
         progress.flush()

@@ -85,6 +85,7 @@ class DbCallStore:
         max_delay: float = 0.5,
         purpose: str = "verify",
         trust_empty: bool = True,
+        started_empty: bool | None = None,
     ) -> None:
         if batch_size < 1 or max_delay < 0:
             raise ValueError("batch_size must be >= 1 and max_delay >= 0")
@@ -101,7 +102,8 @@ class DbCallStore:
         # When the tenant had no calls at all when this store first looked, only keys written
         # since can ever hit: a first run over a fresh ledger skips one query per call.
         self.trust_empty = trust_empty
-        self._started_empty: bool | None = None
+        # (Given by a caller that looked before its siblings began writing: --processes.)
+        self._started_empty: bool | None = started_empty
         self._empty_check: asyncio.Future[bool] | None = None
         self._written_ok: set[str] = set()
         # Keys looked up ahead (prefetch): the call on record, or None when there was none.
@@ -129,7 +131,7 @@ class DbCallStore:
                 if self._empty_check is None:
                     # Every look-up of the first moment waits for this one query.
                     self._empty_check = asyncio.ensure_future(
-                        asyncio.to_thread(self._tenant_has_no_calls)
+                        asyncio.to_thread(self.tenant_has_no_calls)
                     )
                 self._started_empty = await asyncio.shield(self._empty_check)
             if self._started_empty and cache_key not in self._written_ok:
@@ -156,7 +158,8 @@ class DbCallStore:
         for key in cache_keys:
             self._known.pop(key, None)
 
-    def _tenant_has_no_calls(self) -> bool:
+    def tenant_has_no_calls(self) -> bool:
+        """Whether the ledger holds no judge call of this store's tenant (one query)."""
         with session(self.engine, readonly=True) as db:
             first = db.exec(
                 select(JudgeCallRow.pk).where(JudgeCallRow.tenant == self.tenant).limit(1)

@@ -3,6 +3,8 @@
 Prints ratios measured in this run (no timed assertions anywhere):
 - engine throughput / bare ``litellm.acompletion`` throughput, same concurrency (target >= 0.85)
 - engine throughput / the ideal ``concurrency / latency``
+- the ``judge verify`` process / bare litellm at C=32 and C=64, and ``--processes 2`` at C=64
+  against one bare litellm process at C=64 (``--cli-only`` prints only this table)
 - peak RSS of ``judge verify`` on 1,000 vs 10,000 outcomes (should stay flat: streaming)
 
 Everything runs on 127.0.0.1 against the project's fake OpenAI-compatible server.
@@ -279,6 +281,37 @@ def _cli_rate(base: str, concurrency: int, processes: int = 1) -> float:
     return float(json.loads(proc.stdout)["outcomes_per_second"])
 
 
+def _cli_table(base: str) -> None:
+    """`judge verify` against bare litellm, interleaved in one run: one process at C=32 and
+    C=64, and ``--processes 2`` at C=64 (the total concurrency split between the two)."""
+    cases = [(32, 1), (64, 1), (64, 2)]
+    bares: dict[int, list[float]] = {32: [], 64: []}
+    clis: dict[tuple[int, int], list[float]] = {case: [] for case in cases}
+    for _ in range(REPEATS):
+        for concurrency, processes in cases:
+            if processes == 1:
+                bares[concurrency].append(asyncio.run(_bare(base, concurrency, calls=512)))
+            clis[(concurrency, processes)].append(_cli_rate(base, concurrency, processes))
+    print(
+        f"\n`judge verify` ({CLI_OUTCOMES} outcomes, SQLite ledger) vs bare litellm (512 calls), "
+        f"fake server at {LATENCY_MS} ms, {REPEATS} interleaved runs, min / median:"
+    )
+    print(
+        "| concurrency | processes | bare litellm, one process (calls/s) | `judge verify` "
+        "(outcomes/s) | ratio of medians | ratio per run (min / median) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
+    for concurrency, processes in cases:
+        bare, cli = bares[concurrency], clis[(concurrency, processes)]
+        ratios = sorted(c / b for c, b in zip(cli, bare, strict=True))
+        print(
+            f"| {concurrency} | {processes} | {min(bare):.1f} / {statistics.median(bare):.1f} | "
+            f"{min(cli):.1f} / {statistics.median(cli):.1f} | "
+            f"{statistics.median(cli) / statistics.median(bare):.2f} | "
+            f"{ratios[0]:.2f} / {statistics.median(ratios):.2f} |"
+        )
+
+
 def _write_outcomes(path: Path, first_id: int, n: int) -> Path:
     with path.open("w") as fh:
         for i in range(n):
@@ -330,6 +363,9 @@ def main() -> None:
         if sys.argv[1:] == ["--defence-only"]:
             _defence_cost(base)
             return
+        if sys.argv[1:] == ["--cli-only"]:
+            _cli_table(base)
+            return
         print(
             f"fake server latency {LATENCY_MS} ms, {CALLS} calls per measurement, "
             f"median of {REPEATS} alternating runs"
@@ -353,6 +389,7 @@ def main() -> None:
                 f"| {concurrency} | {bare:.1f} | {eng:.1f} | {eng / bare:.2f} | {cli:.1f} | "
                 f"{cli / bare:.2f} | {ideal:.0f} | {eng / ideal:.2f} |"
             )
+        _cli_table(base)
         _defence_cost(base)
     finally:
         server.terminate()

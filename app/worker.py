@@ -1,21 +1,29 @@
 """The verification worker: claims job items, judges them, records the verdicts, marks items done.
 
 Runs inside the API process (``judge serve`` on SQLite: the embedded worker) or on its own
-(``judge worker``; any number of them on one PostgreSQL). One loop:
+(``judge worker``; any number of them on one PostgreSQL). litellm is imported before the first
+claim (it takes seconds, which would otherwise count against the first items' lease). Then:
 
-1. bring the tenants' daily budgets up to date (:func:`ledger.jobs.refresh_budgets`);
-2. claim a batch of items under a lease (:func:`ledger.job_queue.claim`);
-3. resolve each item's rubric and panel names (:mod:`ledger.documents`), load the batch's
-   outcomes (their latest revisions, one query per tenant), and judge them through the one
-   verification pipeline (:func:`judge.runner.verify_requests`, the same as ``judge verify``,
-   with the same resume rule, :meth:`ledger.store.Ledger.recorded_verdict`: a verdict on exactly
-   that content by that rubric and panel is reused, never paid for twice);
-4. write the judge calls, then the verdicts (one transaction), then mark the items done.
+1. every poll interval, bring the tenants' daily budgets up to date
+   (:func:`ledger.jobs.refresh_budgets`);
+2. claim a batch of items under a lease (:func:`ledger.job_queue.claim`) whenever fewer than
+   ``concurrency + batch`` outcomes are in hand, so the next batch is claimed and read while
+   the current ones are judged and the judges never wait for the database;
+3. read what the batch needs in one query each: its outcomes (their latest revisions), the
+   verdicts already on record for them (the resume rule of ``judge verify``,
+   :meth:`ledger.store.Ledger.recorded_verdict`: a verdict on exactly that content by that rubric
+   and panel is reused, never paid for twice) and the judge calls on record for their cache keys
+   (:meth:`ledger.callstore.DbCallStore.prefetch`);
+4. feed the outcomes to the one verification pipeline (:func:`judge.runner.verify_requests`, the
+   same as ``judge verify``), which keeps ``concurrency`` outcomes in flight across batches;
+5. once every outcome of a batch is judged, settle it with the batches finished meanwhile
+   (:func:`app.worker_batches.settle`): judge calls, then verdicts, then items done.
 
-Crash safety: judge calls are served from the ledger (:class:`ledger.callstore.DbCallStore`, a
-cache by model, rubric, prompt, content and sample), so an item re-claimed after its worker died
-costs no second call for what was already recorded, and a recorded verdict is reused, never
-written twice. A heartbeat renews the lease while a batch is being judged.
+Crash safety: judge calls are served from the ledger (one :class:`ledger.callstore.DbCallStore`
+per tenant for the process's life: a cache by model, rubric, prompt, content and sample), so an
+item re-claimed after its worker died costs no second call for what was already recorded, and a
+recorded verdict is reused, never written twice. A heartbeat renews the lease on every item in
+hand.
 """
 
 from __future__ import annotations
@@ -26,20 +34,17 @@ import logging
 import os
 import socket
 import time
-from collections import OrderedDict, defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
-from functools import partial
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.export.schedule import ExportScheduler
-from app.verification import recorded_verdict
+from app.worker_batches import Batch, GroupKey, settle
 from judge import model_client
 from judge.runner import Request, RunSummary, verify_requests
 from judge.yamlsafe import LocatedError
 from ledger.partition_upkeep import UPKEEP_SECONDS
-from ledger.tables import to_money
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -49,9 +54,9 @@ if TYPE_CHECKING:
     from judge.models import Outcome
     from judge.panel import Panel
     from judge.rubric import Rubric
-    from judge.verdict import JudgeCall, Verdict
+    from judge.verdict import Verdict
     from ledger.callstore import DbCallStore
-    from ledger.job_queue import ClaimedItem, ItemResult
+    from ledger.job_queue import ClaimedItem
     from ledger.store import Ledger
 
 log = logging.getLogger("outcome_judge.worker")
@@ -63,35 +68,9 @@ RESOLVE_TTL_SECONDS = 10.0
 ENGINE_CACHE_SIZE = 32
 
 
-class _StoreProxy:
-    """The call store an engine is built with; each batch points it at a fresh DbCallStore.
-
-    A fresh store per batch matters: :class:`DbCallStore` skips ledger look-ups when the tenant
-    had no calls when it first looked, which is only true for work it did itself; another
-    worker's recorded calls (a dead worker's) must be found.
-    """
-
-    def __init__(self) -> None:
-        self.inner: DbCallStore | None = None
-
-    def _store(self) -> DbCallStore:
-        assert self.inner is not None, "the worker sets a call store before judging"
-        return self.inner
-
-    async def lookup(self, cache_key: str) -> JudgeCall | None:
-        return await self._store().lookup(cache_key)
-
-    async def begin(self, call: JudgeCall) -> None:
-        await self._store().begin(call)
-
-    async def record(self, call: JudgeCall) -> None:
-        await self._store().record(call)
-
-
 @dataclass
 class _Prepared:
     engine: JudgeEngine
-    proxy: _StoreProxy
     rubrics: dict[str, Rubric]
     panel: Panel
 
@@ -119,36 +98,8 @@ class WorkerStats(RunSummary):
         )
 
 
-GroupKey = tuple[str, str, str, str, str]
-
-
-@dataclass
-class _Batch:
-    """Outcomes of one claimed batch: what to record and what to mark.
-
-    Items are grouped by (tenant, outcome, rubric, panel, content): the same outcome in two jobs
-    of one batch is judged and recorded once, and every item of the group gets that verdict.
-    """
-
-    groups: dict[GroupKey, list[ClaimedItem]] = field(default_factory=dict)
-    reused: dict[GroupKey, tuple[int, str, Decimal]] = field(default_factory=dict)
-    to_record: dict[str, list[tuple[GroupKey, Outcome, Verdict]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    group_errors: dict[GroupKey, str] = field(default_factory=dict)
-    permanent: dict[int, str] = field(default_factory=dict)
-    transient: dict[int, str] = field(default_factory=dict)
-    results: list[ItemResult] = field(default_factory=list)
-    #: Rubric ref -> window_hours of the rubrics that judged (what makes their outcomes final).
-    windows: dict[str, float] = field(default_factory=dict)
-
-    def add_results(self, key: GroupKey, decision: str, verdict_pk: int, cost: Decimal) -> None:
-        from ledger.job_queue import ItemResult
-
-        for index, item in enumerate(self.groups[key]):
-            # The cost was paid once, by the group's first item.
-            paid = cost if index == 0 else Decimal(0)
-            self.results.append(ItemResult(item.item_pk, decision, verdict_pk, paid))
+#: A request's key: the batch it belongs to and its group in that batch.
+_Key = tuple[Batch, GroupKey]
 
 
 def resolve_documents(
@@ -217,6 +168,15 @@ class Worker:
         self._engines: OrderedDict[tuple[Any, ...], _Prepared] = OrderedDict()
         self._resolved: dict[tuple[Any, ...], tuple[float, dict[str, Rubric], Panel]] = {}
         self._ledgers: dict[str, Ledger] = {}
+        # One call store per tenant for the process's life (see DbCallStore.prefetch).
+        self._stores: dict[str, DbCallStore] = {}
+        # Outcomes of a tenant in hand, per outcome: its calls are billed to the first job.
+        self._in_hand: Counter[tuple[str, str]] = Counter()
+        self._held: set[int] = set()  # items leased and not settled yet
+        self._in_pipeline = 0  # outcomes handed to the pipeline and not judged yet
+        self._open = 0  # batches claimed and not settled yet
+        self._changed: asyncio.Event | None = None
+        self._ready: asyncio.Queue[Batch | None] | None = None
         self.exports = ExportScheduler(engine, settings.exports) if settings.exports else None
 
     # -- the loop -------------------------------------------------------------------------------
@@ -224,12 +184,14 @@ class Worker:
     async def run(self, stop: asyncio.Event, *, once: bool = False) -> WorkerStats:
         """Claim and judge until ``stop`` is set (or, with ``once``, until nothing is claimable).
 
-        A batch in progress when ``stop`` is set is finished; if the task is cancelled instead,
-        its unfinished items are released for another worker.
+        The items in hand when ``stop`` is set are finished; if the task is cancelled instead,
+        the unfinished ones are released for another worker.
         """
-        from ledger.job_queue import claim
-        from ledger.jobs import refresh_budgets
+        from ledger.job_queue import release
 
+        # litellm and the injection screen take seconds to import and build: pay that now, in
+        # a thread, not inside the first lease nor on the event loop.
+        await asyncio.to_thread(_warm_up)
         log.info(
             "worker %s started (batch %d, concurrency %d, lease %.0f s)",
             self.worker_id,
@@ -237,8 +199,48 @@ class Worker:
             self.concurrency,
             self.lease_seconds,
         )
+        self._changed = asyncio.Event()
+        self._ready = asyncio.Queue()
+        settler = asyncio.create_task(self._settler())
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            await verify_requests(
+                self._feed(stop, once=once),
+                sink=self._collect,
+                concurrency=self.concurrency,
+                lookup=self._recorded,
+                on_error=self._group_failed,
+                summary=self.stats,
+                ordered=False,
+            )
+            self._ready.put_nowait(None)
+            await asyncio.shield(settler)
+        except asyncio.CancelledError:
+            settler.cancel()
+            # Calls already made are billable: on record before the items go back.
+            for store in self._stores.values():
+                with contextlib.suppress(Exception):
+                    await store.aflush()
+            # Items already done or failed are not pending any more: release skips them.
+            self.stats.released += await asyncio.to_thread(
+                release, self.engine, self.worker_id, sorted(self._held)
+            )
+            raise
+        finally:
+            heartbeat.cancel()
+        log.info("worker %s stopped: %s", self.worker_id, self.stats)
+        return self.stats
+
+    async def _feed(self, stop: asyncio.Event, *, once: bool) -> AsyncIterator[Request[_Key]]:
+        """The pipeline's source: claims a batch whenever there is room for one, until stopped."""
+        from ledger.job_queue import claim
+        from ledger.jobs import refresh_budgets
+
         last_refresh = last_settle = last_upkeep = float("-inf")
         while not stop.is_set():
+            if self._in_pipeline >= self.concurrency + self.batch:
+                await self._wait(stop)  # enough in hand: wait for an outcome to finish
+                continue
             try:
                 if time.monotonic() - last_upkeep >= UPKEEP_SECONDS:
                     await self._partition_upkeep()  # a partitioned PostgreSQL ledger only
@@ -266,85 +268,51 @@ class Worker:
                 if once:
                     raise
             if items:
-                await self.process(items)
+                for request in await self._open_batch(items):
+                    yield request
                 continue
-            if once:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)
-        log.info("worker %s stopped: %s", self.worker_id, self.stats)
-        return self.stats
+            if once and self._open == 0:
+                break  # nothing claimable and nothing in hand
+            # Nothing to claim: wait for the poll interval (with once: for a batch to settle,
+            # which may give items back to the queue to retry).
+            await self._wait(stop, timeout=None if once else self.poll_seconds)
 
-    async def process(self, items: Sequence[ClaimedItem]) -> None:
-        """Judge one claimed batch and record everything (see the module docstring)."""
-        from ledger.job_queue import release
-
-        started = time.perf_counter()
-        held = {item.item_pk for item in items}
-        heartbeat = asyncio.create_task(self._heartbeat(held))
+    async def _wait(self, stop: asyncio.Event, timeout: float | None = None) -> None:
+        """Until something in hand changes (an outcome judged, a batch settled), ``stop`` is
+        set or ``timeout`` seconds pass."""
+        assert self._changed is not None
+        self._changed.clear()
+        waits = [asyncio.ensure_future(self._changed.wait()), asyncio.ensure_future(stop.wait())]
         try:
-            settled = await self._judge_batch(items)
-            await self._settle(settled)
-        except asyncio.CancelledError:
-            # Items already done or failed are not pending any more: release skips them.
-            self.stats.released += await asyncio.to_thread(
-                release, self.engine, self.worker_id, [item.item_pk for item in items]
-            )
-            raise
-        except Exception as exc:
-            # Not the items' fault (the database failed mid-batch): let them be retried.
-            log.error("worker %s: batch failed: %s", self.worker_id, _short(exc))
-            await self._retry_all(items, exc)
-            return
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            heartbeat.cancel()
-        self.stats.batches += 1
-        jobs = sorted({item.job_id for item in items})
-        log.info(
-            "worker %s: %d item(s) of %s: %d done (%d reused a recorded verdict), %d failed, "
-            "%d to retry in %.2f s",
-            self.worker_id,
-            len(items),
-            ", ".join(jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else ""),
-            len(settled.results),
-            len(settled.reused),
-            len(settled.permanent),
-            len(settled.transient),
-            time.perf_counter() - started,
-        )
+            for w in waits:
+                w.cancel()
 
-    async def _retry_all(self, items: Sequence[ClaimedItem], exc: BaseException) -> None:
-        from ledger.job_queue import fail
-
-        try:
-            errors = {item.item_pk: _short(exc) for item in items}
-            self.stats.failed += await asyncio.to_thread(
-                fail, self.engine, self.worker_id, errors, max_attempts=self.max_attempts
-            )
-        except Exception as again:  # the lease expires and another worker takes them
-            log.error("worker %s: could not give the batch back: %s", self.worker_id, _short(again))
-
-    async def _heartbeat(self, held: set[int]) -> None:
-        """Renew the lease on the batch every third of a lease, while it is being judged."""
+    async def _heartbeat(self) -> None:
+        """Renew the lease on every item in hand every third of a lease."""
         from ledger.job_queue import renew
 
-        while held:
+        while True:
             await asyncio.sleep(self.lease_seconds / 3)
+            held = sorted(self._held)
+            if not held:
+                continue
             try:
                 kept = await asyncio.to_thread(
-                    renew, self.engine, self.worker_id, list(held), lease_seconds=self.lease_seconds
+                    renew, self.engine, self.worker_id, held, lease_seconds=self.lease_seconds
                 )
             except Exception as exc:
                 log.warning("worker %s: lease renewal failed: %s", self.worker_id, _short(exc))
                 continue
-            lost = held - kept
+            lost = set(held) - kept
             if lost:
                 log.warning(
                     "worker %s: lost the lease on %d item(s); another worker has them",
                     self.worker_id,
                     len(lost),
                 )
-                held.intersection_update(kept)
+                self._held.difference_update(lost)
 
     async def _partition_upkeep(self) -> None:
         """Next months' partitions before their rows arrive (ledger.partition_upkeep); a failure
@@ -381,47 +349,35 @@ class Worker:
                 settled.estimated_cost_usd,
             )
 
-    # -- judging --------------------------------------------------------------------------------
+    # -- a claimed batch ------------------------------------------------------------------------
 
-    async def _judge_batch(self, items: Sequence[ClaimedItem]) -> _Batch:
-        from ledger.callstore import DbCallStore
+    async def _open_batch(self, items: Sequence[ClaimedItem]) -> list[Request[_Key]]:
+        """Take a claimed batch in hand and return its requests (one per group of items)."""
+        batch = Batch(items)
+        self._held.update(item.item_pk for item in items)
+        self._open += 1
+        try:
+            requests = await self._requests(batch)
+        except Exception as exc:
+            # Not the items' fault (the database failed reading them): let them be retried.
+            log.error("worker %s: reading a batch failed: %s", self.worker_id, _short(exc))
+            await self._retry_all(items, exc)
+            self._close(batch)
+            return []
+        batch.remaining = len(requests)
+        self._in_pipeline += len(requests)
+        if not requests:
+            self._finished(batch)
+        return requests
 
-        batch = _Batch()
-        stores: dict[str, DbCallStore] = {}
+    async def _requests(self, batch: Batch) -> list[Request[_Key]]:
         prepared_items: list[tuple[ClaimedItem, _Prepared]] = []
-        for item in items:
+        for item in batch.items:
             try:
-                prepared = await self._prepare(item)
+                prepared_items.append((item, await self._prepare(item)))
             except (ValueError, LocatedError) as exc:
                 # An unknown or refused rubric/panel: retrying cannot help.
                 batch.permanent[item.item_pk] = str(exc)[:2000]
-                continue
-            if item.tenant not in stores:
-                stores[item.tenant] = DbCallStore(self.engine, tenant=item.tenant)
-            # A call belongs to the job of the first item judging its outcome (its cost too).
-            stores[item.tenant].job_for.setdefault(item.outcome_id, item.job_pk)
-            prepared.proxy.inner = stores[item.tenant]
-            prepared_items.append((item, prepared))
-        try:
-            requests = await self._requests(prepared_items, batch)
-            await verify_requests(
-                requests,
-                sink=partial(self._collect, batch),
-                concurrency=self.concurrency,
-                lookup=partial(self._recorded, batch),
-                on_error=partial(self._group_failed, batch),
-                summary=self.stats,
-            )
-        finally:
-            # Calls made are on record before any verdict (and billable even if the batch fails).
-            for store in stores.values():
-                await store.aflush()
-        return batch
-
-    async def _requests(
-        self, prepared_items: Sequence[tuple[ClaimedItem, _Prepared]], batch: _Batch
-    ) -> list[Request[GroupKey]]:
-        """One request per (tenant, outcome, rubric, panel, content) group of the batch's items."""
         wanted: dict[str, set[str]] = defaultdict(set)
         for item, _ in prepared_items:
             wanted[item.tenant].add(item.outcome_id)
@@ -430,7 +386,8 @@ class Worker:
             loaded[tenant] = await asyncio.to_thread(
                 self._ledger(tenant).latest_outcomes, outcome_ids
             )
-        requests: list[Request[GroupKey]] = []
+        requests: list[Request[_Key]] = []
+        keys: dict[str, list[str]] = defaultdict(list)
         for item, prepared in prepared_items:
             outcome = loaded[item.tenant].get(item.outcome_id)
             if outcome is None:
@@ -454,34 +411,133 @@ class Worker:
                 batch.groups[key].append(item)
                 continue
             batch.groups[key] = [item]
-            requests.append(Request(outcome, prepared.engine, key))
+            requests.append(Request(outcome, prepared.engine, (batch, key)))
+            keys[item.tenant].extend(prepared.engine.cache_keys(outcome))
+            # A call belongs to the job of the first item in hand judging its outcome.
+            self._store(item.tenant).job_for.setdefault(item.outcome_id, item.job_pk)
+            self._in_hand[(item.tenant, item.outcome_id)] += 1
+        for tenant, tenant_keys in keys.items():
+            batch.cache_keys[tenant] = tenant_keys
+            group_keys = [(k[1], k[2], k[3], k[4]) for k in batch.groups if k[0] == tenant]
+            found, _ = await asyncio.gather(
+                asyncio.to_thread(self._ledger(tenant).recorded_verdicts, group_keys),
+                self._store(tenant).prefetch(tenant_keys),
+            )
+            for (outcome_id, rubric_ref, panel_ref, content), prior in found.items():
+                batch.prior[(tenant, outcome_id, rubric_ref, panel_ref, content)] = prior
         return requests
 
-    async def _recorded(self, batch: _Batch, request: Request[GroupKey]) -> Verdict | None:
-        """The resume rule of ``judge verify``: a verdict on record for exactly this is reused."""
-        prior = await recorded_verdict(self._ledger(request.key[0]), request)
-        if prior is None:
-            return None
-        # A worker recorded this verdict and died before marking the item: reuse it.
-        batch.reused[request.key] = (
-            prior.verdict_pk,
-            prior.verdict.decision,
-            to_money(prior.verdict.cost_usd),
-        )
-        return prior.verdict
+    async def _recorded(self, request: Request[_Key]) -> Verdict | None:
+        """The resume rule of ``judge verify``, from what was read with the batch."""
+        batch, key = request.key
+        return batch.reuse(key)
 
-    async def _collect(
-        self, batch: _Batch, request: Request[GroupKey], verdict: Verdict, resumed: bool
-    ) -> None:
-        if resumed:
+    async def _collect(self, request: Request[_Key], verdict: Verdict, resumed: bool) -> None:
+        batch, key = request.key
+        if not resumed:
+            tenant, _, rubric_ref, _, _ = key
+            batch.windows[rubric_ref] = request.engine.rubric_for(request.outcome).window_hours
+            batch.to_record[tenant].append((key, request.outcome, verdict))
+        self._judged(batch)
+
+    def _group_failed(self, request: Request[_Key], exc: Exception) -> None:
+        batch, key = request.key
+        batch.group_errors[key] = f"{type(exc).__name__}: {exc}"[:2000]
+        self._judged(batch)
+
+    def _judged(self, batch: Batch) -> None:
+        """One outcome of ``batch`` left the pipeline (judged, reused or failed)."""
+        self._in_pipeline -= 1
+        batch.remaining -= 1
+        if batch.remaining == 0:
+            self._finished(batch)
+        assert self._changed is not None
+        self._changed.set()
+
+    def _finished(self, batch: Batch) -> None:
+        assert self._ready is not None
+        self._ready.put_nowait(batch)
+
+    def _close(self, batch: Batch) -> None:
+        """Let go of a settled (or given back) batch: its leases, cache keys and job links."""
+        self._held.difference_update(item.item_pk for item in batch.items)
+        self._open -= 1
+        for tenant, keys in batch.cache_keys.items():
+            self._store(tenant).forget(keys)
+        for tenant, outcome_id, *_ in batch.groups:
+            self._in_hand[(tenant, outcome_id)] -= 1
+            if self._in_hand[(tenant, outcome_id)] <= 0:
+                del self._in_hand[(tenant, outcome_id)]
+                self._store(tenant).job_for.pop(outcome_id, None)
+        assert self._changed is not None
+        self._changed.set()
+
+    async def _settler(self) -> None:
+        """Settle finished batches, all those finished meanwhile together, until told to stop."""
+        assert self._ready is not None
+        last = False
+        while not last:
+            batches: list[Batch] = []
+            item = await self._ready.get()
+            while True:
+                if item is None:
+                    last = True
+                else:
+                    batches.append(item)
+                if self._ready.empty():
+                    break
+                item = self._ready.get_nowait()
+            if batches:
+                await self._settle(batches)
+
+    async def _settle(self, batches: Sequence[Batch]) -> None:
+        try:
+            settled = await settle(
+                batches,
+                engine=self.engine,
+                worker_id=self.worker_id,
+                lease_seconds=self.lease_seconds,
+                max_attempts=self.max_attempts,
+                stores=self._stores,
+                ledgers={t: self._ledger(t) for b in batches for t in b.to_record},
+            )
+        except Exception as exc:
+            # Not the items' fault (the database failed mid-settlement): let them be retried.
+            log.error("worker %s: recording a batch failed: %s", self.worker_id, _short(exc))
+            for batch in batches:
+                await self._retry_all(batch.items, exc)
             return
-        tenant, _, rubric_ref, _, _ = request.key
-        batch.windows[rubric_ref] = request.engine.rubric_for(request.outcome).window_hours
-        batch.to_record[tenant].append((request.key, request.outcome, verdict))
+        finally:
+            for batch in batches:
+                self._close(batch)
+        self.stats.batches += len(batches)
+        self.stats.done += settled.done
+        self.stats.failed += settled.failed
+        self.stats.retried += settled.retried
+        for batch in batches:
+            jobs = sorted({item.job_id for item in batch.items})
+            log.info(
+                "worker %s: %d item(s) of %s: %d reused a recorded verdict, %d failed, "
+                "%d to retry in %.2f s",
+                self.worker_id,
+                len(batch.items),
+                ", ".join(jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else ""),
+                len(batch.reused),
+                len(batch.permanent),
+                len(batch.transient),
+                time.perf_counter() - batch.started,
+            )
 
-    @staticmethod
-    def _group_failed(batch: _Batch, request: Request[GroupKey], exc: Exception) -> None:
-        batch.group_errors[request.key] = f"{type(exc).__name__}: {exc}"[:2000]
+    async def _retry_all(self, items: Sequence[ClaimedItem], exc: BaseException) -> None:
+        from ledger.job_queue import fail
+
+        try:
+            errors = {item.item_pk: _short(exc) for item in items}
+            self.stats.failed += await asyncio.to_thread(
+                fail, self.engine, self.worker_id, errors, max_attempts=self.max_attempts
+            )
+        except Exception as again:  # the lease expires and another worker takes them
+            log.error("worker %s: could not give the batch back: %s", self.worker_id, _short(again))
 
     async def _prepare(self, item: ClaimedItem) -> _Prepared:
         from judge.engine import Engine as JudgeEngine
@@ -498,12 +554,9 @@ class Worker:
         engine_key = (item.tenant, tuple(sorted((k, r.ref) for k, r in rubrics.items())), panel.ref)
         prepared = self._engines.get(engine_key)
         if prepared is None:
-            if panel.has_llm:
-                # litellm takes seconds to import: not on the event loop the API serves from.
-                await asyncio.to_thread(model_client.warm_up)
-            proxy = _StoreProxy()
-            judge_engine = await asyncio.to_thread(JudgeEngine, panel, rubrics, store=proxy)
-            prepared = _Prepared(judge_engine, proxy, rubrics, panel)
+            store = self._store(item.tenant)
+            judge_engine = await asyncio.to_thread(JudgeEngine, panel, rubrics, store=store)
+            prepared = _Prepared(judge_engine, rubrics, panel)
             self._engines[engine_key] = prepared
             while len(self._engines) > ENGINE_CACHE_SIZE:
                 self._engines.popitem(last=False)
@@ -517,49 +570,23 @@ class Worker:
             self._ledgers[tenant] = Ledger(self.engine, tenant=tenant)
         return self._ledgers[tenant]
 
-    async def _settle(self, batch: _Batch) -> None:
-        """Record the verdicts, then mark the items done or failed."""
-        from ledger.job_queue import complete, fail, renew
+    def _store(self, tenant: str) -> DbCallStore:
+        from ledger.callstore import DbCallStore
 
-        for key, message in batch.group_errors.items():
-            for item in batch.groups[key]:
-                batch.transient[item.item_pk] = message
-        for key, (verdict_pk, decision, cost) in batch.reused.items():
-            batch.add_results(key, decision, verdict_pk, cost)
-        candidates = [
-            i.item_pk for e in batch.to_record.values() for k, _, _ in e for i in batch.groups[k]
-        ]
-        kept = await asyncio.to_thread(
-            renew, self.engine, self.worker_id, candidates, lease_seconds=self.lease_seconds
-        )
-        for tenant, entries in batch.to_record.items():
-            # Items whose lease was lost are another worker's now: it reuses or writes the
-            # verdict; writing it here as well would make two.
-            entries = [e for e in entries if all(i.item_pk in kept for i in batch.groups[e[0]])]
-            if not entries:
-                continue
-            recorded = await asyncio.to_thread(
-                partial(self._ledger(tenant).record_results, windows=batch.windows),
-                [(outcome, verdict) for _, outcome, verdict in entries],
-            )
-            for (key, _, verdict), result in zip(entries, recorded, strict=True):
-                batch.add_results(
-                    key, verdict.decision, result.verdict_pk, to_money(verdict.cost_usd)
-                )
-        done = await asyncio.to_thread(complete, self.engine, self.worker_id, batch.results)
-        self.stats.done += done
-        failed = 0
-        if batch.permanent:
-            failed += await asyncio.to_thread(
-                fail, self.engine, self.worker_id, batch.permanent, permanent=True
-            )
-        if batch.transient:
-            retried = await asyncio.to_thread(
-                fail, self.engine, self.worker_id, batch.transient, max_attempts=self.max_attempts
-            )
-            failed += retried
-            self.stats.retried += len(batch.transient) - retried
-        self.stats.failed += failed
+        if tenant not in self._stores:
+            # Long-lived: never trusts "the tenant had no calls" (another worker's may appear).
+            self._stores[tenant] = DbCallStore(self.engine, tenant=tenant, trust_empty=False)
+        return self._stores[tenant]
+
+
+def _warm_up() -> None:
+    from app.verification import freeze_heap
+    from judge.guard_model import default_detector
+    from judge.screening import warm_up
+
+    model_client.warm_up()
+    warm_up(default_detector())
+    freeze_heap()
 
 
 def _short(exc: BaseException) -> str:
@@ -578,7 +605,5 @@ async def run_worker_loop(
     batch: int | None = None,
 ) -> None:
     """Run a :class:`Worker` until ``stop`` is set (``once``: until nothing is claimable)."""
-    # litellm takes seconds to import: pay it at start-up, in a thread, not on the first job.
-    await asyncio.to_thread(model_client.warm_up)
     worker = Worker(engine, worker_id=worker_id, concurrency=concurrency, batch=batch)
     await worker.run(stop, once=once)

@@ -3,6 +3,8 @@
 Prints ratios measured in this run (no timed assertions anywhere):
 - engine throughput / bare ``litellm.acompletion`` throughput, same concurrency (target >= 0.85)
 - engine throughput / the ideal ``concurrency / latency``
+- the ``judge verify`` process / bare litellm at C=32 and C=64, and ``--processes 2`` at C=64
+  against one bare litellm process at C=64 (``--cli-only`` prints only this table)
 - peak RSS of ``judge verify`` on 1,000 vs 10,000 outcomes (should stay flat: streaming)
 
 Everything runs on 127.0.0.1 against the project's fake OpenAI-compatible server.
@@ -82,7 +84,7 @@ def _outcome(i: int) -> dict[str, object]:
     }
 
 
-async def _bare(base: str, concurrency: int) -> float:
+async def _bare(base: str, concurrency: int, calls: int = CALLS) -> float:
     """The same requests the engine makes (same prompt, same response format), sent directly."""
     import litellm
 
@@ -93,7 +95,7 @@ async def _bare(base: str, concurrency: int) -> float:
     rubric = load_rubric("support-resolution")
     requests = [
         build_messages(Outcome.model_validate(_outcome(900_000 + i)), rubric)
-        for i in range(CALLS + 1)
+        for i in range(calls + 1)
     ]
     schema = json_schema_for(rubric)
     sem = asyncio.Semaphore(concurrency)
@@ -114,7 +116,7 @@ async def _bare(base: str, concurrency: int) -> float:
     await one(requests[0])  # warm the client
     start = time.perf_counter()
     await asyncio.gather(*(one(m) for m in requests[1:]))
-    return CALLS / (time.perf_counter() - start)
+    return calls / (time.perf_counter() - start)
 
 
 async def _engine(
@@ -236,7 +238,7 @@ def _defence_cost(base: str) -> None:
         )
 
 
-def _cli_rate(base: str, concurrency: int) -> float:
+def _cli_rate(base: str, concurrency: int, processes: int = 1) -> float:
     """Outcomes per second of the real `judge verify` process (LLM panel, SQLite ledger).
 
     The CLI reports the time of its verification phase (reading, judging, writing the verdicts
@@ -273,8 +275,41 @@ def _cli_rate(base: str, concurrency: int) -> float:
             str(panel),
             "--concurrency",
             str(concurrency),
+            "--processes",
+            str(processes),
         )
     return float(json.loads(proc.stdout)["outcomes_per_second"])
+
+
+def _cli_table(base: str) -> None:
+    """`judge verify` against bare litellm, interleaved in one run: one process at C=32 and
+    C=64, and ``--processes 2`` at C=64 (the total concurrency split between the two)."""
+    cases = [(32, 1), (64, 1), (64, 2)]
+    bares: dict[int, list[float]] = {32: [], 64: []}
+    clis: dict[tuple[int, int], list[float]] = {case: [] for case in cases}
+    for _ in range(REPEATS):
+        for concurrency, processes in cases:
+            if processes == 1:
+                bares[concurrency].append(asyncio.run(_bare(base, concurrency, calls=512)))
+            clis[(concurrency, processes)].append(_cli_rate(base, concurrency, processes))
+    print(
+        f"\n`judge verify` ({CLI_OUTCOMES} outcomes, SQLite ledger) vs bare litellm (512 calls), "
+        f"fake server at {LATENCY_MS} ms, {REPEATS} interleaved runs, min / median:"
+    )
+    print(
+        "| concurrency | processes | bare litellm, one process (calls/s) | `judge verify` "
+        "(outcomes/s) | ratio of medians | ratio per run (min / median) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
+    for concurrency, processes in cases:
+        bare, cli = bares[concurrency], clis[(concurrency, processes)]
+        ratios = sorted(c / b for c, b in zip(cli, bare, strict=True))
+        print(
+            f"| {concurrency} | {processes} | {min(bare):.1f} / {statistics.median(bare):.1f} | "
+            f"{min(cli):.1f} / {statistics.median(cli):.1f} | "
+            f"{statistics.median(cli) / statistics.median(bare):.2f} | "
+            f"{ratios[0]:.2f} / {statistics.median(ratios):.2f} |"
+        )
 
 
 def _write_outcomes(path: Path, first_id: int, n: int) -> Path:
@@ -328,6 +363,9 @@ def main() -> None:
         if sys.argv[1:] == ["--defence-only"]:
             _defence_cost(base)
             return
+        if sys.argv[1:] == ["--cli-only"]:
+            _cli_table(base)
+            return
         print(
             f"fake server latency {LATENCY_MS} ms, {CALLS} calls per measurement, "
             f"median of {REPEATS} alternating runs"
@@ -351,6 +389,7 @@ def main() -> None:
                 f"| {concurrency} | {bare:.1f} | {eng:.1f} | {eng / bare:.2f} | {cli:.1f} | "
                 f"{cli / bare:.2f} | {ideal:.0f} | {eng / ideal:.2f} |"
             )
+        _cli_table(base)
         _defence_cost(base)
     finally:
         server.terminate()

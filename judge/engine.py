@@ -107,6 +107,26 @@ class Engine:
                 f"(rubrics: {names}); pass --rubric with a {outcome.kind} rubric"
             ) from None
 
+    def warm_up(self) -> None:
+        """Do the one-time work of the first outcome now (see :func:`judge.screening.warm_up`)."""
+        from judge.screening import warm_up
+
+        warm_up(self.detector)
+
+    def cache_keys(self, outcome: Outcome) -> list[str]:
+        """The cache keys every model judge of the panel looks up for ``outcome``.
+
+        What a worker fetches from the ledger in one query for a whole claimed batch, so that
+        judging it asks the ledger nothing per outcome.
+        """
+        rubric = self.rubric_for(outcome)
+        keys: list[str] = []
+        for judge in self.judges.values():
+            keys_of = getattr(judge, "cache_keys", None)
+            if keys_of is not None:
+                keys.extend(keys_of(outcome, rubric))
+        return keys
+
     async def _run_judge(self, name: str, outcome: Outcome, rubric: Rubric) -> Judgment:
         judge = self.judges[name]
         try:
@@ -146,10 +166,26 @@ class Engine:
             return list(await asyncio.gather(*(self._run_judge(n, outcome, rubric) for n in names)))
 
         # Guard judges screen every outcome, beside the cascade (they never vote).
-        cascade, guards = await asyncio.gather(
+        judging = asyncio.gather(
             run_cascade(self._stages(), judge_stage, aggregate_stage=self._aggregate),
             judge_stage([g.name for g in self.panel.guards]),
         )
+        try:
+            # The injection screen is CPU work: done while the model calls are in flight rather
+            # than after them. Two turns of the loop let the judges' tasks start and send (the
+            # stage's gather, then each judge up to its write-ahead record).
+            for _ in range(2):
+                await asyncio.sleep(0)
+            screened = screen(
+                outcome,
+                criterion_ids=[c.id for c in rubric.criteria],
+                detector=self.detector,
+                threshold=self.injection_threshold,
+            )
+        except BaseException:
+            judging.cancel()
+            raise
+        cascade, guards = await judging
         judgments = list(cascade.judgments_run)
         agg = cascade.aggregate
         decision, confidence = agg.decision, agg.confidence
@@ -169,12 +205,6 @@ class Engine:
             decision = "abstain"
             reasons.extend(effects.abstain_reasons)
 
-        screened = screen(
-            outcome,
-            criterion_ids=[c.id for c in rubric.criteria],
-            detector=self.detector,
-            threshold=self.injection_threshold,
-        )
         if screened.by_rules:
             flags.append(FLAG_INJECTION)
             reasons.extend(

@@ -108,8 +108,11 @@ class GuardJudge(LLMJudge):
             digest=prompt_digest(messages),
             response_format=_schema(),
             outcome=outcome,
-            variant=GUARD_PROMPT_VERSION,
+            variant=self._variant(),
         )
+
+    def _variant(self) -> str:
+        return GUARD_PROMPT_VERSION
 
     def _read(self, sample: _Sample, request: _Request, rubric: Rubric) -> None:
         assert sample.reply is not None

@@ -194,16 +194,19 @@ def _char_block_dot(texts: Sequence[str], weights: Any) -> Any:
 def _block_dot(analyze: Any, texts: Sequence[str], weights: Any) -> Any:
     """``l2_normalise(hashed counts) @ weights`` for each text, as ``HashingVectorizer`` +
     dot product would give (same hash: murmurhash3 seed 0, no alternate sign)."""
-    from scipy.sparse import csr_matrix
     from sklearn.feature_extraction._hashing_fast import transform as hashing
 
     raw = (((token, 1) for token in analyze(t)) for t in texts)
     indices, indptr, values = hashing(raw, N_FEATURES, np.float64, False, seed=0)
-    counts = csr_matrix((values, indices, indptr), shape=(len(texts), N_FEATURES))
-    counts.sum_duplicates()
-    norms = np.sqrt(np.asarray(counts.multiply(counts).sum(axis=1)).ravel())
-    dots = counts @ weights
-    return np.divide(dots, norms, out=np.zeros(len(texts)), where=norms > 0)
+    # The sums a sparse matrix would make, in plain numpy: building one (and multiplying and
+    # summing it) cost more than the arithmetic on a few short messages.
+    rows = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(indptr))
+    unique, inverse = np.unique(rows * N_FEATURES + indices, return_inverse=True)
+    counts = np.bincount(inverse.ravel(), weights=values)
+    cells, cols = unique // N_FEATURES, unique % N_FEATURES
+    dots = np.bincount(cells, weights=weights[cols] * counts, minlength=len(texts))
+    squares = np.bincount(cells, weights=counts * counts, minlength=len(texts))
+    return np.divide(dots, np.sqrt(squares), out=np.zeros(len(texts)), where=squares > 0)
 
 
 def _role_document(text: str, role: str) -> str:

@@ -44,6 +44,9 @@ class ProviderLimiter:
     ----------
     default : int, optional
         Concurrent requests per provider; ``settings.provider_concurrency`` when omitted.
+    share : int, optional
+        How many processes share the limits (``judge verify --processes N``): each holds its
+        part, ``ceil(limit / share)``, so together they keep about the limit a panel sets.
 
     Examples
     --------
@@ -56,20 +59,32 @@ class ProviderLimiter:
     'openai'
     """
 
-    def __init__(self, *, default: int | None = None) -> None:
+    def __init__(self, *, default: int | None = None, share: int = 1) -> None:
         if default is None:
             from config.settings import get_settings
 
             default = get_settings().provider_concurrency
         if default < 1:
             raise ValueError(f"provider concurrency must be >= 1, got {default}")
+        if share < 1:
+            raise ValueError(f"share must be >= 1, got {share}")
         self.default = default
+        self.share = share
         self._by_loop: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[tuple[str, str | None], asyncio.Semaphore]
         ] = weakref.WeakKeyDictionary()
 
     def limit_for(self, limit: int | None) -> int:
-        return self.default if limit is None else limit
+        """This process's part of ``limit`` (the default when None).
+
+        Examples
+        --------
+        >>> shared = ProviderLimiter(default=16, share=3)
+        >>> ProviderLimiter(default=16).limit_for(None), shared.limit_for(64), shared.limit_for(1)
+        (16, 22, 1)
+        """
+        whole = self.default if limit is None else limit
+        return -(-whole // self.share)
 
     def _semaphore(self, provider: str, limit: int | None, scope: str | None) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()

@@ -338,9 +338,9 @@ async def send_attempt(
         ):
             if store is not None:
                 call.status = "pending"
-                call.estimated_cost_usd = estimate()
                 call.expires_at = utcnow() + timedelta(seconds=spec.timeout + PENDING_GRACE_SECONDS)
-                await store.begin(call)
+                # The estimate counts the prompt's tokens: the store does it where it writes.
+                await store.begin(call, estimate)
             started = time.perf_counter()
             response = await model_client.acompletion(**kwargs)
     except Exception as exc:
@@ -395,6 +395,7 @@ class LLMJudge:
         if backoff is None and spec.backoff is not None:
             backoff = Backoff(**spec.backoff.model_dump())
         self.backoff = backoff
+        self._schemas: dict[str, dict[str, Any]] = {}
         reserved = {"model", "messages", "api_key", "num_retries", "max_retries"}
         clash = sorted(reserved & set(spec.litellm_extra()))
         if clash:
@@ -419,11 +420,39 @@ class LLMJudge:
             content_hash=outcome.content_hash(),
             messages=messages,
             digest=prompt_digest(messages),
-            response_format=json_schema_for(rubric),
+            response_format=self._schema(rubric),
             outcome=outcome,
-            variant="spotlight" if spotlight else "",
+            variant=self._variant(),
         )
         return request
+
+    def _variant(self) -> str:
+        """What sets this judge's prompt apart in its cache keys (see :func:`cache_key`)."""
+        return "spotlight" if getattr(self.spec, "spotlight", False) else ""
+
+    def cache_keys(self, outcome: Outcome, rubric: Rubric) -> list[str]:
+        """The cache keys this judge's samples look up for ``outcome`` (one per sample).
+
+        A worker looks up a whole claimed batch's keys in one query before judging it.
+        """
+        content_hash = outcome.content_hash()
+        return [
+            cache_key(
+                model=self.spec.model,
+                rubric_version=rubric.version,
+                content_hash=content_hash,
+                sample=index,
+                variant=self._variant(),
+            )
+            for index in range(self.spec.samples)
+        ]
+
+    def _schema(self, rubric: Rubric) -> dict[str, Any]:
+        """The rubric's reply schema, built once per rubric version (litellm only reads it)."""
+        schema = self._schemas.get(rubric.ref)
+        if schema is None:
+            schema = self._schemas[rubric.ref] = json_schema_for(rubric)
+        return schema
 
     # -- one sample ---------------------------------------------------------------------------
     async def _sample(self, index: int, request: _Request, rubric: Rubric) -> _Sample:

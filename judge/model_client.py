@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "is_transient",
     "known_provider",
     "prompt_cost",
+    "prompt_tokens",
     "reply_cost",
     "supports_response_schema",
     "token_prices",
@@ -48,8 +49,10 @@ def _litellm() -> Any:
 
 
 def warm_up() -> None:
-    """Import litellm now (it takes seconds): before a progress bar or a job's clock starts."""
+    """Import litellm and load its tokenizer now (seconds, and the tokenizer's loading holds
+    the GIL): before a progress bar or a job's clock starts, and off the event loop."""
     _litellm()
+    count_tokens("warm up")
 
 
 Completion = Callable[..., Awaitable[Any]]
@@ -97,13 +100,61 @@ def reply_cost(response: Any) -> float:
 
 
 def prompt_cost(model: str, messages: Sequence[dict[str, Any]]) -> float:
-    """The prompt's tokens (:data:`TOKENIZER_MODEL`) at ``model``'s input price; 0 without one."""
-    litellm = _litellm()
+    """The prompt's tokens (:func:`prompt_tokens`) at ``model``'s input price; 0 without one."""
     try:
-        tokens = int(litellm.token_counter(model=TOKENIZER_MODEL, messages=list(messages)))
-        return float(litellm.cost_per_token(model=model, prompt_tokens=tokens)[0])
+        tokens = prompt_tokens(messages)
+        if tokens <= _LINEAR_PRICE_TOKENS:
+            return tokens * _input_price(model)
+        return float(_litellm().cost_per_token(model=model, prompt_tokens=tokens)[0])
     except Exception:  # a model missing from the price map: the estimate is unknown (0)
         return 0.0
+
+
+#: Prompts up to this many tokens are priced per token (price tiers start at 128k tokens).
+_LINEAR_PRICE_TOKENS = 32_000
+
+
+@cache
+def _input_price(model: str) -> float:
+    """USD per prompt token of ``model`` below any price tier (litellm's ``cost_per_token``
+    takes a third of a millisecond a call: asked once per model)."""
+    return float(_litellm().cost_per_token(model=model, prompt_tokens=1000)[0]) / 1000
+
+
+#: Tokens litellm's counter adds to every chat prompt without tools (the reply primer).
+_REPLY_PRIMER_TOKENS = 3
+
+
+def prompt_tokens(messages: Sequence[dict[str, Any]]) -> int:
+    """Tokens of a chat prompt by :data:`TOKENIZER_MODEL`'s tokenizer, as litellm counts them.
+
+    litellm counts a prompt without tools as the sum over its messages plus a reply primer, so
+    each message is counted once and remembered: every prompt of a rubric shares its system
+    message, which is most of the tokens and was re-encoded for every attempt.
+
+    Examples
+    --------
+    >>> msgs = [{"role": "system", "content": "Grade it."}, {"role": "user", "content": "Hi"}]
+    >>> prompt_tokens(msgs) == _litellm().token_counter(model=TOKENIZER_MODEL, messages=msgs)
+    True
+    """
+    total = _REPLY_PRIMER_TOKENS
+    for message in messages:
+        if all(isinstance(v, str) for v in message.values()):
+            total += _message_tokens(tuple(message.items()))
+        else:  # structured content: counted as litellm does, not remembered
+            total += _count_messages([dict(message)])
+    return total
+
+
+@lru_cache(maxsize=256)
+def _message_tokens(items: tuple[tuple[str, str], ...]) -> int:
+    return _count_messages([dict(items)])
+
+
+def _count_messages(messages: list[dict[str, Any]]) -> int:
+    counted = int(_litellm().token_counter(model=TOKENIZER_MODEL, messages=messages))
+    return counted - _REPLY_PRIMER_TOKENS
 
 
 @cache

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from typing import Any
 
 from judge.injection import neutralise
@@ -384,5 +385,22 @@ def prompt_digest(messages: list[dict[str, Any]]) -> str:
     >>> prompt_digest([{"role": "user", "content": "hi"}])[:12]
     '4e79873118cd'
     """
-    canonical = json.dumps(messages, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # The canonical JSON of a list is its items' canonical JSON joined: each message is encoded
+    # once (every prompt of a rubric shares its long system message).
+    canonical = "[" + ",".join(_canonical_message(m) for m in messages) + "]"
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _canonical_message(message: dict[str, Any]) -> str:
+    if all(isinstance(v, str) for v in message.values()):
+        return _canonical_text_message(tuple(message.items()))
+    return _canonical(message)
+
+
+@lru_cache(maxsize=256)
+def _canonical_text_message(items: tuple[tuple[str, str], ...]) -> str:
+    return _canonical(dict(items))
+
+
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

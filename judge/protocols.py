@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from judge.models import Outcome
@@ -25,14 +26,16 @@ class CallStore(Protocol):
     ``lookup`` returns the recorded successful call for a cache key (model, rubric version, prompt
     version, content hash, sample index), or ``None``. ``begin`` records an attempt *before* it
     is sent (``status="pending"``) and returns once that record is durable, so a call the
-    provider may bill is never unrecorded, even if the process dies while it is in flight.
+    provider may bill is never unrecorded, even if the process dies while it is in flight; it
+    sets the call's ``estimated_cost_usd`` to ``estimate()`` when given (a ledger store counts
+    the prompt's tokens in the thread that writes the record, off the event loop).
     ``record`` stores every attempt's outcome (completing the ``begin`` record of the same
     ``call_id``), failed attempts included, because every attempt may be billed.
     """
 
     async def lookup(self, cache_key: str) -> JudgeCall | None: ...
 
-    async def begin(self, call: JudgeCall) -> None: ...
+    async def begin(self, call: JudgeCall, estimate: Callable[[], float] | None = None) -> None: ...
 
     async def record(self, call: JudgeCall) -> None: ...
 
@@ -47,8 +50,10 @@ class MemoryCallStore:
     async def lookup(self, cache_key: str) -> JudgeCall | None:
         return self._ok.get(cache_key)
 
-    async def begin(self, call: JudgeCall) -> None:
+    async def begin(self, call: JudgeCall, estimate: Callable[[], float] | None = None) -> None:
         """Nothing to make durable in memory: a process that dies loses the store anyway."""
+        if estimate is not None:
+            call.estimated_cost_usd = estimate()
 
     async def record(self, call: JudgeCall) -> None:
         self.calls.append(call)

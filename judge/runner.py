@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections import Counter
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -35,6 +35,8 @@ class Request(Generic[K]):
     key: K
 
 
+#: A finished request: (request, verdict, resumed), or None when it failed (``on_error``).
+_Done = tuple[Request[K], Verdict, bool] | None
 RequestSink = Callable[[Request[K], Verdict, bool], Awaitable[None]]
 RequestLookup = Callable[[Request[K]], Awaitable[Verdict | None]]
 #: Called instead of raising when verifying one request fails (the run goes on without it).
@@ -88,6 +90,22 @@ class RunSummary:
             "outcomes_per_second": None if rate is None else round(rate, 1),
         }
 
+    def merge(self, other: RunSummary) -> None:
+        """Add the figures of a run made beside this one (another process of the same run).
+
+        The two ran at the same time: the verification phase lasted as long as the longer.
+        """
+        self.outcomes += other.outcomes
+        self.decisions.update(other.decisions)
+        self.tiers.update(other.tiers)
+        self.unscored_judgments += other.unscored_judgments
+        self.failed_judgments += other.failed_judgments
+        self.flagged += other.flagged
+        self.judge_cost_usd += other.judge_cost_usd
+        self.judge_calls_cached += other.judge_calls_cached
+        self.resumed += other.resumed
+        self.verify_seconds = max(self.verify_seconds, other.verify_seconds)
+
     def add(self, verdict: Verdict, *, resumed: bool) -> None:
         self.outcomes += 1
         self.decisions[verdict.decision] += 1
@@ -107,7 +125,7 @@ class RunSummary:
 
 
 async def verify_requests(
-    requests: Iterable[Request[K]],
+    requests: Iterable[Request[K]] | AsyncIterable[Request[K]],
     *,
     sink: RequestSink[K],
     concurrency: int = 16,
@@ -115,15 +133,18 @@ async def verify_requests(
     on_error: OnError[K] | None = None,
     on_progress: Callable[[], None] | None = None,
     summary: RunSummary | None = None,
+    ordered: bool = True,
 ) -> RunSummary:
-    """Verify ``requests`` concurrently and pass each result to ``sink`` in input order.
+    """Verify ``requests`` concurrently and pass each result to ``sink`` (in input order).
 
     Parameters
     ----------
-    requests : iterable of Request
-        Read lazily; each names its outcome and the engine that judges it.
+    requests : iterable or async iterable of Request
+        Read lazily, while earlier requests are judged; each names its outcome and the engine
+        that judges it. An async source (a worker claiming batches) may wait for more work:
+        results keep reaching ``sink`` meanwhile.
     sink : callable
-        ``await sink(request, verdict, resumed)`` for each request, in input order.
+        ``await sink(request, verdict, resumed)`` for each request.
     concurrency : int
         Requests verified at once (LLM calls are further bounded per provider).
     lookup : callable, optional
@@ -133,17 +154,24 @@ async def verify_requests(
         request then reaches neither ``sink`` nor the summary. Without it the error propagates and
         the run stops (requests still in flight are cancelled).
     summary : RunSummary, optional
-        Add to this summary (a worker keeps one across batches); a new one by default.
+        Add to this summary (a worker keeps one for its life); a new one by default.
+    ordered : bool
+        Hand results to ``sink`` in input order (a verdict file); ``False`` hands each over as
+        soon as it is ready, so one slow outcome holds up nothing (a worker).
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     gate = asyncio.Semaphore(concurrency)
-    window = concurrency * 4
+    # Requests started and not yet handed to the sink: bounds memory however long the input.
+    room = asyncio.Semaphore(concurrency * 4)
     summary = summary if summary is not None else RunSummary()
     started = time.perf_counter()
-    pending: deque[asyncio.Task[tuple[Request[K], Verdict, bool] | None]] = deque()
+    # Ordered: tasks in input order; unordered: tasks as they finish. None: the source ended.
+    ready: asyncio.Queue[asyncio.Task[_Done[K]] | None] = asyncio.Queue()
+    live: set[asyncio.Task[_Done[K]]] = set()
+    counts = {"started": 0}
 
-    async def one(request: Request[K]) -> tuple[Request[K], Verdict, bool] | None:
+    async def one(request: Request[K]) -> _Done[K]:
         async with gate:
             try:
                 if lookup is not None:
@@ -157,27 +185,57 @@ async def verify_requests(
                 on_error(request, exc)
                 return None
 
-    async def drain_head() -> None:
-        done = await pending.popleft()
-        if done is not None:
-            request, verdict, resumed = done
-            await sink(request, verdict, resumed)
-            summary.add(verdict, resumed=resumed)
-        if on_progress is not None:
-            on_progress()
+    def finished(task: asyncio.Task[_Done[K]]) -> None:
+        live.discard(task)
+        if not ordered:
+            ready.put_nowait(task)
 
+    async def produce() -> None:
+        async for request in _aiter(requests):
+            await room.acquire()
+            task = asyncio.create_task(one(request))
+            live.add(task)
+            task.add_done_callback(finished)
+            counts["started"] += 1
+            if ordered:
+                ready.put_nowait(task)
+
+    producer = asyncio.create_task(produce())
+    producer.add_done_callback(lambda _: ready.put_nowait(None))
     try:
-        for request in requests:
-            pending.append(asyncio.create_task(one(request)))
-            if len(pending) >= window:
-                await drain_head()
-        while pending:
-            await drain_head()
+        sunk, source_done = 0, False
+        while not (source_done and sunk == counts["started"]):
+            task = await ready.get()
+            if task is None:
+                source_done = True
+                producer.result()  # the source's own error, if it failed
+                continue
+            done = await task
+            room.release()
+            sunk += 1
+            if done is not None:
+                request, verdict, resumed = done
+                await sink(request, verdict, resumed)
+                summary.add(verdict, resumed=resumed)
+            if on_progress is not None:
+                on_progress()
     finally:
-        for task in pending:
+        producer.cancel()
+        for task in list(live):
             task.cancel()
     summary.verify_seconds += time.perf_counter() - started
     return summary
+
+
+async def _aiter(
+    requests: Iterable[Request[K]] | AsyncIterable[Request[K]],
+) -> AsyncIterator[Request[K]]:
+    if isinstance(requests, AsyncIterable):
+        async for request in requests:
+            yield request
+    else:
+        for request in requests:
+            yield request
 
 
 async def verify_stream(

@@ -14,7 +14,7 @@ from judge.guard_model import InjectionDetector, score_outcome
 from judge.injection import Finding, scan_outcome
 from judge.models import Outcome
 
-__all__ = ["Screen", "screen"]
+__all__ = ["Screen", "screen", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,20 @@ def screen(
     score, where = score_outcome(detector, outcome)
     limit = detector.threshold if threshold is None else threshold
     return Screen(findings, round(score, 4), where, limit)
+
+
+def warm_up(detector: InjectionDetector | None) -> None:
+    """Screen one short outcome now: the first screen of a process imports scikit-learn and
+    builds the rules' gates and the detector's analyzers (seconds on a busy machine), which
+    belongs before a run's clock starts and off an event loop, not inside the first outcome."""
+    sample = Outcome.model_validate(
+        {
+            "id": "warm-up",
+            "kind": "support_ticket",
+            "conversation": [
+                {"role": "customer", "text": "Where is my order?"},
+                {"role": "agent", "text": "It left the warehouse today."},
+            ],
+        }
+    )
+    screen(sample, criterion_ids=["resolved"], detector=detector)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -28,6 +30,42 @@ def utcnow() -> datetime:
 #: sent, no outcome yet), ``unknown`` (still pending when its process died: it may have been
 #: billed; ``cost_usd`` is then the estimate).
 CallStatus = Literal["ok", "error", "pending", "unknown"]
+
+
+class _CallIds:
+    """Unique call ids without a read of the OS's random source each: a random prefix per
+    process and a counter.
+
+    ``uuid4`` reads the random source for every attempt; on the event loop's hot path that is a
+    system call that releases the GIL to helper threads. A new prefix is drawn when the process
+    id changes (a forked child), so two processes never share a sequence.
+    """
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        if os.getpid() != self._pid:
+            self._pid, self._prefix = os.getpid(), uuid.uuid4().hex[:16]
+            self._counter = itertools.count()
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+_CALL_IDS = _CallIds()
+
+
+def new_call_id() -> str:
+    """A 32-character hex id, unique across processes (random prefix) and within one (counter).
+
+    Examples
+    --------
+    >>> a, b = new_call_id(), new_call_id()
+    >>> len(a), a != b, a[:16] == b[:16]
+    (32, True, True)
+    """
+    return _CALL_IDS.next()
 
 
 class JudgeCall(BaseModel):
@@ -57,7 +95,7 @@ class JudgeCall(BaseModel):
     latency_ms: int = 0
     cached: bool = False
     at: datetime = Field(default_factory=utcnow)
-    call_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    call_id: str = Field(default_factory=lambda: new_call_id())
     estimated_cost_usd: float | None = None
     expires_at: datetime | None = None
 

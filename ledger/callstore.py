@@ -14,7 +14,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -38,6 +38,17 @@ from ledger.tables import CALL_PURPOSES, JudgeCallRow, to_money
 __all__ = ["DbCallStore", "SettledCalls", "settle_pending"]
 
 
+@dataclass(frozen=True)
+class _Begun:
+    """An attempt waiting for its write-ahead record: the caller's call, the copy written, the
+    estimate to compute and the future the caller awaits."""
+
+    call: JudgeCall
+    written: JudgeCall
+    estimate: Callable[[], float] | None
+    future: asyncio.Future[None]
+
+
 class DbCallStore:
     """A :class:`judge.protocols.CallStore` in the ledger's ``judge_calls`` table.
 
@@ -50,10 +61,13 @@ class DbCallStore:
     returns the latest successful, non-cached call for the key; failed attempts are recorded
     (they may be billed) but never served as a cache hit.
 
-    A store is meant for one run: when the tenant had no calls at its first look-up, it stops
-    querying the table and serves only what it wrote itself, so calls that *other processes*
-    record later are invisible to it. Long-lived processes (the service's workers) take a fresh
-    store per batch.
+    A store made with ``trust_empty`` (``judge verify``: one run) checks once whether the tenant
+    has any call at all; if not, it stops querying the table and serves only what it wrote
+    itself, so calls that *other processes* record later are invisible to it. A long-lived store
+    (one per tenant in a worker process) passes ``trust_empty=False`` and looks up the keys of
+    each claimed batch in one query instead (:meth:`prefetch`): a batch claimed after another
+    worker died sees every call that worker recorded, and its look-ups are answered from memory
+    until :meth:`forget`.
 
     ``purpose`` (one of :data:`ledger.tables.CALL_PURPOSES`) is written on every call. A
     ``verify`` store is served only ``verify`` calls from the ledger; any other store (``judge
@@ -70,6 +84,8 @@ class DbCallStore:
         batch_size: int = 64,
         max_delay: float = 0.5,
         purpose: str = "verify",
+        trust_empty: bool = True,
+        started_empty: bool | None = None,
     ) -> None:
         if batch_size < 1 or max_delay < 0:
             raise ValueError("batch_size must be >= 1 and max_delay >= 0")
@@ -85,12 +101,17 @@ class DbCallStore:
         self._oldest_pending: float | None = None
         # When the tenant had no calls at all when this store first looked, only keys written
         # since can ever hit: a first run over a fresh ledger skips one query per call.
-        self._started_empty: bool | None = None
+        self.trust_empty = trust_empty
+        # (Given by a caller that looked before its siblings began writing: --processes.)
+        self._started_empty: bool | None = started_empty
+        self._empty_check: asyncio.Future[bool] | None = None
         self._written_ok: set[str] = set()
+        # Keys looked up ahead (prefetch): the call on record, or None when there was none.
+        self._known: dict[str, JudgeCall | None] = {}
         # A non-verify store's own successful calls: the only cache it is ever served.
         self._own_ok: dict[str, JudgeCall] = {}
         # Write-ahead rows waiting for their group commit, and the task committing them.
-        self._to_begin: list[tuple[JudgeCall, asyncio.Future[None]]] = []
+        self._to_begin: list[_Begun] = []
         self._begin_task: asyncio.Task[None] | None = None
         self._begun: set[str] = set()
         #: Outcome id -> the verification job its calls are made for (set by the workers).
@@ -103,27 +124,58 @@ class DbCallStore:
                 return call
         if self.purpose != "verify":
             return self._own_ok.get(cache_key)
-        if self._started_empty is None:
-            self._started_empty = await asyncio.to_thread(self._tenant_has_no_calls)
-        if self._started_empty and cache_key not in self._written_ok:
-            return None
+        if cache_key in self._known:
+            return self._known[cache_key]
+        if self.trust_empty:
+            if self._started_empty is None:
+                if self._empty_check is None:
+                    # Every look-up of the first moment waits for this one query.
+                    self._empty_check = asyncio.ensure_future(
+                        asyncio.to_thread(self.tenant_has_no_calls)
+                    )
+                self._started_empty = await asyncio.shield(self._empty_check)
+            if self._started_empty and cache_key not in self._written_ok:
+                return None
         return await asyncio.to_thread(self.lookup_sync, cache_key)
 
-    def _tenant_has_no_calls(self) -> bool:
+    async def prefetch(self, cache_keys: Iterable[str]) -> None:
+        """Look up many keys in one query; their look-ups are then answered from memory.
+
+        A call this store records for one of them later is served too. Drop them with
+        :meth:`forget` once they are no longer wanted (a long-lived store stays small).
+        """
+        if self.purpose != "verify":
+            return
+        wanted = sorted({key for key in cache_keys if key not in self._known})
+        if not wanted:
+            return
+        found = await asyncio.to_thread(self._latest_ok, wanted)
+        for key in wanted:
+            self._known.setdefault(key, found.get(key))
+
+    def forget(self, cache_keys: Iterable[str]) -> None:
+        """Stop remembering what :meth:`prefetch` found for ``cache_keys``."""
+        for key in cache_keys:
+            self._known.pop(key, None)
+
+    def tenant_has_no_calls(self) -> bool:
+        """Whether the ledger holds no judge call of this store's tenant (one query)."""
         with session(self.engine, readonly=True) as db:
             first = db.exec(
                 select(JudgeCallRow.pk).where(JudgeCallRow.tenant == self.tenant).limit(1)
             ).first()
         return first is None
 
-    async def begin(self, call: JudgeCall) -> None:
+    async def begin(self, call: JudgeCall, estimate: Callable[[], float] | None = None) -> None:
         """Write ``call`` as ``pending`` and return once it is committed (group commit).
 
         Attempts begun while a group is being written join the next group: at concurrency 32
-        the ledger sees a handful of small transactions, not one per attempt.
+        the ledger sees a handful of small transactions, not one per attempt. ``estimate`` (the
+        prompt's tokens at the model's price) is computed in the writing thread: the tokenizer
+        releases the GIL, so the event loop goes on meanwhile.
         """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._to_begin.append((call.model_copy(), future))
+        self._to_begin.append(_Begun(call, call.model_copy(), estimate, future))
         if self._begin_task is None or self._begin_task.done():
             self._begin_task = asyncio.create_task(self._commit_begun())
         await future
@@ -134,21 +186,24 @@ class DbCallStore:
         while self._to_begin:
             group, self._to_begin = self._to_begin, []
             try:
-                await asyncio.to_thread(self._insert, [call for call, _ in group])
+                await asyncio.to_thread(self._insert_begun, group)
             except BaseException as exc:
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
+                for begun in group:
+                    if not begun.future.done():
+                        begun.future.set_exception(exc)
                 if not isinstance(exc, Exception):
                     raise
             else:
-                for _, future in group:
-                    if not future.done():
-                        future.set_result(None)
+                for begun in group:
+                    if not begun.future.done():
+                        begun.future.set_result(None)
 
     async def record(self, call: JudgeCall) -> None:
         if call.status == "ok" and not call.cached:
-            self._own_ok[call.cache_key] = call
+            if self.purpose != "verify":
+                self._own_ok[call.cache_key] = call
+            elif call.cache_key in self._known:
+                self._known[call.cache_key] = call
         now = time.monotonic()
         self._pending.append(call)
         if self._oldest_pending is None:
@@ -171,18 +226,35 @@ class DbCallStore:
     def lookup_sync(self, cache_key: str) -> JudgeCall | None:
         with session(self.engine, readonly=True) as db:
             row = db.exec(
-                select(JudgeCallRow)
-                .where(
-                    JudgeCallRow.tenant == self.tenant,
-                    JudgeCallRow.cache_key == cache_key,
-                    JudgeCallRow.status == "ok",
-                    col(JudgeCallRow.cached).is_(False),
-                    JudgeCallRow.purpose == "verify",
-                )
+                self._servable()
+                .where(JudgeCallRow.cache_key == cache_key)
                 .order_by(col(JudgeCallRow.at).desc(), col(JudgeCallRow.pk).desc())
                 .limit(1)
             ).first()
         return None if row is None else row_to_call(row)
+
+    def _servable(self) -> Any:
+        """The calls this store may serve: the tenant's successful, non-cached verify calls."""
+        return select(JudgeCallRow).where(
+            JudgeCallRow.tenant == self.tenant,
+            JudgeCallRow.status == "ok",
+            col(JudgeCallRow.cached).is_(False),
+            JudgeCallRow.purpose == "verify",
+        )
+
+    def _latest_ok(self, cache_keys: Sequence[str]) -> dict[str, JudgeCall]:
+        """The latest servable call of each key (as :meth:`lookup_sync`), 500 keys a query."""
+        found: dict[str, JudgeCall] = {}
+        with session(self.engine, readonly=True) as db:
+            for start in range(0, len(cache_keys), 500):
+                rows = db.exec(
+                    self._servable()
+                    .where(col(JudgeCallRow.cache_key).in_(cache_keys[start : start + 500]))
+                    .order_by(col(JudgeCallRow.at), col(JudgeCallRow.pk))
+                ).all()
+                for row in rows:  # later rows replace earlier ones: the latest is kept
+                    found[row.cache_key] = row_to_call(row)
+        return found
 
     def record_sync(self, call: JudgeCall) -> None:
         """Write one call at once, bypassing the buffer."""
@@ -205,6 +277,14 @@ class DbCallStore:
             for call in calls
         ]
 
+    def _insert_begun(self, group: Sequence[_Begun]) -> None:
+        for begun in group:
+            if begun.estimate is not None:
+                # The caller's object waits for this group: nothing else touches it meanwhile.
+                value = begun.estimate()
+                begun.call.estimated_cost_usd = begun.written.estimated_cost_usd = value
+        self._insert([begun.written for begun in group])
+
     def _insert(self, calls: Sequence[JudgeCall]) -> None:
         # Core executemany, not ORM objects: this write is on every call's path to the provider.
         self._ready()
@@ -214,7 +294,8 @@ class DbCallStore:
 
     def _write(self, calls: Sequence[JudgeCall]) -> None:
         """Insert new calls and complete begun ones, in one transaction."""
-        self._written_ok.update(c.cache_key for c in calls if c.status == "ok" and not c.cached)
+        if self.trust_empty:
+            self._written_ok.update(c.cache_key for c in calls if c.status == "ok" and not c.cached)
         new = [c for c in calls if c.call_id not in self._begun]
         done = [c for c in calls if c.call_id in self._begun]
         self._ready()

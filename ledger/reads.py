@@ -66,6 +66,52 @@ class LedgerReads:
         assert row.pk is not None
         return RecordedVerdict(verdict_pk=row.pk, verdict=Verdict.model_validate(row.payload))
 
+    def recorded_verdicts(
+        self, wanted: Iterable[tuple[str, str, str, str]]
+    ) -> dict[tuple[str, str, str, str], RecordedVerdict]:
+        """:meth:`recorded_verdict` for many (outcome id, rubric, panel, content hash) at once.
+
+        One query per 500 outcome ids for the keys of the matching rows, and one more for the
+        payloads of those found (usually none: a worker reads its whole claimed batch at once).
+        """
+        keys = set(wanted)
+        table = VerdictRow.__table__  # type: ignore[attr-defined]
+        ids = sorted({k[0] for k in keys})
+        latest: dict[tuple[str, str, str, str], int] = {}
+        with session(self.engine, readonly=True) as db:
+            conn = db.connection()
+            for start in range(0, len(ids), 500):
+                rows = conn.execute(
+                    sa.select(
+                        table.c.pk,
+                        table.c.outcome_id,
+                        table.c.rubric,
+                        table.c.panel,
+                        table.c.content_hash,
+                    ).where(
+                        table.c.tenant == self.tenant,
+                        table.c.outcome_id.in_(ids[start : start + 500]),
+                    )
+                )
+                for pk, *key_parts in rows:
+                    key = (key_parts[0], key_parts[1], key_parts[2], key_parts[3])
+                    if key in keys and pk > latest.get(key, -1):
+                        latest[key] = pk
+            payloads: dict[int, Any] = {}
+            chosen = sorted(latest.values())
+            for start in range(0, len(chosen), 500):
+                payloads.update(
+                    conn.execute(
+                        sa.select(table.c.pk, table.c.payload).where(
+                            table.c.pk.in_(chosen[start : start + 500])
+                        )
+                    ).all()
+                )
+        return {
+            key: RecordedVerdict(verdict_pk=pk, verdict=Verdict.model_validate(payloads[pk]))
+            for key, pk in latest.items()
+        }
+
     def verdict_for(
         self, outcome_id: str, *, rubric: str, panel: str, content_hash: str
     ) -> Verdict | None:

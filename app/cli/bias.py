@@ -359,8 +359,8 @@ class _CountingStore:
     async def lookup(self, cache_key: str) -> JudgeCall | None:
         return await self.inner.lookup(cache_key)
 
-    async def begin(self, call: JudgeCall) -> None:
-        await self.inner.begin(call)
+    async def begin(self, call: JudgeCall, estimate: Callable[[], float] | None = None) -> None:
+        await self.inner.begin(call, estimate)
 
     async def record(self, call: JudgeCall) -> None:
         if not call.cached:

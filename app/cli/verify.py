@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,6 +24,8 @@ from app.cli._import_report import (
 )
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from app.verification import ReadOptions
     from judge.importers import FileReport
     from judge.panel import Panel
@@ -76,6 +78,18 @@ def verify(
             help="Reuse verdicts already recorded for the same content, rubric and panel.",
         ),
     ] = True,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            "-P",
+            min=1,
+            max=64,
+            help="Processes to judge in, each on its own event loop (use every core); "
+            "--concurrency and provider limits are split between them; one output, in input "
+            "order.",
+        ),
+    ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ai_authors: AiAuthorsOpt = None,
     strict: StrictOpt = False,
@@ -87,6 +101,7 @@ def verify(
     The input is read and reported first (outcomes, messages per outcome, conversations without
     a customer message or an agent reply, fields not mapped): nothing is judged silently."""
     from app.verification import ReadOptions, check_input, resolve_panel, resolve_rubrics
+    from app.verify_processes import ProcessFailed
     from config.settings import get_settings
     from judge.importers import FileReport, InputFileError, parse_ai_authors
     from judge.panel_loader import PanelError
@@ -115,23 +130,30 @@ def verify(
         stderr.print(f"[yellow]{explanation}[/yellow]", highlight=False)
 
     db_url = db or settings.db_url
+    options: dict[str, Any] = {
+        "input_format": input_format,
+        "rubrics": rubrics,
+        "panel": panel,
+        "out": out,
+        "db_url": db_url,
+        "tenant": checked.tenant,
+        "concurrency": concurrency or settings.concurrency,
+        "total": checked.count,
+        "resume": resume,
+        "reading": reading,
+    }
     try:
-        summary, settled = asyncio.run(
-            _run(
-                input_path,
-                input_format=input_format,
-                rubrics=rubrics,
-                panel=panel,
-                out=out,
-                db_url=db_url,
-                tenant=checked.tenant,
-                concurrency=concurrency or settings.concurrency,
-                total=checked.count,
-                resume=resume,
-                reading=reading,
-            )
+        if processes > 1:
+            summary, settled = _run_processes(input_path, processes=processes, **options)
+        else:
+            summary, settled = asyncio.run(_run(input_path, **options))
+    except KeyboardInterrupt:
+        fail(
+            "interrupted: nothing was written to the output; the judge calls already made are "
+            "recorded, and running the command again reuses them",
+            code=130,
         )
-    except (InputFileError, ValueError, OSError) as exc:
+    except (InputFileError, ValueError, OSError, ProcessFailed) as exc:
         fail(str(exc))
     elapsed = time.perf_counter() - started
     _print_summary(
@@ -159,18 +181,9 @@ async def _run(
     resume: bool,
     reading: ReadOptions,
 ) -> tuple[RunSummary, SettledCalls]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from app.verification import verify_into_ledger
 
-    progress = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=True,
-    )
+    progress = _progress()
     outcomes = reading.read(input_path, input_format, tenant)
     with progress:
         task = progress.add_task("verifying", total=total)
@@ -184,6 +197,57 @@ async def _run(
             concurrency=concurrency,
             resume=resume,
             on_progress=lambda: progress.advance(task),
+        )
+    return run.summary, run.settled
+
+
+def _progress() -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    )
+
+
+def _run_processes(
+    input_path: Path,
+    *,
+    processes: int,
+    input_format: str,
+    rubrics: dict[str, Rubric],
+    panel: Panel,
+    out: Path,
+    db_url: str,
+    tenant: str,
+    concurrency: int,
+    total: int,
+    resume: bool,
+    reading: ReadOptions,
+) -> tuple[RunSummary, SettledCalls]:
+    from app.verify_processes import verify_in_processes
+
+    progress = _progress()
+    with progress:
+        task = progress.add_task(f"verifying ({processes} processes)", total=total)
+        run = verify_in_processes(
+            input_path,
+            input_format=input_format,
+            reading=reading,
+            tenant=tenant,
+            panel=panel,
+            rubrics=rubrics,
+            out=out,
+            db_url=db_url,
+            concurrency=concurrency,
+            resume=resume,
+            processes=processes,
+            total=total,
+            on_progress=lambda n: progress.advance(task, n),
         )
     return run.summary, run.settled
 

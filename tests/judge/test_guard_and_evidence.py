@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -42,7 +43,8 @@ class RecordingStore(MemoryCallStore):
         super().__init__()
         self.begun: list[JudgeCall] = []
 
-    async def begin(self, call: JudgeCall) -> None:
+    async def begin(self, call: JudgeCall, estimate: Callable[[], float] | None = None) -> None:
+        await super().begin(call, estimate)
         self.begun.append(call.model_copy())
 
 

@@ -145,3 +145,56 @@ def test_verify_stream_is_the_same_pipeline_with_one_engine() -> None:
     assert got == ["T-0", "T-1", "T-2", "T-3"] and summary.verified == 4
     with pytest.raises(ValueError, match="concurrency must be at least 1"):
         asyncio.run(verify_stream(engine, [], sink=sink, concurrency=0))
+
+
+def test_an_async_source_that_waits_holds_up_no_result_and_unordered_is_as_ready() -> None:
+    """A worker's source waits for more work: results must keep reaching the sink meanwhile;
+    unordered, the quick ones do not wait behind the slow one."""
+    SlowJudge.most_in_flight = 0
+    engine = make_engine([SlowJudge("slow", "verified")])
+    seen: list[str] = []
+    more = asyncio.Event()
+
+    async def source() -> Any:
+        for i in (0, 15, 16):  # T-0 is the slowest (40 ms), T-16 the quickest
+            yield Request(ticket(i), engine, i)
+        await more.wait()  # no more work until every result so far is in
+        yield Request(ticket(19), engine, 19)
+
+    async def sink(request: Request[Any], verdict: Verdict, resumed: bool) -> None:
+        seen.append(request.outcome.id)
+        if len(seen) == 3:
+            more.set()
+
+    summary = asyncio.run(
+        asyncio.wait_for(
+            verify_requests(source(), sink=sink, concurrency=4, ordered=False), timeout=10
+        )
+    )
+    assert seen[:3] == ["T-16", "T-15", "T-0"] and seen[3] == "T-19"
+    assert summary.outcomes == 4
+
+
+def test_a_failing_source_stops_the_run_with_its_error() -> None:
+    engine = make_engine([ScriptedJudge("a", "verified")])
+
+    async def source() -> Any:
+        yield Request(ticket(0), engine, 0)
+        raise RuntimeError("the queue went away")
+
+    async def sink(request: Request[Any], verdict: Verdict, resumed: bool) -> None:
+        return None
+
+    with pytest.raises(RuntimeError, match="the queue went away"):
+        asyncio.run(verify_requests(source(), sink=sink))
+
+
+def test_summaries_of_processes_side_by_side_merge() -> None:
+    engine = make_engine([ScriptedJudge("a", "verified")])
+    _, first = _collect([Request(ticket(i), engine, i) for i in range(3)])
+    _, second = _collect([Request(ticket(i), engine, i) for i in range(3, 5)])
+    longest = max(first.verify_seconds, second.verify_seconds)
+    first.merge(second)
+    assert (first.outcomes, first.verified) == (5, 5)
+    assert first.judge_cost_usd == pytest.approx(5 * 0.001)
+    assert first.verify_seconds == longest  # they ran at the same time

@@ -215,17 +215,20 @@ class Worker:
             )
             self._ready.put_nowait(None)
             await asyncio.shield(settler)
-        except asyncio.CancelledError:
+        except BaseException as exc:  # cancelled, or (with once) the queue could not be read
             settler.cancel()
             # Calls already made are billable: on record before the items go back.
             for store in self._stores.values():
                 with contextlib.suppress(Exception):
                     await store.aflush()
             # Items already done or failed are not pending any more: release skips them.
-            self.stats.released += await asyncio.to_thread(
-                release, self.engine, self.worker_id, sorted(self._held)
-            )
-            raise
+            try:
+                self.stats.released += await asyncio.to_thread(
+                    release, self.engine, self.worker_id, sorted(self._held)
+                )
+            except Exception as again:  # their leases run out and another worker takes them
+                log.error("worker %s: could not give items back: %s", self.worker_id, _short(again))
+            raise exc
         finally:
             heartbeat.cancel()
         log.info("worker %s stopped: %s", self.worker_id, self.stats)

@@ -24,8 +24,6 @@ from app.cli._import_report import (
 )
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
     from app.verification import ReadOptions
     from judge.importers import FileReport
     from judge.panel import Panel
@@ -143,10 +141,7 @@ def verify(
         "reading": reading,
     }
     try:
-        if processes > 1:
-            summary, settled = _run_processes(input_path, processes=processes, **options)
-        else:
-            summary, settled = asyncio.run(_run(input_path, **options))
+        summary, settled = _run(input_path, processes=processes, **options)
     except KeyboardInterrupt:
         fail(
             "interrupted: nothing was written to the output; the judge calls already made are "
@@ -167,54 +162,7 @@ def verify(
     )
 
 
-async def _run(
-    input_path: Path,
-    *,
-    input_format: str,
-    rubrics: dict[str, Rubric],
-    panel: Panel,
-    out: Path,
-    db_url: str,
-    tenant: str,
-    concurrency: int,
-    total: int,
-    resume: bool,
-    reading: ReadOptions,
-) -> tuple[RunSummary, SettledCalls]:
-    from app.verification import verify_into_ledger
-
-    progress = _progress()
-    outcomes = reading.read(input_path, input_format, tenant)
-    with progress:
-        task = progress.add_task("verifying", total=total)
-        run = await verify_into_ledger(
-            outcomes,
-            panel=panel,
-            rubrics=rubrics,
-            out=out,
-            db_url=db_url,
-            tenant=tenant,
-            concurrency=concurrency,
-            resume=resume,
-            on_progress=lambda: progress.advance(task),
-        )
-    return run.summary, run.settled
-
-
-def _progress() -> Progress:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=True,
-    )
-
-
-def _run_processes(
+def _run(
     input_path: Path,
     *,
     processes: int,
@@ -229,26 +177,53 @@ def _run_processes(
     resume: bool,
     reading: ReadOptions,
 ) -> tuple[RunSummary, SettledCalls]:
+    """The verification with a progress bar: in this process, or in ``processes``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from app.verification import verify_into_ledger
     from app.verify_processes import verify_in_processes
 
-    progress = _progress()
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    )
     with progress:
-        task = progress.add_task(f"verifying ({processes} processes)", total=total)
-        run = verify_in_processes(
-            input_path,
-            input_format=input_format,
-            reading=reading,
-            tenant=tenant,
-            panel=panel,
-            rubrics=rubrics,
-            out=out,
-            db_url=db_url,
-            concurrency=concurrency,
-            resume=resume,
-            processes=processes,
-            total=total,
-            on_progress=lambda n: progress.advance(task, n),
-        )
+        if processes > 1:
+            task = progress.add_task(f"verifying ({processes} processes)", total=total)
+            run = verify_in_processes(
+                input_path,
+                input_format=input_format,
+                reading=reading,
+                tenant=tenant,
+                panel=panel,
+                rubrics=rubrics,
+                out=out,
+                db_url=db_url,
+                concurrency=concurrency,
+                resume=resume,
+                processes=processes,
+                total=total,
+                on_progress=lambda n: progress.advance(task, n),
+            )
+        else:
+            task = progress.add_task("verifying", total=total)
+            run = asyncio.run(
+                verify_into_ledger(
+                    reading.read(input_path, input_format, tenant),
+                    panel=panel,
+                    rubrics=rubrics,
+                    out=out,
+                    db_url=db_url,
+                    tenant=tenant,
+                    concurrency=concurrency,
+                    resume=resume,
+                    on_progress=lambda: progress.advance(task),
+                )
+            )
     return run.summary, run.settled
 
 

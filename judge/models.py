@@ -50,22 +50,18 @@ def canonical_json(data: Any) -> str:
 
 def digest_of(data: Any) -> str:
     """SHA-256 (hex) of :func:`canonical_json` of ``data``."""
-    return _sha256(canonical_json(data))
+    return text_digest(canonical_json(data))
 
 
-def _sha256(text: str) -> str:
+def text_digest(text: str) -> str:
+    """SHA-256 (hex) of ``text`` (UTF-8): :func:`digest_of` for a text already encoded."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def payload_digests(dump: dict[str, Any]) -> tuple[str, str, str]:
-    """``(canonical_json(dump), digest_of(dump), content hash)`` of an outcome's
-    ``model_dump(mode="json")``: what a batch ingest, which already holds the dump, stores (the
-    payload's text, the hash deciding whether a re-ingest is new, and
-    :meth:`Outcome.content_hash`, what a judge sees) without dumping the outcome again.
-    """
-    text = canonical_json(dump)
-    content = canonical_json({field: dump[field] for field in CONTENT_FIELDS})
-    return text, _sha256(text), _sha256(content)
+def content_hash_of(dump: dict[str, Any]) -> str:
+    """:meth:`Outcome.content_hash` from the outcome's ``model_dump(mode="json")`` (what a batch
+    ingest, which already holds the dump, stores without dumping the outcome again)."""
+    return digest_of({field: dump[field] for field in CONTENT_FIELDS})
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -215,7 +211,7 @@ class Outcome(_Strict):
 
     def content_hash(self) -> str:
         """SHA-256 of everything a judge sees; labels, costs and metadata do not change it."""
-        return digest_of(self.model_dump(mode="json", include=set(CONTENT_FIELDS)))
+        return content_hash_of(self.model_dump(mode="json", include=set(CONTENT_FIELDS)))
 
     def customer_messages(self) -> list[Message]:
         return [m for m in self.conversation if m.role == "customer"]

@@ -11,7 +11,6 @@ per process: one ``created``, the rest ``revised``).
 
 from __future__ import annotations
 
-import multiprocessing
 import random
 from multiprocessing.synchronize import Barrier
 from typing import Any
@@ -22,6 +21,7 @@ from judge.models import digest_of
 from ledger.db import make_engine
 from ledger.schema import migrate
 from tests.ledger.conftest import ticket
+from tests.ledger.spawned import run_spawned
 
 IDS = [f"C-{i:03d}" for i in range(120)]
 SHARED = set(IDS[::2])  # the same payload in every process
@@ -60,34 +60,12 @@ def _ingest(url: str, process: int, barrier: Barrier, results: Any) -> None:
         results.put(("error", process, repr(exc)))
 
 
-def _run(url: str, processes: int) -> dict[int, list[tuple[str, int, str]]]:
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(processes)
-    results = ctx.Queue()
-    workers = [
-        ctx.Process(target=_ingest, args=(url, p, barrier, results), daemon=True)
-        for p in range(processes)
-    ]
-    for worker in workers:
-        worker.start()
-    try:
-        reports = [results.get(timeout=TIMEOUT_S) for _ in workers]
-    finally:
-        for worker in workers:
-            worker.join(timeout=TIMEOUT_S)
-            if worker.is_alive():  # pragma: no cover - only when a process hangs
-                worker.kill()
-    errors = [report for report in reports if report[0] != "ok"]
-    assert not errors, errors
-    return {report[1]: report[2] for report in reports}
-
-
 def test_overlapping_batches_from_concurrent_processes_stay_consistent(ledger_url: str) -> None:
     processes = 3 if ledger_url.startswith("postgresql") else 2
     engine = make_engine(ledger_url)
     try:
         migrate(engine)
-        answers = _run(ledger_url, processes)
+        answers = run_spawned(_ingest, ledger_url, processes, TIMEOUT_S)
         with engine.connect() as conn:
             revisions = conn.execute(
                 sa.text(

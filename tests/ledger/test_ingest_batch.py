@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from judge.models import Outcome, canonical_json, digest_of, payload_digests
+from judge.models import Outcome, canonical_json, content_hash_of, digest_of
 from ledger import ingest_batch
 from ledger.ingest import IngestConflictError, record_outcomes
 from ledger.review_index import backfill_review_queue
@@ -145,13 +145,17 @@ def test_a_batch_stores_what_storing_one_by_one_stores(
 
 
 def test_digests_are_the_outcome_s_own() -> None:
-    """The batch's one-pass digests equal the per-outcome ones (``content_hash``, the payload
-    hash ``Ledger.record_outcome`` stores, the label digest)."""
+    """The digests the batch takes from one dump equal the per-outcome ones (``content_hash``,
+    the payload hash ``Ledger.record_outcome`` stores, the label digest)."""
     for variant in range(36):
         item = outcome("A-1", variant)
         dump = item.model_dump(mode="json")
-        assert payload_digests(dump) == (canonical_json(dump), digest_of(dump), item.content_hash())
         prepared = ingest_batch.prepare(item)
+        assert (prepared.payload_text, prepared.payload_hash) == (
+            canonical_json(dump),
+            digest_of(dump),
+        )
+        assert content_hash_of(prepared.payload) == item.content_hash()
         expected = None if item.label is None else label_digest(item.label)
         assert prepared.label_digest == expected
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,10 +9,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
 from api.errors import ApiError
-from api.limits import AuthThrottle, Refusal
+from api.limits import Gate, Refusal
 from api.web.session import key_id_of
 from config.settings import Settings, get_settings
-from ledger.tenants import TenantInfo, authenticate
+from ledger.tenants import TenantInfo
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -27,6 +26,15 @@ def get_engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def get_meter_engine(request: Request) -> Engine | None:
+    """The meters' read replica (``OUTCOME_JUDGE_METER_READ_URL``), None when unset."""
+    engine: Engine | None = getattr(request.app.state, "meter_engine", None)
+    return engine
+
+
+MeterEngineDep = Annotated[Engine | None, Depends(get_meter_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
@@ -37,7 +45,8 @@ async def current_tenant(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> TenantInfo:
     """The tenant of the request's API key; 401 without a valid key, 429 over the rate or
-    after too many failed key attempts (:class:`api.limits.AuthThrottle`)."""
+    after too many failed key attempts (:class:`api.limits.Gate`), 503 when those limits are
+    kept in a database that does not answer."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(
@@ -46,19 +55,20 @@ async def current_tenant(
             "`judge tenants create NAME`)",
             headers=challenge,
         )
-    throttle: AuthThrottle = request.app.state.auth_throttle
+    gate: Gate = request.app.state.gate
     key_id, address = key_id_of(credentials.credentials), client_address(request)
-    refusal = throttle.refused(key_id, address)
-    if refusal is not None:
-        raise throttled(refusal)
-    tenant = await asyncio.to_thread(authenticate, engine, credentials.credentials)
+    admission = await gate.admit(
+        engine, credentials.credentials, key_id, address, settings.requests_per_minute
+    )
+    if admission.refusal is not None:
+        raise throttled(admission.refusal)
+    tenant = admission.tenant
     if tenant is None:
-        throttle.failed(key_id, address)
         raise ApiError(401, "unknown or revoked API key", headers=challenge)
     request.state.tenant = tenant.name
-    per_minute = tenant.requests_per_minute or settings.requests_per_minute
-    wait = request.app.state.rate_limiter.check(tenant.name, per_minute)
+    wait = admission.wait
     if wait is not None:
+        per_minute = tenant.requests_per_minute or settings.requests_per_minute
         raise ApiError(
             429,
             f"tenant {tenant.name!r} is over its limit of {per_minute} requests per minute; "

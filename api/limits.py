@@ -2,24 +2,32 @@
 
 The body limit is an ASGI middleware, so an oversize body is refused (413) before any of it is
 parsed, whether it announces its length or streams it. The rate limit is a token bucket per
-tenant in this process (with several API processes each enforces its own share). Failed key
-attempts are throttled per key id and per client address (:class:`AuthThrottle`), also per
-process.
+tenant (:class:`RateLimiter`) and failed key attempts are throttled per key id and per client
+address (:class:`AuthThrottle`), both kept in this process's memory: what a SQLite ledger, served
+by one process, uses. With PostgreSQL both live in the database instead, shared by every API
+process (:mod:`api.shared_state`); the routes reach either through a :class:`Gate`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
+from ledger.shared_limits import FailureState
+from ledger.tenants import TenantInfo, authenticate
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 
 class BodyTooLarge(Exception):
@@ -86,7 +94,11 @@ class _Bucket:
 
 
 class RateLimiter:
-    """A token bucket per tenant: ``per_minute`` requests a minute, bursts up to the same."""
+    """A token bucket per tenant: ``per_minute`` requests a minute, bursts up to the same.
+
+    In this process's memory: one process's limit (SQLite). With PostgreSQL the bucket lives in
+    the database (:class:`api.shared_state.SharedRateLimiter`), with the same arithmetic.
+    """
 
     def __init__(self) -> None:
         self._buckets: dict[str, _Bucket] = {}
@@ -138,8 +150,9 @@ class AuthThrottle:
       checked as usual. So a spray from many addresses gets one guess per address per lockout,
       while the key's owner, who sends the right key and so never fails, is never blocked.
 
-    Counters live in this process: with ``--workers N`` each process keeps its own, so up to N
-    times ``max_failures`` attempts get through per window. Entries expire after
+    Counters live in this process (the throttle of a SQLite ledger's one API process; with
+    PostgreSQL, :class:`api.shared_state.SharedAuthThrottle` keeps them in the database for every
+    process, with the same rules and :func:`refusal_for`). Entries expire after
     ``window + lockout`` seconds and the tables are capped, so a scan cannot grow them unbounded.
     """
 
@@ -168,32 +181,16 @@ class AuthThrottle:
         now = self._clock()
         with self._lock:
             by_address = self._by_address.get(address)
-            if by_address is not None and by_address.locked_until > now:
-                wait = math.ceil(by_address.locked_until - now)
-                return Refusal(
-                    "address",
-                    wait,
-                    f"too many failed API key attempts from this address ({self.max_failures} "
-                    f"in {self.window:.0f} s); retry after {wait} s",
-                )
-            if key_id is None:
-                return None
-            by_key = self._by_key.get(key_id)
-            failed_at = self._pairs.get((key_id, address))
-            if (
-                by_key is not None
-                and by_key.locked_until > now
-                and failed_at is not None
-                and failed_at > by_key.locked_until - self.lockout - self.window
-            ):
-                wait = math.ceil(by_key.locked_until - now)
-                return Refusal(
-                    "key_id",
-                    wait,
-                    f"too many failed attempts for API key id {key_id}; retry after {wait} s "
-                    "(the right key from an address without failed attempts is still accepted)",
-                )
-        return None
+            by_key = self._by_key.get(key_id) if key_id is not None else None
+            failed_at = self._pairs.get((key_id, address)) if key_id is not None else None
+            state = FailureState(
+                address_locked=_left(by_address, now),
+                key_locked=_left(by_key, now),
+                pair_age=None if failed_at is None else now - failed_at,
+            )
+        return refusal_for(
+            state, key_id, max_failures=self.max_failures, window=self.window, lockout=self.lockout
+        )
 
     def failed(self, key_id: str | None, address: str) -> None:
         """Count a failed attempt (an unknown, wrong, malformed or revoked key)."""
@@ -233,3 +230,109 @@ class AuthThrottle:
             if len(self._by_address) + len(self._by_key) > self.MAX_ENTRIES:
                 self._by_address.clear()
                 self._by_key.clear()
+
+
+def _left(entry: _Failures | None, now: float) -> float | None:
+    """Seconds the entry's lock-out still lasts, None when it is not locked."""
+    if entry is None or entry.locked_until <= now:
+        return None
+    return entry.locked_until - now
+
+
+def refusal_for(
+    state: FailureState, key_id: str | None, *, max_failures: int, window: float, lockout: float
+) -> Refusal | None:
+    """The rules of :class:`AuthThrottle`, on what is known of an attempt's address and key id.
+
+    A locked address is refused; a locked key id refuses the addresses that failed for it since
+    shortly before the lock (within ``window`` of it), and checks every other address.
+    """
+    if state.address_locked is not None:
+        wait = math.ceil(state.address_locked)
+        return Refusal(
+            "address",
+            wait,
+            f"too many failed API key attempts from this address ({max_failures} "
+            f"in {window:.0f} s); retry after {wait} s",
+        )
+    if key_id is None or state.key_locked is None or state.pair_age is None:
+        return None
+    # The key id was locked at (key_locked - lockout) s from now; the pair counts when it
+    # failed after (lock time - window), i.e. for the failures that led to the lock and later.
+    if -state.pair_age > state.key_locked - lockout - window:
+        wait = math.ceil(state.key_locked)
+        return Refusal(
+            "key_id",
+            wait,
+            f"too many failed attempts for API key id {key_id}; retry after {wait} s "
+            "(the right key from an address without failed attempts is still accepted)",
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What the limits say of a request with an API key.
+
+    ``refusal``: the throttle refused the attempt before its key was checked (429). Else
+    ``tenant`` None: the key is unknown, wrong, malformed or revoked (401, counted as a failure).
+    Else ``wait``: seconds until the tenant's bucket has a token (429), None when it took one.
+    """
+
+    tenant: TenantInfo | None = None
+    refusal: Refusal | None = None
+    wait: float | None = None
+
+
+class Gate(ABC):
+    """The rate limit and the failed-key throttle as the routes use them: :class:`LocalGate`
+    (this process's memory, for SQLite) or :class:`api.shared_state.SharedGate` (PostgreSQL)."""
+
+    @abstractmethod
+    async def admit(
+        self, engine: Engine, key: str, key_id: str | None, address: str, default_rate: int
+    ) -> Admission:
+        """Throttle, check the key, take the tenant's token (``default_rate`` when it has none)."""
+
+    @abstractmethod
+    async def take(self, tenant: str, per_minute: int) -> float | None:
+        """Take a token of the tenant's bucket: None when granted, else seconds to wait."""
+
+    @abstractmethod
+    async def refused(self, key_id: str | None, address: str) -> Refusal | None:
+        """The refusal of an attempt whose key must not be checked, else None."""
+
+    @abstractmethod
+    async def failed(self, key_id: str | None, address: str) -> None:
+        """Count a failed attempt."""
+
+
+class LocalGate(Gate):
+    """:class:`Gate` on :class:`RateLimiter` and :class:`AuthThrottle` (answers on the event
+    loop: a dictionary look-up under a lock)."""
+
+    def __init__(self, limiter: RateLimiter, throttle: AuthThrottle) -> None:
+        self.limiter = limiter
+        self.throttle = throttle
+
+    async def admit(
+        self, engine: Engine, key: str, key_id: str | None, address: str, default_rate: int
+    ) -> Admission:
+        refusal = self.throttle.refused(key_id, address)
+        if refusal is not None:
+            return Admission(refusal=refusal)
+        tenant = await asyncio.to_thread(authenticate, engine, key)
+        if tenant is None:
+            self.throttle.failed(key_id, address)
+            return Admission()
+        per_minute = tenant.requests_per_minute or default_rate
+        return Admission(tenant=tenant, wait=self.limiter.check(tenant.name, per_minute))
+
+    async def take(self, tenant: str, per_minute: int) -> float | None:
+        return self.limiter.check(tenant, per_minute)
+
+    async def refused(self, key_id: str | None, address: str) -> Refusal | None:
+        return self.throttle.refused(key_id, address)
+
+    async def failed(self, key_id: str | None, address: str) -> None:
+        self.throttle.failed(key_id, address)

@@ -38,6 +38,7 @@ from app.verification import recorded_verdict
 from judge import model_client
 from judge.runner import Request, RunSummary, verify_requests
 from judge.yamlsafe import LocatedError
+from ledger.partition_upkeep import UPKEEP_SECONDS
 from ledger.tables import to_money
 
 if TYPE_CHECKING:
@@ -236,9 +237,12 @@ class Worker:
             self.concurrency,
             self.lease_seconds,
         )
-        last_refresh = last_settle = float("-inf")
+        last_refresh = last_settle = last_upkeep = float("-inf")
         while not stop.is_set():
             try:
+                if time.monotonic() - last_upkeep >= UPKEEP_SECONDS:
+                    await self._partition_upkeep()  # a partitioned PostgreSQL ledger only
+                    last_upkeep = time.monotonic()
                 if time.monotonic() - last_refresh >= self.poll_seconds:
                     await asyncio.to_thread(refresh_budgets, self.engine)
                     last_refresh = time.monotonic()
@@ -341,6 +345,26 @@ class Worker:
                     len(lost),
                 )
                 held.intersection_update(kept)
+
+    async def _partition_upkeep(self) -> None:
+        """Next months' partitions before their rows arrive (ledger.partition_upkeep); a failure
+        (a table lock not granted within its timeout) is logged and tried again next round."""
+        from ledger.partition_upkeep import ensure_partitions
+
+        try:
+            report = await asyncio.to_thread(ensure_partitions, self.engine)
+        except Exception as exc:
+            log.warning("worker %s: partition upkeep failed: %s", self.worker_id, _short(exc))
+            return
+        if report.created:
+            log.info("worker %s: created partitions %s", self.worker_id, ", ".join(report.created))
+        for name in report.blocked:
+            log.warning(
+                "worker %s: partition %s not created: its rows are in the DEFAULT partition; "
+                "run judge db partition --move-default",
+                self.worker_id,
+                name,
+            )
 
     async def _settle_pending_calls(self) -> None:
         """Book the calls a dead worker left in flight as unknown (at their estimated cost)."""

@@ -74,6 +74,20 @@ class Settings(BaseSettings):
         default="sqlite:///outcome-judge.db",
         description="SQLAlchemy URL of the ledger (default: SQLite file in the working directory).",
     )
+    db_pool_size: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="PostgreSQL connections each process keeps open (its pool); every API "
+        "process and worker has its own pool.",
+    )
+    db_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="Connections a process may open beyond db_pool_size under load (closed when "
+        "returned). A process uses at most db_pool_size + db_max_overflow.",
+    )
     model: str | None = Field(
         default=None,
         description="A litellm model string; when set, the default panel adds this LLM judge.",
@@ -113,10 +127,31 @@ class Settings(BaseSettings):
         default=10,
         ge=1,
         description="Failed API key attempts per key id, and per client address, within a "
-        "minute before further attempts answer 429 (per API process).",
+        "minute before further attempts answer 429 (counted over every API process when the "
+        "limits are shared).",
     )
     auth_lockout_seconds: float = Field(
         default=300.0, gt=0, le=86_400, description="How long such a lock-out lasts."
+    )
+    shared_limits: bool | None = Field(
+        default=None,
+        description="Keep the per-tenant rate buckets, the failed-key counters and the /metrics "
+        "request counters in the database, shared by every API process on every host. Default: "
+        "on for PostgreSQL; SQLite (one API process) keeps them in memory and cannot share them.",
+    )
+    metrics_flush_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often each API process adds its request counts to the shared counters: "
+        "/metrics shows the other processes' requests at most this late.",
+    )
+    meter_read_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of a PostgreSQL read replica (or a read-only role) that "
+        "GET /v1/meters/verified-outcomes reads from; the final mark is still published on "
+        "OUTCOME_JUDGE_DB_URL, and a replica that has not replayed it yet is not used for that "
+        "request. Unset: meters read the ledger itself.",
     )
     lease_seconds: float = Field(
         default=60.0, gt=0, description="How long a worker's claim on job items lasts."

@@ -202,6 +202,8 @@ def publish_final_through(engine: Engine, tenant: str, now: datetime) -> datetim
 
     A meter read calls it before counting, so that every window it reports as final stays so:
     no booking can land before W afterwards. A no-op (one indexed read) while W is current.
+    The same transaction rolls up the days that became final
+    (:func:`ledger.meter_rollups.roll_published`).
     """
     from ledger.db import session
 
@@ -214,22 +216,22 @@ def publish_final_through(engine: Engine, tenant: str, now: datetime) -> datetim
         return None  # no such tenant: nothing booked, nothing to publish
     if found[0] is not None and as_utc(found[0]) >= candidate:
         return as_utc(found[0])
+    from ledger.meter_rollups import roll_published
+
     with session(engine) as db:
         conn = db.connection()
-        # UPDATE takes the row lock: it waits for bookings holding FOR SHARE to commit.
+        # FOR UPDATE waits for bookings holding FOR SHARE to commit, and for another read
+        # advancing W: W is then read as that one left it, so only the days this advance makes
+        # final are rolled (two processes advancing at once never roll a day twice).
+        locked = current.with_for_update() if conn.dialect.name == "postgresql" else current
+        before = conn.execute(locked).scalar_one()
+        if before is not None and as_utc(before) >= candidate:
+            return as_utc(before)
         conn.execute(
-            sa.update(tenants)
-            .where(
-                tenants.c.name == tenant,
-                sa.or_(
-                    tenants.c.meter_final_through.is_(None),
-                    tenants.c.meter_final_through < candidate,
-                ),
-            )
-            .values(meter_final_through=candidate)
+            sa.update(tenants).where(tenants.c.name == tenant).values(meter_final_through=candidate)
         )
-        through = conn.execute(current).scalar_one()
-    return as_utc(through)
+        roll_published(conn, tenant, None if before is None else as_utc(before), candidate)
+    return candidate
 
 
 # -- entries --------------------------------------------------------------------------------------
@@ -370,10 +372,17 @@ def _upsert(dialect: str) -> Any:
 
     table = OutcomeFactRow.__table__  # type: ignore[attr-defined]
     stmt = insert_for(dialect, table)
-    columns = [c.name for c in table.columns if c.name not in ("pk", "tenant", "outcome_id")]
+    key = ("tenant", "outcome_id", "outcome_month")  # unique on both layouts (ledger.partitions)
+    columns = [c.name for c in table.columns if c.name not in ("pk", *key)]
     return stmt.on_conflict_do_update(
-        index_elements=["tenant", "outcome_id"], set_={n: stmt.excluded[n] for n in columns}
+        index_elements=list(key), set_={n: stmt.excluded[n] for n in columns}
     )
+
+
+def _months(conn: Connection, tenant: str, ids: Sequence[str], now: datetime) -> dict[str, Any]:
+    from ledger.outcome_months import outcome_months
+
+    return outcome_months(conn, tenant, ids, default=now) if ids else {}
 
 
 def _fact_row(fact: Mapping[str, Any]) -> dict[str, Any]:
@@ -406,6 +415,8 @@ def book_facts(
     ids = sorted({f["outcome_id"] for f in facts})
     lock_outcomes(conn, tenant, ids)
     current = _load_facts(conn, tenant, ids)
+    months = _months(conn, tenant, [i for i in ids if i not in current], clock.now)
+    months.update((oid, fact["outcome_month"]) for oid, fact in current.items())
     batch = _Batch(tenant=tenant, now=clock.now)
     changed: dict[str, dict[str, Any]] = {}
     for new in sorted(facts, key=lambda f: f["verdict_pk"]):
@@ -415,7 +426,7 @@ def book_facts(
             as_utc(old["final_at"]) <= clock.now or old["verdict_pk"] > new["verdict_pk"]
         ):
             continue  # frozen, or a newer verdict is already booked
-        changed[oid] = _transition(clock, batch, old, dict(new))
+        changed[oid] = _transition(clock, batch, old, {**new, "outcome_month": months[oid]})
     batch.flush(conn)
     if changed:
         conn.execute(_upsert(conn.dialect.name), [_fact_row(f) for f in changed.values()])

@@ -177,10 +177,22 @@ def _sqlite_engine(parsed: URL, *, echo: bool) -> Engine:
 
 
 def _postgres_engine(parsed: URL, *, echo: bool) -> Engine:
+    from config.settings import get_settings
+
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in parsed.query:
         connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
-    return _create(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+    # Each process holds at most pool_size + max_overflow connections: what the connection
+    # budget of several processes against one server is made of (docs/scaling.md).
+    settings = get_settings()
+    return _create(
+        parsed,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        connect_args=connect_args,
+    )
 
 
 def _safe(parsed: URL) -> str:

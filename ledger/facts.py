@@ -414,9 +414,8 @@ def backfill_facts(target: Engine | Connection, *, now: datetime | None = None) 
 
     table = OutcomeFactRow.__table__  # type: ignore[attr-defined]
     at = as_utc(now or datetime.now(UTC))
-    stmt = insert_for(target.dialect.name, table).on_conflict_do_nothing(
-        index_elements=["tenant", "outcome_id"]
-    )
+    # No conflict target: on a partitioned ledger the unique key also holds outcome_month.
+    stmt = insert_for(target.dialect.name, table).on_conflict_do_nothing()
     created = 0
     after: tuple[str, str] | None = None
     while True:
@@ -442,6 +441,13 @@ def backfill_facts(target: Engine | Connection, *, now: datetime | None = None) 
             fact_values(t, s, now=at, window_hours=resolve_window_hours(target, t, s.rubric))
             for t, s in _sources(target, wanted)
         ]
+        from ledger.outcome_months import outcome_months
+
+        for tenant in {row["tenant"] for row in rows}:
+            mine = [row for row in rows if row["tenant"] == tenant]
+            months = outcome_months(target, tenant, [r["outcome_id"] for r in mine], default=at)
+            for row in mine:
+                row["outcome_month"] = months[row["outcome_id"]]
         if rows:
             target.execute(stmt, rows)
             created += len(rows)

@@ -2,7 +2,11 @@
 
 What a billing system pulls: "verified outcomes for tenant T in ``[from, to)``, by agent and
 tier, final or provisional". The count is the sum of the signed entries :mod:`ledger.bookings`
-wrote, through the ``ix_meter_entries_meter`` index, in one grouped query.
+wrote. Whole days that are final (or in a closed period) never change, so they are summed once,
+when they become final, into ``meter_rollups`` (:mod:`ledger.meter_rollups`); a read takes those
+days from there and counts only the rest (the provisional days, and days cut by ``[from, to)``)
+from the entries, in one statement, with the same result as counting every entry
+(:func:`verified_outcomes_raw`, the definition, which the tests compare it with).
 
 Rules:
 
@@ -26,7 +30,8 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -36,7 +41,9 @@ from judge.models import as_utc
 from ledger.dimensions import GroupByError, parse_group_by
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
+
+    from ledger.meter_rollups import Span
 
 __all__ = [
     "DIMENSIONS",
@@ -46,6 +53,7 @@ __all__ = [
     "count_windows",
     "meter_query",
     "verified_outcomes",
+    "verified_outcomes_raw",
     "windows_of",
 ]
 
@@ -177,6 +185,39 @@ def _which(
     raise AssertionError(f"window {raw!r} outside the requested range")  # pragma: no cover
 
 
+def _grouped(
+    table: Any,
+    moment: str,
+    count: str,
+    last: str,
+    *,
+    tenant: str,
+    span: Span,
+    bucket: Any,
+    group_by: Sequence[str],
+    where: Sequence[Any] = (),
+) -> Any:
+    """One grouped sum over ``table`` in ``span``: window, dimensions, reason, net count and
+    latest ``final_at`` (``bucket`` maps the ``moment`` column to the window)."""
+    at = table.c[moment]
+    window = bucket(at).label("window")
+    dims = [table.c[d] for d in group_by]
+    return (
+        sa.select(
+            window,
+            *dims,
+            table.c.reason,
+            sa.func.sum(table.c[count]).label("value"),
+            # Compared as read and made UTC once per row returned (not per row read).
+            sa.type_coerce(sa.func.max(table.c[last]), sa.DateTime(timezone=True)).label(
+                "last_final"
+            ),
+        )
+        .where(table.c.tenant == tenant, *where, at >= span[0], at < span[1])
+        .group_by(window, *dims, table.c.reason)
+    )
+
+
 def meter_query(
     dialect: str,
     tenant: str,
@@ -185,47 +226,72 @@ def meter_query(
     until: datetime,
     window: Window,
     group_by: Sequence[str],
+    rolled: Sequence[Span] = (),
 ) -> Any:
-    """The one grouped query behind :func:`verified_outcomes` (exposed for the benchmark).
+    """The one statement behind :func:`verified_outcomes` (exposed for the benchmark).
 
-    Columns: the window (see :func:`_bucket`), each ``group_by`` dimension, the entries'
-    reason, their net count and the latest ``final_at``. The ``WHERE`` is the leading key of
-    ``ix_meter_entries_meter``.
+    Columns: the window (see :func:`_bucket`), each ``group_by`` dimension, the reason, the net
+    count and the latest ``final_at``. The whole days in ``rolled`` are summed from the rows of
+    ``meter_rollups`` grouped like this request (``ix_meter_rollups_meter``), the rest of
+    ``[since, until)`` from ``meter_entries`` (``ix_meter_entries_meter``); one grouped
+    ``SELECT`` per span, joined by ``UNION ALL``, so each is a range scan of its index. Several
+    rows may share a window, group and reason: the caller adds them up.
     """
-    from ledger.service_tables import MeterEntryRow
+    from ledger.meter_rollups import group_mask, live_spans
+    from ledger.service_tables import MeterEntryRow, MeterRollupRow
 
     entries = MeterEntryRow.__table__  # type: ignore[attr-defined]
+    rollups = MeterRollupRow.__table__  # type: ignore[attr-defined]
     starts = [start for start, _ in windows_of(since, until, window)]
-    bucket = _bucket(dialect, window, entries.c.booked_at, starts).label("window")
-    dims = [entries.c[d] for d in group_by]
-    return (
-        sa.select(
-            bucket,
-            *dims,
-            entries.c.reason,
-            sa.func.sum(entries.c.delta).label("value"),
-            sa.func.max(entries.c.final_at),
-        )
-        .where(
-            entries.c.tenant == tenant,
-            entries.c.booked_at >= since,
-            entries.c.booked_at < until,
-        )
-        .group_by(bucket, *dims, entries.c.reason)
-    )
+
+    def bucket(column: Any) -> Any:
+        return _bucket(dialect, window, column, starts)
+
+    mask = [rollups.c.group_mask == group_mask(group_by)]  # the rows of this grouping only
+    parts = [
+        _grouped(rollups, "day", "value", "last_final", tenant=tenant, span=s, bucket=bucket,
+                 group_by=group_by, where=mask)
+        for s in rolled
+    ] + [
+        _grouped(entries, "booked_at", "delta", "final_at", tenant=tenant, span=s, bucket=bucket,
+                 group_by=group_by)
+        for s in live_spans(since, until, rolled)
+    ]  # fmt: skip
+    return parts[0] if len(parts) == 1 else sa.union_all(*parts)
 
 
 def _closed_periods(conn: Any, tenant: str) -> dict[datetime, datetime | None]:
     """Start -> closed_at of the tenant's closed billing periods."""
-    from ledger.tables import BillingPeriodRow
+    return _final_state(conn, tenant)[2]
 
+
+def _final_state(
+    conn: Any, tenant: str
+) -> tuple[bool, datetime | None, dict[datetime, datetime | None]]:
+    """Whether the tenant exists, its W (``meter_final_through``) and its closed periods
+    (start -> closed_at), in one statement (a meter read's first round trip)."""
+    from ledger.columns import UTCDateTime
+    from ledger.tables import BillingPeriodRow, TenantRow
+
+    tenants = TenantRow.__table__  # type: ignore[attr-defined]
     periods = BillingPeriodRow.__table__  # type: ignore[attr-defined]
-    rows = conn.execute(
-        sa.select(periods.c.start, periods.c.closed_at).where(
+    query = sa.union_all(
+        sa.select(
+            sa.literal_column("'w'").label("kind"),
+            tenants.c.meter_final_through.label("at"),
+            sa.type_coerce(sa.null(), UTCDateTime()).label("closed_at"),
+        ).where(tenants.c.name == tenant),
+        sa.select(sa.literal_column("'c'"), periods.c.start, periods.c.closed_at).where(
             periods.c.tenant == tenant, periods.c.status == "closed"
-        )
-    ).all()
-    return {as_utc(start): closed_at for start, closed_at in rows}
+        ),
+    )
+    exists, through, closed = False, None, {}
+    for kind, moment, closed_at in conn.execute(query):
+        if kind == "w":
+            exists, through = True, None if moment is None else as_utc(moment)
+        else:
+            closed[as_utc(moment)] = closed_at
+    return exists, through, closed
 
 
 def _ceil_hour(moment: datetime) -> datetime:
@@ -242,6 +308,7 @@ def verified_outcomes(
     window: Window = "day",
     group_by: Sequence[str] = (),
     now: datetime | None = None,
+    read_engine: Engine | None = None,
 ) -> list[dict[str, Any]]:
     """Verified outcomes per UTC window (and group) in ``[since, until)``, final or provisional.
 
@@ -260,6 +327,10 @@ def verified_outcomes(
         ``name@version``); none for one count per window.
     now
         The moment that decides ``final`` (default: the current time); timezone-aware.
+    read_engine
+        A read replica to count on (``OUTCOME_JUDGE_METER_READ_URL``): used when it has
+        replayed the final mark this read publishes on ``engine``, else ``engine`` counts
+        (:func:`ledger.replica.read_from`); final rows are the same either way.
 
     Returns
     -------
@@ -300,75 +371,187 @@ def verified_outcomes(
     ledger.meters.MeterError: since (2026-04-01T00:00:00+00:00) must be before until (2026-03-01T00:00:00+00:00): the range is half-open [since, until)
     >>> ledger.close()
     """  # noqa: E501
-    from ledger.bookings import ADJUSTMENT_REASONS, SETTLE_HOURS, VERIFIED, publish_final_through
-    from ledger.db import session
+    return _verified(
+        engine, tenant, since, until, window, group_by, now, rollups=True, read_engine=read_engine
+    )
+
+
+def verified_outcomes_raw(
+    engine: Engine,
+    tenant: str,
+    *,
+    since: datetime,
+    until: datetime,
+    window: Window = "day",
+    group_by: Sequence[str] = (),
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`verified_outcomes` counted from every entry, without the rollups.
+
+    The definition the rollups must match (the tests' oracle, the benchmark's baseline): the
+    same arguments, checks and rows, one grouped sum over ``meter_entries``.
+    """
+    return _verified(engine, tenant, since, until, window, group_by, now, rollups=False)
+
+
+def _verified(
+    engine: Engine,
+    tenant: str,
+    since: object,
+    until: object,
+    window: object,
+    group_by: object,
+    now: object,
+    *,
+    rollups: bool,
+    read_engine: Engine | None = None,
+) -> list[dict[str, Any]]:
+    from ledger.bookings import publish_final_through, settled_through
+    from ledger.replica import read_from
 
     start, end, win, dims, at = _check(since, until, window, group_by, now)
-    windows = windows_of(start, end, win)
-    # Publish first: every row this read calls final is then closed to new bookings.
-    through = publish_final_through(engine, tenant, at)
+    # Usually W is current: two statements read W and the closed periods, then the counts.
+    # Else W is published first (a write, which rolls up the days it makes final) and the read
+    # starts over: every row this read calls final is then closed to new bookings.
+    with _reading(engine) as conn:
+        exists, through, closed = _final_state(conn, tenant)
+        stale = exists and (through is None or through < settled_through(at))
+        if not stale and read_engine is None:
+            return _count(conn, tenant, start, end, win, dims, at, through, closed, rollups)
+    if stale:
+        publish_final_through(engine, tenant, at)
+        with _reading(engine) as conn:
+            _, through, closed = _final_state(conn, tenant)
+            if read_engine is None:
+                return _count(conn, tenant, start, end, win, dims, at, through, closed, rollups)
+
+    def read(conn: Connection) -> list[dict[str, Any]]:
+        # The replica's own W and closed periods: its rollups committed with them.
+        _, seen, shut = _final_state(conn, tenant)
+        return _count(conn, tenant, start, end, win, dims, at, seen, shut, rollups)
+
+    # A replica serves the read once it has replayed W (see ledger.replica), else the primary.
+    return read_from(engine, read_engine, tenant, through, read)
+
+
+@contextmanager
+def _reading(engine: Engine) -> Iterator[Any]:
+    """A connection for a meter read.
+
+    PostgreSQL: in autocommit, so no BEGIN and ROLLBACK round trips. Each statement reads
+    committed data (as in the READ COMMITTED transaction it would be otherwise), and the
+    rollups of a W or a closed period committed with it, so they are visible to the count
+    that follows the statement which read them. SQLite: a read-only transaction (one
+    snapshot, no write lock).
+    """
+    from ledger.db import session
+
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        return
     with session(engine, readonly=True) as db:
-        conn = db.connection()
-        query = meter_query(
-            conn.dialect.name, tenant, since=start, until=end, window=win, group_by=dims
-        )
-        found = conn.execute(query).all()
-        closed = _closed_periods(conn, tenant) if found else {}
-    # Many rows share a window (one per group and reason): map each window once.
-    bounds: dict[Any, tuple[datetime, datetime]] = {}
-    cells: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for raw, *values, reason, count, final_at in found:
-        if raw not in bounds:
-            bounds[raw] = _which(raw, windows, win)
-        w_start, w_end = bounds[raw]
-        key = (w_start, *values)
+        yield db.connection()
+
+
+def _count(
+    conn: Any,
+    tenant: str,
+    start: datetime,
+    end: datetime,
+    win: Window,
+    dims: list[str],
+    at: datetime,
+    through: datetime | None,
+    closed: dict[datetime, datetime | None],
+    rollups: bool,
+) -> list[dict[str, Any]]:
+    """The meter's rows, given W and the closed periods read in this transaction."""
+    from ledger.meter_rollups import rolled_spans
+
+    # The days rolled by this W or a closed period read here: their rollups committed with
+    # them, so they are visible to the statement below.
+    rolled = rolled_spans(start, end, through, closed) if rollups else []
+    query = meter_query(
+        conn.dialect.name, tenant, since=start, until=end, window=win, group_by=dims,
+        rolled=rolled,
+    )  # fmt: skip
+    found = conn.execute(query).all()
+    return _rows(found, windows_of(start, end, win), win, dims, closed, through, at)
+
+
+def _rows(
+    found: Sequence[Any],
+    windows: list[tuple[datetime, datetime]],
+    win: Window,
+    dims: list[str],
+    closed: dict[datetime, datetime | None],
+    through: datetime | None,
+    at: datetime,
+) -> list[dict[str, Any]]:
+    """The meter's rows from the grouped sums (several may share a window, group and reason).
+
+    A day-by-group read returns hundreds of rows: what depends only on the window (its bounds,
+    when it settles, its period's close) is worked out once per window, not per row.
+    """
+    from ledger.bookings import ADJUSTMENT_REASONS, SETTLE_HOURS, VERIFIED
+
+    settle = timedelta(hours=SETTLE_HOURS)
+    # window label -> (start, end, settled moment, its period's closed_at or None, final by W)
+    info: dict[Any, tuple[datetime, datetime, datetime, datetime | None, bool]] = {}
+    # (window label, *group values) -> [window info, values, value, adjustments, last final_at]
+    cells: dict[tuple[Any, ...], list[Any]] = {}
+    for row in found:
+        key = tuple(row[:-3])  # window label, *group values
+        reason, n, final_at = row[-3], int(row[-2]), row[-1]
         cell = cells.get(key)
-        if cell is None:
-            cell = cells[key] = {
+        if cell is not None:
+            cell[2] += n
+            if final_at > cell[4]:  # all aware (PostgreSQL) or all naive UTC (SQLite)
+                cell[4] = final_at
+            if reason != VERIFIED:
+                cell[3][reason] = cell[3].get(reason, 0) + n
+            continue
+        raw = key[0]
+        window = info.get(raw)
+        if window is None:
+            w_start, w_end = _which(raw, windows, win)
+            closed_at = closed.get(w_start.replace(day=1, hour=0, minute=0, second=0,
+                                                   microsecond=0))  # fmt: skip
+            window = info[raw] = (
+                w_start, w_end, _ceil_hour(w_end) + settle,
+                None if closed_at is None else as_utc(closed_at),
+                through is not None and w_end <= through,
+            )  # fmt: skip
+        cells[key] = [window, key[1:], n, {} if reason == VERIFIED else {reason: n}, final_at]
+
+    def order(cell: list[Any]) -> tuple[Any, ...]:
+        return (cell[0][0], *((v is None, v or "") for v in cell[1]))
+
+    rows = []
+    for (w_start, w_end, settled, closed_at, by_w), values, value, adjusted, last in sorted(
+        cells.values(), key=order
+    ):
+        last = as_utc(last)
+        final_at = max(settled, last)
+        if closed_at is not None:
+            final, final_at = True, min(final_at, closed_at)
+        else:
+            final = by_w and last <= at
+        if len(adjusted) > 1:
+            adjusted = {
+                r: adjusted[r]
+                for r in sorted(adjusted, key=lambda r: (r not in ADJUSTMENT_REASONS, r))
+            }
+        rows.append(
+            {
                 "window_start": w_start,
                 "window_end": w_end,
                 "group": dict(zip(dims, values, strict=True)),
-                "value": 0,
-                "adjustments": {},
-                "last_final": final_at,
-            }
-        cell["value"] += int(count)
-        cell["last_final"] = max(cell["last_final"], final_at)
-        if reason != VERIFIED:
-            cell["adjustments"][reason] = cell["adjustments"].get(reason, 0) + int(count)
-    rows = []
-    for cell in cells.values():
-        w_end, last_final = cell.pop("window_end"), cell.pop("last_final")
-        # final_at comes back timezone-aware UTC (ledger.tables.UTCDateTime).
-        final_at = max(_ceil_hour(w_end) + timedelta(hours=SETTLE_HOURS), last_final)
-        closed_at = closed.get(cell["window_start"].replace(
-            day=1, hour=0, minute=0, second=0, microsecond=0))  # fmt: skip
-        if closed_at is not None:
-            final = True
-            final_at = min(final_at, as_utc(closed_at))
-        else:
-            final = through is not None and w_end <= through and last_final <= at
-        rows.append(
-            {
-                "window_start": cell["window_start"],
-                "window_end": w_end,
-                "group": cell["group"],
-                "value": cell["value"],
-                "adjustments": {
-                    r: n
-                    for r, n in sorted(
-                        cell["adjustments"].items(),
-                        key=lambda item: (item[0] not in ADJUSTMENT_REASONS, item[0]),
-                    )
-                },
+                "value": value,
+                "adjustments": adjusted,
                 "status": "final" if final else "provisional",
                 "final_at": final_at,
             }
         )
-    rows.sort(
-        key=lambda r: (
-            r["window_start"],
-            tuple((r["group"][d] is None, r["group"][d] or "") for d in dims),
-        )
-    )
     return rows

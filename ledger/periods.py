@@ -137,6 +137,18 @@ def _lock_tenant(db: Session, tenant: str) -> None:
     )
 
 
+def _roll_closed(db: Session, tenant: str, start: datetime) -> None:
+    """Roll up the meter days of a period this transaction closed (the tenant row is held)."""
+    from ledger.meter_rollups import roll_closed_month
+
+    tenants = TenantRow.__table__  # type: ignore[attr-defined]
+    conn = db.connection()
+    through = conn.execute(
+        sa.select(tenants.c.meter_final_through).where(tenants.c.name == tenant)
+    ).scalar_one_or_none()
+    roll_closed_month(conn, tenant, start, through)
+
+
 def _period(row: BillingPeriodRow) -> BillingPeriod:
     status: PeriodStatus = "closed" if row.status == "closed" else "open"
     return BillingPeriod(row.tenant, row.start, row.end, status, row.closed_at)
@@ -301,8 +313,9 @@ class Periods:
                 "status": "closed",
                 "closed_at": moment,
             }
-            if not _insert_ignore(db, BillingPeriodRow, values, ["tenant", "start"]):
-                db.execute(
+            closed = _insert_ignore(db, BillingPeriodRow, values, ["tenant", "start"])
+            if not closed:
+                result: Any = db.execute(
                     sa.update(BillingPeriodRow)
                     .where(
                         col(BillingPeriodRow.tenant) == self.tenant,
@@ -311,6 +324,9 @@ class Periods:
                     )
                     .values(status="closed", closed_at=moment)
                 )
+                closed = result.rowcount == 1
+            if closed:  # its days are final now: roll them up with the close
+                _roll_closed(db, self.tenant, start)
             db.expire_all()
             row = self._get(db, start)
             assert row is not None

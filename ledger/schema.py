@@ -70,6 +70,8 @@ _FACTS_REVISION = "0005"
 _ENTRIES_REVISION = "0006"
 #: The revision that created ``review_queue``: upgrading across it fills the queue.
 _QUEUE_REVISION = "0013"
+#: The revision that created ``meter_rollups``: upgrading across it rolls the final days up.
+_ROLLUP_REVISION = "0016"
 
 
 def _current_revision(connection: Any) -> str | None:
@@ -85,7 +87,9 @@ def _after_upgrade(connection: Any, before: str | None) -> None:
     (:func:`ledger.facts.backfill_facts`), in the migration's transaction; crossing 0006: book
     the meter entries of the facts and revocations stored before it
     (:func:`ledger.bookings.backfill_entries`); crossing 0013: fill the review queue
-    (:func:`ledger.review_index.backfill_review_queue`). Revision ids are
+    (:func:`ledger.review_index.backfill_review_queue`); crossing 0016: roll up the meter days
+    already published final or closed (:func:`ledger.meter_rollups.backfill_rollups`, after the
+    entries' back-fill). Revision ids are
     zero-padded, so string order is migration order. A fresh database (``before`` None) has no
     verdicts to back-fill.
     """
@@ -104,6 +108,10 @@ def _after_upgrade(connection: Any, before: str | None) -> None:
         from ledger.review_index import backfill_review_queue
 
         backfill_review_queue(connection)
+    if before < _ROLLUP_REVISION <= after:
+        from ledger.meter_rollups import backfill_rollups
+
+        backfill_rollups(connection)
 
 
 def current_tables(engine: Engine) -> set[str]:

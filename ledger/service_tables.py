@@ -175,6 +175,9 @@ class OutcomeFactRow(SQLModel, table=True):
     __tablename__ = "outcome_facts"
     __table_args__ = (
         sa.UniqueConstraint("tenant", "outcome_id", name="uq_outcome_facts_outcome"),
+        # The upsert's conflict target on both layouts: a partitioned table (ledger.partitions)
+        # only has unique keys that contain its partition key, ``outcome_month``.
+        sa.UniqueConstraint("tenant", "outcome_id", "outcome_month", name="uq_outcome_facts_month"),
         _tenant_fk("outcome_facts"),
     )
 
@@ -207,6 +210,11 @@ class OutcomeFactRow(SQLModel, table=True):
     #: ``withdrawn`` or a revocation reason); None before it ever counted.
     booking_reason: str | None = Field(
         default=None, sa_column=sa.Column("booking_reason", sa.String(32), nullable=True)
+    )
+    #: The first instant (UTC) of the month the ledger received revision 1 of the outcome: never
+    #: changes, so PostgreSQL can partition the facts by it (:mod:`ledger.partitions`).
+    outcome_month: datetime = Field(
+        sa_column=sa.Column("outcome_month", UTCDateTime(), nullable=False)
     )
 
 
@@ -337,6 +345,55 @@ class AuditRecordRow(SQLModel, table=True):
     report: dict[str, Any] = _json_column("report")
 
 
+#: The columns a meter rollup carries besides its key (the rollup index includes them).
+METER_ROLLUP_COLUMNS = (
+    "agent", "tier", "agent_version", "model_path", "reason", "value", "last_final",
+)  # fmt: skip
+
+
+class MeterRollupRow(SQLModel, table=True):
+    """The meter entries of one tenant's final UTC day, summed per group and reason, for each
+    grouping a meter can ask for.
+
+    ``group_mask`` says which dimensions the row is grouped by (a bit each, see
+    :data:`ledger.meter_rollups.GROUPING_BITS`; the others are None): for each of the 16 subsets
+    of agent, tier, agent_version and model_path, one row per (``day``, values of those
+    dimensions, ``reason``) that has entries. ``value`` is their net count (may be 0),
+    ``last_final`` their latest ``final_at``. Written once, when the day becomes final
+    (:mod:`ledger.meter_rollups`): no entry is ever booked into a final day, so a rollup row
+    never changes. A meter reads the rows of its own grouping for final days (as many as it
+    returns) and counts the rest from :class:`MeterEntryRow`.
+    """
+
+    __tablename__ = "meter_rollups"
+    __table_args__ = (
+        # One tenant's days of one grouping in order; on PostgreSQL it covers every column the
+        # meter reads (an index-only scan).
+        sa.Index(
+            "ix_meter_rollups_meter",
+            "tenant",
+            "group_mask",
+            "day",
+            postgresql_include=list(METER_ROLLUP_COLUMNS),
+        ),
+        _tenant_fk("meter_rollups"),
+    )
+
+    pk: int | None = _pk_column()
+    tenant: str = _tenant_column()
+    group_mask: int = Field(sa_column=sa.Column("group_mask", sa.SmallInteger, nullable=False))
+    day: datetime = Field(sa_column=sa.Column("day", UTCDateTime(), nullable=False))
+    tier: str | None = Field(default=None, sa_column=sa.Column("tier", sa.String(16)))
+    agent: str | None = Field(default=None, sa_column=sa.Column("agent", sa.String(200)))
+    agent_version: str | None = Field(
+        default=None, sa_column=sa.Column("agent_version", sa.String(310))
+    )
+    model_path: str | None = Field(default=None, sa_column=sa.Column("model_path", sa.String(200)))
+    reason: str = Field(sa_column=sa.Column("reason", sa.String(32), nullable=False))
+    value: int = Field(sa_column=sa.Column("value", sa.Integer, nullable=False))
+    last_final: datetime = Field(sa_column=sa.Column("last_final", UTCDateTime(), nullable=False))
+
+
 #: Where verified counts are exported (``judge export meter --to``), and verdicts (``otlp``).
 EXPORT_TARGETS = ("cloudevents", "openmeter", "lago", "stripe", "otlp")
 #: What one exported event does: count an outcome, take a count back with a negative value,
@@ -424,4 +481,5 @@ SERVICE_TABLES: tuple[type[SQLModel], ...] = (
     AuditRecordRow,
     MeterExportRow,
     ReviewQueueRow,
+    MeterRollupRow,
 )

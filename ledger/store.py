@@ -81,7 +81,8 @@ def label_digest(label: Label) -> str:
 def _insert_ignore(
     db: Session, model: Any, values: dict[str, Any], conflict: Sequence[str]
 ) -> bool:
-    """INSERT the row unless it collides on ``conflict``; True when a row was written."""
+    """INSERT the row unless it collides on ``conflict`` (empty: on any unique key); True when a
+    row was written."""
     dialect = db.get_bind().dialect
     returning = bool(dialect.insert_returning)  # SQLite >= 3.35 and PostgreSQL
     stmt = _insert_ignore_statement(dialect.name, model, tuple(conflict), returning)
@@ -100,11 +101,11 @@ def _insert_ignore_statement(
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+        stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=list(conflict) or None)
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict) or None)
     return stmt.returning(next(iter(table.primary_key.columns))) if returning else stmt
 
 
@@ -525,7 +526,9 @@ class Ledger(LedgerReads):
             }
             # (SQLite: BEGIN IMMEDIATE serialises writers.) Should a writer outside this lock take
             # the revision first, read again and decide again.
-            if _insert_ignore(db, OutcomeRow, values, ["tenant", "outcome_id", "revision"]):
+            # No conflict target: the revision is the table's only unique key, and on a
+            # partitioned ledger that key also holds received_at (ledger.partitions).
+            if _insert_ignore(db, OutcomeRow, values, []):
                 self._write_touches(db, outcome, revision)
                 return OutcomeRef(self.tenant, outcome.id, revision, content_hash, created=True)
         raise LedgerConflictError(

@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -230,21 +232,47 @@ def list_keys(engine: Engine, tenant: str | None = None) -> list[KeyInfo]:
 
 def authenticate(engine: Engine, key: str) -> TenantInfo | None:
     """The tenant a key belongs to, or None for an unknown, malformed or revoked key."""
+    if _key_id_of(key) is None:
+        return None
+    with session(engine, readonly=True) as db:
+        return authenticate_on(db.connection(), key)
+
+
+def authenticate_on(conn: Connection, key: str) -> TenantInfo | None:
+    """:func:`authenticate` on an open connection (one indexed statement, no ORM objects)."""
     key_id = _key_id_of(key)
     if key_id is None:
         return None
-    with session(engine, readonly=True) as db:
-        found = db.exec(
-            select(ApiKeyRow, TenantRow)
-            .join(TenantRow, TenantRow.name == ApiKeyRow.tenant)  # type: ignore[arg-type]
-            .where(ApiKeyRow.key_id == key_id)
-        ).first()
-    if found is None:
+    keys = ApiKeyRow.__table__.c  # type: ignore[attr-defined]
+    tenants = TenantRow.__table__.c  # type: ignore[attr-defined]
+    found = conn.execute(
+        sa.select(
+            keys.key_hash,
+            keys.revoked_at,
+            tenants.name,
+            tenants.created_at,
+            tenants.daily_budget_usd,
+            tenants.requests_per_minute,
+        )
+        .join_from(ApiKeyRow.__table__, TenantRow.__table__, tenants.name == keys.tenant)  # type: ignore[attr-defined]
+        .where(keys.key_id == key_id)
+    ).first()
+    return None if found is None else tenant_of_key(key, found)
+
+
+def tenant_of_key(key: str, row: Sequence[Any]) -> TenantInfo | None:
+    """The tenant of ``key`` given its ``api_keys`` row joined to its tenant, as
+    ``(key_hash, revoked_at, name, created_at, daily_budget_usd, requests_per_minute)``; None
+    when the key is revoked or its hash differs (compared in constant time)."""
+    key_hash, revoked_at, name, created_at, budget, per_minute = row
+    if revoked_at is not None or not hmac.compare_digest(key_hash, hash_key(key)):
         return None
-    row, tenant = found
-    if row.revoked_at is not None or not hmac.compare_digest(row.key_hash, hash_key(key)):
-        return None
-    return _info(tenant)
+    return TenantInfo(
+        name=name,
+        created_at=created_at,
+        daily_budget_usd=None if budget is None else to_money(budget),
+        requests_per_minute=per_minute,
+    )
 
 
 def _info(row: TenantRow, active_keys: int = 0) -> TenantInfo:

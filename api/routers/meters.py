@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import EngineDep, TenantDep
+from api.deps import EngineDep, MeterEngineDep, TenantDep
 from api.errors import ApiError, ErrorResponse
 from api.schemas.meters import (
     CostPublic,
@@ -62,6 +62,7 @@ def _meter_field(field: str) -> str:
 async def get_verified_outcomes(
     tenant: TenantDep,
     engine: EngineDep,
+    replica: MeterEngineDep,
     from_: Annotated[
         Timestamp, Query(alias="from", description="Start (inclusive), ISO 8601; UTC if no offset.")
     ],
@@ -81,6 +82,8 @@ async def get_verified_outcomes(
     (`withdrawn`, or a revocation). A row is `final` when its period is closed, or its window
     ended 96 h ago and every outcome in it has passed its rubric's window plus 24 h grace; a
     final row never changes. Empty windows have no row. At most 1000 windows per request.
+    With `OUTCOME_JUDGE_METER_READ_URL` set, a read replica counts once it has replayed the
+    final mark (final rows are then the same; provisional rows may lag by its delay).
     """
     dims = _dims(group_by, DIMENSIONS)
     # Timestamp (the ledger's own time type) refused numbers and times with no UTC equivalent.
@@ -95,6 +98,7 @@ async def get_verified_outcomes(
             window=window,
             group_by=dims,
             now=now,
+            read_engine=replica,
         )
     except MeterError as exc:
         field = _meter_field(exc.field)

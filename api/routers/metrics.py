@@ -1,29 +1,29 @@
 """``GET /metrics``: Prometheus text for the calling tenant; the middleware that times requests.
 
 Every figure is the tenant's own. Request counts, latencies and rate-limited requests are counted
-in this API process by :class:`RequestMetrics` (a pure ASGI middleware that :func:`install` adds),
+in each API process by :class:`RequestMetrics` (a pure ASGI middleware that :func:`install` adds),
 keyed by tenant; judge calls, judge cost, today's spend, queue depth and jobs by status are read
 from the ledger at scrape time, filtered by tenant. Each scrape builds its own
 :class:`~prometheus_client.CollectorRegistry` holding one collector bound to the caller, so no
 shared registry can ever hand one tenant another's series.
 
-Request counters are per API process: they start at zero when the process starts, and with
-``judge serve --workers N`` each scrape is answered by one of the N processes, so Prometheus sees
-that process's counts (ledger figures are the same from every process). Requests that carry no
-valid key (401) or never reach a route are attributed to no tenant and are not shown.
+With PostgreSQL every API process adds its request counts to the database every few seconds
+(:mod:`api.shared_metrics`), so a scrape answered by any of ``judge serve --workers N``'s
+processes, on any host, shows the totals of all of them (the others' at most
+``OUTCOME_JUDGE_METRICS_FLUSH_SECONDS`` late); the totals outlive the processes. With SQLite
+the one API process counts in memory, from zero at its start. Requests that carry no valid key
+(401) or never reach a route are attributed to no tenant and are not shown.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -39,81 +39,20 @@ from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import EngineDep, TenantDep
+from api.request_stats import RequestStats, TenantRequests
 from ledger.tables import utcnow
 from ledger.tenants import TenantInfo
 
+if TYPE_CHECKING:
+    from api.shared_metrics import SharedCounters
+
 router = APIRouter(tags=["metrics"])
 
-#: Upper bounds (seconds) of the request latency histogram's buckets.
-LATENCY_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: The route label of a request that matched no route (kept out of the raw path on purpose).
 UNMATCHED = "<unmatched>"
 #: The text format Prometheus has always accepted (our names are all plain ASCII, so the newer
 #: 1.0.0 format would be byte-identical; 0.0.4 keeps older scrapers happy).
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
-
-
-@dataclass
-class _Histogram:
-    buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
-    count: int = 0
-    total: float = 0.0
-
-    def observe(self, seconds: float) -> None:
-        for i, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                self.buckets[i] += 1
-                break
-        self.count += 1
-        self.total += seconds
-
-    def cumulative(self) -> list[tuple[str, float]]:
-        """``(le, count)`` pairs, cumulative, ending with ``+Inf`` as Prometheus expects."""
-        out: list[tuple[str, float]] = []
-        running = 0
-        for bound, n in zip(LATENCY_BUCKETS, self.buckets, strict=True):
-            running += n
-            out.append((repr(bound), float(running)))
-        out.append(("+Inf", float(self.count)))
-        return out
-
-
-@dataclass
-class TenantRequests:
-    """A copy of one tenant's request figures (what one scrape shows)."""
-
-    requests: dict[tuple[str, str, str], int]
-    latency: dict[tuple[str, str], _Histogram]
-    rate_limited: int
-
-
-class RequestStats:
-    """Per-tenant request counters and latency histograms of this process (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: dict[str, Counter[tuple[str, str, str]]] = {}
-        self._latency: dict[str, dict[tuple[str, str], _Histogram]] = {}
-        self._rate_limited: Counter[str] = Counter()
-
-    def observe(self, tenant: str, route: str, method: str, status: int, seconds: float) -> None:
-        with self._lock:
-            self._requests.setdefault(tenant, Counter())[(route, method, str(status))] += 1
-            hists = self._latency.setdefault(tenant, {})
-            hists.setdefault((route, method), _Histogram()).observe(seconds)
-            if status == 429:  # only the per-tenant rate limit answers 429
-                self._rate_limited[tenant] += 1
-
-    def snapshot(self, tenant: str) -> TenantRequests:
-        with self._lock:
-            hists = self._latency.get(tenant, {})
-            return TenantRequests(
-                requests=dict(self._requests.get(tenant, {})),
-                latency={
-                    k: _Histogram(list(h.buckets), h.count, h.total) for k, h in hists.items()
-                },
-                rate_limited=self._rate_limited[tenant],
-            )
 
 
 def route_template(scope: Scope) -> str:
@@ -249,8 +188,8 @@ class TenantCollector:
     def _requests(self) -> Iterable[Metric]:
         counts = CounterMetricFamily(
             "outcome_judge_http_requests",
-            "API requests of this tenant answered by this API process, by route template, "
-            "method and status.",
+            "API requests of this tenant, by route template, method and status (every API "
+            "process of a PostgreSQL ledger; the one process of a SQLite ledger).",
             labels=["route", "method", "status"],
         )
         for (route, method, status), n in sorted(self.requests.requests.items()):
@@ -259,7 +198,7 @@ class TenantCollector:
         latency = HistogramMetricFamily(
             "outcome_judge_http_request_duration_seconds",
             "Time from request to the end of the response, by route template and method "
-            "(this API process).",
+            "(every API process, like the request counts).",
             labels=["route", "method"],
         )
         for (route, method), hist in sorted(self.requests.latency.items()):
@@ -267,7 +206,8 @@ class TenantCollector:
         yield latency
         yield CounterMetricFamily(
             "outcome_judge_rate_limited_requests",
-            "Requests of this tenant refused with 429 for exceeding its rate (this API process).",
+            "Requests of this tenant refused with 429 for exceeding its rate (every API "
+            "process, like the request counts).",
             value=self.requests.rate_limited,
         )
 
@@ -343,12 +283,19 @@ _METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
     summary="Prometheus metrics of the calling tenant",
 )
 async def get_metrics(request: Request, tenant: TenantDep, engine: EngineDep) -> Response:
-    """Requests, latencies, rate-limited requests (this API process), judge calls and cost,
-    today's judge spend, queue depth and jobs by status (the ledger), all for this key's tenant.
+    """Requests, latencies, rate-limited requests (all API processes on PostgreSQL, the other
+    processes' up to `OUTCOME_JUDGE_METRICS_FLUSH_SECONDS` late), judge calls and cost, today's
+    judge spend, queue depth and jobs by status (the ledger), all for this key's tenant.
 
     Scrape with `authorization: {type: Bearer, credentials: <key>}` in the Prometheus job.
     """
     stats: RequestStats = request.app.state.request_stats
-    figures = await asyncio.to_thread(ledger_figures, engine, tenant.name, now=utcnow())
-    body = render(tenant, stats.snapshot(tenant.name), figures)
+    shared: SharedCounters | None = request.app.state.shared_counters
+
+    def read() -> tuple[TenantRequests, LedgerFigures]:
+        requests = stats.snapshot(tenant.name) if shared is None else shared.totals(tenant.name)
+        return requests, ledger_figures(engine, tenant.name, now=utcnow())
+
+    requests, figures = await asyncio.to_thread(read)
+    body = render(tenant, requests, figures)
     return Response(content=body, media_type=CONTENT_TYPE)

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.deps import EngineDep
+from api.errors import ApiError
 from api.web import session as sessions
 
 HERE = Path(__file__).resolve().parent
@@ -185,7 +186,10 @@ async def current_user(request: Request, engine: EngineDep) -> WebUser:
     from config.settings import get_settings
 
     per_minute = tenant.requests_per_minute or get_settings().requests_per_minute
-    wait = request.app.state.rate_limiter.check(tenant.name, per_minute)
+    try:
+        wait = await request.app.state.gate.take(tenant.name, per_minute)
+    except ApiError as exc:  # the shared limits' database does not answer (503)
+        raise PageError(exc.status, "Service unavailable", exc.message) from None
     if wait is not None:
         raise PageError(
             429,

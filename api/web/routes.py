@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import EngineDep, client_address
-from api.limits import AuthThrottle
+from api.limits import Gate
 from api.schemas.text import NUL
 from api.web import dashboards
 from api.web import session as sessions
@@ -93,9 +93,9 @@ async def login(request: Request, engine: EngineDep) -> HTMLResponse | RedirectR
         )
     key = str(form.get("key") or "").strip()[:_MAX_KEY_CHARS]
     key_id = sessions.key_id_of(key)
-    throttle: AuthThrottle = request.app.state.auth_throttle
+    gate: Gate = request.app.state.gate
     address = client_address(request)
-    refusal = throttle.refused(key_id, address) if key else None
+    refusal = await gate.refused(key_id, address) if key else None
     if refusal is not None:
         page = _login_page(
             request, next_path, error=f"Too many failed logins: {refusal.message}.", status=429
@@ -105,7 +105,7 @@ async def login(request: Request, engine: EngineDep) -> HTMLResponse | RedirectR
     tenant = await asyncio.to_thread(authenticate, engine, key) if key else None
     if tenant is None or key_id is None:
         if key:
-            throttle.failed(key_id, address)
+            await gate.failed(key_id, address)
         return _login_page(
             request,
             next_path,

@@ -15,6 +15,7 @@ from app.cli import (
     canary,
     convert,
     cost,
+    db,
     drift,
     export,
     leaderboard,
@@ -58,6 +59,7 @@ for _module in (
     serve,
     tenants,
     worker,
+    db,
 ):
     _module.register(app)
 

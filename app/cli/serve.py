@@ -55,7 +55,9 @@ def serve(
 
     Production (PostgreSQL, several API processes, separate workers):
     judge serve --db postgresql+psycopg://user:pw@host/db --host 0.0.0.0 --workers 4
-    and `judge worker --db ...` on as many machines as needed.
+    and `judge worker --db ...` on as many machines as needed. Rate limits, failed-key
+    lock-outs and /metrics request counts are kept in PostgreSQL, shared by every API process
+    on every host (see docs/scaling.md).
     """
     import uvicorn
 
@@ -72,6 +74,14 @@ def serve(
             "--workers > 1 needs PostgreSQL: SQLite serves from one process. Pass "
             "--db postgresql+psycopg://... or drop --workers"
         )
+    from api.app import shared_limits_wanted
+
+    try:
+        shared_limits_wanted(url, get_settings().shared_limits)
+    except ValueError as exc:
+        fail(str(exc))
+    if get_settings().meter_read_url and url.startswith("sqlite"):
+        fail("OUTCOME_JUDGE_METER_READ_URL names a replica of a PostgreSQL ledger: unset it")
     try:
         # Fail here, with the fix, rather than inside every uvicorn process.
         engine = make_engine(url)

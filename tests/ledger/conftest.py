@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -65,16 +65,50 @@ def _pg_schema() -> Iterator[str]:
 
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+#: A PostgreSQL ledger partitioned by month (ledger.partitions). A test module that sets
+#: ``PARTITIONED_TOO = ("engine",)`` (the ``engine`` fixture) and/or ``("url",)`` (``ledger_url``,
+#: then a migrated, partitioned schema) runs on it as well.
+PARTITIONED = "postgresql-partitioned"
+
+
+@pytest.hookimpl(tryfirst=True)  # before the hooks that read the marks
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    wanted = getattr(metafunc.module, "PARTITIONED_TOO", ())
+    layouts: tuple[tuple[str, str, Literal["module", "function"]], ...] = (
+        ("_migrated_engine", "engine", "module"),
+        ("ledger_url", "url", "function"),
+    )
+    for fixture, name, scope in layouts:
+        if name in wanted and fixture in metafunc.fixturenames:
+            params = [*BACKENDS, pytest.param(PARTITIONED, marks=pytest.mark.postgres)]
+            # As a mark: pytest then gives it precedence over the fixture's own params.
+            mark = pytest.mark.parametrize(fixture, params, indirect=True, scope=scope)
+            metafunc.definition.add_marker(mark)
+
+
+def _partitioned(url: str) -> str:
+    from ledger.db import make_engine
+    from ledger.partitions import convert
+    from ledger.schema import migrate
+
+    eng = make_engine(url)
+    try:
+        migrate(eng)
+        convert(eng)
+    finally:
+        eng.dispose()
+    return url
 
 
 @pytest.fixture(params=BACKENDS)
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a SQLite file in a not-yet-existing folder, or a fresh PG schema."""
+    """An empty database: a SQLite file in a not-yet-existing folder, or a fresh PG schema
+    (PARTITIONED: migrated and partitioned)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/nested/folder/ledger.db"
         return
     with _pg_schema() as url:
-        yield url
+        yield _partitioned(url) if request.param == PARTITIONED else url
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -89,7 +123,7 @@ def _migrated_engine(
             url = f"sqlite:///{tmp_path_factory.mktemp('ledger')}/ledger.db"
         else:
             url = stack.enter_context(_pg_schema())
-        eng = make_engine(url)
+        eng = make_engine(_partitioned(url) if request.param == PARTITIONED else url)
         stack.callback(eng.dispose)
         migrate(eng)
         yield eng
@@ -101,12 +135,19 @@ def engine(_migrated_engine: Engine) -> Iterator[Engine]:
     import sqlalchemy as sa
     from sqlmodel import SQLModel
 
+    from ledger.partitions import KEY_TABLES
+
     def wipe() -> None:
         with _migrated_engine.begin() as conn:
             existing = set(sa.inspect(conn).get_table_names())
             for table in reversed(SQLModel.metadata.sorted_tables):
                 if table.name in existing:
                     conn.execute(table.delete())
+            for name in reversed(
+                KEY_TABLES
+            ):  # a partitioned ledger's key tables (ledger.partitions)
+                if name in existing:
+                    conn.execute(sa.text(f"DELETE FROM {name}"))
 
     wipe()
     yield _migrated_engine

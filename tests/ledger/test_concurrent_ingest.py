@@ -19,6 +19,9 @@ from ledger.store import Ledger
 from tests.ledger.conftest import ticket, verdict_for
 from tests.ledger.spawned import run_spawned
 
+#: Also on a PostgreSQL ledger partitioned by month (tests/ledger/conftest.py).
+PARTITIONED_TOO = ("url",)
+
 IDS = [f"T-{i:03d}" for i in range(50)]
 TENANT = "acme"
 TIMEOUT_S = 90

@@ -23,6 +23,9 @@ from ledger.tables import OutcomeRow, VerdictRow
 from ledger.windows import DEFAULT_GRACE_HOURS, DEFAULT_WINDOW_HOURS, window_anchor
 from tests.ledger.conftest import ticket, verdict_for
 
+#: Also on a PostgreSQL ledger partitioned by month (tests/ledger/conftest.py).
+PARTITIONED_TOO = ("engine",)
+
 FACTS = OutcomeFactRow.__table__  # type: ignore[attr-defined]
 VERDICTS = VerdictRow.__table__  # type: ignore[attr-defined]
 SPAN = timedelta(hours=DEFAULT_WINDOW_HOURS + DEFAULT_GRACE_HOURS)
@@ -113,7 +116,7 @@ def test_the_freeze_starts_exactly_at_final_at(engine: Engine) -> None:
     anchor = window_anchor(outcome)
     assert anchor is not None
     final_at = anchor[0] + SPAN
-    Ledger(engine, tenant="acme")._ready()
+    Ledger(engine, tenant="acme").record_outcome(outcome)  # a fact needs its outcome (its month)
 
     def write(pk: int, decision: str, now: datetime) -> str:
         source = FactSource(outcome, 1, pk, decision, "confirmed", "support-resolution@1", now)
@@ -129,7 +132,7 @@ def test_the_freeze_starts_exactly_at_final_at(engine: Engine) -> None:
 
 def test_an_older_verdict_never_replaces_a_newer_one(engine: Engine) -> None:
     outcome = recent("T-1")
-    Ledger(engine, tenant="acme")._ready()
+    Ledger(engine, tenant="acme").record_outcome(outcome)
     now = datetime.now(UTC)
     newer = FactSource(outcome, 1, 9, "not_verified", None, "support-resolution@1", now)
     older = FactSource(outcome, 1, 5, "verified", None, "support-resolution@1", now)

@@ -205,8 +205,11 @@ class MeterMachine(RuleBasedStateMachine):
 
     # -- what the vendor and the helpdesk do --------------------------------------------------
 
+    def _outcome(self, oid: str, anchor: datetime, tier: str) -> Outcome:
+        return outcome_at(oid, anchor, tier_hint=tier)
+
     def _verify(self, oid: str, anchor: datetime, decision: str, tier: str, rubric: str) -> None:
-        outcome = outcome_at(oid, anchor, tier_hint=tier)
+        outcome = self._outcome(oid, anchor, tier)
         verdict = verdict_for(outcome, rubric=rubric, decision=decision, tier=tier)
         self.ledger.record_result(outcome, verdict, now=self.now, windows=WINDOWS)
         self.anchors[oid] = anchor

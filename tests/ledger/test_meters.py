@@ -18,6 +18,9 @@ from ledger.store import Ledger
 from ledger.tables import OutcomeRow, VerdictRow
 from tests.ledger.conftest import ticket, verdict_for
 
+#: Also on a PostgreSQL ledger partitioned by month (tests/ledger/conftest.py).
+PARTITIONED_TOO = ("engine",)
+
 SPAN = timedelta(hours=72 + 24)  # shipped support-resolution window + grace
 AGENTS = ("bot:fin", "bot:ada", None)
 TIERS = ("confirmed", "assumed", "assisted", None)

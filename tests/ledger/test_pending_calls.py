@@ -25,6 +25,9 @@ from ledger.callstore import DbCallStore, process_owner, settle_pending
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.judge.test_llm_judge import OUTCOME, RUBRIC, good
 
+#: Also on a PostgreSQL ledger partitioned by month (tests/ledger/conftest.py).
+PARTITIONED_TOO = ("engine",)
+
 FAST = Backoff(initial=0.01, maximum=0.05, jitter=0.01, retry_after_cap=0.05)
 
 

@@ -22,6 +22,9 @@ from ledger.store import Ledger
 from ledger.tables import BillingPeriodRow, RevocationRow, utcnow
 from tests.ledger.conftest import ticket, verdict_for
 
+#: Also on a PostgreSQL ledger partitioned by month (tests/ledger/conftest.py).
+PARTITIONED_TOO = ("engine",)
+
 MARCH = datetime(2026, 3, 1, tzinfo=UTC)
 APRIL = datetime(2026, 4, 1, tzinfo=UTC)
 MAY = datetime(2026, 5, 1, tzinfo=UTC)

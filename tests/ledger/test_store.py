@@ -22,6 +22,9 @@ from ledger.store import Ledger, TenantMismatchError
 from ledger.tables import JudgeCallRow, OutcomeRow, VerdictRow
 from tests.ledger.conftest import judge_call, ticket, verdict_for
 
+#: Also on a PostgreSQL ledger partitioned by month (tests/ledger/conftest.py).
+PARTITIONED_TOO = ("engine",)
+
 
 @pytest.fixture
 def ledger(engine: Engine) -> Ledger:

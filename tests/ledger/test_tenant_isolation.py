@@ -20,6 +20,9 @@ from judge.models import Label, Outcome
 from ledger.store import Ledger
 from tests.ledger.conftest import judge_call, ticket, verdict_for
 
+#: Also on a PostgreSQL ledger partitioned by month (tests/ledger/conftest.py).
+PARTITIONED_TOO = ("engine",)
+
 MARCH = datetime(2026, 3, 1, tzinfo=UTC)
 APRIL = datetime(2026, 4, 1, tzinfo=UTC)
 RUBRIC = "support-resolution@3f2a9c1"

@@ -18,6 +18,9 @@ from judge.models import Touch
 from ledger.store import Ledger
 from tests.ledger.conftest import judge_call, ticket, verdict_for
 
+#: Also on a PostgreSQL ledger partitioned by month (tests/ledger/conftest.py).
+PARTITIONED_TOO = ("engine",)
+
 BOT = {"actor": "bot:fin", "kind": "ai", "at": "2026-03-01T10:01:00Z"}
 ROUTER = {"actor": "router:triage", "kind": "router"}
 HUMAN = {"actor": "ana", "kind": "human", "at": "2026-03-01T12:30:00+02:00"}

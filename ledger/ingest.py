@@ -204,11 +204,20 @@ def record_outcomes(
     return out
 
 
+#: On a partitioned ledger a revision stored twice (with another received_at) fails the outcome
+#: row's key in ``outcome_revisions`` (ledger.partitions) rather than a unique index.
+_REVISION_KEY = "fk_outcomes_revision_key"
+
+
 def _is_unique_violation(exc: BaseException) -> bool:
-    """A duplicate key: SQLAlchemy wraps the driver's error; COPY's (psycopg's own) comes bare."""
+    """A duplicate revision: SQLAlchemy wraps the driver's error; COPY's (psycopg's) comes bare."""
     cause = exc.orig if isinstance(exc, sa.exc.IntegrityError) else exc
-    return getattr(cause, "sqlstate", None) == "23505" or (
-        isinstance(exc, sa.exc.IntegrityError) and "UNIQUE constraint failed" in str(cause)
+    state = getattr(cause, "sqlstate", None)
+    constraint = getattr(getattr(cause, "diag", None), "constraint_name", None)
+    return (
+        state == "23505"
+        or (state == "23503" and constraint == _REVISION_KEY)
+        or (isinstance(exc, sa.exc.IntegrityError) and "UNIQUE constraint failed" in str(cause))
     )
 
 

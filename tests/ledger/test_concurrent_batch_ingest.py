@@ -23,6 +23,8 @@ from ledger.schema import migrate
 from tests.ledger.conftest import ticket
 from tests.ledger.spawned import run_spawned
 
+#: Also on a ledger partitioned by month (tests/ledger/conftest.py).
+PARTITIONED_TOO = ("url",)
 IDS = [f"C-{i:03d}" for i in range(120)]
 SHARED = set(IDS[::2])  # the same payload in every process
 TENANT = "acme"

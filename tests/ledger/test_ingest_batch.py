@@ -25,6 +25,8 @@ from ledger.store import EMBEDDED_LABEL_SOURCE, Ledger, label_digest
 from ledger.tables import TouchRow
 from tests.ledger.conftest import ticket, verdict_for
 
+#: Also on a ledger partitioned by month (tests/ledger/conftest.py).
+PARTITIONED_TOO = ("engine", "url")
 IDS = ["A-1", "A-2", "A-3", "é-4"]
 LABELS: list[dict[str, Any] | None] = [
     None,

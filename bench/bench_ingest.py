@@ -1,22 +1,28 @@
-"""Ingest throughput (outcomes per second) through the real HTTP API, against writing the same
-outcomes in-process with no HTTP.
+"""Ingest throughput (outcomes per second) through the real HTTP API, against a standalone
+psycopg baseline doing the same work, and how ``judge serve --workers N`` scales with clients.
 
-Not a test: run ``python bench/bench_ingest.py`` and read the table. For each database (SQLite in
-a temporary file; PostgreSQL in a dedicated schema, dropped afterwards, when
-``OUTCOME_JUDGE_BENCH_PG_URL`` or ``OUTCOME_JUDGE_TEST_PG_URL`` is set) it times, on one
-migrated ledger, each path over its own tenant (so every first write is a new outcome):
+Not a test: run ``python bench/bench_ingest.py`` and read the tables. For each database (SQLite
+in a temporary file; PostgreSQL in a dedicated schema, dropped afterwards, when
+``OUTCOME_JUDGE_BENCH_PG_URL`` or ``OUTCOME_JUDGE_TEST_PG_URL`` is set), on one migrated ledger,
+each path over its own tenant (so every first write is a new outcome), ``--rounds`` rounds with
+fresh tenants, reported as min / median of the rounds' rates:
 
-- ``http``: ``POST /v1/outcomes`` to a ``judge serve`` subprocess on 127.0.0.1 (no embedded
-  worker), ``--batches`` batches of ``--batch-size`` synthetic outcomes (unique ids, shaped like
-  ``datasets/tickets.jsonl``, embedded labels included), one client posting one batch at a time;
-  then the same batches again (``re-ingest``: the idempotent ``unchanged`` path);
-- ``http xN``: the same with ``--clients`` clients posting batches concurrently (new tenant);
-- ``direct``: :func:`ledger.ingest.record_outcomes` in this process (what the route calls, one
-  transaction per batch) on already-validated :class:`~judge.models.Outcome` objects, first
-  write and re-ingest: the baseline the ``vs direct`` column divides by, so it shows what HTTP,
-  JSON and validation add;
-- ``record_outcome``: :meth:`ledger.store.Ledger.record_outcome` per outcome (one transaction
-  each, as the CLI writes), on ``--item-batches`` batches only (it is slow on SQLite).
+- ``http``: ``POST /v1/outcomes`` to a ``judge serve`` subprocess on 127.0.0.1 (one API process,
+  no embedded worker), ``--batches`` batches of ``--batch-size`` synthetic outcomes (unique
+  ids, shaped like ``datasets/tickets.jsonl``: touches and embedded labels included), one client
+  posting one batch at a time; then the same batches again (``re-ingest``: all ``unchanged``);
+- ``direct``: :func:`ledger.ingest.record_outcomes` in this process on already-validated
+  :class:`~judge.models.Outcome` objects (what the route calls): what HTTP, JSON and validation
+  add on top of the ledger;
+- ``baseline`` (PostgreSQL): the same outcome dicts written directly with psycopg, one
+  transaction per batch: one lock statement, one latest-revision look-up, COPY of the outcomes
+  and touches, one INSERT .. ON CONFLICT for the labels (``bench/_ingest_baseline.py``). The
+  three paths are timed batch by batch, alternately (the order rotating), so a change in the
+  machine's load hits them alike;
+- ``scaling`` (PostgreSQL): ``judge serve --workers N`` with one client, then with ``--clients``
+  clients posting concurrently (``--scale-batches`` batches of new outcomes each time), with the
+  CPU seconds the server's processes, its PostgreSQL backends and this process used: the cores
+  the pipeline kept busy, which bounds what more clients can gain on this machine.
 
 Request bodies are serialised before the clock starts, so the figures are the server's. Nothing
 here is asserted anywhere; the ratios are the comparable part (absolute rates depend on the
@@ -26,6 +32,7 @@ machine and its load).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import socket
@@ -42,23 +49,47 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from _pg import pg_schema  # bench/_pg.py (bench/ is the script's folder on sys.path)
+from _cpu import CpuMeter  # bench/ is the script's folder on sys.path
+from _pg import pg_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKETS = ROOT / "datasets" / "tickets.jsonl"
+#: application_name of the benchmark's PostgreSQL connections (their backends' CPU is counted).
+APP = "oj-bench-ingest"
 
 
 @dataclass
-class Figure:
+class Rates:
+    """One path's rates (outcomes/s), one per round; ``cpu``: CPU seconds per part per round."""
+
     db: str
     path: str
-    outcomes: int
-    seconds: float
-    batch_seconds: list[float] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+    cpu: list[dict[str, float]] = field(default_factory=list)
+    walls: list[float] = field(default_factory=list)
 
-    @property
-    def rate(self) -> float:
-        return self.outcomes / self.seconds if self.seconds else float("nan")
+    def low(self) -> float:
+        return min(self.rates)
+
+    def mid(self) -> float:
+        return statistics.median(self.rates)
+
+    def cores(self) -> float:
+        """Median cores kept busy, all parts (CPU seconds / wall seconds)."""
+        return statistics.median(
+            sum(c.values()) / w for c, w in zip(self.cpu, self.walls, strict=True)
+        )
+
+    def per_thousand(self) -> dict[str, float]:
+        """Median CPU seconds per 1,000 outcomes, per part."""
+        runs = list(zip(self.cpu, self.rates, self.walls, strict=True))
+        parts = runs[0][0] if runs else {}
+        return {p: statistics.median(c[p] / (r * w) * 1000 for c, r, w in runs) for p in parts}
+
+
+def loadavg() -> float:
+    """The machine's 1-minute load average (it is shared: the figures move with it)."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 def templates() -> list[dict[str, Any]]:
@@ -82,6 +113,18 @@ def batches(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def with_app(url: str, name: str) -> str:
+    """``url`` with an application_name (PostgreSQL), so its backends can be told apart."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return url
+    return parsed.update_query_dict({"application_name": name}).render_as_string(
+        hide_password=False
+    )
+
+
 # -- the server -----------------------------------------------------------------------------------
 
 
@@ -92,17 +135,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def judge_serve(url: str, log: Path) -> Iterator[str]:
-    """``judge serve --db url`` on a free loopback port (no worker); yields its base URL."""
+def judge_serve(url: str, log: Path, workers: int = 1) -> Iterator[tuple[str, int]]:
+    """``judge serve --db url --workers N`` on a free loopback port (no embedded worker);
+    yields its base URL and pid."""
     import httpx
 
     port = free_port()
-    env = {
-        **os.environ,
-        "OUTCOME_JUDGE_EMBEDDED_WORKER": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = {**os.environ, "OUTCOME_JUDGE_EMBEDDED_WORKER": "false", "PYTHONUNBUFFERED": "1"}
     args = ["serve", "--db", url, "--port", str(port), "--log-level", "warning"]
+    args += ["--workers", str(workers)] if workers > 1 else []
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", *args],
@@ -126,7 +167,7 @@ def judge_serve(url: str, log: Path) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"judge serve not ready: {log.read_text()[-2000:]}")
                 time.sleep(0.1)
-            yield base
+            yield base, proc.pid
         finally:
             proc.terminate()
             try:
@@ -146,15 +187,6 @@ def make_key(url: str, tenant: str) -> str:
         return create_tenant(engine, tenant, requests_per_minute=1_000_000).key
     finally:
         engine.dispose()
-
-
-# -- one database ---------------------------------------------------------------------------------
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 class Poster:
@@ -180,112 +212,175 @@ class Poster:
         self.client.close()
 
 
-def interleaved(
-    url: str, base: str, db: str, args: argparse.Namespace, rows: list[dict[str, Any]]
-) -> list[Figure]:
-    """``direct`` and ``http`` batch by batch, alternating, so that a change in the machine's
-    load (it is shared) hits both paths alike; first writes, then re-ingest."""
-    from judge.models import Outcome
-    from ledger.db import make_engine
-    from ledger.ingest import record_outcomes
+def encode(items: list[dict[str, Any]]) -> bytes:
+    return json.dumps({"outcomes": items}).encode()
 
-    n = args.batches * args.batch_size
-    engine = make_engine(url)
-    poster = Poster(base, make_key(url, "bench-http"))
-    try:
+
+def timed(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+# -- HTTP vs direct vs baseline, interleaved ------------------------------------------------------
+
+
+class Paths:
+    """The ingest paths of one round, each over its own tenant: ``run(path, i, expect)``
+    writes batch ``i``."""
+
+    def __init__(self, url: str, base: str, args: argparse.Namespace, rows: list[Any]) -> None:
+        from ledger.db import make_engine
+
+        self.url, self.base, self.args, self.rows = url, base, args, rows
+        self.postgres = url.startswith("postgresql")
+        self.engine = make_engine(with_app(url, APP))
+        self.raw: Any = None
+        if self.postgres:
+            import psycopg
+            from sqlalchemy.engine import make_url
+
+            conninfo = make_url(with_app(url, APP)).set(drivername="postgresql")
+            self.raw = psycopg.connect(conninfo.render_as_string(hide_password=False))
+        self.names = ["http", "direct"] + (["baseline"] if self.postgres else [])
+        self.jobs: dict[str, Callable[[int, str], object]] = {}
+        self.closers: list[Callable[[], None]] = []
+
+    def start_round(self, tag: str, count: int) -> None:
+        """Fresh tenants and data for every path (tenant = path name + ``tag``)."""
+        from _ingest_baseline import ensure_tenant, write_batch
+
+        from judge.models import Outcome
+        from ledger.ingest import record_outcomes
+
+        size = self.args.batch_size
+        for close in self.closers:
+            close()
+        self.closers = []
+        poster = Poster(self.base, make_key(self.url, f"http{tag}"))
+        self.closers.append(poster.close)
+        bodies = [encode(g) for g in batches(synthetic(f"http{tag}", count, self.rows), size)]
+        self.jobs["http"] = lambda i, expect: poster.post(bodies[i], expect)
         groups = [
             [Outcome.model_validate(o) for o in group]
-            for group in batches(synthetic("bench-direct", n, rows), args.batch_size)
+            for group in batches(synthetic(f"direct{tag}", count, self.rows), size)
         ]
-        bodies = [
-            json.dumps({"outcomes": group}).encode()
-            for group in batches(synthetic("bench-http", n, rows), args.batch_size)
-        ]
-        # Warm both paths (lazy imports, first connections) on outcomes not counted.
-        record_outcomes(
-            engine,
-            "bench-direct",
-            [Outcome.model_validate(o) for o in warmup(rows, "bench-direct")],
-        )
-        poster.post(json.dumps({"outcomes": warmup(rows, "bench-http")}).encode(), "created")
-        out: list[Figure] = []
-        for suffix, expect in (("", "created"), (" re-ingest", "unchanged")):
-            mine, theirs = (
-                Figure(db, "direct" + suffix, n, 0.0),
-                Figure(db, "http" + suffix, n, 0.0),
-            )
-            for group, body in zip(groups, bodies, strict=True):
-                mine.batch_seconds.append(
-                    timed(partial(record_outcomes, engine, "bench-direct", group))
-                )
-                theirs.batch_seconds.append(timed(partial(poster.post, body, expect)))
-            for figure in (mine, theirs):
-                figure.seconds = sum(figure.batch_seconds)
-            out += [mine, theirs]
-        return out
-    finally:
-        poster.close()
-        engine.dispose()
+        self.jobs["direct"] = lambda i, _: record_outcomes(self.engine, f"direct{tag}", groups[i])
+        if self.raw is not None:
+            ensure_tenant(self.raw, f"baseline{tag}")
+            plain = batches(synthetic(f"baseline{tag}", count, self.rows), size)
+            self.jobs["baseline"] = lambda i, _: write_batch(self.raw, f"baseline{tag}", plain[i])
+        # The round's prepared data lives until the round ends: kept out of the collector's
+        # full passes, which would otherwise walk it again and again inside the timed paths of
+        # this process (the baseline's and direct's; the server freezes its own start-up heap).
+        gc.collect()
+        gc.freeze()
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+        if self.raw is not None:
+            self.raw.close()
+        self.engine.dispose()
 
 
-def warmup(rows: list[dict[str, Any]], tenant: str) -> list[dict[str, Any]]:
-    items = synthetic(f"{tenant}-warm", 1, rows)
-    for item in items:
-        item["tenant"] = tenant
-    return items
-
-
-def per_item(url: str, db: str, args: argparse.Namespace, rows: list[dict[str, Any]]) -> Figure:
-    """:meth:`Ledger.record_outcome`, one transaction per outcome (as the CLI writes)."""
-    from judge.models import Outcome
-    from ledger.db import make_engine
-    from ledger.store import Ledger
-
-    engine = make_engine(url)
+def interleaved(url: str, base: str, db: str, args: argparse.Namespace) -> list[Rates]:
+    """Every path batch by batch, alternately (the order rotating per batch), first writes then
+    re-ingest, ``--rounds`` times over fresh tenants."""
+    paths = Paths(url, base, args, templates())
+    n = args.batches * args.batch_size
+    out = {
+        (name, phase): Rates(db, name + phase)
+        for phase in ("", " re-ingest")
+        for name in paths.names
+    }
     try:
-        m = args.item_batches * args.batch_size
-        items = [Outcome.model_validate(o) for o in synthetic("bench-item", m, rows)]
-        ledger = Ledger(engine, tenant="bench-item")
-        ledger.record_outcome(items[0])  # the first write creates the tenant's rows: not timed
-        seconds = timed(lambda: [ledger.record_outcome(o) for o in items[1:]])
-        return Figure(db, "record_outcome (1 tx each)", m - 1, seconds)
+        paths.start_round("-warm", args.batch_size)  # lazy imports, first connections: uncounted
+        for expect in ("created", "unchanged"):
+            for name in paths.names:
+                paths.jobs[name](0, expect)
+        for r in range(args.rounds):
+            paths.start_round(f"-{r}", n)
+            for phase, expect in (("", "created"), (" re-ingest", "unchanged")):
+                seconds = dict.fromkeys(paths.names, 0.0)
+                for i in range(args.batches):
+                    turn = (i + r) % len(paths.names)
+                    for name in paths.names[turn:] + paths.names[:turn]:
+                        seconds[name] += timed(partial(paths.jobs[name], i, expect))
+                for name, s in seconds.items():
+                    out[(name, phase)].rates.append(n / s)
+            print(f"  {db} round {r + 1}/{args.rounds} done", flush=True)
     finally:
-        engine.dispose()
+        paths.close()
+    return list(out.values())
 
 
-def timed_post(job: tuple[Poster, bytes], expect: str) -> float:
-    poster, body = job
-    return timed(partial(poster.post, body, expect))
+# -- `judge serve --workers N`: one client vs several ---------------------------------------------
 
 
-def concurrent(
-    url: str, base: str, db: str, args: argparse.Namespace, rows: list[dict[str, Any]]
-) -> list[Figure]:
-    """``--clients`` clients posting batches at once (one tenant), then re-ingest."""
-    n, tenant = args.batches * args.batch_size, f"bench-http{args.clients}"
-    key = make_key(url, tenant)
-    bodies = [
-        json.dumps({"outcomes": group}).encode()
-        for group in batches(synthetic(tenant, n, rows), args.batch_size)
-    ]
-    posters = [Poster(base, key) for _ in range(args.clients)]
+def scaling(url: str, db: str, args: argparse.Namespace, tmp: Path) -> list[Rates]:
+    """One client, then ``--clients`` clients, against ``judge serve --workers N`` (new outcomes,
+    ``--scale-batches`` batches each), ``--rounds`` times; CPU seconds per part per run."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    rows = templates()
+    n = args.scale_batches * args.batch_size
+    one, many = Rates(db, "1 client"), Rates(db, f"{args.clients} clients")
+    admin = psycopg.connect(
+        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+        autocommit=True,
+    )
+    serve_url = with_app(url, APP)
     try:
-        posters[0].post(json.dumps({"outcomes": warmup(rows, tenant)}).encode(), "created")
-        out = []
-        for suffix, expect in (("", "created"), (" re-ingest", "unchanged")):
-            jobs = [(posters[i % args.clients], body) for i, body in enumerate(bodies)]
-            with ThreadPoolExecutor(args.clients) as pool:
-                started = time.perf_counter()
-                each = list(pool.map(partial(timed_post, expect=expect), jobs))
-                wall = time.perf_counter() - started
-            out.append(Figure(db, f"http x{args.clients}{suffix}", n, wall, each))
-        return out
+        with judge_serve(serve_url, tmp / "serve-workers.log", workers=args.workers) as (base, pid):
+            meter = CpuMeter(pid, admin, APP)
+            warm = make_key(url, "scale-warm")
+            bodies = [encode(g) for g in batches(synthetic("scale-warm", 800, rows), 50)]
+            run_clients(base, warm, bodies, args.clients, "created")  # every worker warmed
+            for r in range(args.rounds):
+                # Alternate which runs first, so a drift in the machine's load evens out.
+                order = [(1, one), (args.clients, many)]
+                for clients, rates in order if r % 2 == 0 else order[::-1]:
+                    tenant = f"scale{clients}-{r}"
+                    key = make_key(url, tenant)
+                    bodies = [
+                        encode(g) for g in batches(synthetic(tenant, n, rows), args.batch_size)
+                    ]
+                    before = meter.snapshot()
+                    wall = run_clients(base, key, bodies, clients, "created")
+                    rates.cpu.append(CpuMeter.used(before, meter.snapshot()))
+                    rates.walls.append(wall)
+                    rates.rates.append(n / wall)
+                print(f"  {db} scaling round {r + 1}/{args.rounds} done", flush=True)
+    finally:
+        admin.close()
+    return [one, many]
+
+
+def run_clients(base: str, key: str, bodies: list[bytes], clients: int, expect: str) -> float:
+    """``clients`` clients posting ``bodies`` concurrently (round robin); the wall seconds."""
+    posters = [Poster(base, key) for _ in range(clients)]
+    try:
+        shares = [bodies[c::clients] for c in range(clients)]
+
+        def client(c: int) -> None:
+            for body in shares[c]:
+                posters[c].post(body, expect)
+
+        with ThreadPoolExecutor(clients) as pool:
+            started = time.perf_counter()
+            list(pool.map(client, range(clients)))
+            return time.perf_counter() - started
     finally:
         for poster in posters:
             poster.close()
 
 
-def run(url: str, db: str, args: argparse.Namespace, tmp: Path) -> list[Figure]:
+# -- the run --------------------------------------------------------------------------------------
+
+
+def run(url: str, db: str, args: argparse.Namespace, tmp: Path) -> tuple[list[Rates], list[Rates]]:
     from ledger.db import make_engine
     from ledger.schema import migrate
 
@@ -294,66 +389,101 @@ def run(url: str, db: str, args: argparse.Namespace, tmp: Path) -> list[Figure]:
         migrate(engine)
     finally:
         engine.dispose()
-    rows = templates()
-    with judge_serve(url, tmp / f"serve-{db}.log") as base:
-        figures = interleaved(url, base, db, args, rows)
-        if args.clients > 1:
-            figures += concurrent(url, base, db, args, rows)
-    figures.append(per_item(url, db, args, rows))
-    for f in figures:
-        print(f"  {db:10} {f.path:28} {f.outcomes:6} outcomes {f.seconds:7.2f} s", flush=True)
-    return figures
+    with judge_serve(url, tmp / f"serve-{db}.log") as (base, _):
+        figures = interleaved(url, base, db, args)
+    scaled = scaling(url, db, args, tmp) if db == "postgresql" and args.clients > 1 else []
+    return figures, scaled
 
 
-def table(figures: list[Figure], args: argparse.Namespace) -> str:
-    baseline = {(f.db, f.path): f.rate for f in figures if f.path.startswith("direct")}
-    head = ["db", "path", "outcomes", "s", "outcomes/s", "batch p50 ms", "vs direct"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+def _pair(a: float, b: float, fmt: str = ",.0f") -> str:
+    return f"{a:{fmt}} / {b:{fmt}}"
+
+
+def ingest_table(figures: list[Rates]) -> str:
+    lines = [
+        "| db | path | outcomes/s (min / median) | vs baseline | vs direct |",
+        "|---|---|---|---|---|",
+    ]
+    by = {(f.db, f.path): f for f in figures}
     for f in figures:
-        again = "re-ingest" in f.path
-        base = baseline.get((f.db, "direct re-ingest" if again else "direct"))
-        ratio = f"{f.rate / base:.2f}x" if base and not f.path.startswith("direct") else ""
-        p50 = f"{statistics.median(f.batch_seconds) * 1e3:.0f}" if f.batch_seconds else ""
+        again = " re-ingest" if f.path.endswith("re-ingest") else ""
+        cols = []
+        for other in ("baseline", "direct"):
+            ref = by.get((f.db, other + again))
+            if ref is None or ref is f or f.path.startswith("baseline"):
+                cols.append("")
+            else:
+                cols.append(_pair(f.low() / ref.low(), f.mid() / ref.mid(), ".2f"))
+        lines.append(f"| {f.db} | {f.path} | {_pair(f.low(), f.mid())} | {' | '.join(cols)} |")
+    return "\n".join(lines)
+
+
+def scaling_table(scaled: list[Rates], args: argparse.Namespace) -> str:
+    one = scaled[0]
+    lines = [
+        f"`judge serve --workers {args.workers}`, PostgreSQL, new outcomes",
+        "",
+        "| clients | outcomes/s (min / median) | vs 1 client | CPU s per 1,000 outcomes: "
+        "server + PostgreSQL + client | cores busy |",
+        "|---|---|---|---|---|",
+    ]
+    for f in scaled:
+        cpu = f.per_thousand()
+        parts = " + ".join(f"{cpu[p]:.2f}" for p in ("server", "postgres", "client"))
+        ratio = _pair(f.low() / one.low(), f.mid() / one.mid(), ".2f")
         lines.append(
-            f"| {f.db} | {f.path} | {f.outcomes:,} | {f.seconds:.2f} | {f.rate:,.0f} | {p50} | "
-            f"{ratio} |"
+            f"| {f.path} | {_pair(f.low(), f.mid())} | {ratio} | {parts} = "
+            f"{sum(cpu.values()):.2f} | {f.cores():.2f} |"
         )
-    note = (
-        f"\nbatches of {args.batch_size}; `vs direct` = rate / in-process record_outcomes rate "
-        "(first write vs first write, re-ingest vs re-ingest)"
+    cores = os.cpu_count() or 1
+    ceiling = cores * 1000 / sum(one.per_thousand().values())
+    lines.append(
+        f"\nCeiling: {cores} cores / the CPU one outcome costs at 1 client = {ceiling:,.0f} "
+        f"outcomes/s, {ceiling / one.mid():.2f}x the 1-client median: no number of clients or "
+        "API processes gets past it on this machine, and other work on the cores lowers it."
     )
-    return "\n".join(lines) + note
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=8, help="batches per path")
+    parser.add_argument("--batches", type=int, default=8, help="batches per path per round")
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (min / median of them)")
+    parser.add_argument("--workers", type=int, default=4, help="API processes for scaling")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients (1: skip)")
-    parser.add_argument(
-        "--item-batches", type=int, default=1, help="batches written one record_outcome each"
-    )
+    parser.add_argument("--scale-batches", type=int, default=16, help="batches per scaling run")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--skip-pg", action="store_true")
     args = parser.parse_args()
 
-    figures: list[Figure] = []
+    figures: list[Rates] = []
+    scaled: list[Rates] = []
+    load = [loadavg()]
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp_dir:
         tmp = Path(tmp_dir)
         if not args.skip_sqlite:
-            figures += run(f"sqlite:///{tmp / 'ingest.db'}", "sqlite", args, tmp)
+            figures += run(f"sqlite:///{tmp / 'ingest.db'}", "sqlite", args, tmp)[0]
         pg = os.environ.get("OUTCOME_JUDGE_BENCH_PG_URL") or os.environ.get(
             "OUTCOME_JUDGE_TEST_PG_URL"
         )
         if pg and not args.skip_pg:
             with pg_schema(pg, prefix="bench_ingest") as url:
-                figures += run(url, "postgresql", args, tmp)
+                more, scaled = run(url, "postgresql", args, tmp)
+                figures += more
         elif not args.skip_pg:
             print(
                 "PostgreSQL skipped: set OUTCOME_JUDGE_BENCH_PG_URL (or OUTCOME_JUDGE_TEST_PG_URL)"
             )
-    print()
-    print(table(figures, args))
+    load.append(loadavg())
+    print(
+        f"\nbatches of {args.batch_size}, {args.batches} per path per round, {args.rounds} "
+        f"rounds; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end:"
+    )
+    print(ingest_table(figures))
+    if scaled:
+        print()
+        print(scaling_table(scaled, args))
 
 
 if __name__ == "__main__":

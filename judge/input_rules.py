@@ -28,6 +28,10 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 #: Pass as ``model_validate(..., context=FROM_LEDGER)`` when reading what the ledger stored.
 FROM_LEDGER: Final[Mapping[str, bool]] = {"from_ledger": True}
+#: Pass as ``model_validate(..., context=TEXT_CHECKED)`` when the caller has already made sure
+#: the input holds no lone surrogate (e.g. its raw JSON has no escape or bytes that make one):
+#: every other rule still applies, only the walk looking for surrogates is skipped.
+TEXT_CHECKED: Final[Mapping[str, bool]] = {"text_checked": True}
 MAX_ID_CHARS = 200
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -108,9 +112,11 @@ def refuse_surrogates(data: Any, title: str, info: ValidationInfo | None = None)
 
     Used by ``mode="before"`` model validators: pydantic nests the location under the model's
     own, so the error names the exact field (``conversation.0.text``, ``metadata.k``). What the
-    ledger stored was checked on the way in; reading it back (:data:`FROM_LEDGER`) skips the walk.
+    ledger stored was checked on the way in; reading it back (:data:`FROM_LEDGER`) skips the walk,
+    as does input its caller has already checked (:data:`TEXT_CHECKED`).
     """
-    if from_ledger(info):
+    context = None if info is None else info.context
+    if from_ledger(info) or (isinstance(context, Mapping) and context.get("text_checked")):
         return data
     found = surrogate_location(data)
     if found is not None:

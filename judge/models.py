@@ -30,6 +30,38 @@ TouchKind = Literal["ai", "human", "router", "automation"]
 
 MAX_TEXT_CHARS = 200_000
 MAX_MESSAGES = 2_000
+#: The fields a judge sees: what :meth:`Outcome.content_hash` covers (labels, costs and
+#: metadata are outside it).
+CONTENT_FIELDS: tuple[str, ...] = ("kind", "conversation", "report", "signals", "touches")
+
+
+#: One encoder for every digest (``json.dumps`` with these options builds a new one per call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_json(data: Any) -> str:
+    """The one JSON spelling of ``data`` every digest is taken of (sorted keys, no spaces).
+
+    >>> canonical_json({"b": 1, "a": "é"})
+    '{"a":"é","b":1}'
+    """
+    return _CANONICAL.encode(data)
+
+
+def digest_of(data: Any) -> str:
+    """SHA-256 (hex) of :func:`canonical_json` of ``data``."""
+    return text_digest(canonical_json(data))
+
+
+def text_digest(text: str) -> str:
+    """SHA-256 (hex) of ``text`` (UTF-8): :func:`digest_of` for a text already encoded."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def content_hash_of(dump: dict[str, Any]) -> str:
+    """:meth:`Outcome.content_hash` from the outcome's ``model_dump(mode="json")`` (what a batch
+    ingest, which already holds the dump, stores without dumping the outcome again)."""
+    return digest_of({field: dump[field] for field in CONTENT_FIELDS})
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -179,11 +211,7 @@ class Outcome(_Strict):
 
     def content_hash(self) -> str:
         """SHA-256 of everything a judge sees; labels, costs and metadata do not change it."""
-        payload = self.model_dump(
-            mode="json", include={"kind", "conversation", "report", "signals", "touches"}
-        )
-        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return content_hash_of(self.model_dump(mode="json", include=set(CONTENT_FIELDS)))
 
     def customer_messages(self) -> list[Message]:
         return [m for m in self.conversation if m.role == "customer"]

@@ -4,28 +4,29 @@ and the per-outcome read ``GET /v1/outcomes/{id}`` answers with.
 A batch is one transaction: every item is checked first, then all are written, or none is.
 Outcomes are idempotent on (tenant, outcome id) exactly as
 :meth:`ledger.store.Ledger.record_outcome` (same payload: nothing new; changed payload: revision
-+ 1), through the same internals, so the API and the CLI never disagree on what a revision is.
++ 1), with the same payload hash and locks, so the API and the CLI never disagree on what a
+revision is; the batch is written set-based (:mod:`ledger.ingest_batch`), a few statements per
+batch rather than several per outcome.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlmodel import col, func, select
 
 from judge.models import Label, Outcome
 from ledger.db import session
+from ledger.ingest_batch import IngestConflictError, Prepared, prepare, write_batch
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE
 from ledger.review_index import drop_review_rows
 from ledger.service_tables import MeterEntryRow
-from ledger.store import EMBEDDED_LABEL_SOURCE, Ledger, LedgerConflictError
+from ledger.store import Ledger
 from ledger.tables import LabelRow, OutcomeRow, VerdictRow, utcnow
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ __all__ = [
     "record_outcomes",
 ]
 
-IngestStatus = Literal["created", "revised", "unchanged"]
 #: Money columns are NUMERIC(20, 12): 8 digits before the decimal point.
 MAX_COST_USD = 1e8
 LABEL_SOURCE = "api"
@@ -61,18 +61,6 @@ class InvalidItemError(ValueError):
         self.message = message
 
 
-class IngestConflictError(Exception):
-    """The batch conflicts with itself or with what is stored (HTTP 409): nothing written.
-
-    ``details`` lists ``{"id", "reason", ...}`` per conflicting outcome.
-    """
-
-    def __init__(self, message: str, details: list[dict[str, Any]]) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-
 class UnknownOutcomesError(LookupError):
     """Labels name outcome ids this tenant has not stored (HTTP 404): nothing written."""
 
@@ -84,24 +72,21 @@ class UnknownOutcomesError(LookupError):
         self.ids = ids
 
 
-def _payload_hash(outcome: Outcome) -> str:
-    canonical = json.dumps(
-        outcome.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _dedupe(outcomes: Sequence[Outcome]) -> dict[str, int]:
-    """First index of each id; the same id with a different payload is a conflict."""
+def _dedupe(outcomes: Sequence[Outcome]) -> tuple[dict[str, int], dict[str, Prepared]]:
+    """First index of each id, and the prepared outcomes of ids that repeat (their payloads are
+    compared: the same id with a different payload is a conflict)."""
     first: dict[str, int] = {}
-    hashes: dict[str, str] = {}
+    repeated: set[str] = set()
+    for index, outcome in enumerate(outcomes):
+        if outcome.id in first:
+            repeated.add(outcome.id)
+        else:
+            first[outcome.id] = index
+    ready = {oid: prepare(outcomes[first[oid]]) for oid in repeated}
     conflicts: list[dict[str, Any]] = []
     for index, outcome in enumerate(outcomes):
-        digest = _payload_hash(outcome)
-        if outcome.id not in first:
-            first[outcome.id] = index
-            hashes[outcome.id] = digest
-        elif hashes[outcome.id] != digest:
+        repeat = outcome.id in repeated and first[outcome.id] != index
+        if repeat and prepare(outcome).payload_hash != ready[outcome.id].payload_hash:
             conflicts.append(
                 {
                     "id": outcome.id,
@@ -116,7 +101,7 @@ def _dedupe(outcomes: Sequence[Outcome]) -> dict[str, int]:
             f"{c['indexes'][1]}) with different payloads; send one revision per outcome per batch",
             conflicts,
         )
-    return first
+    return first, ready
 
 
 def _latest_revisions(db: Any, tenant: str, ids: Sequence[str]) -> dict[str, int]:
@@ -184,7 +169,7 @@ def record_outcomes(
                 f"stores (below {MAX_COST_USD:,.0f} USD); send the cost in USD",
                 field="agent.cost_usd",
             )
-    first = _dedupe(outcomes)
+    first, ready = _dedupe(outcomes)
     bases = dict(base_revisions or {})
     stray = sorted(set(bases) - set(first))
     if stray:
@@ -194,77 +179,46 @@ def record_outcomes(
         )
     if not outcomes:
         return []
-    ledger._ready()
-    results: dict[str, dict[str, Any]] = {}
     try:
-        with session(engine) as db:
-            # Sorted advisory locks (PostgreSQL): concurrent batches sharing ids never deadlock,
-            # and the base-revision check below cannot race a concurrent writer.
-            _lock_all(db, ledger, list(first))
-            if bases:
-                _check_bases(db, tenant, bases)
-            labelled: list[str] = []
-            with db.no_autoflush:
-                for outcome_id, index in first.items():
-                    outcome = outcomes[index]
-                    ref = ledger._write_outcome(db, outcome)
-                    if outcome.label is not None:
-                        ledger._write_label(db, outcome.id, outcome.label, EMBEDDED_LABEL_SOURCE)
-                        labelled.append(outcome.id)
-                    status: IngestStatus = (
-                        "unchanged"
-                        if not ref.created
-                        else ("created" if ref.revision == 1 else "revised")
-                    )
-                    results[outcome_id] = {"revision": ref.revision, "status": status}
-            drop_review_rows(db.connection(), tenant, labelled)  # labelled: not queued
-    except LedgerConflictError as exc:
-        raise IngestConflictError(str(exc), [{"reason": "concurrent_writes"}]) from None
+        # One transaction, set-based (ledger.ingest_batch): a lock statement, a look-up of the
+        # latest revisions, the new rows in bulk.
+        with engine.begin() as conn:
+            unique = [outcomes[i] for i in first.values()]
+            written = write_batch(conn, tenant, unique, bases, ready)
+    except Exception as exc:
+        if not _is_unique_violation(exc):
+            raise
+        # Every writer of an outcome takes its lock first (SQLite: one writer at a time), so
+        # only a writer outside those rules can get here first; the client retries.
+        raise IngestConflictError(
+            "the outcomes were changed concurrently while being recorded; retry the ingest",
+            [{"reason": "concurrent_writes"}],
+        ) from None
     out = []
     for index, outcome in enumerate(outcomes):
-        stored = results[outcome.id]
+        revision, status = written[outcome.id]
         # A repeat of an id in the same batch (same payload) changed nothing by itself.
-        status = stored["status"] if first[outcome.id] == index else "unchanged"
-        out.append(
-            {"index": index, "id": outcome.id, "revision": stored["revision"], "status": status}
-        )
+        if first[outcome.id] != index:
+            status = "unchanged"
+        out.append({"index": index, "id": outcome.id, "revision": revision, "status": status})
     return out
 
 
-def _lock_all(db: Any, ledger: Ledger, outcome_ids: Sequence[str]) -> None:
-    """PostgreSQL: take every outcome's lock up front, sorted (as ``Ledger._lock_outcomes`` does,
-    but for a single id too, so a base-revision check is exact before anything is written)."""
-    if db.get_bind().dialect.name != "postgresql":
-        return  # SQLite: the write transaction (BEGIN IMMEDIATE) already serialises writers
-    if len(outcome_ids) > 1:
-        ledger._lock_outcomes(db, outcome_ids)
-        return
-    db.connection().execute(
-        sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-        {"key": ledger._lock_key(outcome_ids[0])},
+#: On a partitioned ledger a revision stored twice (with another received_at) fails the outcome
+#: row's key in ``outcome_revisions`` (ledger.partitions) rather than a unique index.
+_REVISION_KEY = "fk_outcomes_revision_key"
+
+
+def _is_unique_violation(exc: BaseException) -> bool:
+    """A duplicate revision: SQLAlchemy wraps the driver's error; COPY's (psycopg's) comes bare."""
+    cause = exc.orig if isinstance(exc, sa.exc.IntegrityError) else exc
+    state = getattr(cause, "sqlstate", None)
+    constraint = getattr(getattr(cause, "diag", None), "constraint_name", None)
+    return (
+        state == "23505"
+        or (state == "23503" and constraint == _REVISION_KEY)
+        or (isinstance(exc, sa.exc.IntegrityError) and "UNIQUE constraint failed" in str(cause))
     )
-
-
-def _check_bases(db: Any, tenant: str, bases: Mapping[str, int]) -> None:
-    latest = _latest_revisions(db, tenant, list(bases))
-    stale = [
-        {
-            "id": outcome_id,
-            "reason": "stale_base_revision",
-            "base_revision": base,
-            "latest_revision": latest.get(outcome_id, 0),
-        }
-        for outcome_id, base in bases.items()
-        if latest.get(outcome_id, 0) != base
-    ]
-    if stale:
-        s = stale[0]
-        raise IngestConflictError(
-            f"outcome {s['id']!r}: base revision {s['base_revision']} is not the latest stored "
-            f"revision ({s['latest_revision']}); read it again (GET /v1/outcomes/{{id}}) and "
-            "resend your change on top of it",
-            stale,
-        )
 
 
 @dataclass(frozen=True)

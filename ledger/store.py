@@ -14,10 +14,8 @@ Every write is one transaction (all or nothing) and idempotent where the data ha
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 from types import TracebackType
@@ -26,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from judge.models import Label, Outcome, as_utc
+from judge.models import Label, Outcome, as_utc, digest_of
 from judge.verdict import CallStatus, JudgeCall, Verdict
 from ledger.db import make_engine, session
 from ledger.facts import record_facts
@@ -47,7 +45,7 @@ from ledger.tables import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 DEFAULT_TENANT = "default"
 EMBEDDED_LABEL_SOURCE = "outcome"
@@ -75,14 +73,9 @@ def check_tenant_name(tenant: str) -> str:
     return tenant
 
 
-def _digest(data: Any) -> str:
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
 def label_digest(label: Label) -> str:
     """The identity of a label's content: the same judgement arriving twice is stored once."""
-    return _digest(label.model_dump(mode="json"))
+    return digest_of(label.model_dump(mode="json"))
 
 
 def _insert_ignore(
@@ -114,6 +107,33 @@ def _insert_ignore_statement(
 
         stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict) or None)
     return stmt.returning(next(iter(table.primary_key.columns))) if returning else stmt
+
+
+def outcome_lock_key(tenant: str, outcome_id: str) -> str:
+    """The advisory lock every writer of this outcome takes on PostgreSQL (until commit)."""
+    return f"outcome:{tenant}:{outcome_id}"
+
+
+def lock_outcomes(conn: Connection, tenant: str, outcome_ids: Iterable[str]) -> None:
+    """PostgreSQL: take the outcomes' locks in one statement, sorted (no-op on SQLite, whose
+    ``BEGIN IMMEDIATE`` already serialises writers).
+
+    Every writer takes them in one order, so two batches sharing ids never deadlock; held until
+    commit, so a read of the latest revision made after them stays true until then.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    keys = sorted({outcome_lock_key(tenant, outcome_id) for outcome_id in outcome_ids})
+    if not keys:
+        return
+    # unnest() yields the array in order, so the locks are taken in sorted order.
+    conn.execute(
+        sa.text(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+            "FROM unnest(CAST(:keys AS text[])) AS k"
+        ),
+        {"keys": keys},
+    )
 
 
 def ensure_tenant(engine: Engine, tenant: str) -> None:
@@ -459,7 +479,7 @@ class Ledger(LedgerReads):
         return len(rows)
 
     def _lock_key(self, outcome_id: str) -> str:
-        return f"outcome:{self.tenant}:{outcome_id}"
+        return outcome_lock_key(self.tenant, outcome_id)
 
     def _lock_outcomes(self, db: Session, outcome_ids: Sequence[str]) -> None:
         """PostgreSQL: take the batch's outcome locks up front, in one order for every writer.
@@ -467,21 +487,12 @@ class Ledger(LedgerReads):
         Taken one by one as the batch is written, two batches holding the same ids in different
         orders would each wait for a lock the other holds (a deadlock, one batch aborted).
         """
-        if len(outcome_ids) < 2 or db.get_bind().dialect.name != "postgresql":
-            return
-        keys = sorted({self._lock_key(outcome_id) for outcome_id in outcome_ids})
-        # unnest() yields the array in order, so the locks are taken in sorted order.
-        db.connection().execute(
-            sa.text(
-                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
-                "FROM unnest(CAST(:keys AS text[])) AS k"
-            ),
-            {"keys": keys},
-        )
+        if len(outcome_ids) >= 2:
+            lock_outcomes(db.connection(), self.tenant, outcome_ids)
 
     def _write_outcome(self, db: Session, outcome: Outcome) -> OutcomeRef:
         payload = outcome.model_dump(mode="json")
-        payload_hash = _digest(payload)
+        payload_hash = digest_of(payload)
         content_hash = outcome.content_hash()
         if db.get_bind().dialect.name == "postgresql":
             # Writers of the same outcome take turns (until commit), so read-then-insert is exact.

@@ -8,6 +8,7 @@ it (:mod:`judge.input_rules`), so it is refused the same way.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, model_validator
@@ -69,6 +70,27 @@ def nul_location(value: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | Non
             if found is not None:
                 return found
     return None
+
+
+#: What a JSON text needs to hold for its parsed value to contain a NUL or a lone surrogate: the
+#: escape \u0000, a surrogate escape (\ud800-\udfff), the UTF-8 bytes of a surrogate (Python's
+#: JSON reader lets them through) or a NUL byte (UTF-16 and UTF-32 bodies, which hold NUL bytes
+#: for every ASCII character, are therefore always walked).
+_SUSPECT_BYTES = re.compile(rb"\\u0000|\\u[dD][89abcdefABCDEF]|\xed[\xa0-\xbf]|\x00")
+
+
+def raw_text_clean(raw: bytes) -> bool:
+    r"""True when the JSON text ``raw`` cannot parse to a NUL or a lone surrogate anywhere, so the
+    walks of :func:`text_problem` and the models' surrogate check (``TEXT_CHECKED``) can be
+    skipped. False means "maybe" (a valid surrogate pair written as escapes looks the same):
+    walk then.
+
+    >>> raw_text_clean(b'{"text": "caf\\u00e9 \xc3\xa9"}'), raw_text_clean(b'{"a": "\\ud800"}')
+    (True, False)
+    >>> raw_text_clean(b'{"a": "x\\u0000"}'), raw_text_clean('{"a": 1}'.encode("utf-16"))
+    (False, False)
+    """
+    return _SUSPECT_BYTES.search(raw) is None
 
 
 def text_problem(value: Any) -> tuple[tuple[Any, ...], str] | None:

@@ -7,7 +7,6 @@ through :meth:`Ledger.record_results` (one transaction per process), in its own 
 
 from __future__ import annotations
 
-import multiprocessing
 import random
 from multiprocessing.synchronize import Barrier
 from typing import Any
@@ -18,6 +17,7 @@ from ledger.db import make_engine
 from ledger.schema import migrate
 from ledger.store import Ledger
 from tests.ledger.conftest import ticket, verdict_for
+from tests.ledger.spawned import run_spawned
 
 #: Also on a PostgreSQL ledger partitioned by month (tests/ledger/conftest.py).
 PARTITIONED_TOO = ("url",)
@@ -43,26 +43,7 @@ def _ingest(url: str, seed: int, barrier: Barrier, results: Any) -> None:
 
 
 def _run_processes(url: str, processes: int) -> list[list[str]]:
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(processes)
-    results = ctx.Queue()
-    workers = [
-        ctx.Process(target=_ingest, args=(url, seed, barrier, results), daemon=True)
-        for seed in range(processes)
-    ]
-    for worker in workers:
-        worker.start()
-    try:
-        reports = [results.get(timeout=TIMEOUT_S) for _ in workers]
-    finally:
-        for worker in workers:
-            worker.join(timeout=TIMEOUT_S)
-            if worker.is_alive():  # pragma: no cover - only when a process hangs
-                worker.kill()
-    errors = [report for report in reports if report[0] != "ok"]
-    assert not errors, errors
-    assert all(worker.exitcode == 0 for worker in workers)
-    return [report[2] for report in reports]
+    return list(run_spawned(_ingest, url, processes, TIMEOUT_S).values())
 
 
 def test_same_ids_from_concurrent_processes_are_stored_once(ledger_url: str) -> None:

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.export.schedule import ExportScheduler
 from app.worker_batches import Batch, GroupKey, settle
+from app.worker_upkeep import partition_upkeep, settle_pending_calls, short_error
 from judge import model_client
 from judge.runner import Request, RunSummary, verify_requests
 from judge.yamlsafe import LocatedError
@@ -227,7 +228,9 @@ class Worker:
                     release, self.engine, self.worker_id, sorted(self._held)
                 )
             except Exception as again:  # their leases run out and another worker takes them
-                log.error("worker %s: could not give items back: %s", self.worker_id, _short(again))
+                log.error(
+                    "worker %s: could not give items back: %s", self.worker_id, short_error(again)
+                )
             raise exc
         finally:
             heartbeat.cancel()
@@ -246,13 +249,14 @@ class Worker:
                 continue
             try:
                 if time.monotonic() - last_upkeep >= UPKEEP_SECONDS:
-                    await self._partition_upkeep()  # a partitioned PostgreSQL ledger only
+                    # A partitioned PostgreSQL ledger only.
+                    await partition_upkeep(self.engine, self.worker_id)
                     last_upkeep = time.monotonic()
                 if time.monotonic() - last_refresh >= self.poll_seconds:
                     await asyncio.to_thread(refresh_budgets, self.engine)
                     last_refresh = time.monotonic()
                 if time.monotonic() - last_settle >= self.lease_seconds:
-                    await self._settle_pending_calls()
+                    await settle_pending_calls(self.engine, self.worker_id)
                     last_settle = time.monotonic()
                 if self.exports is not None and self.exports.due():
                     # Scheduled exports (OUTCOME_JUDGE_EXPORTS): logged, never fatal.
@@ -266,7 +270,7 @@ class Worker:
                     max_attempts=self.max_attempts,
                 )
             except Exception as exc:  # the database went away: keep trying, say so
-                log.error("worker %s: claiming failed: %s", self.worker_id, _short(exc))
+                log.error("worker %s: claiming failed: %s", self.worker_id, short_error(exc))
                 items = []
                 if once:
                     raise
@@ -306,7 +310,7 @@ class Worker:
                     renew, self.engine, self.worker_id, held, lease_seconds=self.lease_seconds
                 )
             except Exception as exc:
-                log.warning("worker %s: lease renewal failed: %s", self.worker_id, _short(exc))
+                log.warning("worker %s: lease renewal failed: %s", self.worker_id, short_error(exc))
                 continue
             lost = set(held) - kept
             if lost:
@@ -316,41 +320,6 @@ class Worker:
                     len(lost),
                 )
                 self._held.difference_update(lost)
-
-    async def _partition_upkeep(self) -> None:
-        """Next months' partitions before their rows arrive (ledger.partition_upkeep); a failure
-        (a table lock not granted within its timeout) is logged and tried again next round."""
-        from ledger.partition_upkeep import ensure_partitions
-
-        try:
-            report = await asyncio.to_thread(ensure_partitions, self.engine)
-        except Exception as exc:
-            log.warning("worker %s: partition upkeep failed: %s", self.worker_id, _short(exc))
-            return
-        if report.created:
-            log.info("worker %s: created partitions %s", self.worker_id, ", ".join(report.created))
-        for name in report.blocked:
-            log.warning(
-                "worker %s: partition %s not created: its rows are in the DEFAULT partition; "
-                "run judge db partition --move-default",
-                self.worker_id,
-                name,
-            )
-
-    async def _settle_pending_calls(self) -> None:
-        """Book the calls a dead worker left in flight as unknown (at their estimated cost)."""
-        from ledger.callstore import settle_pending
-
-        settled = await asyncio.to_thread(settle_pending, self.engine)
-        if settled.calls:
-            log.warning(
-                "worker %s: %d judge call(s) of %d outcome(s) left in flight by a stopped worker "
-                "settled as unknown at an estimated $%.6f",
-                self.worker_id,
-                settled.calls,
-                settled.outcomes,
-                settled.estimated_cost_usd,
-            )
 
     # -- a claimed batch ------------------------------------------------------------------------
 
@@ -363,7 +332,7 @@ class Worker:
             requests = await self._requests(batch)
         except Exception as exc:
             # Not the items' fault (the database failed reading them): let them be retried.
-            log.error("worker %s: reading a batch failed: %s", self.worker_id, _short(exc))
+            log.error("worker %s: reading a batch failed: %s", self.worker_id, short_error(exc))
             await self._retry_all(items, exc)
             self._close(batch)
             return []
@@ -506,7 +475,7 @@ class Worker:
             )
         except Exception as exc:
             # Not the items' fault (the database failed mid-settlement): let them be retried.
-            log.error("worker %s: recording a batch failed: %s", self.worker_id, _short(exc))
+            log.error("worker %s: recording a batch failed: %s", self.worker_id, short_error(exc))
             for batch in batches:
                 await self._retry_all(batch.items, exc)
             return
@@ -535,12 +504,14 @@ class Worker:
         from ledger.job_queue import fail
 
         try:
-            errors = {item.item_pk: _short(exc) for item in items}
+            errors = {item.item_pk: short_error(exc) for item in items}
             self.stats.failed += await asyncio.to_thread(
                 fail, self.engine, self.worker_id, errors, max_attempts=self.max_attempts
             )
         except Exception as again:  # the lease expires and another worker takes them
-            log.error("worker %s: could not give the batch back: %s", self.worker_id, _short(again))
+            log.error(
+                "worker %s: could not give the batch back: %s", self.worker_id, short_error(again)
+            )
 
     async def _prepare(self, item: ClaimedItem) -> _Prepared:
         from judge.engine import Engine as JudgeEngine
@@ -590,12 +561,6 @@ def _warm_up() -> None:
     model_client.warm_up()
     warm_up(default_detector())
     freeze_heap()
-
-
-def _short(exc: BaseException) -> str:
-    """One line about an error (never a URL with a password: the driver's text is cut)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text[:300]}"
 
 
 async def run_worker_loop(

@@ -135,13 +135,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def judge_serve(url: str, log: Path, workers: int = 1) -> Iterator[tuple[str, int]]:
-    """``judge serve --db url --workers N`` on a free loopback port (no embedded worker);
-    yields its base URL and pid."""
+def judge_serve(
+    url: str, log: Path, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
+    """``judge serve --db url --workers N`` on a free loopback port (no embedded worker), with
+    ``env`` added to its environment; yields its base URL and pid."""
     import httpx
 
     port = free_port()
-    env = {**os.environ, "OUTCOME_JUDGE_EMBEDDED_WORKER": "false", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "OUTCOME_JUDGE_EMBEDDED_WORKER": "false",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
     args = ["serve", "--db", url, "--port", str(port), "--log-level", "warning"]
     args += ["--workers", str(workers)] if workers > 1 else []
     with log.open("wb") as out:

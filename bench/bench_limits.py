@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,59 +35,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _pg import pg_schema  # noqa: E402  (bench/ is the script's folder on sys.path)
+from bench_ingest import judge_serve  # noqa: E402  (bench/ is the script's folder on sys.path)
 
 import judge  # noqa: E402,F401  (pins the local litellm price map before anything else)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
 def serving(url: str, log: Path, *, shared: bool, processes: int = 1) -> Iterator[str]:
     """``judge serve --workers processes`` (no verification worker) with the limits shared or
     not; its base URL."""
-    import httpx
-
-    port = _free_port()
-    env = {
-        **os.environ,
-        "OUTCOME_JUDGE_EMBEDDED_WORKER": "false",
-        "OUTCOME_JUDGE_SHARED_LIMITS": "true" if shared else "false",
-        "PYTHONUNBUFFERED": "1",
-    }
-    args = ["serve", "--db", url, "--port", str(port), "--log-level", "warning"]
-    args += ["--workers", str(processes)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while proc.poll() is None and time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            else:
-                raise RuntimeError(f"judge serve did not start: {log.read_text()[-2000:]}")
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    env = {"OUTCOME_JUDGE_SHARED_LIMITS": "true" if shared else "false"}
+    with judge_serve(url, log, workers=processes, env=env) as (base, _):
+        yield base
 
 
 def sequential(

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from judge.panel import Panel
     from judge.protocols import CallStore
     from judge.rubric import Rubric
+    from judge.screen_pool import ScreenPool
     from judge.verdict import Verdict
     from ledger.callstore import SettledCalls
     from ledger.records import RecordedVerdict
@@ -265,6 +266,42 @@ async def verify_into_ledger(
     ``found`` is what the parent found in the ledger before any process wrote to it (a process
     that looked itself could see its siblings' first writes and ask the ledger for every call).
     """
+    from app.screen_processes import open_screen_pool
+
+    screen_pool = open_screen_pool(share=share)
+    try:
+        if screen_pool is not None:
+            screen_pool.start()  # the screening processes start while litellm is imported here
+        if panel.has_llm:
+            # litellm takes seconds to import: paid before the progress bar and the clock start.
+            from judge.model_client import warm_up
+
+            warm_up()
+        return await _verify_into_ledger(
+            outcomes, panel=panel, rubrics=rubrics, out=out, db_url=db_url, tenant=tenant,
+            concurrency=concurrency, resume=resume, on_progress=on_progress, share=share,
+            found=found, screen_pool=screen_pool,
+        )  # fmt: skip
+    finally:
+        if screen_pool is not None:
+            await asyncio.to_thread(screen_pool.close)
+
+
+async def _verify_into_ledger(
+    outcomes: Iterable[Outcome],
+    *,
+    panel: Panel,
+    rubrics: dict[str, Rubric],
+    out: Path,
+    db_url: str,
+    tenant: str,
+    concurrency: int,
+    resume: bool,
+    on_progress: Callable[[], None] | None,
+    share: int,
+    found: LedgerState | None,
+    screen_pool: ScreenPool | None,
+) -> VerifyRun:
     from judge.engine import Engine
     from judge.limits import ProviderLimiter
     from ledger.callstore import DbCallStore, SettledCalls, settle_pending
@@ -272,11 +309,6 @@ async def verify_into_ledger(
     from ledger.schema import migrate
     from ledger.store import Ledger
 
-    if panel.has_llm:
-        # litellm takes seconds to import; pay that before the progress bar and the clock start.
-        from judge.model_client import warm_up
-
-        warm_up()
     db_engine = make_engine(db_url)
     if share == 1:
         migrate(db_engine)
@@ -289,7 +321,14 @@ async def verify_into_ledger(
         db_engine, tenant=tenant, started_empty=None if found is None else not found.calls
     )
     limiter = ProviderLimiter(share=share) if share > 1 else None
-    engine = Engine(panel, rubrics, store=store, limiter=limiter)
+    engine = Engine(
+        panel,
+        rubrics,
+        store=store,
+        limiter=limiter,
+        detector=screen_pool.detector if screen_pool is not None else "default",
+        screen_pool=screen_pool,
+    )
     engine.warm_up()  # the first screen's imports: before the clock starts
     freeze_heap()
     # What makes each outcome final: the window of the rubric that judged it.
@@ -331,6 +370,8 @@ async def verify_into_ledger(
                 on_progress=on_progress,
             )
             await flush()
+            if screen_pool is not None and not screen_pool.broken:
+                summary.screen_processes = screen_pool.processes
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

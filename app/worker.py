@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from judge.models import Outcome
     from judge.panel import Panel
     from judge.rubric import Rubric
+    from judge.screen_pool import ScreenPool
     from judge.verdict import Verdict
     from ledger.callstore import DbCallStore
     from ledger.job_queue import ClaimedItem
@@ -178,6 +179,7 @@ class Worker:
         self._open = 0  # batches claimed and not settled yet
         self._changed: asyncio.Event | None = None
         self._ready: asyncio.Queue[Batch | None] | None = None
+        self._screen_pool: ScreenPool | None = None  # while run() runs
         self.exports = ExportScheduler(engine, settings.exports) if settings.exports else None
 
     # -- the loop -------------------------------------------------------------------------------
@@ -188,11 +190,21 @@ class Worker:
         The items in hand when ``stop`` is set are finished; if the task is cancelled instead,
         the unfinished ones are released for another worker.
         """
+        from app.screen_processes import open_screen_pool
+
+        self._screen_pool = open_screen_pool()
+        try:
+            # litellm and the injection screen take seconds to import and build: paid now, in a
+            # thread (and the screening processes), not inside the first lease nor on the loop.
+            await asyncio.to_thread(_warm_up, self._screen_pool)
+            return await self._run(stop, once=once)
+        finally:
+            if self._screen_pool is not None:
+                await asyncio.to_thread(self._screen_pool.close)
+
+    async def _run(self, stop: asyncio.Event, *, once: bool) -> WorkerStats:
         from ledger.job_queue import release
 
-        # litellm and the injection screen take seconds to import and build: pay that now, in
-        # a thread, not inside the first lease nor on the event loop.
-        await asyncio.to_thread(_warm_up)
         log.info(
             "worker %s started (batch %d, concurrency %d, lease %.0f s)",
             self.worker_id,
@@ -529,7 +541,11 @@ class Worker:
         prepared = self._engines.get(engine_key)
         if prepared is None:
             store = self._store(item.tenant)
-            judge_engine = await asyncio.to_thread(JudgeEngine, panel, rubrics, store=store)
+            pool = self._screen_pool
+            judge_engine = await asyncio.to_thread(
+                JudgeEngine, panel, rubrics, store=store, screen_pool=pool,
+                detector=pool.detector if pool is not None else "default",
+            )  # fmt: skip
             prepared = _Prepared(judge_engine, rubrics, panel)
             self._engines[engine_key] = prepared
             while len(self._engines) > ENGINE_CACHE_SIZE:
@@ -553,13 +569,18 @@ class Worker:
         return self._stores[tenant]
 
 
-def _warm_up() -> None:
+def _warm_up(screen_pool: ScreenPool | None) -> None:
     from app.verification import freeze_heap
     from judge.guard_model import default_detector
     from judge.screening import warm_up
 
+    if screen_pool is not None:
+        screen_pool.start()  # its processes start while litellm is imported here
     model_client.warm_up()
-    warm_up(default_detector())
+    if screen_pool is not None:
+        screen_pool.warm_up()
+    else:
+        warm_up(default_detector())
     freeze_heap()
 
 

@@ -6,6 +6,8 @@ Prints ratios measured in this run (no timed assertions anywhere):
 - the ``judge verify`` process / bare litellm at C=32 and C=64, and ``--processes 2`` at C=64
   against one bare litellm process at C=64 (``--cli-only`` prints only this table)
 - peak RSS of ``judge verify`` on 1,000 vs 10,000 outcomes (should stay flat: streaming)
+- what the injection screen costs: none, the rules, rules + detector on the event loop, and the
+  same in a screening process (``--defence-only`` prints only this table)
 
 Everything runs on 127.0.0.1 against the project's fake OpenAI-compatible server.
 """
@@ -24,8 +26,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import judge  # noqa: F401  (pins the local litellm price map before litellm is imported)
+
+if TYPE_CHECKING:
+    from judge.screen_pool import ScreenPool
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY_MS = 200
@@ -126,6 +132,7 @@ async def _engine(
     *,
     detector: bool = True,
     records: list[dict[str, object]] | None = None,
+    screen_pool: ScreenPool | None = None,
 ) -> float:
     from judge.engine import Engine
     from judge.limits import ProviderLimiter
@@ -151,7 +158,8 @@ async def _engine(
         panel,
         {"support_ticket": load_rubric("support-resolution")},
         limiter=ProviderLimiter(),
-        detector="default" if detector else None,
+        detector=screen_pool.detector if screen_pool else "default" if detector else None,
+        screen_pool=screen_pool,
     )
     if records is None:
         records = [_outcome(seed * 100_000 + i) for i in range(CALLS + 1)]
@@ -205,37 +213,47 @@ def _screening(mode: str) -> Iterator[None]:
 
 
 def _defence_cost(base: str) -> None:
-    """Engine throughput with no injection screening, the rules only, and rules plus the
-    trained detector (the default), same run (C=32)."""
+    """Engine throughput with no injection screening, the rules only, rules plus the trained
+    detector on the event loop, and the same in one screening process (what `judge verify` and
+    `judge worker` do by default on a machine with more than one core), same run (C=32)."""
+    from judge.guard_model import default_detector
+    from judge.screen_pool import ScreenPool
+
     print(
-        "\n| outcomes | no screening (outcomes/s) | rules (outcomes/s) | rules + detector "
-        "(outcomes/s) | ratio rules | ratio default |"
+        "\n| outcomes | no screening (outcomes/s) | rules | rules + detector, on the loop "
+        "| the same, 1 screening process | ratio rules | ratio on the loop "
+        "| ratio screening process |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     sets: list[tuple[str, list[dict[str, object]] | None]] = [
         ("shipped-sample-sized tickets (3 messages)", None)
     ]
     tau = _taubench_records()
     if tau is not None:
         sets.append(("tau-bench conversations (about 20 messages)", tau))
-    for name, records in sets:
-        rates: dict[str, list[float]] = {"off": [], "rules": [], "full": []}
-        for repeat in range(REPEATS):
-            for offset, mode in enumerate(rates):
-                with _screening(mode):
-                    rate = _engine(
-                        base,
-                        32,
-                        100 + repeat + 50 * offset,
-                        detector=mode == "full",
-                        records=records,
-                    )
-                    rates[mode].append(asyncio.run(rate))
-        off, rules, full = (statistics.median(r) for r in rates.values())
-        print(
-            f"| {name} | {off:.1f} | {rules:.1f} | {full:.1f} | {rules / off:.2f} | "
-            f"{full / off:.2f} |"
-        )
+    with ScreenPool(default_detector(), processes=1) as pool:
+        pool.warm_up()
+        for name, records in sets:
+            rates: dict[str, list[float]] = {"off": [], "rules": [], "full": [], "pool": []}
+            for repeat in range(REPEATS):
+                for offset, mode in enumerate(rates):
+                    with _screening("full" if mode == "pool" else mode):
+                        rate = _engine(
+                            base,
+                            32,
+                            100 + repeat + 50 * offset,
+                            detector=mode in ("full", "pool"),
+                            records=records,
+                            screen_pool=pool if mode == "pool" else None,
+                        )
+                        rates[mode].append(asyncio.run(rate))
+            off, rules, full, pooled = (statistics.median(r) for r in rates.values())
+            print(
+                f"| {name} | {off:.1f} | {rules:.1f} | {full:.1f} | {pooled:.1f} | "
+                f"{rules / off:.2f} | {full / off:.2f} | {pooled / off:.2f} |"
+            )
+        if pool.broken:
+            print("(a screening process died during the run: its figures are not valid)")
 
 
 def _cli_rate(base: str, concurrency: int, processes: int = 1) -> float:
@@ -343,15 +361,19 @@ def _verify_process(
     )
 
 
-def _peak_rss_kib(n: int, workdir: Path) -> int:
+def _peak_rss_kib(n: int, workdir: Path) -> tuple[int, int]:
+    """Peak RSS of the `judge verify` process and of its largest child (the screening process,
+    0 without one), in KiB."""
     path = _write_outcomes(workdir / f"in-{n}.jsonl", 0, n)
     code = (
         "import resource, sys; from app.cli import app\n"
         "try:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n    if e.code: raise\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+        " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
     )
     proc = _verify_process([sys.executable, "-c", code], path, workdir, f"m{n}")
-    return int(proc.stderr.strip().splitlines()[-1])
+    own, child = proc.stderr.strip().splitlines()[-1].split()
+    return int(own), int(child)
 
 
 def main() -> None:
@@ -395,10 +417,14 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=10)
     with tempfile.TemporaryDirectory() as tmp:
-        small, large = _peak_rss_kib(1_000, Path(tmp)), _peak_rss_kib(10_000, Path(tmp))
+        (small, small_child), (large, large_child) = (
+            _peak_rss_kib(1_000, Path(tmp)),
+            _peak_rss_kib(10_000, Path(tmp)),
+        )
     print(
         f"peak RSS of `judge verify` (local panel): 1,000 outcomes {small / 1024:.0f} MiB, "
-        f"10,000 outcomes {large / 1024:.0f} MiB, ratio {large / small:.2f}"
+        f"10,000 outcomes {large / 1024:.0f} MiB, ratio {large / small:.2f}; its screening "
+        f"process {small_child / 1024:.0f} / {large_child / 1024:.0f} MiB"
     )
 
 

@@ -111,6 +111,14 @@ class Settings(BaseSettings):
         description="Detector probability at which an outcome is flagged (a panel's "
         "injection_threshold wins); default: the threshold stored in the model file.",
     )
+    screen_processes: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="Processes that run the injection screen beside a run's event loop "
+        "(`judge verify`, `judge worker`); 0 screens on the event loop. Default: 1 on a machine "
+        "with more than one core, else 0 (and 0 in each process of `judge verify --processes`).",
+    )
     concurrency: int = Field(default=16, ge=1, le=1024)
     provider_concurrency: int = Field(default=16, ge=1, le=1024)
     max_line_bytes: int = Field(default=2_000_000, ge=1024)

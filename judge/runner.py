@@ -57,6 +57,8 @@ class RunSummary:
     judge_calls_cached: int = 0
     resumed: int = 0
     verify_seconds: float = 0.0
+    #: Processes that ran the injection screen beside the event loop (0: on the loop).
+    screen_processes: int = 0
 
     @property
     def outcomes_per_second(self) -> float | None:
@@ -88,6 +90,7 @@ class RunSummary:
             "resumed": self.resumed,
             "verify_seconds": round(self.verify_seconds, 3),
             "outcomes_per_second": None if rate is None else round(rate, 1),
+            "screen_processes": self.screen_processes,
         }
 
     def merge(self, other: RunSummary) -> None:
@@ -105,6 +108,7 @@ class RunSummary:
         self.judge_calls_cached += other.judge_calls_cached
         self.resumed += other.resumed
         self.verify_seconds = max(self.verify_seconds, other.verify_seconds)
+        self.screen_processes += other.screen_processes
 
     def add(self, verdict: Verdict, *, resumed: bool) -> None:
         self.outcomes += 1

@@ -54,6 +54,10 @@ def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key in list(os.environ):
         if key.startswith("OUTCOME_JUDGE_") and key != "OUTCOME_JUDGE_TEST_PG_URL":
             monkeypatch.delenv(key, raising=False)
+    # The injection screen runs on the event loop unless a test asks for screening processes
+    # (tests/judge/test_screen_pool.py and the tests that pass 1): the same result either way
+    # (those tests check it), and hundreds of short runs need not each start a process.
+    monkeypatch.setenv("OUTCOME_JUDGE_SCREEN_PROCESSES", "0")
     get_settings.cache_clear()
     process_limiter.cache_clear()  # its cap comes from the settings
     yield

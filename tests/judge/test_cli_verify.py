@@ -240,3 +240,25 @@ def test_unknown_format_and_missing_file_are_errors(tmp_path: Path) -> None:
     assert result.returncode == 2 and "format" in result.stderr.lower()
     missing = judge_cli("verify", str(tmp_path / "nope.jsonl"), cwd=tmp_path)
     assert missing.returncode == 2 and "nope.jsonl" in missing.stderr
+
+
+def test_a_screening_process_gives_the_verdicts_of_the_event_loop(tmp_path: Path) -> None:
+    """`judge verify` screens in a process of its own by default on a machine with cores to
+    spare (``screen_processes`` in the summary); the verdicts are those of a screen run on the
+    event loop, flags and injection scores included."""
+    panel = tmp_path / "panel.json"
+    panel.write_text(json.dumps({"name": "local", "judges": [{"kind": "signals"}]}))
+    results = {}
+    for processes in ("1", "0"):
+        out = tmp_path / f"verdicts-{processes}.jsonl"
+        done = judge_cli(
+            "verify", str(TICKETS), "--panel", str(panel), "--db",
+            f"sqlite:///{tmp_path}/ledger-{processes}.db", "--out", str(out), "--json",
+            cwd=tmp_path, env={"OUTCOME_JUDGE_SCREEN_PROCESSES": processes},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["screen_processes"] == int(processes)
+        results[processes] = [v.model_dump(exclude={"judges"}) for v in read_verdicts(out)]
+    assert results["1"] == results["0"]
+    assert sum(FLAG_INJECTION in v["flags"] for v in results["1"]) >= 7
+    assert all(v["injection_score"] is not None for v in results["1"])

@@ -16,6 +16,7 @@ from ledger.dimensions import parse_group_by
 from ledger.report_periods import PERIODS, Period, period_bounds, period_label
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from decimal import Decimal
 
     from sqlalchemy.engine import Engine
@@ -93,7 +94,6 @@ def cost_report(
     """
     from decimal import Decimal
 
-    import sqlalchemy as sa
     from sqlmodel import col, select
 
     from judge.input_rules import FROM_LEDGER
@@ -104,7 +104,7 @@ def cost_report(
     from ledger.counted import counted_verdicts
     from ledger.db import session
     from ledger.facts import rubric_windows, stored_window_hours
-    from ledger.tables import CALL_PURPOSES, JudgeCallRow, OutcomeRow
+    from ledger.tables import CALL_PURPOSES, JudgeCallRow
     from ledger.windows import check_hours, verification_status, window_anchor
 
     hours = check_hours(
@@ -125,17 +125,9 @@ def cost_report(
         call_q = call_q.where(col(JudgeCallRow.at) >= since)
     if until is not None:
         call_q = call_q.where(col(JudgeCallRow.at) < until)
-    outcome_q = sa.select(
-        col(OutcomeRow.outcome_id),
-        col(OutcomeRow.revision),
-        col(OutcomeRow.model_path),
-        col(OutcomeRow.agent_cost_usd),
-        col(OutcomeRow.payload),
-    ).where(col(OutcomeRow.tenant) == tenant)
     with session(engine, readonly=True) as db:
         judged = {oid: rest for oid, *rest in db.connection().execute(verdict_q).all()}
         latest = {oid: (rev, dec, tier) for oid, (rev, dec, tier, _, _) in judged.items()}
-        outcomes = {(r[0], r[1]): r[2:] for r in db.connection().execute(outcome_q).all()}
         calls = db.exec(call_q).all()
     reviews = review_minutes(engine, tenant=tenant, since=since, until=until)
     unattributed_minutes = sum(
@@ -170,8 +162,8 @@ def cost_report(
             lookup=lambda ref: stored_window_hours(conn, tenant, ref),
         )
     verified: dict[str, tuple[int, tuple[str, dict[str, Any]]]] = {}
-    for oid, (rev, decision, tier) in latest.items():
-        path, agent_cost, payload = outcomes[(oid, rev)]
+    for oid, path, agent_cost, payload in _judged_revisions(engine, tenant, latest):
+        decision, tier = latest[oid][1:]
         outcome = Outcome.model_validate(payload, context=FROM_LEDGER)
         window = windows[judged[oid][4]]
         status = verification_status(
@@ -260,6 +252,44 @@ def cost_report(
         **unsettled_calls(engine, tenant, since=since, until=until),
     }
     return CostReport.model_validate(data)
+
+
+#: Judged revisions read per query: what a report holds at once is one chunk's payloads.
+_CHUNK = 500
+
+
+def _judged_revisions(
+    engine: Engine, tenant: str, latest: dict[str, tuple[int, str, str | None]]
+) -> Iterator[tuple[str, str | None, Decimal | None, dict[str, Any]]]:
+    """``(outcome id, model path, agent cost, payload)`` of each judged revision in ``latest``
+    (outcome id -> (revision, ...)), in its order, read :data:`_CHUNK` at a time.
+
+    Only the revisions the report prices are read, never the tenant's whole history: the
+    report's memory follows the outcomes judged in its range, one chunk of payloads at a time.
+    (Revisions are written once and never changed, so reading them after the verdicts, in
+    another transaction, reads what the verdicts judged.)
+    """
+    import sqlalchemy as sa
+
+    from ledger.db import session
+    from ledger.tables import OutcomeRow
+
+    table = OutcomeRow.__table__  # type: ignore[attr-defined]
+    columns = (table.c.outcome_id, table.c.model_path, table.c.agent_cost_usd, table.c.payload)
+    ids = list(latest)
+    with session(engine, readonly=True) as db:
+        conn = db.connection()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            pairs = [(oid, latest[oid][0]) for oid in chunk]
+            query = sa.select(*columns).where(
+                table.c.tenant == tenant,
+                sa.tuple_(table.c.outcome_id, table.c.revision).in_(pairs),
+            )
+            found = {row[0]: row for row in conn.execute(query)}
+            for oid in chunk:
+                _, path, cost, payload = found[oid]
+                yield oid, path, cost, payload
 
 
 def unsettled_calls(

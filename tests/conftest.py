@@ -52,7 +52,7 @@ def shared_dataset(relative: str) -> Path:
 def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Settings are cached per process; tests that change OUTCOME_JUDGE_* must see their own values.
     for key in list(os.environ):
-        if key.startswith("OUTCOME_JUDGE_") and key != "OUTCOME_JUDGE_TEST_PG_URL":
+        if key.startswith("OUTCOME_JUDGE_") and not key.startswith("OUTCOME_JUDGE_TEST_"):
             monkeypatch.delenv(key, raising=False)
     # The injection screen runs on the event loop unless a test asks for screening processes
     # (tests/judge/test_screen_pool.py and the tests that pass 1): the same result either way

@@ -101,7 +101,15 @@ def _job_rate(db_url: str, tenant: str, job_id: str) -> float:
     return job.completed / (job.finished_at - job.started_at).total_seconds()
 
 
-def _worker_rate(db_url: str, base: str, n: int, concurrency: int, batch: int, seed: int) -> float:
+def _worker_rate(
+    db_url: str,
+    base: str,
+    n: int,
+    concurrency: int,
+    batch: int,
+    seed: int,
+    screen_processes: int | None = None,
+) -> float:
     tenant = f"bench{seed}"
     job_id = _queue_job(db_url, base, tenant, n, concurrency, seed)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTCOME_JUDGE_")}
@@ -110,6 +118,8 @@ def _worker_rate(db_url: str, base: str, n: int, concurrency: int, batch: int, s
         OPENAI_API_KEY="bench",
         PYTHONPATH=str(ROOT),
     )
+    if screen_processes is not None:
+        env["OUTCOME_JUDGE_SCREEN_PROCESSES"] = str(screen_processes)
     subprocess.run(
         [
             sys.executable,
@@ -140,7 +150,15 @@ def _measure(
     for repeat in range(REPEATS):
         bares.append(asyncio.run(_bare(base, args.concurrency, calls=args.outcomes)))
         workers.append(
-            _worker_rate(db_url, base, args.outcomes, args.concurrency, args.batch, seed + repeat)
+            _worker_rate(
+                db_url,
+                base,
+                args.outcomes,
+                args.concurrency,
+                args.batch,
+                seed + repeat,
+                args.screen_processes,
+            )
         )
         print(
             f"  {name} run {repeat + 1}: bare {bares[-1]:.1f}/s, worker {workers[-1]:.1f}/s "
@@ -167,6 +185,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--skip-pg", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--screen-processes",
+        type=int,
+        default=None,
+        help="OUTCOME_JUDGE_SCREEN_PROCESSES for the worker (default: the worker's own default, "
+        "one screening process on a machine with more than one core; 0 screens on its loop)",
+    )
     args = parser.parse_args()
     port = _free_port()
     base = f"http://127.0.0.1:{port}/v1"
@@ -194,7 +219,8 @@ def main() -> None:
         server.wait(timeout=10)
     print(
         f"\n`judge worker --once` draining {args.outcomes} outcomes (batch {args.batch}) vs bare "
-        f"litellm, fake server at 200 ms, {REPEATS} alternating runs "
+        f"litellm, fake server at 200 ms, {REPEATS} alternating runs, screening processes "
+        f"{'default' if args.screen_processes is None else args.screen_processes} "
         f"({time.perf_counter() - started:.0f} s)"
     )
     print(

@@ -26,18 +26,25 @@ from judge.verdict import JudgeCall, Verdict
 PG_ENV = "OUTCOME_JUDGE_TEST_PG_URL"
 
 
-def pg_base_url() -> str:
-    """The PostgreSQL test URL; skips the test when unset (fails under CI=true)."""
-    url = os.environ.get(PG_ENV)
+def required_url(env: str, fix: str) -> str:
+    """The server URL in the environment variable ``env``; skips the test when it is unset (fails
+    under CI=true, which must run every test), saying ``fix``."""
+    url = os.environ.get(env)
     if not url:
-        message = (
-            f"{PG_ENV} is not set; start PostgreSQL (pg_ctlcluster 15 main start) and set it to "
-            "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/outcome_judge_test"
-        )
+        message = f"{env} is not set; {fix}"
         if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the PostgreSQL tests: {message}")
+            pytest.fail(f"CI must run the tests that need it: {message}")
         pytest.skip(message)
     return url
+
+
+def pg_base_url() -> str:
+    """The PostgreSQL test URL; skips the test when unset (fails under CI=true)."""
+    return required_url(
+        PG_ENV,
+        "start PostgreSQL (pg_ctlcluster 15 main start) and set it to "
+        "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/outcome_judge_test",
+    )
 
 
 def _with_schema(url: str, schema: str) -> str:

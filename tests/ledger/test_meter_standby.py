@@ -9,7 +9,6 @@ final rows are the primary's while its provisional rows may miss what was booked
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,7 @@ from sqlalchemy.engine import Engine, make_url
 from ledger.db import make_engine
 from ledger.meters import verified_outcomes, verified_outcomes_raw
 from ledger.schema import migrate
-from tests.ledger.conftest import _pg_schema, _with_schema
+from tests.ledger.conftest import _pg_schema, _with_schema, required_url
 from tests.ledger.test_meters import at, fill, record
 
 pytestmark = pytest.mark.postgres
@@ -32,17 +31,11 @@ SINCE, UNTIL = datetime(2026, 2, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC
 
 
 def standby_base_url() -> str:
-    url = os.environ.get(STANDBY_ENV)
-    if not url:
-        message = (
-            f"{STANDBY_ENV} is not set: start a hot standby of the test server on port 5433 "
-            "(as .ci/run does) and set it to "
-            "postgresql+psycopg://postgres:postgres@127.0.0.1:5433/outcome_judge_test"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the standby tests: {message}")
-        pytest.skip(message)
-    return url
+    return required_url(
+        STANDBY_ENV,
+        "start a hot standby of the test server on port 5433 (as .ci/run does) and set it to "
+        "postgresql+psycopg://postgres:postgres@127.0.0.1:5433/outcome_judge_test",
+    )
 
 
 def _lsn(conn: Any, query: str) -> str:

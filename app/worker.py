@@ -205,12 +205,14 @@ class Worker:
     async def _run(self, stop: asyncio.Event, *, once: bool) -> WorkerStats:
         from ledger.job_queue import release
 
+        pool = self._screen_pool
         log.info(
-            "worker %s started (batch %d, concurrency %d, lease %.0f s)",
+            "worker %s started (batch %d, concurrency %d, lease %.0f s, screening processes %d)",
             self.worker_id,
             self.batch,
             self.concurrency,
             self.lease_seconds,
+            0 if pool is None else pool.processes,
         )
         self._changed = asyncio.Event()
         self._ready = asyncio.Queue()

@@ -50,3 +50,27 @@ CallsDbOpt = Annotated[
 CallsTenantOpt = Annotated[
     str, typer.Option("--tenant", help="Tenant the model calls are booked to.")
 ]
+
+ScreenProcessesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--screen-processes",
+        min=0,
+        max=64,
+        help="Processes that run the injection screen beside the model calls; 0 screens on the "
+        "event loop. Same verdicts either way; long conversations go about twice as fast with one. "
+        "Default: OUTCOME_JUDGE_SCREEN_PROCESSES, else 1 on a machine with more than one core "
+        "(0 in each process of judge verify --processes).",
+    ),
+]
+
+
+def use_screen_processes(count: int | None) -> None:
+    """Make ``--screen-processes`` the setting of this process and of the processes it starts."""
+    import os
+
+    from config.settings import get_settings
+
+    if count is not None:
+        os.environ["OUTCOME_JUDGE_SCREEN_PROCESSES"] = str(count)
+        get_settings.cache_clear()

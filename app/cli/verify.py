@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from app.cli._common import LedgerUrlOpt, fail, redact_url, stderr
+from app.cli._common import (
+    LedgerUrlOpt,
+    ScreenProcessesOpt,
+    fail,
+    redact_url,
+    stderr,
+    use_screen_processes,
+)
 from app.cli._import_report import (
     AiAuthorsOpt,
     MappingOpt,
@@ -88,6 +95,7 @@ def verify(
             "order.",
         ),
     ] = 1,
+    screen_processes: ScreenProcessesOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ai_authors: AiAuthorsOpt = None,
     strict: StrictOpt = False,
@@ -105,6 +113,7 @@ def verify(
     from judge.panel_loader import PanelError
     from judge.rubric_loader import RubricError
 
+    use_screen_processes(screen_processes)
     settings = get_settings()
     started = time.perf_counter()
     reading = ReadOptions(

@@ -6,7 +6,13 @@ from typing import Annotated
 
 import typer
 
-from app.cli._common import LedgerUrlOpt, fail, stderr
+from app.cli._common import (
+    LedgerUrlOpt,
+    ScreenProcessesOpt,
+    fail,
+    stderr,
+    use_screen_processes,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -45,6 +51,7 @@ def worker(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info or warning.")] = "info",
+    screen_processes: ScreenProcessesOpt = None,
 ) -> None:
     """Run verification jobs queued with POST /v1/verifications.
 
@@ -68,6 +75,7 @@ def worker(
     from ledger.db import LedgerDatabaseError, make_engine
     from ledger.schema import migrate
 
+    use_screen_processes(screen_processes)
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
         fail(f"unknown --log-level {log_level!r}; use debug, info or warning")

@@ -245,20 +245,27 @@ def test_unknown_format_and_missing_file_are_errors(tmp_path: Path) -> None:
 def test_a_screening_process_gives_the_verdicts_of_the_event_loop(tmp_path: Path) -> None:
     """`judge verify` screens in a process of its own by default on a machine with cores to
     spare (``screen_processes`` in the summary); the verdicts are those of a screen run on the
-    event loop, flags and injection scores included."""
+    event loop, flags and injection scores included. ``--screen-processes`` and
+    OUTCOME_JUDGE_SCREEN_PROCESSES set it, for every process of ``--processes`` too."""
     panel = tmp_path / "panel.json"
     panel.write_text(json.dumps({"name": "local", "judges": [{"kind": "signals"}]}))
+    runs = {
+        "env 1": ([], {"OUTCOME_JUDGE_SCREEN_PROCESSES": "1"}, 1),
+        "option 0": (["--screen-processes", "0"], {"OUTCOME_JUDGE_SCREEN_PROCESSES": "1"}, 0),
+        "2 processes, 1 each": (["--processes", "2", "--screen-processes", "1"], {}, 2),
+    }
     results = {}
-    for processes in ("1", "0"):
-        out = tmp_path / f"verdicts-{processes}.jsonl"
+    for n, (name, (options, env, expected)) in enumerate(runs.items()):
+        out = tmp_path / f"verdicts-{n}.jsonl"
         done = judge_cli(
             "verify", str(TICKETS), "--panel", str(panel), "--db",
-            f"sqlite:///{tmp_path}/ledger-{processes}.db", "--out", str(out), "--json",
-            cwd=tmp_path, env={"OUTCOME_JUDGE_SCREEN_PROCESSES": processes},
+            f"sqlite:///{tmp_path}/ledger-{n}.db", "--out", str(out), "--json", *options,
+            cwd=tmp_path, env=env,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout)["screen_processes"] == int(processes)
-        results[processes] = [v.model_dump(exclude={"judges"}) for v in read_verdicts(out)]
-    assert results["1"] == results["0"]
-    assert sum(FLAG_INJECTION in v["flags"] for v in results["1"]) >= 7
-    assert all(v["injection_score"] is not None for v in results["1"])
+        assert json.loads(done.stdout)["screen_processes"] == expected, name
+        results[name] = [v.model_dump(exclude={"judges"}) for v in read_verdicts(out)]
+    first = results["env 1"]
+    assert all(verdicts == first for verdicts in results.values())
+    assert sum(FLAG_INJECTION in v["flags"] for v in first) >= 7
+    assert all(v["injection_score"] is not None for v in first)

@@ -20,7 +20,7 @@ from sqlmodel import col
 
 from ledger.bookings import LATE_ARRIVAL, MOVED, VERIFIED
 from ledger.claims import Claim
-from ledger.db import session
+from ledger.db import chunked, session
 from ledger.service_tables import OutcomeFactRow
 from ledger.tables import OutcomeRow, VerdictRow
 
@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 Status = Literal["verified", "not_verified", "abstain", "unjudged", "unknown"]
-_CHUNK = 500
 _COUNTING = (VERIFIED, LATE_ARRIVAL, MOVED)
 
 
@@ -74,8 +73,7 @@ def claimed_outcomes(
     facts = OutcomeFactRow.__table__  # type: ignore[attr-defined]
     with session(engine, readonly=True) as db:
         conn = db.connection()
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
+        for chunk in chunked(ids):
             stored = set(
                 conn.execute(
                     sa.select(col(OutcomeRow.outcome_id))

@@ -271,16 +271,14 @@ def _judged_revisions(
     """
     import sqlalchemy as sa
 
-    from ledger.db import session
+    from ledger.db import chunked, session
     from ledger.tables import OutcomeRow
 
     table = OutcomeRow.__table__  # type: ignore[attr-defined]
     columns = (table.c.outcome_id, table.c.model_path, table.c.agent_cost_usd, table.c.payload)
-    ids = list(latest)
     with session(engine, readonly=True) as db:
         conn = db.connection()
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
+        for chunk in chunked(list(latest), _CHUNK):
             pairs = [(oid, latest[oid][0]) for oid in chunk]
             query = sa.select(*columns).where(
                 table.c.tenant == tenant,

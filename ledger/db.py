@@ -9,10 +9,10 @@ a :class:`LedgerDatabaseError` whose message says what is wrong and how to fix i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
@@ -34,6 +34,9 @@ _READONLY = "ledger_readonly"
 
 class LedgerDatabaseError(RuntimeError):
     """The ledger database cannot be used; the message names the problem and the fix."""
+
+
+T = TypeVar("T")
 
 
 def parse_url(url: str) -> URL:
@@ -227,6 +230,21 @@ def _is_connect_failure(exc: BaseException) -> bool:
     from sqlalchemy.exc import OperationalError
 
     return isinstance(exc, OperationalError) and "connect" in str(exc).lower()
+
+
+#: Ids per ``IN`` list (or rows per multi-row statement) when a set is read or written in
+#: parts: far below every driver's parameter limit, and short statements to parse.
+IN_LIST_SIZE = 500
+
+
+def chunked(values: Sequence[T], size: int = IN_LIST_SIZE) -> Iterator[list[T]]:
+    """``values`` in consecutive lists of at most ``size``, in order.
+
+    >>> list(chunked(["a", "b", "c"], 2))
+    [['a', 'b'], ['c']]
+    """
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
 
 
 def insert_for(dialect: str, table: Any) -> Any:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col
 
 from judge.models import as_utc
-from ledger.db import session
+from ledger.db import chunked, session
 from ledger.tables import JudgeCallRow, OutcomeRow, VerdictRow
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ EXCERPT_MESSAGES = 12
 EXCERPT_CHARS = 1_000
 _MAX_CITATIONS = 5
 _QUOTE_CHARS = 300
-_CHUNK = 500
 
 
 class _Frozen(BaseModel):
@@ -178,8 +177,7 @@ def dispute_details(
     details: dict[int, DisputeDetail] = {}
     with session(engine, readonly=True) as db:
         conn = db.connection()
-        for start in range(0, len(pks), _CHUNK):
-            chunk = pks[start : start + _CHUNK]
+        for chunk in chunked(pks):
             verdicts = conn.execute(
                 sa.select(
                     col(VerdictRow.pk),

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from judge.models import Outcome, as_utc, canonical_json, content_hash_of, digest_of, text_digest
-from ledger.db import insert_for
+from ledger.db import chunked, insert_for
 from ledger.review_index import drop_review_rows
 from ledger.store import EMBEDDED_LABEL_SOURCE, lock_outcomes
 from ledger.tables import LabelRow, OutcomeRow, TenantRow, TouchRow, to_money, utcnow
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["IngestConflictError", "IngestStatus", "Prepared", "prepare", "write_batch"]
 
 IngestStatus = Literal["created", "revised", "unchanged"]
-_CHUNK = 500
 _OUTCOME_COLUMNS = (
     "tenant",
     "outcome_id",
@@ -163,11 +162,6 @@ def write_batch(
     return results
 
 
-def _chunks(values: Sequence[str]) -> Iterator[list[str]]:
-    for start in range(0, len(values), _CHUNK):
-        yield list(values[start : start + _CHUNK])
-
-
 def _among(conn: Connection, column: Any, ids: list[str]) -> Any:
     """``column IN ids``; one array parameter on PostgreSQL, where psycopg would otherwise parse
     a statement of 500 placeholders on every call (more than the look-up itself costs)."""
@@ -186,7 +180,7 @@ def _latest(conn: Connection, tenant: str, ids: Sequence[str]) -> dict[str, _Lat
     """
     o = OutcomeRow.__table__  # type: ignore[attr-defined]
     out: dict[str, _Latest] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunked(ids):
         rows = conn.execute(
             sa.select(o.c.outcome_id, o.c.revision, o.c.payload_hash).where(
                 o.c.tenant == tenant, _among(conn, o.c.outcome_id, chunk)
@@ -227,7 +221,7 @@ def _check_bases(bases: Mapping[str, int], latest: Mapping[str, _Latest]) -> Non
 def _stored_labels(conn: Connection, tenant: str, ids: Sequence[str]) -> set[tuple[str, str]]:
     labels = LabelRow.__table__  # type: ignore[attr-defined]
     found: set[tuple[str, str]] = set()
-    for chunk in _chunks(ids):
+    for chunk in chunked(ids):
         rows = conn.execute(
             sa.select(labels.c.outcome_id, labels.c.digest).where(
                 labels.c.tenant == tenant, _among(conn, labels.c.outcome_id, chunk)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ledger.db import session
+from ledger.db import chunked, session
 from ledger.service_tables import JobItemRow, JobRow
 from ledger.spend import spent_today
 from ledger.tables import OutcomeRow, TenantRow, VerdictRow, to_money, utcnow
@@ -152,11 +152,6 @@ def _usd(amount: Decimal) -> str:
     return text if "." in text else f"{text}.00"
 
 
-def _chunks(values: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
 # -- creating jobs ------------------------------------------------------------------------------
 
 
@@ -177,7 +172,7 @@ def _select_ids(conn: Connection, tenant: str, outcome_ids: Sequence[str]) -> Se
             f"a job holds at most {MAX_JOB_OUTCOMES:,} outcomes, got {len(wanted):,}; split it"
         )
     kind_of: dict[str, str] = {}
-    for chunk in _chunks(wanted):
+    for chunk in chunked(wanted, _CHUNK):
         rows = conn.execute(
             sa.select(_outcomes.c.outcome_id, _outcomes.c.kind)
             .where(_outcomes.c.tenant == tenant, _outcomes.c.outcome_id.in_(list(chunk)))
@@ -345,7 +340,7 @@ def create_job(
         db.add(job)
         db.flush()
         assert job.pk is not None
-        for chunk in _chunks(chosen.outcome_ids):
+        for chunk in chunked(chosen.outcome_ids, _CHUNK):
             conn.execute(
                 sa.insert(_items),
                 [

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from ledger.db import insert_for, session
+from ledger.db import chunked, insert_for, session
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -52,8 +52,8 @@ def add_counts(engine: Engine, counts: Iterable[Count]) -> int:
     ]
     with session(engine) as db:
         conn = db.connection()
-        for start in range(0, len(rows), CHUNK):
-            stmt = insert_for(conn.dialect.name, table).values(rows[start : start + CHUNK])
+        for chunk in chunked(rows, CHUNK):
+            stmt = insert_for(conn.dialect.name, table).values(chunk)
             conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=[table.c.tenant, table.c.name, table.c.labels],

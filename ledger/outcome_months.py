@@ -20,9 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["month_start", "next_month", "outcome_months"]
 
-#: Outcome ids per look-up statement.
-_CHUNK = 500
-
 
 def next_month(month: datetime) -> datetime:
     """The start of the month after the month starting at ``month``.
@@ -53,16 +50,17 @@ def outcome_months(
     stored outcome gets the month of ``default`` (a fact written without its outcome: only
     tests do that; on a partitioned ledger its foreign key refuses it).
     """
+    from ledger.db import chunked
     from ledger.tables import OutcomeRow
 
     o = OutcomeRow.__table__  # type: ignore[attr-defined]
     found: dict[str, datetime] = {}
     ids = sorted(set(outcome_ids))
-    for start in range(0, len(ids), _CHUNK):
+    for chunk in chunked(ids):
         rows = conn.execute(
             sa.select(o.c.outcome_id, o.c.received_at).where(
                 o.c.tenant == tenant,
-                o.c.outcome_id.in_(ids[start : start + _CHUNK]),
+                o.c.outcome_id.in_(chunk),
                 o.c.revision == 1,
             )
         )

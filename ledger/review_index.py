@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 
 from judge.models import as_utc
+from ledger.db import chunked
 from ledger.service_tables import ReviewQueueRow
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ __all__ = [
 
 #: Share of verified outcomes sampled into the queue for audit.
 AUDIT_SHARE = 0.1
-_CHUNK = 500
 
 Reason = Literal["abstain", "flagged", "audit"]
 
@@ -72,8 +72,7 @@ def drop_review_rows(conn: Connection, tenant: str, outcome_ids: Iterable[str]) 
     """Take labelled outcomes out of the queue."""
     t = _table()
     ids = list(dict.fromkeys(outcome_ids))
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
+    for chunk in chunked(ids):
         conn.execute(sa.delete(t).where(t.c.tenant == tenant, t.c.outcome_id.in_(chunk)))
 
 
@@ -82,8 +81,7 @@ def _labelled(conn: Connection, tenant: str, ids: Sequence[str]) -> set[str]:
 
     labels = LabelRow.__table__  # type: ignore[attr-defined]
     found: set[str] = set()
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
+    for chunk in chunked(ids):
         found.update(
             conn.execute(
                 sa.select(labels.c.outcome_id)

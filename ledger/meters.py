@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
@@ -149,24 +150,22 @@ def windows_of(since: datetime, until: datetime, window: Window) -> list[tuple[d
     return out
 
 
-def _bucket(dialect: str, window: Window, column: Any, starts: list[datetime]) -> Any:
+def _bucket(dialect: str, window: Window, column: Any, *, one_window: bool) -> Any:
     """Which window a row falls in, computed by the database (mapped back by :func:`_which`).
 
     One window (a billing month): a constant, nothing computed per row. PostgreSQL:
-    ``width_bucket`` over the windows' starts (the 1-based window number; a binary search,
-    cheaper per row than ``date_trunc(timezone('UTC', ...))``, and exact at any session time
-    zone). SQLite: the day or month prefix of the stored UTC text ('YYYY-MM-DD HH:MM:SS...',
-    see ledger.tables.UTCDateTime).
+    ``width_bucket`` over the windows' starts (the parameter ``starts``; the 1-based window
+    number; a binary search, cheaper per row than ``date_trunc(timezone('UTC', ...))``, and
+    exact at any session time zone). SQLite: the day or month prefix of the stored UTC text
+    ('YYYY-MM-DD HH:MM:SS...', see ledger.tables.UTCDateTime).
     """
-    if len(starts) == 1:
+    if one_window:
         return sa.literal(1, type_=sa.Integer())
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import ARRAY
 
-        thresholds = sa.cast(
-            sa.bindparam("starts", value=starts, type_=ARRAY(sa.DateTime(timezone=True))),
-            ARRAY(sa.DateTime(timezone=True)),
-        )
+        starts = ARRAY(sa.DateTime(timezone=True))
+        thresholds = sa.cast(sa.bindparam("starts", type_=starts), starts)
         return sa.func.width_bucket(column, thresholds, type_=sa.Integer())
     return sa.func.substr(column, 1, 10 if window == "day" else 7, type_=sa.String())
 
@@ -191,31 +190,105 @@ def _grouped(
     count: str,
     last: str,
     *,
-    tenant: str,
-    span: Span,
+    span: str,
     bucket: Any,
     group_by: Sequence[str],
     where: Sequence[Any] = (),
+    grouped: bool = True,
 ) -> Any:
-    """One grouped sum over ``table`` in ``span``: window, dimensions, reason, net count and
-    latest ``final_at`` (``bucket`` maps the ``moment`` column to the window)."""
+    """One grouped sum over ``table`` in the span whose bounds are the parameters
+    ``<span>_start`` and ``<span>_end``: window, dimensions, reason, net count and latest
+    ``final_at`` (``bucket`` maps the ``moment`` column to the window). Not ``grouped``: the
+    rows themselves, for a table that already holds one row per window, group and reason."""
     at = table.c[moment]
     window = bucket(at).label("window")
     dims = [table.c[d] for d in group_by]
-    return (
-        sa.select(
-            window,
-            *dims,
-            table.c.reason,
-            sa.func.sum(table.c[count]).label("value"),
-            # Compared as read and made UTC once per row returned (not per row read).
-            sa.type_coerce(sa.func.max(table.c[last]), sa.DateTime(timezone=True)).label(
-                "last_final"
-            ),
-        )
-        .where(table.c.tenant == tenant, *where, at >= span[0], at < span[1])
-        .group_by(window, *dims, table.c.reason)
+    value, final = table.c[count], table.c[last]
+    if grouped:
+        value, final = sa.func.sum(value), sa.func.max(final)
+    query = sa.select(
+        window, *dims, table.c.reason, value.label("value"), final.label("last_final")
+    ).where(
+        table.c.tenant == sa.bindparam("tenant"),
+        *where,
+        at >= sa.bindparam(f"{span}_start"),
+        at < sa.bindparam(f"{span}_end"),
     )
+    return query.group_by(window, *dims, table.c.reason) if grouped else query
+
+
+@lru_cache(maxsize=512)
+def _statement(
+    dialect: str,
+    window: Window,
+    one_window: bool,
+    group_by: tuple[str, ...],
+    rolled: int,
+    live: int,
+) -> Any:
+    """The meter's statement for one shape of request, built once (see :func:`meter_query`).
+
+    Its values are parameters (:func:`_parameters`), so a repeated read skips building the
+    statement and SQLAlchemy's cache-key walk over it (memoised on the object).
+    """
+    from ledger.bookings import VERIFIED
+    from ledger.meter_rollups import group_mask
+    from ledger.service_tables import MeterEntryRow, MeterRollupRow
+
+    entries = MeterEntryRow.__table__  # type: ignore[attr-defined]
+    rollups = MeterRollupRow.__table__  # type: ignore[attr-defined]
+
+    def bucket(column: Any) -> Any:
+        return _bucket(dialect, window, column, one_window=one_window)
+
+    mask = [rollups.c.group_mask == group_mask(group_by)]  # the rows of this grouping only
+    parts: list[Any] = [
+        # A rolled day by day is one window: its rollup rows are already one per group and
+        # reason, so they are read as they are (an index-only scan, no aggregate).
+        _grouped(rollups, "day", "value", "last_final", span=f"r{i}", bucket=bucket,
+                 group_by=group_by, where=mask, grouped=window != "day")
+        for i in range(rolled)
+    ] + [
+        _grouped(entries, "booked_at", "delta", "final_at", span=f"l{i}", bucket=bucket,
+                 group_by=group_by)
+        for i in range(live)
+    ]  # fmt: skip
+    joined: Any = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+    sums = joined.subquery("parts")
+    keys = [sums.c.window, *(sums.c[d] for d in group_by)]
+    # The entries other than verified, as 'reason:count,...' (reasons are the ledger's own
+    # identifiers: no ',' or ':'); a reason may come once per span (the caller adds them up);
+    # NULL when there are none.
+    adjusted = sa.case(
+        (sums.c.reason != VERIFIED, sums.c.reason + ":" + sa.cast(sums.c.value, sa.String())),
+        else_=sa.null(),
+    )
+    return sa.select(
+        *keys,
+        sa.func.sum(sums.c.value, type_=sa.BigInteger()),
+        # Made UTC once per row returned (not per row read).
+        sa.type_coerce(sa.func.max(sums.c.last_final), sa.DateTime(timezone=True)),
+        # aggregate_strings would render its separator on every execution (post-compile).
+        getattr(sa.func, "string_agg" if dialect == "postgresql" else "group_concat")(
+            adjusted, sa.literal_column("','"), type_=sa.String()
+        ),
+    ).group_by(*keys)
+
+
+def _parameters(
+    dialect: str,
+    tenant: str,
+    starts: list[datetime],
+    rolled: Sequence[Span],
+    live: Sequence[Span],
+) -> dict[str, Any]:
+    values: dict[str, Any] = {"tenant": tenant}
+    if dialect == "postgresql" and len(starts) > 1:
+        values["starts"] = starts
+    for prefix, spans in (("r", rolled), ("l", live)):
+        for i, (lo, hi) in enumerate(spans):
+            values[f"{prefix}{i}_start"], values[f"{prefix}{i}_end"] = lo, hi
+    return values
 
 
 def meter_query(
@@ -227,37 +300,26 @@ def meter_query(
     window: Window,
     group_by: Sequence[str],
     rolled: Sequence[Span] = (),
-) -> Any:
-    """The one statement behind :func:`verified_outcomes` (exposed for the benchmark).
+) -> tuple[Any, dict[str, Any]]:
+    """The one statement behind :func:`verified_outcomes`, and its parameters.
 
-    Columns: the window (see :func:`_bucket`), each ``group_by`` dimension, the reason, the net
-    count and the latest ``final_at``. The whole days in ``rolled`` are summed from the rows of
-    ``meter_rollups`` grouped like this request (``ix_meter_rollups_meter``), the rest of
-    ``[since, until)`` from ``meter_entries`` (``ix_meter_entries_meter``); one grouped
-    ``SELECT`` per span, joined by ``UNION ALL``, so each is a range scan of its index. Several
-    rows may share a window, group and reason: the caller adds them up.
+    Rows: one per window and group, with the window (see :func:`_bucket`), each ``group_by``
+    dimension, the net count, the latest ``final_at`` and the adjustments as
+    ``reason:count,...`` (NULL when none). The whole days in ``rolled`` are summed from the
+    rows of ``meter_rollups`` grouped like this request (``ix_meter_rollups_meter``), the rest
+    of ``[since, until)`` from ``meter_entries`` (``ix_meter_entries_meter``): one grouped
+    ``SELECT`` per span, so each is a range scan of its index, joined by ``UNION ALL`` and
+    summed per window, group and reason, then per window and group. The statement depends
+    only on the request's shape (built once per shape); the values are parameters.
     """
-    from ledger.meter_rollups import group_mask, live_spans
-    from ledger.service_tables import MeterEntryRow, MeterRollupRow
+    from ledger.meter_rollups import live_spans
 
-    entries = MeterEntryRow.__table__  # type: ignore[attr-defined]
-    rollups = MeterRollupRow.__table__  # type: ignore[attr-defined]
     starts = [start for start, _ in windows_of(since, until, window)]
-
-    def bucket(column: Any) -> Any:
-        return _bucket(dialect, window, column, starts)
-
-    mask = [rollups.c.group_mask == group_mask(group_by)]  # the rows of this grouping only
-    parts = [
-        _grouped(rollups, "day", "value", "last_final", tenant=tenant, span=s, bucket=bucket,
-                 group_by=group_by, where=mask)
-        for s in rolled
-    ] + [
-        _grouped(entries, "booked_at", "delta", "final_at", tenant=tenant, span=s, bucket=bucket,
-                 group_by=group_by)
-        for s in live_spans(since, until, rolled)
-    ]  # fmt: skip
-    return parts[0] if len(parts) == 1 else sa.union_all(*parts)
+    live = live_spans(since, until, rolled)
+    statement = _statement(
+        dialect, window, len(starts) == 1, tuple(group_by), len(rolled), len(live)
+    )
+    return statement, _parameters(dialect, tenant, starts, rolled, live)
 
 
 def _closed_periods(conn: Any, tenant: str) -> dict[datetime, datetime | None]:
@@ -270,12 +332,24 @@ def _final_state(
 ) -> tuple[bool, datetime | None, dict[datetime, datetime | None]]:
     """Whether the tenant exists, its W (``meter_final_through``) and its closed periods
     (start -> closed_at), in one statement (a meter read's first round trip)."""
+    exists, through, closed = False, None, {}
+    for kind, moment, closed_at in conn.execute(_final_state_statement(), {"tenant": tenant}):
+        if kind == "w":
+            exists, through = True, None if moment is None else as_utc(moment)
+        else:
+            closed[as_utc(moment)] = closed_at
+    return exists, through, closed
+
+
+@lru_cache(maxsize=1)
+def _final_state_statement() -> Any:
     from ledger.columns import UTCDateTime
     from ledger.tables import BillingPeriodRow, TenantRow
 
     tenants = TenantRow.__table__  # type: ignore[attr-defined]
     periods = BillingPeriodRow.__table__  # type: ignore[attr-defined]
-    query = sa.union_all(
+    tenant: Any = sa.bindparam("tenant")
+    return sa.union_all(
         sa.select(
             sa.literal_column("'w'").label("kind"),
             tenants.c.meter_final_through.label("at"),
@@ -285,13 +359,6 @@ def _final_state(
             periods.c.tenant == tenant, periods.c.status == "closed"
         ),
     )
-    exists, through, closed = False, None, {}
-    for kind, moment, closed_at in conn.execute(query):
-        if kind == "w":
-            exists, through = True, None if moment is None else as_utc(moment)
-        else:
-            closed[as_utc(moment)] = closed_at
-    return exists, through, closed
 
 
 def _ceil_hour(moment: datetime) -> datetime:
@@ -472,12 +539,35 @@ def _count(
     # The days rolled by this W or a closed period read here: their rollups committed with
     # them, so they are visible to the statement below.
     rolled = rolled_spans(start, end, through, closed) if rollups else []
-    query = meter_query(
+    query, values = meter_query(
         conn.dialect.name, tenant, since=start, until=end, window=win, group_by=dims,
         rolled=rolled,
     )  # fmt: skip
-    found = conn.execute(query).all()
+    found = conn.execute(query, values).all()
     return _rows(found, windows_of(start, end, win), win, dims, closed, through, at)
+
+
+def _adjustments(text: str | None) -> dict[str, int]:
+    """``{reason: count}`` from the statement's ``reason:count,...``, in the order the
+    adjustments are listed (:data:`ledger.bookings.ADJUSTMENT_REASONS` first, then by name).
+
+    >>> _adjustments(None), _adjustments("late_arrival:2")
+    ({}, {'late_arrival': 2})
+    >>> _adjustments("withdrawn:-1,late_arrival:2,late_arrival:1")
+    {'late_arrival': 3, 'withdrawn': -1}
+    """
+    if text is None:
+        return {}
+    if "," not in text:  # the usual case: one reason, one span
+        reason, _, count = text.rpartition(":")
+        return {reason: int(count)}
+    from ledger.bookings import ADJUSTMENT_REASONS
+
+    found: dict[str, int] = {}
+    for item in text.split(","):
+        reason, _, count = item.rpartition(":")
+        found[reason] = found.get(reason, 0) + int(count)
+    return {r: found[r] for r in sorted(found, key=lambda r: (r not in ADJUSTMENT_REASONS, r))}
 
 
 def _rows(
@@ -489,30 +579,32 @@ def _rows(
     through: datetime | None,
     at: datetime,
 ) -> list[dict[str, Any]]:
-    """The meter's rows from the grouped sums (several may share a window, group and reason).
+    """The meter's rows from the statement's (one per window and group), in order.
 
     A day-by-group read returns hundreds of rows: what depends only on the window (its bounds,
     when it settles, its period's close) is worked out once per window, not per row.
     """
-    from ledger.bookings import ADJUSTMENT_REASONS, SETTLE_HOURS, VERIFIED
+    from ledger.bookings import SETTLE_HOURS
 
     settle = timedelta(hours=SETTLE_HOURS)
+    width = len(dims) + 1  # the window label and the group's values
     # window label -> (start, end, settled moment, its period's closed_at or None, final by W)
     info: dict[Any, tuple[datetime, datetime, datetime, datetime | None, bool]] = {}
-    # (window label, *group values) -> [window info, values, value, adjustments, last final_at]
-    cells: dict[tuple[Any, ...], list[Any]] = {}
-    for row in found:
-        key = tuple(row[:-3])  # window label, *group values
-        reason, n, final_at = row[-3], int(row[-2]), row[-1]
-        cell = cells.get(key)
-        if cell is not None:
-            cell[2] += n
-            if final_at > cell[4]:  # all aware (PostgreSQL) or all naive UTC (SQLite)
-                cell[4] = final_at
-            if reason != VERIFIED:
-                cell[3][reason] = cell[3].get(reason, 0) + n
-            continue
-        raw = key[0]
+    # Each distinct group (a few dozen at most) is ranked once, by value with None last: the
+    # rows sort by (window label, rank), the labels sorting in window order. (A server-side
+    # ORDER BY, in code-point order with COLLATE "C", cost more than this.) The group's dict is
+    # made once too, and copied per row.
+    keyed = [(row[0], row[1:width], row) for row in found]
+    groups: dict[tuple[Any, ...], Any] = dict.fromkeys(values for _, values, _ in keyed)
+    for rank, values in enumerate(
+        sorted(groups, key=lambda values: [(v is None, v or "") for v in values])
+    ):
+        groups[values] = (rank, dict(zip(dims, values, strict=True)))
+    keyed.sort(key=lambda item: (item[0], groups[item[1]][0]))
+
+    rows = []
+    for raw, values, row in keyed:
+        value, last, adjusted = row[width:]
         window = info.get(raw)
         if window is None:
             w_start, w_end = _which(raw, windows, win)
@@ -523,33 +615,21 @@ def _rows(
                 None if closed_at is None else as_utc(closed_at),
                 through is not None and w_end <= through,
             )  # fmt: skip
-        cells[key] = [window, key[1:], n, {} if reason == VERIFIED else {reason: n}, final_at]
-
-    def order(cell: list[Any]) -> tuple[Any, ...]:
-        return (cell[0][0], *((v is None, v or "") for v in cell[1]))
-
-    rows = []
-    for (w_start, w_end, settled, closed_at, by_w), values, value, adjusted, last in sorted(
-        cells.values(), key=order
-    ):
-        last = as_utc(last)
-        final_at = max(settled, last)
+        w_start, w_end, settled, closed_at, by_w = window
+        if last.tzinfo is not UTC:  # naive UTC (SQLite), or a session in another zone
+            last = as_utc(last)
+        final_at = settled if settled >= last else last
         if closed_at is not None:
             final, final_at = True, min(final_at, closed_at)
         else:
             final = by_w and last <= at
-        if len(adjusted) > 1:
-            adjusted = {
-                r: adjusted[r]
-                for r in sorted(adjusted, key=lambda r: (r not in ADJUSTMENT_REASONS, r))
-            }
         rows.append(
             {
                 "window_start": w_start,
                 "window_end": w_end,
-                "group": dict(zip(dims, values, strict=True)),
-                "value": value,
-                "adjustments": adjusted,
+                "group": groups[values][1].copy(),
+                "value": int(value),
+                "adjustments": {} if adjusted is None else _adjustments(adjusted),
                 "status": "final" if final else "provisional",
                 "final_at": final_at,
             }

@@ -22,7 +22,13 @@ from sqlmodel import col, func, select
 
 from judge.models import Label, Outcome
 from ledger.db import session
-from ledger.ingest_batch import IngestConflictError, Prepared, prepare, write_batch
+from ledger.ingest_batch import (
+    IngestConflictError,
+    Prepared,
+    is_unique_violation,
+    prepare,
+    write_batch,
+)
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE
 from ledger.review_index import drop_review_rows
 from ledger.service_tables import MeterEntryRow
@@ -186,7 +192,7 @@ def record_outcomes(
             unique = [outcomes[i] for i in first.values()]
             written = write_batch(conn, tenant, unique, bases, ready)
     except Exception as exc:
-        if not _is_unique_violation(exc):
+        if not is_unique_violation(exc):
             raise
         # Every writer of an outcome takes its lock first (SQLite: one writer at a time), so
         # only a writer outside those rules can get here first; the client retries.
@@ -202,23 +208,6 @@ def record_outcomes(
             status = "unchanged"
         out.append({"index": index, "id": outcome.id, "revision": revision, "status": status})
     return out
-
-
-#: On a partitioned ledger a revision stored twice (with another received_at) fails the outcome
-#: row's key in ``outcome_revisions`` (ledger.partitions) rather than a unique index.
-_REVISION_KEY = "fk_outcomes_revision_key"
-
-
-def _is_unique_violation(exc: BaseException) -> bool:
-    """A duplicate revision: SQLAlchemy wraps the driver's error; COPY's (psycopg's) comes bare."""
-    cause = exc.orig if isinstance(exc, sa.exc.IntegrityError) else exc
-    state = getattr(cause, "sqlstate", None)
-    constraint = getattr(getattr(cause, "diag", None), "constraint_name", None)
-    return (
-        state == "23505"
-        or (state == "23503" and constraint == _REVISION_KEY)
-        or (isinstance(exc, sa.exc.IntegrityError) and "UNIQUE constraint failed" in str(cause))
-    )
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,14 @@ from ledger.tables import LabelRow, OutcomeRow, TenantRow, TouchRow, to_money, u
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-__all__ = ["IngestConflictError", "IngestStatus", "Prepared", "prepare", "write_batch"]
+__all__ = [
+    "IngestConflictError",
+    "IngestStatus",
+    "Prepared",
+    "is_unique_violation",
+    "prepare",
+    "write_batch",
+]
 
 IngestStatus = Literal["created", "revised", "unchanged"]
 _OUTCOME_COLUMNS = (
@@ -106,13 +113,15 @@ def write_batch(
     outcomes: Sequence[Outcome],
     bases: Mapping[str, int],
     ready: Mapping[str, Prepared] | None = None,
+    *,
+    added_labels: set[str] | None = None,
 ) -> dict[str, tuple[int, IngestStatus]]:
     """Store ``outcomes`` (distinct ids) on ``conn``, inside the caller's transaction.
 
     ``ready``: outcomes the caller has already prepared, by id (the others are prepared here,
-    once each). Returns ``{outcome id: (revision, status)}``. Raises
-    :class:`IngestConflictError` when a ``bases`` entry is not the latest stored revision
-    (nothing is written then).
+    once each). ``added_labels``: filled with the ids whose embedded label was stored now.
+    Returns ``{outcome id: (revision, status)}``. Raises :class:`IngestConflictError` when a
+    ``bases`` entry is not the latest stored revision (nothing is written then).
     """
     ids = [outcome.id for outcome in outcomes]
     tenants = TenantRow.__table__  # type: ignore[attr-defined]
@@ -156,6 +165,8 @@ def write_batch(
     _insert(conn, TouchRow, _TOUCH_COLUMNS, iter(touch_rows))
     if label_rows:
         _insert_labels(conn, tenant, label_rows, now)
+        if added_labels is not None:
+            added_labels.update(row[0] for row in label_rows)
         # Only an outcome stored before this batch can have a verdict, hence a queue row (and
         # no verdict can arrive meanwhile: writers of verdicts take the same outcome locks).
         drop_review_rows(conn, tenant, [row[0] for row in label_rows if row[0] in latest])
@@ -346,3 +357,20 @@ def _insert(
         copy.write_row(first)
         for row in rows:
             copy.write_row(row)
+
+
+#: On a partitioned ledger a revision stored twice (with another received_at) fails the outcome
+#: row's key in ``outcome_revisions`` (ledger.partitions) rather than a unique index.
+_REVISION_KEY = "fk_outcomes_revision_key"
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """A duplicate revision: SQLAlchemy wraps the driver's error; COPY's (psycopg's) comes bare."""
+    cause = exc.orig if isinstance(exc, sa.exc.IntegrityError) else exc
+    state = getattr(cause, "sqlstate", None)
+    constraint = getattr(getattr(cause, "diag", None), "constraint_name", None)
+    return (
+        state == "23505"
+        or (state == "23503" and constraint == _REVISION_KEY)
+        or (isinstance(exc, sa.exc.IntegrityError) and "UNIQUE constraint failed" in str(cause))
+    )

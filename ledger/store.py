@@ -136,6 +136,13 @@ def lock_outcomes(conn: Connection, tenant: str, outcome_ids: Iterable[str]) -> 
     )
 
 
+def _set_based(outcome_ids: Sequence[str]) -> bool:
+    """Whether a batch of verdicts is written set-based (:mod:`ledger.verdict_batch`): when
+    its outcomes are distinct. An outcome twice is written row by row, each verdict on the
+    revision written just before it."""
+    return len(set(outcome_ids)) == len(outcome_ids)
+
+
 def ensure_tenant(engine: Engine, tenant: str) -> None:
     """Create the tenant row if it does not exist (safe to call concurrently)."""
     with session(engine) as db:
@@ -357,15 +364,24 @@ class Ledger(LedgerReads):
         rows = [call_row(self.tenant, call) for call in calls]
         moment = utcnow() if now is None else as_utc(now)
         self._ready()
+        ids = [outcome.id for outcome, _, _ in checked]
         with session(self.engine) as db:
             # The tenant row first (FOR SHARE), then the outcomes: the lock order every writer of
             # meter entries follows (see ledger.bookings).
             lock_clock(db.connection(), self.tenant, moment)
-            self._lock_outcomes(db, [outcome.id for outcome, _, _ in checked])
-            # Verdict rows are inserted together at the end (one executemany), not one by one
-            # before each outcome look-up; outcome and label rows are written as they come.
-            with db.no_autoflush:
-                written = [self._write_result(db, o, v, h) for o, v, h in checked]
+            written: Sequence[tuple[OutcomeRef, Any, bool]]
+            if _set_based(ids):
+                from ledger.verdict_batch import write_results
+
+                # Set-based: the outcomes' locks, look-ups and rows, then the verdicts, each in
+                # one statement for the batch.
+                written = write_results(db.connection(), self.tenant, checked)
+            else:  # an outcome twice: each verdict on the revision written just before it
+                self._lock_outcomes(db, ids)
+                # Verdict rows are inserted together at the end (one executemany), not one by
+                # one before each outcome look-up; outcome and label rows as they come.
+                with db.no_autoflush:
+                    written = [self._write_result(db, o, v, h) for o, v, h in checked]
             db.add_all(rows)
             db.flush()
             recorded = []

@@ -60,6 +60,13 @@ def _ticket(outcome_id: str, moment: datetime, **changes: Any) -> Outcome:
                   touches=[{"actor": "bot:fin", "kind": "ai"}], **changes)  # fmt: skip
 
 
+def set_clock(monkeypatch: pytest.MonkeyPatch, moment: datetime) -> None:
+    """The write time of the rows the ledger stores (an outcome's ``received_at``, which picks
+    its partition): the row-by-row writer's clock and the set-based one's."""
+    for module in ("ledger.store", "ledger.ingest_batch", "ledger.verdict_batch"):
+        monkeypatch.setattr(f"{module}.utcnow", lambda: moment)
+
+
 def populate(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Outcomes received in Feb, Mar and Apr 2026 (two tenants), revised, judged, called,
     labelled, reviewed and revoked, so that every partitioned table spans several months."""
@@ -67,7 +74,7 @@ def populate(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
         ledger = Ledger(engine, tenant=tenant)
         for m, month in enumerate(MONTHS):
             received = month + timedelta(days=20)
-            monkeypatch.setattr("ledger.store.utcnow", lambda r=received: r)
+            set_clock(monkeypatch, received)
             items, calls = [], []
             for i in range(6):
                 oid = f"{tenant[0].upper()}-{m}-{i}"
@@ -78,7 +85,7 @@ def populate(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
             ledger.record_results(items, calls=calls, now=received)
             # A revision received a week later, judged again (the fact follows it).
             later = received + timedelta(days=7)
-            monkeypatch.setattr("ledger.store.utcnow", lambda r=later: r)
+            set_clock(monkeypatch, later)
             revised = _ticket(f"{tenant[0].upper()}-{m}-0", month + timedelta(days=4),
                               signals={"csat": 4})  # fmt: skip
             ledger.record_results([(revised, verdict_for(revised, decision="abstain"))], now=later)
@@ -301,7 +308,7 @@ def test_outcomes_move_out_of_default_with_their_keys(
 ) -> None:
     convert(pg, months_ahead=0, now=NOW)
     received = datetime(2035, 1, 9, tzinfo=UTC)  # no partition: DEFAULT
-    monkeypatch.setattr("ledger.store.utcnow", lambda: received)
+    set_clock(monkeypatch, received)
     outcome = ticket("T-9", label=None)
     Ledger(pg, tenant="acme").record_results([(outcome, verdict_for(outcome))], now=received)
     moved = move_default_rows(pg)

@@ -1,5 +1,6 @@
 """The write of one ingest batch, set-based: what :func:`ledger.ingest.record_outcomes` does
-inside its one transaction.
+inside its one transaction (and what :mod:`ledger.verdict_batch` does with a batch of verdicts'
+outcomes).
 
 Per batch, not per outcome (each look-up in chunks of 500 ids, the IN list every driver takes):
 
@@ -32,8 +33,9 @@ from sqlalchemy.dialects import postgresql
 
 from judge.models import Outcome, as_utc, canonical_json, content_hash_of, digest_of, text_digest
 from ledger.db import chunked, insert_for
+from ledger.outcome_locks import lock_outcomes
+from ledger.records import EMBEDDED_LABEL_SOURCE
 from ledger.review_index import drop_review_rows
-from ledger.store import EMBEDDED_LABEL_SOURCE, lock_outcomes
 from ledger.tables import LabelRow, OutcomeRow, TenantRow, TouchRow, to_money, utcnow
 
 if TYPE_CHECKING:

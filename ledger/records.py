@@ -8,7 +8,17 @@ from datetime import datetime
 from judge.models import Label
 from judge.verdict import Verdict
 
-__all__ = ["OutcomeRef", "RecordedResult", "RecordedVerdict", "StoredLabel", "StoredVerdict"]
+__all__ = [
+    "EMBEDDED_LABEL_SOURCE",
+    "OutcomeRef",
+    "RecordedResult",
+    "RecordedVerdict",
+    "StoredLabel",
+    "StoredVerdict",
+]
+
+#: The ``source`` of a label that arrived inside its outcome (``outcome.label``).
+EMBEDDED_LABEL_SOURCE = "outcome"
 
 
 @dataclass(frozen=True)

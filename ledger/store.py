@@ -15,7 +15,7 @@ Every write is one transaction (all or nothing) and idempotent where the data ha
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 from types import TracebackType
@@ -29,8 +29,9 @@ from judge.verdict import CallStatus, JudgeCall, Verdict
 from ledger.db import make_engine, session
 from ledger.facts import record_facts
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE, check_timestamps
+from ledger.outcome_locks import LedgerConflictError, lock_outcomes, outcome_lock_key
 from ledger.reads import LedgerReads
-from ledger.records import OutcomeRef, RecordedResult
+from ledger.records import EMBEDDED_LABEL_SOURCE, OutcomeRef, RecordedResult
 from ledger.review_index import drop_review_rows, refresh_review_rows
 from ledger.schema import migrate
 from ledger.tables import (
@@ -45,20 +46,15 @@ from ledger.tables import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Engine
 
 DEFAULT_TENANT = "default"
-EMBEDDED_LABEL_SOURCE = "outcome"
 _RACE_RETRIES = 5
 _MAX_TENANT_CHARS = 100
 
 
 class TenantMismatchError(ValueError):
     """An outcome names a tenant other than the one this ledger writes for."""
-
-
-class LedgerConflictError(RuntimeError):
-    """A write kept colliding with concurrent writes of the same outcome; retry it."""
 
 
 class UnknownOutcomeError(LookupError):
@@ -107,33 +103,6 @@ def _insert_ignore_statement(
 
         stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict) or None)
     return stmt.returning(next(iter(table.primary_key.columns))) if returning else stmt
-
-
-def outcome_lock_key(tenant: str, outcome_id: str) -> str:
-    """The advisory lock every writer of this outcome takes on PostgreSQL (until commit)."""
-    return f"outcome:{tenant}:{outcome_id}"
-
-
-def lock_outcomes(conn: Connection, tenant: str, outcome_ids: Iterable[str]) -> None:
-    """PostgreSQL: take the outcomes' locks in one statement, sorted (no-op on SQLite, whose
-    ``BEGIN IMMEDIATE`` already serialises writers).
-
-    Every writer takes them in one order, so two batches sharing ids never deadlock; held until
-    commit, so a read of the latest revision made after them stays true until then.
-    """
-    if conn.dialect.name != "postgresql":
-        return
-    keys = sorted({outcome_lock_key(tenant, outcome_id) for outcome_id in outcome_ids})
-    if not keys:
-        return
-    # unnest() yields the array in order, so the locks are taken in sorted order.
-    conn.execute(
-        sa.text(
-            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
-            "FROM unnest(CAST(:keys AS text[])) AS k"
-        ),
-        {"keys": keys},
-    )
 
 
 def _set_based(outcome_ids: Sequence[str]) -> bool:

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from judge.models import Outcome
 from judge.verdict import Verdict
 from ledger.ingest_batch import is_unique_violation, write_batch
+from ledger.outcome_locks import LedgerConflictError
 from ledger.records import OutcomeRef
 from ledger.tables import VerdictRow, to_money, utcnow
 
@@ -56,8 +57,6 @@ def write_results(
     Returns, in order, each outcome's stored revision, its verdict row and whether its embedded
     label was stored now.
     """
-    from ledger.store import LedgerConflictError
-
     labelled: set[str] = set()
     try:
         stored = write_batch(conn, tenant, [o for o, _, _ in checked], {}, added_labels=labelled)

@@ -231,9 +231,26 @@ def test_failure_midway_writes_nothing(ledger: Ledger, monkeypatch: pytest.Monke
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(Ledger, "_write_label", write_then_fail)
+    monkeypatch.setattr("ledger.store._set_based", lambda ids: False)  # the row-by-row writer
     outcome = ticket()
     with pytest.raises(RuntimeError, match="disk full"):
         ledger.record_result(outcome, verdict_for(outcome), calls=[judge_call()])
+    assert ledger.counts() == dict.fromkeys(ledger.counts(), 0)
+
+
+def test_failure_after_a_set_based_batch_writes_nothing(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The set-based writer sent outcomes, touches, labels and verdicts, then the transaction
+    fails (at the meter's facts): no trace of the batch."""
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("ledger.store.record_facts", fail)
+    outcomes = [ticket(f"T-{i}") for i in range(3)]
+    with pytest.raises(RuntimeError, match="disk full"):
+        ledger.record_results([(o, verdict_for(o)) for o in outcomes], calls=[judge_call()])
     assert ledger.counts() == dict.fromkeys(ledger.counts(), 0)
 
 

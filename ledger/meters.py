@@ -590,10 +590,10 @@ def _rows(
     width = len(dims) + 1  # the window label and the group's values
     # window label -> (start, end, settled moment, its period's closed_at or None, final by W)
     info: dict[Any, tuple[datetime, datetime, datetime, datetime | None, bool]] = {}
-    # Each distinct group (a few dozen at most) is ranked once, by value with None last: the
-    # rows sort by (window label, rank), the labels sorting in window order. (A server-side
-    # ORDER BY, in code-point order with COLLATE "C", cost more than this.) The group's dict is
-    # made once too, and copied per row.
+    # Each distinct group (a read by day repeats each one per day) is ranked once, by value
+    # with None last: the rows sort by (window label, rank), the labels sorting in window
+    # order. (A server-side ORDER BY, in code-point order with COLLATE "C", cost more than
+    # this.) The group's dict is made once too, and copied per row.
     keyed = [(row[0], row[1:width], row) for row in found]
     groups: dict[tuple[Any, ...], Any] = dict.fromkeys(values for _, values, _ in keyed)
     for rank, values in enumerate(

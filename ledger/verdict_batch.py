@@ -57,6 +57,8 @@ def write_results(
     Returns, in order, each outcome's stored revision, its verdict row and whether its embedded
     label was stored now.
     """
+    if not checked:
+        return []
     labelled: set[str] = set()
     try:
         stored = write_batch(conn, tenant, [o for o, _, _ in checked], {}, added_labels=labelled)

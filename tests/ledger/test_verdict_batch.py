@@ -131,3 +131,9 @@ def test_a_writer_outside_the_locks_is_a_conflict_and_nothing_is_written(
     with pytest.raises(LedgerConflictError, match="retry the batch"):
         ledger.record_results(pairs)
     assert ledger_state(engine, "acme") == before
+
+
+def test_an_empty_batch_writes_nothing(engine: Engine) -> None:
+    ledger = Ledger(engine, tenant="acme")
+    assert ledger.record_results([]) == []
+    assert not any(ledger.counts().values())

@@ -305,16 +305,30 @@ def meter_query(
 
     Rows: one per window and group, with the window (see :func:`_bucket`), each ``group_by``
     dimension, the net count, the latest ``final_at`` and the adjustments as
-    ``reason:count,...`` (NULL when none). The whole days in ``rolled`` are summed from the
+    ``reason:count,...`` (NULL when none). The whole days in ``rolled`` are read from the
     rows of ``meter_rollups`` grouped like this request (``ix_meter_rollups_meter``), the rest
-    of ``[since, until)`` from ``meter_entries`` (``ix_meter_entries_meter``): one grouped
-    ``SELECT`` per span, so each is a range scan of its index, joined by ``UNION ALL`` and
-    summed per window, group and reason, then per window and group. The statement depends
-    only on the request's shape (built once per shape); the values are parameters.
+    of ``[since, until)`` from ``meter_entries`` (``ix_meter_entries_meter``): one ``SELECT``
+    per span, so each is a range scan of its index (grouped per window, group and reason,
+    except rolled days read by day, which are already), joined by ``UNION ALL`` and summed per
+    window and group. The statement depends only on the request's shape (built once per
+    shape); the values are parameters.
     """
+    return _query(dialect, tenant, windows_of(since, until, window), window, group_by, rolled)
+
+
+def _query(
+    dialect: str,
+    tenant: str,
+    windows: list[tuple[datetime, datetime]],
+    window: Window,
+    group_by: Sequence[str],
+    rolled: Sequence[Span],
+) -> tuple[Any, dict[str, Any]]:
+    """:func:`meter_query` for the windows of ``[since, until)`` already worked out."""
     from ledger.meter_rollups import live_spans
 
-    starts = [start for start, _ in windows_of(since, until, window)]
+    since, until = windows[0][0], windows[-1][1]
+    starts = [start for start, _ in windows]
     live = live_spans(since, until, rolled)
     statement = _statement(
         dialect, window, len(starts) == 1, tuple(group_by), len(rolled), len(live)
@@ -539,12 +553,10 @@ def _count(
     # The days rolled by this W or a closed period read here: their rollups committed with
     # them, so they are visible to the statement below.
     rolled = rolled_spans(start, end, through, closed) if rollups else []
-    query, values = meter_query(
-        conn.dialect.name, tenant, since=start, until=end, window=win, group_by=dims,
-        rolled=rolled,
-    )  # fmt: skip
+    windows = windows_of(start, end, win)
+    query, values = _query(conn.dialect.name, tenant, windows, win, dims, rolled)
     found = conn.execute(query, values).all()
-    return _rows(found, windows_of(start, end, win), win, dims, closed, through, at)
+    return _rows(found, windows, win, dims, closed, through, at)
 
 
 def _adjustments(text: str | None) -> dict[str, int]:

@@ -263,11 +263,19 @@ def _statement(
         (sums.c.reason != VERIFIED, sums.c.reason + ":" + sa.cast(sums.c.value, sa.String())),
         else_=sa.null(),
     )
+    # The latest final_at as a naive UTC time on both databases (made aware per row returned,
+    # not per row read): PostgreSQL's timestamptz would come back in the session's zone
+    # (``Etc/UTC``), and comparing datetimes of two zones costs several times more per row.
+    latest: Any = sa.func.max(sums.c.last_final)
+    latest = (
+        sa.func.timezone("UTC", latest, type_=sa.DateTime())
+        if dialect == "postgresql"
+        else sa.type_coerce(latest, sa.DateTime())
+    )
     return sa.select(
         *keys,
         sa.func.sum(sums.c.value, type_=sa.BigInteger()),
-        # Made UTC once per row returned (not per row read).
-        sa.type_coerce(sa.func.max(sums.c.last_final), sa.DateTime(timezone=True)),
+        latest,
         # aggregate_strings would render its separator on every execution (post-compile).
         getattr(sa.func, "string_agg" if dialect == "postgresql" else "group_concat")(
             adjusted, sa.literal_column("','"), type_=sa.String()
@@ -600,8 +608,11 @@ def _rows(
 
     settle = timedelta(hours=SETTLE_HOURS)
     width = len(dims) + 1  # the window label and the group's values
-    # window label -> (start, end, settled moment, its period's closed_at or None, final by W)
-    info: dict[Any, tuple[datetime, datetime, datetime, datetime | None, bool]] = {}
+    # window label -> (start, end, settled moment and the same as naive UTC, its period's
+    # closed_at or None, final by W). The rows' latest final_at come naive UTC (see
+    # _statement) and are compared naive: comparing aware datetimes costs more, per row.
+    info: dict[Any, tuple[datetime, datetime, datetime, datetime, datetime | None, bool]] = {}
+    at_naive = at.astimezone(UTC).replace(tzinfo=None)
     # Each distinct group (a read by day repeats each one per day) is ranked once, by value
     # with None last: the rows sort by (window label, rank), the labels sorting in window
     # order. (A server-side ORDER BY, in code-point order with COLLATE "C", cost more than
@@ -615,6 +626,7 @@ def _rows(
     keyed.sort(key=lambda item: (item[0], groups[item[1]][0]))
 
     rows = []
+    parsed: dict[str, dict[str, int]] = {}  # a read repeats a few adjustment texts many times
     for raw, values, row in keyed:
         value, last, adjusted = row[width:]
         window = info.get(raw)
@@ -622,26 +634,32 @@ def _rows(
             w_start, w_end = _which(raw, windows, win)
             closed_at = closed.get(w_start.replace(day=1, hour=0, minute=0, second=0,
                                                    microsecond=0))  # fmt: skip
+            settled = _ceil_hour(w_end) + settle
             window = info[raw] = (
-                w_start, w_end, _ceil_hour(w_end) + settle,
+                w_start, w_end, settled, settled.replace(tzinfo=None),
                 None if closed_at is None else as_utc(closed_at),
                 through is not None and w_end <= through,
             )  # fmt: skip
-        w_start, w_end, settled, closed_at, by_w = window
-        if last.tzinfo is not UTC:  # naive UTC (SQLite), or a session in another zone
-            last = as_utc(last)
-        final_at = settled if settled >= last else last
+        w_start, w_end, settled, settled_naive, closed_at, by_w = window
+        final_at = settled if settled_naive >= last else last.replace(tzinfo=UTC)
         if closed_at is not None:
             final, final_at = True, min(final_at, closed_at)
         else:
-            final = by_w and last <= at
+            final = by_w and last <= at_naive
+        if adjusted is None:
+            adjustments = {}
+        else:
+            known = parsed.get(adjusted)
+            if known is None:
+                known = parsed[adjusted] = _adjustments(adjusted)
+            adjustments = known.copy()
         rows.append(
             {
                 "window_start": w_start,
                 "window_end": w_end,
                 "group": groups[values][1].copy(),
                 "value": int(value),
-                "adjustments": {} if adjusted is None else _adjustments(adjusted),
+                "adjustments": adjustments,
                 "status": "final" if final else "provisional",
                 "final_at": final_at,
             }

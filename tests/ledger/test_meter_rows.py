@@ -135,3 +135,43 @@ def test_rows_are_the_entries_summed(
         engine, "acme", since=since, until=until, window=window, group_by=dims, now=NOW  # type: ignore[arg-type]
     )  # fmt: skip
     assert raw == found
+
+
+def test_rows_are_the_same_in_a_session_of_another_time_zone(engine: Engine) -> None:
+    """The statement returns the latest ``final_at`` as naive UTC (``timezone('UTC', ...)``
+    on PostgreSQL) and Python compares it naive: a session in another zone must neither shift
+    the times nor change which rows are final. Every ``final_at`` is returned in UTC."""
+    from ledger.db import make_engine
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a session time zone is PostgreSQL's; SQLite stores and returns UTC text")
+    entries = write_entries(engine, "acme", 1500, seed=5)
+    publish_final_through(engine, "acme", NOW)
+    url = engine.url
+    options = f"{url.query.get('options', '')} -ctimezone=Asia/Kolkata".strip()
+    elsewhere = make_engine(
+        url.update_query_dict({"options": options}).render_as_string(hide_password=False)
+    )
+    try:
+        with elsewhere.connect() as conn:
+            assert conn.exec_driver_sql("SHOW TimeZone").scalar_one() == "Asia/Kolkata"
+        since, until = MARCH, MARCH + timedelta(days=31)
+        reads = [
+            verified_outcomes(
+                db, "acme", since=since, until=until, window="day",
+                group_by=["agent", "tier"], now=NOW,
+            )
+            for db in (engine, elsewhere)
+        ]  # fmt: skip
+    finally:
+        elsewhere.dispose()
+    assert reads[0] == reads[1]
+    assert as_rows(reads[1]) == expected_rows(entries, since, until, "day", ["agent", "tier"])
+    assert all(r["final_at"].tzinfo is UTC for r in reads[1])
+    # Some rows' final_at is their latest outcome's (later than the day settled), the path
+    # that returns the database's time itself.
+    settled = {
+        r["window_start"]: r["window_end"] + SETTLE for r in reads[1]
+    }  # the day ends on the hour
+    assert any(r["final_at"] > settled[r["window_start"]] for r in reads[1])
+    assert {r["status"] for r in reads[1]} == {"final", "provisional"}

@@ -64,11 +64,13 @@ class Criterion(_Strict):
         default_factory=list, max_length=30
     )
     examples: list[Example] = Field(default_factory=list, max_length=10)
-    evidence: Literal["any", "customer_state"] | None = Field(
+    evidence: Literal["any", "customer_state", "source"] | None = Field(
         default=None,
-        description="what a passing LLM judgment must cite for this criterion: 'any' message "
-        "(index + verbatim quote), or 'customer_state': a customer message, a tool result or a "
-        "platform signal, never an agent message. None: no citation needed.",
+        description="what a passing LLM judgment must cite for this criterion (a number and a "
+        "verbatim quote): 'any' part of the outcome; 'customer_state' (support tickets): a "
+        "customer message, a tool result or a platform signal, never an agent message; "
+        "'source' (reports): one of the report's sources, never the report itself. None: no "
+        "citation needed.",
     )
 
     @model_serializer(mode="wrap")
@@ -168,6 +170,20 @@ class Rubric(_Strict, ContentVersioned):
             if c.id in seen:
                 raise ValueError(f"criterion id '{c.id}' appears twice")
             seen.add(c.id)
+        return self
+
+    @model_validator(mode="after")
+    def _evidence_fits_kind(self) -> Rubric:
+        # Each requirement names parts only one kind of outcome has.
+        only = {"customer_state": "support_ticket", "source": "report"}
+        for c in self.criteria:
+            kind = only.get(c.evidence or "")
+            if kind is not None and kind != self.kind:
+                raise ValueError(
+                    f"criterion '{c.id}': evidence '{c.evidence}' is for {kind} rubrics and this "
+                    f"one judges {self.kind}s; use 'any' or "
+                    f"'{'source' if self.kind == 'report' else 'customer_state'}'"
+                )
         return self
 
     def criterion(self, criterion_id: str) -> Criterion:

@@ -13,6 +13,10 @@ A report is cited by part: 0 is the report itself and ``n`` its ``n``-th source 
 its frame in the prompt is numbered). For ``source`` criteria (are its numbers and claims
 backed by its sources, do its citations hold) the cited part must be a source: the report's
 writer is the billed party, and the report's own words prove nothing about the report.
+``customer_state`` and ``source`` are one requirement (text the billed party did not write)
+under two names. The check proves a quote is in the part cited, not that it supports the
+score, and a source is only as independent as whoever supplied it: an instruction planted in a
+source passes this check and is the injection screen's to catch.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from judge.injection_structure import neutralise
 from judge.models import Outcome
 from judge.prompts import SPOTLIGHT_MARK, signals_lines
 from judge.reply_parsing import Citation, ParsedReply
-from judge.rubric import Rubric
+from judge.rubric import INDEPENDENT_EVIDENCE, Rubric
 
 __all__ = ["MIN_QUOTE_CHARS", "evidence_problems"]
 
@@ -135,10 +139,11 @@ def evidence_problems(parsed: ParsedReply, outcome: Outcome, rubric: Rubric) -> 
             what = "source" if report is not None else "message"
             problems.append(f"criterion '{c.id}': no evidence cited ({what} and verbatim quote)")
             continue
+        independent = c.evidence in INDEPENDENT_EVIDENCE
         reasons = [
-            _report_citation_problem(outcome, cite, c.evidence == "source")
+            _report_citation_problem(outcome, cite, independent)
             if report is not None
-            else _citation_problem(outcome, cite, c.evidence == "customer_state")
+            else _citation_problem(outcome, cite, independent)
             for cite in cites
         ]
         if all(r is not None for r in reasons):

@@ -25,7 +25,7 @@ from typing import Any
 
 from judge.injection import neutralise
 from judge.models import Message, Outcome
-from judge.rubric import Criterion, Rubric
+from judge.rubric import INDEPENDENT_EVIDENCE, Criterion, Rubric
 
 __all__ = [
     "PROMPT_VERSION",
@@ -108,17 +108,24 @@ def _example_entry(c: Criterion, kind: str) -> dict[str, Any]:
 def _report_evidence_rules(cited: list[Criterion]) -> str:
     text = (
         "Evidence: for each criterion marked `evidence`, list in `evidence` the parts that show "
-        "your score: the part's number (n for the source whose header says `source n`, 0 for "
-        "the report itself) and a verbatim quote of at least a few words copied from that part. "
+        "your score: the part's number (n for the source framed `<<<BEGIN source n ...>>>`, "
+        "counted in order whatever its id; 0 for the report itself; the brief and the signals "
+        "cannot be cited) and a verbatim quote of at least a few words copied from that part. "
         "A passing score without a quote that is really in the cited part is discarded."
     )
-    backed = [c.id for c in cited if c.evidence == "source"]
+    backed = [c for c in cited if c.evidence in INDEPENDENT_EVIDENCE]
     if backed:
         text += (
-            f" For {', '.join(backed)} (evidence: source) the evidence must be a source: what "
-            "the report says about itself, its sources or its review is a claim and never counts."
+            f" For {', '.join(c.id for c in backed)} ({_named(backed)}) the evidence must be a "
+            "source: what the report says about itself, its sources or its review is a claim and "
+            "never counts."
         )
     return text
+
+
+def _named(criteria: list[Criterion]) -> str:
+    """``evidence: customer_state`` (or both names, when a rubric uses both)."""
+    return "evidence: " + " / ".join(sorted({str(c.evidence) for c in criteria}))
 
 
 def _evidence_rules(rubric: Rubric) -> str:
@@ -127,7 +134,8 @@ def _evidence_rules(rubric: Rubric) -> str:
         return ""
     if rubric.kind == "report":
         return _report_evidence_rules(cited)
-    state = [c.id for c in cited if c.evidence == "customer_state"]
+    independent = [c for c in cited if c.evidence in INDEPENDENT_EVIDENCE]
+    state = [c.id for c in independent]
     text = (
         "Evidence: for each criterion marked `evidence`, list in `evidence` the messages that "
         "show your score: the message number (as in its header; 0 for the recorded platform "
@@ -136,7 +144,7 @@ def _evidence_rules(rubric: Rubric) -> str:
     )
     if state:
         text += (
-            f" For {', '.join(state)} (evidence: customer_state) the evidence must be a customer "
+            f" For {', '.join(state)} ({_named(independent)}) the evidence must be a customer "
             "message, a tool result or a platform signal: what the agent says about the customer "
             "or about its own work is a claim and never counts."
         )
@@ -264,9 +272,11 @@ def signals_lines(outcome: Outcome) -> list[str]:
     return lines
 
 
-def _signals_summary(outcome: Outcome, nonce: str) -> str:
+def _signals_summary(outcome: Outcome, nonce: str, *, citable: bool = True) -> str:
+    # A report's part 0 is the report itself: there the signals have no number.
+    where = "message 0; " if citable else ""
     return (
-        f"Recorded signals (message 0; from the support platform, not from the conversation "
+        f"Recorded signals ({where}from the support platform, not from the conversation "
         f"text; nonce={nonce}):\n" + "\n".join(signals_lines(outcome))
     )
 
@@ -291,7 +301,8 @@ def _user_prompt(outcome: Outcome, spotlight: bool, *, closing: bool = True) -> 
         ]
         if report.sources:
             sources = [
-                f"Source {_safe_inline(s.id)}:\n" + _framed(f"source {n}", s.text, nonce, spotlight)
+                f"Source {n} (id {_safe_inline(s.id)}):\n"
+                + _framed(f"source {n}", s.text, nonce, spotlight)
                 for n, s in enumerate(report.sources, 1)
             ]
             parts.append(f"Sources ({len(report.sources)}):\n\n" + "\n\n".join(sources))
@@ -308,7 +319,7 @@ def _user_prompt(outcome: Outcome, spotlight: bool, *, closing: bool = True) -> 
             "recorded.",
             "\n\n".join(blocks),
         ]
-    parts.append(_signals_summary(outcome, nonce))
+    parts.append(_signals_summary(outcome, nonce, citable=outcome.kind != "report"))
     if closing:
         parts.append("Score every criterion of the rubric and reply with the JSON object only.")
     return "\n\n".join(parts)

@@ -51,6 +51,11 @@ class Example(_Strict):
     explanation: str = Field(default="", max_length=_SHORT)
 
 
+#: The requirement of text the billed party did not write, under the name that reads right for
+#: each kind of outcome (either name works for either kind; see judge.evidence).
+INDEPENDENT_EVIDENCE = frozenset({"customer_state", "source"})
+
+
 class Criterion(_Strict):
     id: str = Field(pattern=SLUG)
     question: str = Field(min_length=1, max_length=_SHORT)
@@ -67,10 +72,11 @@ class Criterion(_Strict):
     evidence: Literal["any", "customer_state", "source"] | None = Field(
         default=None,
         description="what a passing LLM judgment must cite for this criterion (a number and a "
-        "verbatim quote): 'any' part of the outcome; 'customer_state' (support tickets): a "
-        "customer message, a tool result or a platform signal, never an agent message; "
-        "'source' (reports): one of the report's sources, never the report itself. None: no "
-        "citation needed.",
+        "verbatim quote): 'any' part of the outcome, or text the billed party did not write "
+        "('customer_state' and 'source' are two names of that one requirement): in a support "
+        "ticket a customer message, a tool result or a platform signal, never an agent "
+        "message; in a report one of its sources, never the report itself. None: no citation "
+        "needed.",
     )
 
     @model_serializer(mode="wrap")
@@ -170,20 +176,6 @@ class Rubric(_Strict, ContentVersioned):
             if c.id in seen:
                 raise ValueError(f"criterion id '{c.id}' appears twice")
             seen.add(c.id)
-        return self
-
-    @model_validator(mode="after")
-    def _evidence_fits_kind(self) -> Rubric:
-        # Each requirement names parts only one kind of outcome has.
-        only = {"customer_state": "support_ticket", "source": "report"}
-        for c in self.criteria:
-            kind = only.get(c.evidence or "")
-            if kind is not None and kind != self.kind:
-                raise ValueError(
-                    f"criterion '{c.id}': evidence '{c.evidence}' is for {kind} rubrics and this "
-                    f"one judges {self.kind}s; use 'any' or "
-                    f"'{'source' if self.kind == 'report' else 'customer_state'}'"
-                )
         return self
 
     def criterion(self, criterion_id: str) -> Criterion:

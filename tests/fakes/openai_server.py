@@ -210,7 +210,8 @@ def cite(
         return [{"message": number, "quote": " ".join(texts[number].split())[:60]}]
     messages = {n: (role, text) for n, role, text in prompt_messages(request_json)}
     if number is None:
-        for wanted in ("customer", "tool") if kind == "customer_state" else ("customer", "agent"):
+        independent = kind in ("customer_state", "source")
+        for wanted in ("customer", "tool") if independent else ("customer", "agent"):
             found = [
                 n for n, (role, text) in messages.items() if role == wanted and len(text) >= 12
             ]

@@ -218,7 +218,7 @@ def test_sigkilled_workers_lose_nothing_and_repeat_no_recorded_call(
     )
     assert {n for _, n in ok_rows} == {1}
     unanswered = sorted(set(ids) - {oid for oid, _ in ok_rows})
-    assert len(unanswered) <= N // 100, unanswered
+    assert len(unanswered) <= 3, unanswered  # about 0.34 expected: 7 % faults, 3 attempts
     for oid in unanswered:
         assert not any(r.billed for r in records if r.outcome_id == oid), oid
         ((payload,),) = query(db_url, f"SELECT payload FROM verdicts WHERE outcome_id = '{oid}'")

@@ -8,6 +8,15 @@ spotlight marker). For ``customer_state`` criteria (did the customer's problem g
 promised actions done) the cited message must be a customer message, a tool result or the
 platform signals, never an agent message: the billed party writes the agent's messages. A
 judgment whose evidence fails is ``unscored`` with the reason, never a pass.
+
+A report is cited by part: 0 is the report itself and ``n`` its ``n``-th source (1-based, as
+its frame in the prompt is numbered). For ``source`` criteria (are its numbers and claims
+backed by its sources, do its citations hold) the cited part must be a source: the report's
+writer is the billed party, and the report's own words prove nothing about the report.
+``customer_state`` and ``source`` are one requirement (text the billed party did not write)
+under two names. The check proves a quote is in the part cited, not that it supports the
+score, and a source is only as independent as whoever supplied it: an instruction planted in a
+source passes this check and is the injection screen's to catch.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from judge.injection_structure import neutralise
 from judge.models import Outcome
 from judge.prompts import SPOTLIGHT_MARK, signals_lines
 from judge.reply_parsing import Citation, ParsedReply
-from judge.rubric import Rubric
+from judge.rubric import INDEPENDENT_EVIDENCE, Rubric
 
 __all__ = ["MIN_QUOTE_CHARS", "evidence_problems"]
 
@@ -71,6 +80,25 @@ def _citation_problem(outcome: Outcome, cite: Citation, state: bool) -> str | No
     return None
 
 
+def _report_citation_problem(outcome: Outcome, cite: Citation, source: bool) -> str | None:
+    assert outcome.report is not None
+    quote = _norm(cite.quote)
+    if len(quote) < MIN_QUOTE_CHARS:
+        return f"quote {cite.quote[:40]!r} is too short to prove anything"
+    sources = outcome.report.sources
+    if cite.message == 0:
+        if source:
+            return "the report's own text was cited: these criteria need one of its sources"
+        text, where = outcome.report.text, "the report"
+    elif 1 <= cite.message <= len(sources):
+        text, where = sources[cite.message - 1].text, f"source {cite.message}"
+    else:
+        return f"source {cite.message} does not exist (the report has {len(sources)})"
+    if quote not in _norm(neutralise(text)):
+        return f"quote {cite.quote[:60]!r} is not in {where}"
+    return None
+
+
 def evidence_problems(parsed: ParsedReply, outcome: Outcome, rubric: Rubric) -> list[str]:
     """Why the evidence of a passing judgment does not hold (empty when it does).
 
@@ -101,18 +129,22 @@ def evidence_problems(parsed: ParsedReply, outcome: Outcome, rubric: Rubric) -> 
     ["criterion 'fixed': message 2 was written by the agent: the customer's state needs a
       customer message, a tool result or a platform signal"]
     """
-    if outcome.kind != "support_ticket":
-        return []  # reports: not checked yet (docs/injection-defence.md, layer 4)
+    report = outcome.report if outcome.kind == "report" else None
     problems: list[str] = []
     for c in rubric.criteria:
         if c.evidence is None:
             continue
         cites = parsed.evidence.get(c.id, [])
         if not cites:
-            problems.append(f"criterion '{c.id}': no evidence cited (message and verbatim quote)")
+            what = "source" if report is not None else "message"
+            problems.append(f"criterion '{c.id}': no evidence cited ({what} and verbatim quote)")
             continue
+        independent = c.evidence in INDEPENDENT_EVIDENCE
         reasons = [
-            _citation_problem(outcome, cite, c.evidence == "customer_state") for cite in cites
+            _report_citation_problem(outcome, cite, independent)
+            if report is not None
+            else _citation_problem(outcome, cite, independent)
+            for cite in cites
         ]
         if all(r is not None for r in reasons):
             problems.append(f"criterion '{c.id}': " + "; ".join(r for r in reasons if r))

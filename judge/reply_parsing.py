@@ -45,6 +45,7 @@ class ParsedReply:
 
 
 _MAX_CITATIONS = 20
+_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 def _citations(raw: Any) -> list[Citation]:
@@ -56,7 +57,9 @@ def _citations(raw: Any) -> list[Citation]:
         if not isinstance(item, dict):
             continue
         message, quote = item.get("message"), item.get("quote")
-        if isinstance(message, str) and message.strip().isdigit():
+        # ASCII digits only, and few: str.isdigit() accepts "²" (which int() refuses) and a
+        # reply may carry a number too long to convert; either made the parse raise.
+        if isinstance(message, str) and _NUMBER.fullmatch(message.strip()):
             message = int(message.strip())
         if isinstance(message, int) and not isinstance(message, bool) and isinstance(quote, str):
             out.append(Citation(message, quote[:1000]))

@@ -51,6 +51,11 @@ class Example(_Strict):
     explanation: str = Field(default="", max_length=_SHORT)
 
 
+#: The requirement of text the billed party did not write, under the name that reads right for
+#: each kind of outcome (either name works for either kind; see judge.evidence).
+INDEPENDENT_EVIDENCE = frozenset({"customer_state", "source"})
+
+
 class Criterion(_Strict):
     id: str = Field(pattern=SLUG)
     question: str = Field(min_length=1, max_length=_SHORT)
@@ -64,11 +69,14 @@ class Criterion(_Strict):
         default_factory=list, max_length=30
     )
     examples: list[Example] = Field(default_factory=list, max_length=10)
-    evidence: Literal["any", "customer_state"] | None = Field(
+    evidence: Literal["any", "customer_state", "source"] | None = Field(
         default=None,
-        description="what a passing LLM judgment must cite for this criterion: 'any' message "
-        "(index + verbatim quote), or 'customer_state': a customer message, a tool result or a "
-        "platform signal, never an agent message. None: no citation needed.",
+        description="what a passing LLM judgment must cite for this criterion (a number and a "
+        "verbatim quote): 'any' part of the outcome, or text the billed party did not write "
+        "('customer_state' and 'source' are two names of that one requirement): in a support "
+        "ticket a customer message, a tool result or a platform signal, never an agent "
+        "message; in a report one of its sources, never the report itself. None: no citation "
+        "needed.",
     )
 
     @model_serializer(mode="wrap")

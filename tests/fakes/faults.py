@@ -38,7 +38,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.openai_server import Reply, cite, evidence_criteria, prompt_messages
+from tests.fakes.openai_server import (
+    Reply,
+    cite,
+    evidence_criteria,
+    prompt_messages,
+    report_parts,
+)
 
 __all__ = [
     "FAULT_KINDS",
@@ -350,6 +356,9 @@ def obeyed_message(request_json: dict[str, Any]) -> int | None:
     for number, _role, text in prompt_messages(request_json):
         if gullible_obeys(text):
             return number
+    for number, _label, text in report_parts(request_json):
+        if gullible_obeys(text):
+            return number  # a report's part: 0 the report, n its n-th source
     return None
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "passing_reply",
     "passing_scores",
     "prompt_messages",
+    "report_parts",
 ]
 
 
@@ -161,8 +162,25 @@ def _user(request_json: dict[str, Any]) -> str:
     )
 
 
+_PART_RE = re.compile(
+    r"<<<BEGIN (?P<label>report|source (?P<n>\d+)) nonce=(?P<nonce>[0-9a-f]+)>>>\n"
+    r"(?P<text>.*?)\n<<<END (?P=label) nonce=(?P=nonce)>>>",
+    re.DOTALL,
+)
+
+
+def report_parts(request_json: dict[str, Any]) -> list[tuple[int, str, str]]:
+    """``(number, "report" | "source", text)`` of a report prompt's citable parts: 0 is the
+    report, ``n`` its ``n``-th source (marker removed); empty for a conversation."""
+    return [
+        (int(m["n"]) if m["n"] else 0, m["label"].split()[0], m["text"].replace("\u02c6", " "))
+        for m in _PART_RE.finditer(_user(request_json))
+    ]
+
+
 def evidence_criteria(request_json: dict[str, Any]) -> dict[str, str]:
-    """``{criterion id: "any" | "customer_state"}`` for criteria whose prompt line asks for it."""
+    """``{criterion id: "any" | "customer_state" | "source"}`` for criteria whose prompt line
+    asks for it."""
     return {m["id"]: m["kind"] for m in _EVIDENCE_LINE.finditer(_system(request_json))}
 
 
@@ -178,10 +196,22 @@ def cite(
     request_json: dict[str, Any], kind: str, *, number: int | None = None
 ) -> list[dict[str, Any]]:
     """A citation a diligent judge would give: message ``number`` if given, else the last
-    customer message (else tool result) with words in it, else a platform signal."""
+    customer message (else tool result) with words in it, else a platform signal. For a report:
+    part ``number`` if given, else its first source with words in it (``source``) or the report
+    itself (``any``)."""
+    parts = report_parts(request_json)
+    if parts:
+        texts = {n: text for n, _, text in parts}
+        if number is None:
+            wanted = [n for n, label, t in parts if label == "source" and len(t) >= 12]
+            number = 0 if kind == "any" else (wanted[0] if wanted else None)
+        if number is None or number not in texts:
+            return []
+        return [{"message": number, "quote": " ".join(texts[number].split())[:60]}]
     messages = {n: (role, text) for n, role, text in prompt_messages(request_json)}
     if number is None:
-        for wanted in ("customer", "tool") if kind == "customer_state" else ("customer", "agent"):
+        independent = kind in ("customer_state", "source")
+        for wanted in ("customer", "tool") if independent else ("customer", "agent"):
             found = [
                 n for n, (role, text) in messages.items() if role == wanted and len(text) >= 12
             ]

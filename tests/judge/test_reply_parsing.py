@@ -98,3 +98,29 @@ def test_a_single_criterion_rubric_still_reads_an_unlabelled_score() -> None:
         "accurate": 1.0
     }
     assert parse_reply("I checked 3 sources.", one).scores == {}
+
+
+@pytest.mark.parametrize(
+    ("message", "kept"),
+    [
+        ("3", [3]),
+        (" 12 ", [12]),
+        (4, [4]),
+        ("²", []),  # str.isdigit() says yes; int() raised
+        ("٣", []),  # an Arabic-Indic digit: not a message number either
+        ("9" * 5000, []),  # past int()'s digit limit: raised
+        (True, []),
+        (2.0, []),
+    ],
+)
+def test_a_citation_number_the_engine_cannot_read_is_dropped_not_raised(
+    message: object, kept: list[int]
+) -> None:
+    import json
+
+    rubric = Rubric(name="r", kind="support_ticket", criteria=[Criterion(id="ok", question="?")])
+    cite = {"message": message, "quote": "a verbatim quote"}
+    reply = json.dumps({"criteria": {"ok": {"score": 1, "rationale": "", "evidence": [cite]}}})
+    parsed = parse_reply(reply, rubric)
+    assert parsed.scores == {"ok": 1.0}
+    assert [c.message for c in parsed.evidence.get("ok", [])] == kept

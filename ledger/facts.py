@@ -29,6 +29,7 @@ verdicts stored before migration 0005 (``ledger.schema.migrate`` calls it when i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from judge.models import Outcome
+
+log = logging.getLogger("outcome_judge.ledger")
 
 __all__ = [
     "FactSource",
@@ -229,7 +232,16 @@ def stored_window_hours(conn: Connection, tenant: str, ref: str) -> float | None
 
         try:
             return float(parse_rubric_text(text, shown="<stored rubric>").window_hours)
-        except Exception:  # stored rubrics were validated when posted; be safe regardless
+        except Exception as exc:
+            # Stored rubrics were validated when posted: only a later, stricter version of the
+            # rubric format gets here. The outcome still needs a window, but not silently: it
+            # decides when the outcome's count becomes final.
+            log.warning(
+                "tenant %r: stored rubric %s no longer parses (%s); its outcomes take the "
+                "default %s h window. Post the rubric again (POST /v1/rubrics) in the current "
+                "format and re-judge, or keep the default knowingly.",
+                tenant, ref, str(exc).splitlines()[0][:200], DEFAULT_WINDOW_HOURS,
+            )  # fmt: skip
             return DEFAULT_WINDOW_HOURS
     return shipped_window_hours(ref)
 

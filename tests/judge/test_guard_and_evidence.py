@@ -81,13 +81,6 @@ def _citing(number: int) -> Any:
     return respond
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-fake")
-    with FakeOpenAIServer() as s:
-        yield s
-
-
 def test_a_passing_judgment_citing_the_customer_verifies(server: FakeOpenAIServer) -> None:
     server.default = _citing(5)  # "oh right, Marcus added a seat. makes sense, thanks!"
     v = asyncio.run(_engine(server, [{"name": "j", "model": "openai/j"}]).verify(_clean()))

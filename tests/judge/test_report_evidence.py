@@ -75,13 +75,6 @@ def _citing(evidence: dict[str, list[dict[str, Any]]]) -> Any:
     return respond
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-fake")
-    with FakeOpenAIServer() as s:
-        yield s
-
-
 def test_the_shipped_rubric_asks_for_sources_on_its_source_gates() -> None:
     rubric = load_rubric("report-accuracy")
     asked = {c.id: c.evidence for c in rubric.criteria}

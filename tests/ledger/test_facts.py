@@ -338,3 +338,41 @@ def test_migrating_across_0005_backfills(ledger_url: str, monkeypatch: pytest.Mo
         assert fact_rows(eng) == rows
     finally:
         eng.dispose()
+
+
+def test_a_stored_rubric_that_no_longer_parses_takes_the_default_window_and_says_so(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stored rubric decides when its outcomes' counts become final. One that a later, stricter
+    rubric format refuses still gets a window (the default), but with a warning naming the
+    tenant, the rubric and the fix; a valid one keeps its own window, silently."""
+    import logging
+
+    from ledger.facts import stored_window_hours
+    from ledger.service_tables import StoredDocumentRow
+    from ledger.store import ensure_tenant
+
+    ensure_tenant(engine, "acme")
+    head = "kind: support_ticket\ncriteria:\n  - id: ok\n    question: Is it resolved\n"
+    valid = f"name: own\nwindow_hours: 12\n{head}"
+    stale = f"name: old\n{head}    gate: maybe\n"  # a gate must be true or false
+    docs = StoredDocumentRow.__table__  # type: ignore[attr-defined]
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        for name, text in (("own", valid), ("old", stale)):
+            conn.execute(
+                sa.insert(docs),
+                {"tenant": "acme", "kind": "rubric", "name": name, "version": "v1",
+                 "text": text, "created_at": now},
+            )  # fmt: skip
+    with (
+        caplog.at_level(logging.WARNING, logger="outcome_judge.ledger"),
+        engine.connect() as conn,
+    ):
+        assert stored_window_hours(conn, "acme", "own@v1") == 12
+        assert not caplog.records
+        assert stored_window_hours(conn, "acme", "old@v1") == DEFAULT_WINDOW_HOURS
+    [record] = caplog.records
+    message = record.getMessage()
+    assert "'acme'" in message and "old@v1" in message and "POST /v1/rubrics" in message
+    assert "gate" in message  # what was wrong, from the parser

@@ -25,7 +25,7 @@ import re
 import unicodedata
 
 from judge.injection_structure import neutralise
-from judge.models import Outcome
+from judge.models import Outcome, Report
 from judge.prompts import SPOTLIGHT_MARK, signals_lines
 from judge.reply_parsing import Citation, ParsedReply
 from judge.rubric import INDEPENDENT_EVIDENCE, Rubric
@@ -57,10 +57,18 @@ def _message_text(outcome: Outcome, number: int) -> tuple[str, str] | None:
     return m.role, text
 
 
-def _citation_problem(outcome: Outcome, cite: Citation, state: bool) -> str | None:
+def _citation_problem(outcome: Outcome, cite: Citation, independent: bool) -> str | None:
+    """Why ``cite`` does not hold (None when it does): its quote, normalised once, checked for
+    length here and then against the part it names (a message, or a report's part)."""
     quote = _norm(cite.quote)
     if len(quote) < MIN_QUOTE_CHARS:
         return f"quote {cite.quote[:40]!r} is too short to prove anything"
+    if outcome.kind == "report" and outcome.report is not None:
+        return _report_part_problem(outcome.report, cite, quote, independent)
+    return _message_problem(outcome, cite, quote, independent)
+
+
+def _message_problem(outcome: Outcome, cite: Citation, quote: str, state: bool) -> str | None:
     if cite.message == 0:
         shown = _norm("\n".join(signals_lines(outcome)))
         if quote not in shown:
@@ -80,16 +88,12 @@ def _citation_problem(outcome: Outcome, cite: Citation, state: bool) -> str | No
     return None
 
 
-def _report_citation_problem(outcome: Outcome, cite: Citation, source: bool) -> str | None:
-    assert outcome.report is not None
-    quote = _norm(cite.quote)
-    if len(quote) < MIN_QUOTE_CHARS:
-        return f"quote {cite.quote[:40]!r} is too short to prove anything"
-    sources = outcome.report.sources
+def _report_part_problem(report: Report, cite: Citation, quote: str, source: bool) -> str | None:
+    sources = report.sources
     if cite.message == 0:
         if source:
             return "the report's own text was cited: these criteria need one of its sources"
-        text, where = outcome.report.text, "the report"
+        text, where = report.text, "the report"
     elif 1 <= cite.message <= len(sources):
         text, where = sources[cite.message - 1].text, f"source {cite.message}"
     else:
@@ -129,23 +133,17 @@ def evidence_problems(parsed: ParsedReply, outcome: Outcome, rubric: Rubric) -> 
     ["criterion 'fixed': message 2 was written by the agent: the customer's state needs a
       customer message, a tool result or a platform signal"]
     """
-    report = outcome.report if outcome.kind == "report" else None
     problems: list[str] = []
     for c in rubric.criteria:
         if c.evidence is None:
             continue
         cites = parsed.evidence.get(c.id, [])
         if not cites:
-            what = "source" if report is not None else "message"
+            what = "source" if outcome.kind == "report" else "message"
             problems.append(f"criterion '{c.id}': no evidence cited ({what} and verbatim quote)")
             continue
         independent = c.evidence in INDEPENDENT_EVIDENCE
-        reasons = [
-            _report_citation_problem(outcome, cite, independent)
-            if report is not None
-            else _citation_problem(outcome, cite, independent)
-            for cite in cites
-        ]
+        reasons = [_citation_problem(outcome, cite, independent) for cite in cites]
         if all(r is not None for r in reasons):
             problems.append(f"criterion '{c.id}': " + "; ".join(r for r in reasons if r))
     return problems

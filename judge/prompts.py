@@ -272,9 +272,9 @@ def signals_lines(outcome: Outcome) -> list[str]:
     return lines
 
 
-def _signals_summary(outcome: Outcome, nonce: str, *, citable: bool = True) -> str:
+def _signals_summary(outcome: Outcome, nonce: str) -> str:
     # A report's part 0 is the report itself: there the signals have no number.
-    where = "message 0; " if citable else ""
+    where = "" if outcome.kind == "report" else "message 0; "
     return (
         f"Recorded signals ({where}from the support platform, not from the conversation "
         f"text; nonce={nonce}):\n" + "\n".join(signals_lines(outcome))
@@ -319,7 +319,7 @@ def _user_prompt(outcome: Outcome, spotlight: bool, *, closing: bool = True) -> 
             "recorded.",
             "\n\n".join(blocks),
         ]
-    parts.append(_signals_summary(outcome, nonce, citable=outcome.kind != "report"))
+    parts.append(_signals_summary(outcome, nonce))
     if closing:
         parts.append("Score every criterion of the rubric and reply with the JSON object only.")
     return "\n\n".join(parts)

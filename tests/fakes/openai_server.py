@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from judge.rubric import INDEPENDENT_EVIDENCE
+
 __all__ = [
     "FakeOpenAIServer",
     "RecordedRequest",
@@ -210,7 +212,7 @@ def cite(
         return [{"message": number, "quote": " ".join(texts[number].split())[:60]}]
     messages = {n: (role, text) for n, role, text in prompt_messages(request_json)}
     if number is None:
-        independent = kind in ("customer_state", "source")
+        independent = kind in INDEPENDENT_EVIDENCE
         for wanted in ("customer", "tool") if independent else ("customer", "agent"):
             found = [
                 n for n, (role, text) in messages.items() if role == wanted and len(text) >= 12

@@ -1,9 +1,15 @@
-"""How many processes run the injection screen beside a run (``OUTCOME_JUDGE_SCREEN_PROCESSES``).
+"""Which processes run beside a run's event loop: the injection screen
+(``OUTCOME_JUDGE_SCREEN_PROCESSES``) and the model calls (``OUTCOME_JUDGE_CALL_PROCESS``).
 
 The screen is the same wherever it runs (:mod:`judge.screen_pool`); this decides where. A run
 on one event loop (``judge verify``, ``judge worker``) gets one screening process when the
 machine has a core to spare. Each process of ``judge verify --processes N`` already has its own
 event loop on its own core, so by default it screens on that loop.
+
+The model calls are the same wherever litellm runs (:mod:`judge.call_process`): ``judge verify``
+makes them in a process of its own when the machine has a core to spare, each of its
+``--processes`` too (measured: 0.96-0.97 of bare litellm at ``--concurrency 32`` with it, 0.79-0.82
+without; ``bench/bench_verify.py``).
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from judge.call_process import CallProcess
     from judge.screen_pool import ScreenPool
 
-__all__ = ["open_screen_pool", "screen_process_count"]
+__all__ = ["call_process_wanted", "open_call_process", "open_screen_pool", "screen_process_count"]
 
 
 def screen_process_count(*, share: int = 1, configured: int | None = None) -> int:
@@ -42,3 +49,26 @@ def open_screen_pool(*, share: int = 1) -> ScreenPool | None:
 
     count = screen_process_count(share=share, configured=get_settings().screen_processes)
     return ScreenPool(default_detector(), processes=count) if count else None
+
+
+def call_process_wanted(*, configured: bool | None = None) -> bool:
+    """Whether the model calls go to a process of their own: ``configured`` when set, else on a
+    machine with more than one core.
+
+    >>> call_process_wanted(configured=False)
+    False
+    """
+    if configured is not None:
+        return configured
+    return (os.cpu_count() or 1) > 1
+
+
+def open_call_process(*, has_llm: bool) -> CallProcess | None:
+    """A :class:`judge.call_process.CallProcess` (not yet started) when the panel makes model
+    calls and the settings want one, else ``None``. The caller starts and closes it."""
+    from config.settings import get_settings
+    from judge.call_process import CallProcess
+
+    if has_llm and call_process_wanted(configured=get_settings().call_process):
+        return CallProcess()
+    return None

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         "(`judge verify`, `judge worker`); 0 screens on the event loop. Default: 1 on a machine "
         "with more than one core, else 0 (and 0 in each process of `judge verify --processes`).",
     )
+    call_process: bool | None = Field(
+        default=None,
+        description="Make `judge verify`'s model calls in a process of their own beside its event "
+        "loop, so that litellm's own CPU (about 4 ms a call) runs on another core. Same calls and "
+        "verdicts either way. Default: on a machine with more than one core.",
+    )
     concurrency: int = Field(default=16, ge=1, le=1024)
     provider_concurrency: int = Field(default=16, ge=1, le=1024)
     max_line_bytes: int = Field(default=2_000_000, ge=1024)

@@ -25,6 +25,7 @@ __all__ = [
     "count_tokens",
     "is_transient",
     "known_provider",
+    "litellm_acompletion",
     "prompt_cost",
     "prompt_tokens",
     "reply_cost",
@@ -77,11 +78,19 @@ async def acompletion(**kwargs: Any) -> Any:
     stand_in = _stand_in.get()
     if stand_in is not None:
         return await stand_in(**kwargs)
+    return await litellm_acompletion(**kwargs)
+
+
+async def litellm_acompletion(**kwargs: Any) -> Any:
+    """``litellm.acompletion`` itself, whatever stand-in is installed: what a stand-in that
+    forwards calls (:mod:`judge.call_process`) makes when it cannot forward."""
     return await _litellm().acompletion(**kwargs)
 
 
 def is_transient(exc: BaseException) -> bool:
     """Whether litellm classes ``exc`` as a timeout, a lost connection or a rate limit."""
+    if getattr(exc, "transient", None) is True:  # classed so in the call process
+        return True
     litellm = _litellm()
     return isinstance(exc, litellm.Timeout | litellm.APIConnectionError | litellm.RateLimitError)
 

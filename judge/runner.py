@@ -59,6 +59,8 @@ class RunSummary:
     verify_seconds: float = 0.0
     #: Processes that ran the injection screen beside the event loop (0: on the loop).
     screen_processes: int = 0
+    #: Processes that made the model calls beside the event loops (0: on the loops).
+    call_processes: int = 0
 
     @property
     def outcomes_per_second(self) -> float | None:
@@ -91,6 +93,7 @@ class RunSummary:
             "verify_seconds": round(self.verify_seconds, 3),
             "outcomes_per_second": None if rate is None else round(rate, 1),
             "screen_processes": self.screen_processes,
+            "call_processes": self.call_processes,
         }
 
     def merge(self, other: RunSummary) -> None:
@@ -109,6 +112,7 @@ class RunSummary:
         self.resumed += other.resumed
         self.verify_seconds = max(self.verify_seconds, other.verify_seconds)
         self.screen_processes += other.screen_processes
+        self.call_processes += other.call_processes
 
     def add(self, verdict: Verdict, *, resumed: bool) -> None:
         self.outcomes += 1

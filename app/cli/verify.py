@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from app.cli._common import (
+    CallProcessOpt,
     LedgerUrlOpt,
     ScreenProcessesOpt,
     fail,
     redact_url,
     stderr,
+    use_call_process,
     use_screen_processes,
 )
 from app.cli._import_report import (
@@ -96,6 +98,7 @@ def verify(
         ),
     ] = 1,
     screen_processes: ScreenProcessesOpt = None,
+    call_process: CallProcessOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ai_authors: AiAuthorsOpt = None,
     strict: StrictOpt = False,
@@ -114,6 +117,7 @@ def verify(
     from judge.rubric_loader import RubricError
 
     use_screen_processes(screen_processes)
+    use_call_process(call_process)
     settings = get_settings()
     started = time.perf_counter()
     reading = ReadOptions(

@@ -261,8 +261,11 @@ def _merge(parts: list[Path], out: Path, total: int) -> None:
 def _run_part(part: _Part, messages: Any) -> None:
     """A process's work: its records of the input, verified into its part file."""
     from app.verification import verify_into_ledger
+    from judge.parent_watch import exit_with_parent
     from ledger.db import LedgerDatabaseError
 
+    # A parent killed outright must not leave its parts judging (and paying) for nobody.
+    exit_with_parent(code=137)
     progress = _Progress(messages, part.index)
     try:
         outcomes = _every_nth(part)

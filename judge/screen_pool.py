@@ -24,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from judge.guard_model import InjectionDetector
 from judge.models import Outcome
+from judge.parent_watch import exit_with_parent
 from judge.screening import Screen, screen, warm_up
 
 __all__ = ["ScreenPool"]
@@ -36,6 +37,9 @@ _detector: InjectionDetector | None = None
 
 def _start(detector: InjectionDetector | None) -> None:
     global _detector
+    # A worker of a killed run would otherwise wait for work for ever, holding the detector
+    # (about 140 MiB) and multiprocessing's resource tracker.
+    exit_with_parent()
     _detector = detector
     warm_up(detector)
 

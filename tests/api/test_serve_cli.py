@@ -16,6 +16,7 @@ import pytest
 from tests.api.conftest import auth, make_key
 from tests.api.live import REPO, LiveServer, free_port
 from tests.ledger.conftest import _pg_schema
+from tests.process_tools import alive
 
 
 def judge(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -107,14 +108,6 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie awaiting its parent counts as gone)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_two_api_processes_on_postgresql_share_the_database(tmp_path: Path) -> None:
@@ -139,7 +132,7 @@ def test_two_api_processes_on_postgresql_share_the_database(tmp_path: Path) -> N
         finally:
             server.stop()
         deadline = time.monotonic() + 20
-        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not any(_alive(pid) for pid in workers)  # none left behind
+        assert not any(alive(pid) for pid in workers)  # none left behind
         assert "Traceback" not in server.log_path.read_text()

@@ -30,6 +30,7 @@ from judge.verdict import Judgment
 from tests.fakes.openai_server import FakeOpenAIServer, Reply
 from tests.judge.test_cli_verify import TICKETS, judge_cli, write_panel
 from tests.judge.test_llm_judge import KEY_ENV, make_judge
+from tests.process_tools import alive, still_running
 
 FAST = Backoff(initial=0.01, maximum=0.05, jitter=0.0, retry_after_cap=5)
 RUBRIC = load_rubric("support-resolution")
@@ -255,13 +256,10 @@ def test_the_call_process_ends_with_its_parent(tmp_path: Path) -> None:
     try:
         assert parent.stdout is not None
         child = int(parent.stdout.readline())
-        assert _running(child)
+        assert alive(child)
         parent.kill()
         parent.wait(timeout=10)
-        deadline = time.monotonic() + 20
-        while _running(child) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _running(child)
+        assert still_running([child]) == []
     finally:
         parent.kill()
 
@@ -315,11 +313,3 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            return not any(line.startswith("State:\tZ") for line in status)
-    except FileNotFoundError:
-        return False

@@ -7,6 +7,8 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from judge.screen_pool import ScreenPool
 from judge.screening import screen
 from judge.verdict import FLAG_INJECTION
 from tests.fakes.injection_corpus import benign_controls, fresh_attacks
+from tests.process_tools import alive, children, still_running
 
 ROOT = Path(__file__).resolve().parents[2]
 CRITERIA = [c.id for c in load_rubric("support-resolution").criteria]
@@ -134,3 +137,28 @@ def test_how_many_processes_a_run_gets(monkeypatch: pytest.MonkeyPatch) -> None:
     get_settings.cache_clear()
     with pytest.raises(ValueError, match="screen_processes"):
         get_settings()
+
+
+def test_screening_processes_end_with_their_parent(tmp_path: Path) -> None:
+    """A run killed outright (SIGKILL, the out-of-memory killer) leaves no screening process
+    behind: each holds the detector (about 140 MiB) and would otherwise wait for work for ever."""
+    script = (
+        "import os, time\n"
+        "from judge.screen_pool import ScreenPool\n"
+        "pool = ScreenPool(None, processes=2)\n"
+        "pool.warm_up()\n"
+        "print(os.getpid(), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    try:
+        assert parent.stdout is not None
+        screening = children(int(parent.stdout.readline()))
+        assert len(screening) >= 2 and all(alive(pid) for pid in screening)
+        parent.kill()
+        parent.wait(timeout=10)
+        assert still_running(screening) == []
+    finally:
+        parent.kill()

@@ -3,10 +3,12 @@
 The output equals the one-process output, in input order; the ledger holds each outcome and
 verdict once; a rerun resumes across processes; a failing process fails the command with its
 error and stops the others; Ctrl-C (SIGINT to the process group, as a terminal sends it) stops
-every process, writes no output and leaves every request that reached the model on record."""
+every process, writes no output and leaves every request that reached the model on record; a
+parent killed outright takes its processes with it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -133,6 +135,41 @@ def test_ctrl_c_stops_every_process_and_writes_no_output(
     assert not out.exists() and _leftovers(out) == []
     # Every request that reached the model is on record (write-ahead rows, billable).
     assert rows(db, "judge_calls") >= len(fake_llm.chat_requests())
+
+
+def test_a_killed_parent_leaves_no_process_judging(
+    tmp_path: Path, fake_llm: FakeOpenAIServer
+) -> None:
+    """The parent killed outright (SIGKILL: no Ctrl-C handling, no clean-up) stops its parts
+    and their call processes too: none goes on sending paid requests for a run whose output
+    nobody will merge. Every request that reached the model is on record."""
+    fake_llm.latency = 1.0
+    panel = write_panel(tmp_path / "panel.yaml", fake_llm.base_url)
+    db, out = tmp_path / "ledger.db", tmp_path / "v.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTCOME_JUDGE_")}
+    command = [sys.executable, "-m", "app.cli", "verify", str(TICKETS), "--panel", str(panel)]
+    proc = subprocess.Popen(
+        [*command, "--db", f"sqlite:///{db}", "--out", str(out), "-P", "2", "-c", "4",
+         "--call-process"],
+        cwd=tmp_path, env={**env, **ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while len(fake_llm.chat_requests()) < 4 and time.monotonic() < deadline:
+            assert proc.poll() is None
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert _group_ends(proc.pid, timeout=20), "a process of the killed run went on"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    sent = len(fake_llm.chat_requests())
+    assert sent < len(_ids())  # stopped, not finished
+    time.sleep(2)
+    assert len(fake_llm.chat_requests()) == sent
+    assert rows(db, "judge_calls") >= sent
 
 
 def _group_ends(pgid: int, timeout: float = 10.0) -> bool:

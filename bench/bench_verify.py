@@ -256,6 +256,10 @@ def _defence_cost(base: str) -> None:
             print("(a screening process died during the run: its figures are not valid)")
 
 
+#: ``call_processes`` of every `judge verify` run measured, printed with its table.
+_CALL_PROCESSES: set[int] = set()
+
+
 def _cli_rate(base: str, concurrency: int, processes: int = 1) -> float:
     """Outcomes per second of the real `judge verify` process (LLM panel, SQLite ledger).
 
@@ -296,7 +300,12 @@ def _cli_rate(base: str, concurrency: int, processes: int = 1) -> float:
             "--processes",
             str(processes),
         )
-    return float(json.loads(proc.stdout)["outcomes_per_second"])
+    summary = json.loads(proc.stdout)
+    if summary["decisions"].get("verified", 0) != CLI_OUTCOMES:
+        # A judge that failed fast (no key, no server) would show a rate several times bare's.
+        raise SystemExit(f"judge verify did not verify every outcome: {summary['decisions']}")
+    _CALL_PROCESSES.add(int(summary["call_processes"]))
+    return float(summary["outcomes_per_second"])
 
 
 def _cli_table(base: str) -> None:
@@ -312,7 +321,8 @@ def _cli_table(base: str) -> None:
             clis[(concurrency, processes)].append(_cli_rate(base, concurrency, processes))
     print(
         f"\n`judge verify` ({CLI_OUTCOMES} outcomes, SQLite ledger) vs bare litellm (512 calls), "
-        f"fake server at {LATENCY_MS} ms, {REPEATS} interleaved runs, min / median:"
+        f"fake server at {LATENCY_MS} ms, {REPEATS} interleaved runs, min / median; "
+        f"call processes per run: {sorted(_CALL_PROCESSES)}:"
     )
     print(
         "| concurrency | processes | bare litellm, one process (calls/s) | `judge verify` "

@@ -108,22 +108,9 @@ def test_ctrl_c_stops_every_process_and_writes_no_output(
     fake_llm.latency = 1.0
     panel = write_panel(tmp_path / "panel.yaml", fake_llm.base_url)
     db, out = tmp_path / "ledger.db", tmp_path / "v.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTCOME_JUDGE_")}
-    command = [sys.executable, "-m", "app.cli", "verify", str(TICKETS), "--panel", str(panel)]
-    proc = subprocess.Popen(
-        [*command, "--db", f"sqlite:///{db}", "--out", str(out), "-P", "2", "-c", "4"],
-        cwd=tmp_path,
-        env={**env, **ENV},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
-    )
+    proc = _start_two_processes(tmp_path, panel, db, out)
     try:
-        deadline = time.monotonic() + 120
-        while len(fake_llm.chat_requests()) < 4 and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
+        _wait_for_requests(fake_llm, proc, 4)
         os.killpg(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -146,19 +133,9 @@ def test_a_killed_parent_leaves_no_process_judging(
     fake_llm.latency = 1.0
     panel = write_panel(tmp_path / "panel.yaml", fake_llm.base_url)
     db, out = tmp_path / "ledger.db", tmp_path / "v.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTCOME_JUDGE_")}
-    command = [sys.executable, "-m", "app.cli", "verify", str(TICKETS), "--panel", str(panel)]
-    proc = subprocess.Popen(
-        [*command, "--db", f"sqlite:///{db}", "--out", str(out), "-P", "2", "-c", "4",
-         "--call-process"],
-        cwd=tmp_path, env={**env, **ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
+    proc = _start_two_processes(tmp_path, panel, db, out, "--call-process")
     try:
-        deadline = time.monotonic() + 120
-        while len(fake_llm.chat_requests()) < 4 and time.monotonic() < deadline:
-            assert proc.poll() is None
-            time.sleep(0.05)
+        _wait_for_requests(fake_llm, proc, 4)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         assert _group_ends(proc.pid, timeout=20), "a process of the killed run went on"
@@ -170,6 +147,30 @@ def test_a_killed_parent_leaves_no_process_judging(
     time.sleep(2)
     assert len(fake_llm.chat_requests()) == sent
     assert rows(db, "judge_calls") >= sent
+
+
+def _start_two_processes(
+    tmp_path: Path, panel: Path, db: Path, out: Path, *extra: str
+) -> subprocess.Popen[str]:
+    """`judge verify -P 2 -c 4` started in its own process group, as a terminal's foreground job."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTCOME_JUDGE_")}
+    command = [sys.executable, "-m", "app.cli", "verify", str(TICKETS), "--panel", str(panel)]
+    return subprocess.Popen(
+        [*command, "--db", f"sqlite:///{db}", "--out", str(out), "-P", "2", "-c", "4", *extra],
+        cwd=tmp_path,
+        env={**env, **ENV},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_for_requests(server: FakeOpenAIServer, proc: subprocess.Popen[str], count: int) -> None:
+    deadline = time.monotonic() + 120
+    while len(server.chat_requests()) < count and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
 
 
 def _group_ends(pgid: int, timeout: float = 10.0) -> bool:

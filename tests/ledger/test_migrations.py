@@ -118,7 +118,9 @@ def test_processes_migrating_at_once_take_turns(ledger_url: str) -> None:
     ]
     try:
         for p in procs:  # every process has imported everything and connected: now all at once
-            assert p.stdout is not None and p.stdout.readline() == "ready\n"
+            assert p.stdout is not None
+            line = p.stdout.readline()
+            assert line == "ready\n", f"exit {p.wait(timeout=60)}: {p.communicate()[1]}"
         for p in procs:
             assert p.stdin is not None
             p.stdin.write("go\n")

@@ -13,8 +13,9 @@ before: only where litellm's own work runs changes. If the child dies, the calls
 flight fail as connection errors (retried like any), and every later call runs in this
 process, with a warning: a call is never lost silently.
 
-The child talks to its parent over an unnamed socket pair (frames of a 4-byte length and a
-pickle); nothing else can reach it.
+The child talks to its parent over an unnamed socket pair; nothing else can reach it. A frame
+is a header (the pickle's length and the call's number) and a pickle, so that a payload one side
+cannot read fails that call alone, with its reason, and never the stream.
 """
 
 from __future__ import annotations
@@ -39,25 +40,38 @@ __all__ = ["CallProcess", "RemoteCallError"]
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct("!I")
+_HEADER = struct.Struct("!IQ")  # payload length, call number
 #: The only provider headers carried back: what the retry waits read (``_retry_after``).
 _RETRY_HEADERS = frozenset({"retry-after", "retry-after-ms"})
 #: Seconds past a call's own ``timeout`` after which the engine stops waiting for the child
 #: (litellm enforces the timeout there; this only guards against a child that stopped answering).
 GRACE_SECONDS = 30.0
 DEFAULT_TIMEOUT = 600.0
-#: Sent by the child once litellm is imported: the caller's clock starts after it.
+#: Seconds the child may take to import litellm and say it is ready.
+START_SECONDS = 120.0
+#: Sent by the child (as call 0) once litellm is imported: the caller's clock starts after it.
 _READY = "ready"
 
 
-def _frame(message: object) -> bytes:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(data)) + data
+def _frame(call_id: int, payload: object) -> bytes:
+    data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(data), call_id) + data
 
 
-async def _read(reader: asyncio.StreamReader) -> Any:
-    (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
-    return pickle.loads(await reader.readexactly(size))  # our own child, on our own socket
+async def _read(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """The next frame: its call number and its payload, not yet unpickled."""
+    size, call_id = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+    return call_id, await reader.readexactly(size)
+
+
+def _seconds(timeout: object) -> float:
+    """A call's ``timeout`` in seconds (litellm also takes an ``httpx.Timeout``: its largest
+    figure), else :data:`DEFAULT_TIMEOUT`."""
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0:
+        return float(timeout)
+    parts = [getattr(timeout, name, None) for name in ("connect", "read", "write", "pool")]
+    numbers = [float(part) for part in parts if isinstance(part, int | float)]
+    return max(numbers) if numbers else DEFAULT_TIMEOUT
 
 
 class RemoteCallError(Exception):
@@ -91,6 +105,14 @@ class _ErrorInfo:
     connection: bool
 
     @classmethod
+    def safely(cls, exc: BaseException) -> _ErrorInfo:
+        """:meth:`of`, or the bare name and text when reading ``exc`` fails too."""
+        try:
+            return cls.of(exc)
+        except Exception:
+            return cls(type(exc).__name__, str(exc)[:500], None, False, None, False)
+
+    @classmethod
     def of(cls, exc: BaseException) -> _ErrorInfo:
         status = getattr(exc, "status_code", None)
         headers = getattr(exc, "litellm_response_headers", None)
@@ -109,7 +131,10 @@ class _ErrorInfo:
             status_code=status
             if isinstance(status, int) and not isinstance(status, bool)
             else None,
-            transient=model_client.is_transient(exc),
+            # What the judge's retry rule reads beyond the status: litellm's transient classes,
+            # and a bare timeout or lost connection litellm let through unwrapped.
+            transient=model_client.is_transient(exc)
+            or isinstance(exc, TimeoutError | ConnectionError),
             headers=waits or None,
             connection=_lost_connection(exc),
         )
@@ -159,6 +184,7 @@ class CallProcess:
     """
 
     broken: bool = False
+    _closed: bool = False
     _process: subprocess.Popen[bytes] | None = None
     _socket: socket.socket | None = None
     _writer: asyncio.StreamWriter | None = None
@@ -189,27 +215,32 @@ class CallProcess:
             raise RuntimeError("CallProcess.ready() before spawn()")
         reader, self._writer = await asyncio.open_connection(sock=self._socket)
         try:
-            first = await _read(reader)
+            _, first = await asyncio.wait_for(_read(reader), START_SECONDS)
+        except TimeoutError:
+            self._break(f"it was not ready within {START_SECONDS:.0f} s")
+            return
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             self._break(f"it ended while starting ({exc!r})")
             return
-        if first != _READY:
-            raise RuntimeError(f"call process: unexpected first message {first!r}")
+        if pickle.loads(first) != _READY:
+            self._break(f"its first message was not {_READY!r}")
+            return
         self._reading = asyncio.create_task(self._read_replies(reader))
 
     async def acompletion(self, **kwargs: Any) -> Any:
         """``litellm.acompletion(**kwargs)`` in the child; its response, or its error."""
-        if self.broken or self._writer is None:
+        if self.broken or self._closed or self._writer is None:
             return await model_client.litellm_acompletion(**kwargs)
+        next_id = next(self._ids) + 1  # 0 is the child's "ready"
         try:
-            request = _frame((next_id := next(self._ids), kwargs))
+            request = _frame(next_id, kwargs)
         except (pickle.PicklingError, TypeError, AttributeError):
             # A pass-through litellm option that cannot cross processes: this call runs here.
             return await model_client.litellm_acompletion(**kwargs)
+        limit = _seconds(kwargs.get("timeout")) + GRACE_SECONDS
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending[next_id] = future
-        limit = float(kwargs.get("timeout") or DEFAULT_TIMEOUT) + GRACE_SECONDS
         expiry = loop.call_later(limit, self._expire, next_id, limit)
         self._writer.write(request)
         try:
@@ -223,21 +254,28 @@ class CallProcess:
 
     def _cancel_in_child(self, call_id: int) -> None:
         if not self.broken and self._writer is not None and not self._writer.is_closing():
-            self._writer.write(_frame((call_id, None)))
+            self._writer.write(_frame(call_id, None))
 
     def _expire(self, call_id: int, limit: float) -> None:
         future = self._pending.get(call_id)
         if future is not None and not future.done():
-            self._cancel_in_child(call_id)
-            text = f"the call process did not answer within {limit:.0f} s"
-            future.set_exception(_ErrorInfo("Timeout", text, 408, True, None, False).error())
+            # litellm enforces the timeout in the child: a child past it has stopped answering.
+            self._break(f"it did not answer a call within {limit:.0f} s")
 
     async def _read_replies(self, reader: asyncio.StreamReader) -> None:
         try:
             while True:
-                call_id, ok, payload = await _read(reader)
+                call_id, data = await _read(reader)
                 future = self._pending.get(call_id)
                 if future is None or future.done():
+                    continue
+                try:
+                    ok, payload = pickle.loads(data)  # our own child, on our own socket
+                except Exception as exc:  # this reply only; not retried (it may be billed)
+                    text = f"the call process's reply could not be read: {exc!r}"
+                    future.set_exception(
+                        _ErrorInfo("ReplyUnreadable", text, None, False, None, False).error()
+                    )
                     continue
                 if ok:
                     future.set_result(payload)
@@ -245,8 +283,6 @@ class CallProcess:
                     future.set_exception(payload.error())
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             self._break(f"it ended ({exc!r})")
-        except Exception as exc:  # a reply that cannot be read: no call may wait forever
-            self._break(f"its reply could not be read ({exc!r})")
 
     def _break(self, why: str) -> None:
         if not self.broken:
@@ -258,14 +294,19 @@ class CallProcess:
                 why,
                 code,
             )
+        # A child that stopped answering must not go on making (billed) calls while the
+        # engine retries the same ones here.
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+        lost = _ErrorInfo("APIConnectionError", f"call process: {why}", None, True, None, True)
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(
-                    _ErrorInfo("APIConnectionError", why, None, True, None, True).error()
-                )
+                future.set_exception(lost.error())
 
     async def close(self) -> None:
-        """End the child (the caller has awaited its calls; any still in flight are cancelled)."""
+        """End the child (the caller has awaited its calls; any still in flight are cancelled,
+        and a call made after this runs in this process)."""
+        self._closed = True
         if self._reading is not None:
             self._reading.cancel()  # first: the child's end of file is no failure now
             with contextlib.suppress(asyncio.CancelledError):
@@ -289,27 +330,35 @@ class CallProcess:
 async def _serve(fd: int) -> None:
     reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=fd))
     model_client.warm_up()
-    writer.write(_frame(_READY))
+    writer.write(_frame(0, _READY))
     calls: dict[int, asyncio.Task[None]] = {}
+
+    def fail(call_id: int, exc: BaseException) -> None:
+        writer.write(_frame(call_id, (False, _ErrorInfo.safely(exc))))
 
     async def one(call_id: int, kwargs: dict[str, Any]) -> None:
         try:
             response = await model_client.litellm_acompletion(**kwargs)
-            reply: tuple[int, bool, Any] = (call_id, True, response)
         except Exception as exc:
-            reply = (call_id, False, _ErrorInfo.of(exc))
+            fail(call_id, exc)
+            return
         finally:
             calls.pop(call_id, None)
         try:
-            writer.write(_frame(reply))
-        except Exception as exc:  # a response that does not pickle: say so, do not hang
-            writer.write(_frame((call_id, False, _ErrorInfo.of(exc))))
+            writer.write(_frame(call_id, (True, response)))
+        except Exception as exc:  # a response that does not pickle: that call fails, said why
+            fail(call_id, exc)
 
     while True:
         try:
-            call_id, kwargs = await _read(reader)
+            call_id, data = await _read(reader)
         except (asyncio.IncompleteReadError, ConnectionError):
             break  # the parent closed its end (or ended)
+        try:
+            kwargs = pickle.loads(data)  # our own parent, on our own socket
+        except Exception as exc:  # this request only: answered, so the caller never waits
+            fail(call_id, exc)
+            continue
         if kwargs is None:
             task = calls.pop(call_id, None)
             if task is not None:
@@ -323,7 +372,11 @@ async def _serve(fd: int) -> None:
 def main(argv: list[str]) -> None:
     # Ctrl-C reaches the whole process group: the parent decides, and closes the socket.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    asyncio.run(_serve(int(argv[0])))
+    try:
+        asyncio.run(_serve(int(argv[0])))
+    finally:
+        sys.stderr.flush()
+        os._exit(0)  # whatever happened: litellm's logging threads must not keep the child alive
 
 
 if __name__ == "__main__":
@@ -332,5 +385,3 @@ if __name__ == "__main__":
     from judge.call_process import main as _main
 
     _main(sys.argv[1:])
-    sys.stderr.flush()
-    os._exit(0)  # litellm's logging threads must not keep the child alive

@@ -313,3 +313,105 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _raise_in_the_child() -> None:
+    raise RuntimeError("this request cannot be read here")
+
+
+class _ReadOnlyHere:
+    """Pickles in the engine's process; unpickling it raises (in the child)."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (_raise_in_the_child, ())
+
+
+def test_errors_are_retried_as_they_would_be_here() -> None:
+    """What the judge's retry rule reads survives the trip: a bare timeout or lost connection
+    that litellm lets through unwrapped stays retryable, a 400 does not, a 429 keeps its wait."""
+    import httpx
+
+    from judge.call_process import _ErrorInfo
+    from judge.llm_judge import _retry_after, _retryable
+
+    class Status(Exception):
+        def __init__(self, status: int, headers: dict[str, str] | None = None) -> None:
+            super().__init__(f"HTTP {status}")
+            self.status_code = status
+            # litellm's are httpx's headers: read without regard to case
+            self.litellm_response_headers = None if headers is None else httpx.Headers(headers)
+
+    cases: list[BaseException] = [
+        TimeoutError(),
+        ConnectionResetError(104, "reset by peer"),
+        ValueError("not a provider error"),
+        Status(400),
+        Status(503),
+        Status(429, {"Retry-After": "7", "x-secret": "no"}),
+    ]
+    for exc in cases:
+        there = _ErrorInfo.of(exc).error()
+        assert _retryable(there) == _retryable(exc), exc
+        assert _retry_after(there) == _retry_after(exc), exc
+        assert type(there).__name__ == type(exc).__name__
+    assert _ErrorInfo.of(cases[-1]).headers == {"retry-after": "7"}  # nothing else crosses
+
+
+def test_a_request_or_reply_one_side_cannot_read_fails_that_call_alone(
+    server: FakeOpenAIServer,
+) -> None:
+    """A request the child cannot unpickle is answered with the reason (the caller does not
+    wait for a deadline), and the child goes on taking calls."""
+
+    async def run() -> tuple[BaseException, Any, bool]:
+        async with call_process() as calls:
+            with pytest.raises(RemoteCallError) as refused:
+                await calls.acompletion(**request(server.base_url, metadata={"x": _ReadOnlyHere()}))
+            later = await calls.acompletion(**request(server.base_url))
+            return refused.value, later, calls.broken
+
+    refused, later, broken = asyncio.run(run())
+    assert "cannot be read here" in str(refused) and not model_client.is_transient(refused)
+    assert later.choices[0].message.content and not broken
+    assert len(server.chat_requests()) == 1
+
+
+def test_a_child_that_stops_answering_is_replaced_by_calls_made_here(
+    server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past a call's timeout and the grace the child has stopped answering: it is stopped (it
+    must not go on making billed calls while the engine retries them), the call fails as a lost
+    connection, and later calls and calls after close() are made in this process."""
+    import judge.call_process as module
+
+    monkeypatch.setattr(module, "GRACE_SECONDS", -29.0)  # a 30 s timeout gives up after 1 s
+    server.enqueue("gpt-4o-mini", Reply(hang=60))
+
+    async def run() -> tuple[BaseException | None, bool, Any, Any, int | None]:
+        async with call_process() as calls:
+            lost = await asyncio.gather(
+                calls.acompletion(**request(server.base_url, timeout=30)), return_exceptions=True
+            )
+            assert calls._process is not None
+            code = await asyncio.to_thread(calls._process.wait, 10)
+            later = await calls.acompletion(**request(server.base_url))
+            broken = calls.broken
+        after = await calls.acompletion(**request(server.base_url))
+        return lost[0], broken, later, after, code
+
+    with caplog.at_level(logging.WARNING, logger="judge.call_process"):
+        lost, broken, later, after, code = asyncio.run(run())
+    assert isinstance(lost, RemoteCallError) and model_client.is_transient(lost)
+    assert broken and code is not None  # the child was stopped
+    assert later.choices[0].message.content and after.choices[0].message.content
+    assert any("did not answer" in r.getMessage() for r in caplog.records)
+
+
+def test_a_timeout_that_is_not_a_number_is_read() -> None:
+    import httpx
+
+    from judge.call_process import DEFAULT_TIMEOUT, _seconds
+
+    assert _seconds(12) == 12.0
+    assert _seconds(httpx.Timeout(5.0, read=40.0)) == 40.0
+    assert _seconds(None) == _seconds(True) == DEFAULT_TIMEOUT

@@ -131,12 +131,9 @@ class _ErrorInfo:
             status_code=status
             if isinstance(status, int) and not isinstance(status, bool)
             else None,
-            # What the judge's retry rule reads beyond the status: litellm's transient classes,
-            # and a bare timeout or lost connection litellm let through unwrapped.
-            transient=model_client.is_transient(exc)
-            or isinstance(exc, TimeoutError | ConnectionError),
+            transient=model_client.is_transient(exc),
             headers=waits or None,
-            connection=_lost_connection(exc),
+            connection=model_client.is_lost_connection(exc),
         )
 
     def error(self) -> RemoteCallError:
@@ -147,20 +144,6 @@ class _ErrorInfo:
         if self.connection:
             exc.__cause__ = ConnectionError(self.text)
         return exc
-
-
-def _lost_connection(exc: BaseException) -> bool:
-    cause: BaseException | None = exc
-    for _ in range(10):  # litellm wraps httpx/aiohttp errors several deep
-        if cause is None:
-            return False
-        if isinstance(cause, ConnectionError) or type(cause).__name__ in (
-            "ConnectError",
-            "APIConnectionError",
-        ):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
 
 
 @dataclass
@@ -190,7 +173,8 @@ class CallProcess:
     _writer: asyncio.StreamWriter | None = None
     _reading: asyncio.Task[None] | None = None
     _pending: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
-    _ids: itertools.count[int] = field(default_factory=itertools.count)
+    #: Call numbers; 0 is the child's "ready".
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
     def pid(self) -> int | None:
@@ -231,7 +215,7 @@ class CallProcess:
         """``litellm.acompletion(**kwargs)`` in the child; its response, or its error."""
         if self.broken or self._closed or self._writer is None:
             return await model_client.litellm_acompletion(**kwargs)
-        next_id = next(self._ids) + 1  # 0 is the child's "ready"
+        next_id = next(self._ids)
         try:
             request = _frame(next_id, kwargs)
         except (pickle.PicklingError, TypeError, AttributeError):

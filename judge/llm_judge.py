@@ -133,8 +133,6 @@ class _Request:
 def _retryable(exc: BaseException) -> bool:
     if model_client.is_transient(exc):
         return True
-    if isinstance(exc, asyncio.TimeoutError | ConnectionError):
-        return True
     status = getattr(exc, "status_code", None)
     if isinstance(status, int):
         return status in (408, 429) or status >= 500
@@ -253,13 +251,8 @@ def public_reason(exc: BaseException) -> str:
     """
     if isinstance(exc, MissingKeyError):
         return f"{type(exc).__name__}: {exc}"
-    cause: BaseException | None = exc
-    seen = 0
-    while cause is not None and seen < 10:  # litellm wraps httpx/aiohttp errors several deep
-        name = type(cause).__name__
-        if isinstance(cause, ConnectionError) or name in ("ConnectError", "APIConnectionError"):
-            return "APIConnectionError: could not connect to the provider"
-        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    if model_client.is_lost_connection(exc):
+        return "APIConnectionError: could not connect to the provider"
     status = getattr(exc, "status_code", None)
     shown = type(exc).__name__
     if isinstance(status, int) and not isinstance(status, bool):

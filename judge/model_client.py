@@ -23,6 +23,7 @@ __all__ = [
     "TOKENIZER_MODEL",
     "acompletion",
     "count_tokens",
+    "is_lost_connection",
     "is_transient",
     "known_provider",
     "litellm_acompletion",
@@ -88,11 +89,30 @@ async def litellm_acompletion(**kwargs: Any) -> Any:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether litellm classes ``exc`` as a timeout, a lost connection or a rate limit."""
+    """Whether ``exc`` is a timeout, a lost connection or a rate limit: as litellm classes it,
+    or a bare one litellm let through unwrapped."""
     if getattr(exc, "transient", None) is True:  # classed so in the call process
+        return True
+    if isinstance(exc, TimeoutError | ConnectionError):
         return True
     litellm = _litellm()
     return isinstance(exc, litellm.Timeout | litellm.APIConnectionError | litellm.RateLimitError)
+
+
+def is_lost_connection(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was caused by, a failure to reach the provider (litellm wraps
+    httpx's and aiohttp's errors several deep)."""
+    cause: BaseException | None = exc
+    for _ in range(10):
+        if cause is None:
+            return False
+        if isinstance(cause, ConnectionError) or type(cause).__name__ in (
+            "ConnectError",
+            "APIConnectionError",
+        ):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def reply_cost(response: Any) -> float:

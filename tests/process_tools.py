@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,3 +33,21 @@ def still_running(pids: Iterable[int], *, within: float = 20.0) -> list[int]:
         time.sleep(0.1)
         waiting = [pid for pid in waiting if alive(pid)]
     return waiting
+
+
+def children_of_killed_parent(script: str, *, cwd: Path) -> tuple[list[int], list[int]]:
+    """Run the Python ``script`` (it prints ready once its children are up, then waits), kill
+    it with SIGKILL, and return its running children before the kill and those still running
+    20 s after it."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=cwd
+    )
+    try:
+        assert parent.stdout is not None
+        assert parent.stdout.readline() == "ready\n"
+        before = [pid for pid in children(parent.pid) if alive(pid)]
+        parent.kill()
+        parent.wait(timeout=10)
+        return before, still_running(before)
+    finally:
+        parent.kill()

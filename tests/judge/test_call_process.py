@@ -9,8 +9,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -30,7 +28,7 @@ from judge.verdict import Judgment
 from tests.fakes.openai_server import FakeOpenAIServer, Reply
 from tests.judge.test_cli_verify import TICKETS, judge_cli, write_panel
 from tests.judge.test_llm_judge import KEY_ENV, make_judge
-from tests.process_tools import alive, still_running
+from tests.process_tools import children_of_killed_parent
 
 FAST = Backoff(initial=0.01, maximum=0.05, jitter=0.0, retry_after_cap=5)
 RUBRIC = load_rubric("support-resolution")
@@ -243,25 +241,15 @@ def test_an_option_that_cannot_cross_processes_is_sent_from_here(
 def test_the_call_process_ends_with_its_parent(tmp_path: Path) -> None:
     """A parent killed outright (no cleanup at all) leaves no call process behind."""
     script = (
-        "import asyncio, sys\n"
+        "import asyncio\n"
         "from judge.call_process import CallProcess\n"
         "async def main():\n"
         "    calls = CallProcess(); calls.spawn(); await calls.ready()\n"
-        "    print(calls.pid, flush=True); await asyncio.sleep(600)\n"
+        "    print('ready', flush=True); await asyncio.sleep(600)\n"
         "asyncio.run(main())\n"
     )
-    parent = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path
-    )
-    try:
-        assert parent.stdout is not None
-        child = int(parent.stdout.readline())
-        assert alive(child)
-        parent.kill()
-        parent.wait(timeout=10)
-        assert still_running([child]) == []
-    finally:
-        parent.kill()
+    before, left = children_of_killed_parent(script, cwd=tmp_path)
+    assert len(before) == 1 and left == []
 
 
 def test_judge_verify_gives_the_same_verdicts_and_ledger_with_and_without_it(

@@ -7,8 +7,6 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from judge.screen_pool import ScreenPool
 from judge.screening import screen
 from judge.verdict import FLAG_INJECTION
 from tests.fakes.injection_corpus import benign_controls, fresh_attacks
-from tests.process_tools import alive, children, still_running
+from tests.process_tools import children_of_killed_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 CRITERIA = [c.id for c in load_rubric("support-resolution").criteria]
@@ -143,22 +141,12 @@ def test_screening_processes_end_with_their_parent(tmp_path: Path) -> None:
     """A run killed outright (SIGKILL, the out-of-memory killer) leaves no screening process
     behind: each holds the detector (about 140 MiB) and would otherwise wait for work for ever."""
     script = (
-        "import os, time\n"
+        "import time\n"
         "from judge.screen_pool import ScreenPool\n"
         "pool = ScreenPool(None, processes=2)\n"
         "pool.warm_up()\n"
-        "print(os.getpid(), flush=True)\n"
+        "print('ready', flush=True)\n"
         "time.sleep(600)\n"
     )
-    parent = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path
-    )
-    try:
-        assert parent.stdout is not None
-        screening = children(int(parent.stdout.readline()))
-        assert len(screening) >= 2 and all(alive(pid) for pid in screening)
-        parent.kill()
-        parent.wait(timeout=10)
-        assert still_running(screening) == []
-    finally:
-        parent.kill()
+    before, left = children_of_killed_parent(script, cwd=tmp_path)
+    assert len(before) >= 2 and left == []

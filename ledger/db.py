@@ -129,6 +129,28 @@ def _create(parsed: URL, **kwargs: Any) -> Engine:
         ) from None
 
 
+def _set_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting out another connection that is writing to the file.
+
+    Switching to WAL needs the file to itself, and SQLite answers BUSY at once, not through the
+    busy timeout, while another connection holds a write lock: several processes opening one
+    new ledger together lost one about once in 90 starts. Retried for as long as the busy
+    timeout allows, then the error is raised as before.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _sqlite_engine(parsed: URL, *, echo: bool) -> Engine:
     from sqlalchemy import event
     from sqlalchemy.pool import StaticPool
@@ -164,7 +186,7 @@ def _sqlite_engine(parsed: URL, *, echo: bool) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             if not in_memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _set_wal(cursor)
                 cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()

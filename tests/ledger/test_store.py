@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sqlite3
 import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -428,6 +430,29 @@ def test_sqlite_file_settings(tmp_path: Any) -> None:
     finally:
         eng.dispose()
     assert (tmp_path / "a" / "b" / "ledger.db").exists()
+
+
+def test_a_new_sqlite_ledger_waits_for_another_process_writing_to_it(tmp_path: Any) -> None:
+    """Switching a file to WAL needs it to itself, and SQLite answers BUSY at once (not through
+    the busy timeout) while another connection holds a write lock on it. Several processes
+    opening one new ledger together hit this: the ledger must wait, not fail "locked"."""
+    path = tmp_path / "ledger.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE first_writer (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO first_writer VALUES (1)")
+    released = threading.Timer(0.5, lambda: writer.execute("COMMIT"))
+    released.start()
+    started = time.monotonic()
+    eng = make_engine(f"sqlite:///{path}")
+    try:
+        with eng.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert time.monotonic() - started >= 0.4  # it waited for the writer
+    finally:
+        released.join()
+        eng.dispose()
+        writer.close()
 
 
 @pytest.mark.parametrize(

@@ -106,7 +106,8 @@ class VerdictRow(SQLModel, table=True):
 
     __tablename__ = "verdicts"
     __table_args__ = (
-        sa.Index("ix_verdicts_tenant_outcome", "tenant", "outcome_id"),
+        # pk last: the latest verdict of an outcome is the last entry (migration 0017).
+        sa.Index("ix_verdicts_tenant_outcome_pk", "tenant", "outcome_id", "pk"),
         sa.Index("ix_verdicts_tenant_created", "tenant", "created_at"),
         sa.ForeignKeyConstraint(
             ["tenant", "outcome_id", "outcome_revision"],

@@ -145,7 +145,8 @@ class JudgeCallRow(SQLModel, table=True):
 
     __tablename__ = "judge_calls"
     __table_args__ = (
-        sa.Index("ix_judge_calls_cache_key", "cache_key"),
+        # In the order of a look-up of the latest call of a key (migration 0017).
+        sa.Index("ix_judge_calls_tenant_key", "tenant", "cache_key", "at", "pk"),
         sa.Index("ix_judge_calls_tenant_outcome", "tenant", "outcome_id"),
         sa.Index("ix_judge_calls_tenant_at", "tenant", "at"),
         sa.Index("ix_judge_calls_call_id", "call_id"),

@@ -266,36 +266,22 @@ async def verify_into_ledger(
     ``found`` is what the parent found in the ledger before any process wrote to it (a process
     that looked itself could see its siblings' first writes and ask the ledger for every call).
     """
-    from app.screen_processes import open_call_process, open_screen_pool
+    from app.screen_processes import beside_the_loop
     from judge import model_client
 
-    screen_pool = open_screen_pool(share=share)
-    calls = open_call_process(has_llm=panel.has_llm)
-    try:
-        if screen_pool is not None:
-            screen_pool.start()  # the screening processes start while litellm is imported here
-        if calls is not None:
-            calls.spawn()  # it imports litellm while this process does the same
+    # litellm takes seconds to import: paid before the progress bar and the clock start.
+    def warm_up(_pool: object) -> None:
         if panel.has_llm:
-            # litellm takes seconds to import: paid before the progress bar and the clock start.
             model_client.warm_up()
-        if calls is not None:
-            await calls.ready()
-        routed = model_client.using(calls.acompletion) if calls else contextlib.nullcontext()
-        with routed:
-            run = await _verify_into_ledger(
-                outcomes, panel=panel, rubrics=rubrics, out=out, db_url=db_url, tenant=tenant,
-                concurrency=concurrency, resume=resume, on_progress=on_progress, share=share,
-                found=found, screen_pool=screen_pool,
-            )  # fmt: skip
-        if calls is not None and not calls.broken:
-            run.summary.call_processes = 1
+
+    async with beside_the_loop(has_llm=panel.has_llm, warm_up=warm_up, share=share) as beside:
+        run = await _verify_into_ledger(
+            outcomes, panel=panel, rubrics=rubrics, out=out, db_url=db_url, tenant=tenant,
+            concurrency=concurrency, resume=resume, on_progress=on_progress, share=share,
+            found=found, screen_pool=beside.screen_pool,
+        )  # fmt: skip
+        run.summary.call_processes = beside.call_processes
         return run
-    finally:
-        if calls is not None:
-            await calls.close()
-        if screen_pool is not None:
-            await asyncio.to_thread(screen_pool.close)
 
 
 async def _verify_into_ledger(

@@ -190,29 +190,31 @@ class Worker:
         The items in hand when ``stop`` is set are finished; if the task is cancelled instead,
         the unfinished ones are released for another worker.
         """
-        from app.screen_processes import open_screen_pool
+        from app.screen_processes import beside_the_loop
 
-        self._screen_pool = open_screen_pool()
-        try:
-            # litellm and the injection screen take seconds to import and build: paid now, in a
-            # thread (and the screening processes), not inside the first lease nor on the loop.
-            await asyncio.to_thread(_warm_up, self._screen_pool)
-            return await self._run(stop, once=once)
-        finally:
-            if self._screen_pool is not None:
-                await asyncio.to_thread(self._screen_pool.close)
+        # Imports and the screen's build take seconds: paid now, not in the first lease nor on
+        # the loop. A job's panel is known only once claimed: the call process starts anyway.
+        async with beside_the_loop(has_llm=True, warm_up=_warm_up) as beside:
+            self._screen_pool = beside.screen_pool
+            self.stats.call_processes = beside.call_processes
+            try:
+                return await self._run(stop, once=once)
+            finally:
+                self.stats.call_processes = beside.call_processes
 
     async def _run(self, stop: asyncio.Event, *, once: bool) -> WorkerStats:
         from ledger.job_queue import release
 
         pool = self._screen_pool
         log.info(
-            "worker %s started (batch %d, concurrency %d, lease %.0f s, screening processes %d)",
+            "worker %s started (batch %d, concurrency %d, lease %.0f s, screening processes %d, "
+            "call processes %d)",
             self.worker_id,
             self.batch,
             self.concurrency,
             self.lease_seconds,
             0 if pool is None else pool.processes,
+            self.stats.call_processes,
         )
         self._changed = asyncio.Event()
         self._ready = asyncio.Queue()
@@ -576,8 +578,6 @@ def _warm_up(screen_pool: ScreenPool | None) -> None:
     from judge.guard_model import default_detector
     from judge.screening import warm_up
 
-    if screen_pool is not None:
-        screen_pool.start()  # its processes start while litellm is imported here
     model_client.warm_up()
     if screen_pool is not None:
         screen_pool.warm_up()

@@ -109,6 +109,7 @@ def _worker_rate(
     batch: int,
     seed: int,
     screen_processes: int | None = None,
+    call_process: str | None = None,
 ) -> float:
     tenant = f"bench{seed}"
     job_id = _queue_job(db_url, base, tenant, n, concurrency, seed)
@@ -120,6 +121,8 @@ def _worker_rate(
     )
     if screen_processes is not None:
         env["OUTCOME_JUDGE_SCREEN_PROCESSES"] = str(screen_processes)
+    if call_process is not None:
+        env["OUTCOME_JUDGE_CALL_PROCESS"] = call_process
     subprocess.run(
         [
             sys.executable,
@@ -158,6 +161,7 @@ def _measure(
                 args.batch,
                 seed + repeat,
                 args.screen_processes,
+                args.call_process,
             )
         )
         print(
@@ -192,6 +196,13 @@ def main() -> None:
         help="OUTCOME_JUDGE_SCREEN_PROCESSES for the worker (default: the worker's own default, "
         "one screening process on a machine with more than one core; 0 screens on its loop)",
     )
+    parser.add_argument(
+        "--call-process",
+        choices=["true", "false"],
+        default=None,
+        help="OUTCOME_JUDGE_CALL_PROCESS for the worker (default: the worker's own default, a "
+        "call process on a machine with more than one core)",
+    )
     args = parser.parse_args()
     port = _free_port()
     base = f"http://127.0.0.1:{port}/v1"
@@ -220,8 +231,8 @@ def main() -> None:
     print(
         f"\n`judge worker --once` draining {args.outcomes} outcomes (batch {args.batch}) vs bare "
         f"litellm, fake server at 200 ms, {REPEATS} alternating runs, screening processes "
-        f"{'default' if args.screen_processes is None else args.screen_processes} "
-        f"({time.perf_counter() - started:.0f} s)"
+        f"{'default' if args.screen_processes is None else args.screen_processes}, call process "
+        f"{args.call_process or 'default'} ({time.perf_counter() - started:.0f} s)"
     )
     print(
         "| ledger | concurrency | bare litellm (calls/s, min / median) | worker (outcomes/s, "

@@ -30,6 +30,7 @@ __all__ = [
     "prompt_cost",
     "prompt_tokens",
     "reply_cost",
+    "stand_in_installed",
     "supports_response_schema",
     "token_prices",
     "using",
@@ -71,6 +72,12 @@ def using(completion: Completion) -> Iterator[None]:
         yield
     finally:
         _stand_in.reset(token)
+
+
+def stand_in_installed() -> bool:
+    """Whether :func:`using` sent this context's completions somewhere (a test's fake model): a
+    call process must not take them back to a provider."""
+    return _stand_in.get() is not None
 
 
 async def acompletion(**kwargs: Any) -> Any:

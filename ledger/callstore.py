@@ -26,6 +26,7 @@ from sqlmodel import col, select
 
 from judge.verdict import JudgeCall
 from ledger.db import session
+from ledger.reads import id_relation, read_in_index_order
 from ledger.store import (
     DEFAULT_TENANT,
     call_values,
@@ -246,15 +247,39 @@ class DbCallStore:
         """The latest servable call of each key (as :meth:`lookup_sync`), 500 keys a query."""
         found: dict[str, JudgeCall] = {}
         with session(self.engine, readonly=True) as db:
+            postgres = db.connection().dialect.name == "postgresql"
+            if postgres:
+                read_in_index_order(db.connection())
             for start in range(0, len(cache_keys), 500):
-                rows = db.exec(
-                    self._servable()
-                    .where(col(JudgeCallRow.cache_key).in_(cache_keys[start : start + 500]))
-                    .order_by(col(JudgeCallRow.at), col(JudgeCallRow.pk))
-                ).all()
-                for row in rows:  # later rows replace earlier ones: the latest is kept
+                chunk = list(cache_keys[start : start + 500])
+                if postgres:
+                    query = self._latest_ok_each(chunk)
+                else:
+                    query = (
+                        self._servable()
+                        .where(col(JudgeCallRow.cache_key).in_(chunk))
+                        .order_by(col(JudgeCallRow.at), col(JudgeCallRow.pk))
+                    )
+                for row in db.exec(query).all():  # later rows replace earlier: the latest stays
                     found[row.cache_key] = row_to_call(row)
         return found
+
+    def _latest_ok_each(self, cache_keys: list[str]) -> Any:
+        """PostgreSQL: one index lookup per key (see ``ledger.reads.id_relation``: an ``IN``
+        list let the planner filter the tenant's whole range when its statistics had not seen
+        the tenant's calls yet, as during a tenant's first job)."""
+        from sqlalchemy.orm import aliased
+
+        keys = id_relation(cache_keys)
+        latest = (
+            self._servable()
+            .where(JudgeCallRow.cache_key == keys.c.id)
+            .order_by(col(JudgeCallRow.at).desc(), col(JudgeCallRow.pk).desc())
+            .limit(1)
+            .lateral("latest")
+        )
+        call = aliased(JudgeCallRow, latest)
+        return select(call).select_from(keys).join(latest, sa.true())
 
     def record_sync(self, call: JudgeCall) -> None:
         """Write one call at once, bypassing the buffer."""

@@ -106,7 +106,8 @@ class VerdictRow(SQLModel, table=True):
 
     __tablename__ = "verdicts"
     __table_args__ = (
-        sa.Index("ix_verdicts_tenant_outcome", "tenant", "outcome_id"),
+        # pk last: the latest verdict of an outcome is the last entry (migration 0017).
+        sa.Index("ix_verdicts_tenant_outcome_pk", "tenant", "outcome_id", "pk"),
         sa.Index("ix_verdicts_tenant_created", "tenant", "created_at"),
         sa.ForeignKeyConstraint(
             ["tenant", "outcome_id", "outcome_revision"],
@@ -144,7 +145,8 @@ class JudgeCallRow(SQLModel, table=True):
 
     __tablename__ = "judge_calls"
     __table_args__ = (
-        sa.Index("ix_judge_calls_cache_key", "cache_key"),
+        # In the order of a look-up of the latest call of a key (migration 0017).
+        sa.Index("ix_judge_calls_tenant_key", "tenant", "cache_key", "at", "pk"),
         sa.Index("ix_judge_calls_tenant_outcome", "tenant", "outcome_id"),
         sa.Index("ix_judge_calls_tenant_at", "tenant", "at"),
         sa.Index("ix_judge_calls_call_id", "call_id"),

@@ -58,6 +58,10 @@ def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # (tests/judge/test_screen_pool.py and the tests that pass 1): the same result either way
     # (those tests check it), and hundreds of short runs need not each start a process.
     monkeypatch.setenv("OUTCOME_JUDGE_SCREEN_PROCESSES", "0")
+    # Likewise the model calls: in the run's own process unless a test asks for a call process
+    # (tests/judge/test_call_process.py, tests/api/test_worker_call_process.py and the tests that
+    # pass --call-process); each would import litellm again in a child.
+    monkeypatch.setenv("OUTCOME_JUDGE_CALL_PROCESS", "false")
     get_settings.cache_clear()
     process_limiter.cache_clear()  # its cap comes from the settings
     yield

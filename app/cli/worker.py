@@ -7,10 +7,12 @@ from typing import Annotated
 import typer
 
 from app.cli._common import (
+    CallProcessOpt,
     LedgerUrlOpt,
     ScreenProcessesOpt,
     fail,
     stderr,
+    use_call_process,
     use_screen_processes,
 )
 
@@ -52,6 +54,7 @@ def worker(
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info or warning.")] = "info",
     screen_processes: ScreenProcessesOpt = None,
+    call_process: CallProcessOpt = None,
 ) -> None:
     """Run verification jobs queued with POST /v1/verifications.
 
@@ -76,6 +79,7 @@ def worker(
     from ledger.schema import migrate
 
     use_screen_processes(screen_processes)
+    use_call_process(call_process)
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
         fail(f"unknown --log-level {log_level!r}; use debug, info or warning")

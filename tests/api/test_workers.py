@@ -181,15 +181,17 @@ def test_worker_once_drains_the_queue_and_exits(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path}/worker.db"
     with ledger_engine(db_url) as engine:
         (job_id,) = _jobs(engine, [6], "default")
-        # The screen in a screening process of the worker's own (the default on a machine with
-        # more than one core; the tests' environment says 0, the option wins).
-        worker = _worker(db_url, "once", tmp_path, {}, "--once", "--screen-processes", "1")
+        # The screen and the model calls in processes of the worker's own (the default on a
+        # machine with more than one core; the tests' environment says no, the options win).
+        worker = _worker(
+            db_url, "once", tmp_path, {}, "--once", "--screen-processes", "1", "--call-process"
+        )
         assert worker.proc.wait(timeout=120) == 0, worker.output()
         worker.stop()
         assert _all_done(engine, [job_id])
         assert len(verdict_counts(engine, "acme")) == 6
     log = worker.log_path.read_text()
-    assert "6 item(s) done" in log and "screening processes 1)" in log
+    assert "6 item(s) done" in log and "screening processes 1, call processes 1)" in log
 
 
 def test_worker_with_a_bad_database_url_says_how_to_fix_it(tmp_path: Path) -> None:

@@ -34,13 +34,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _cpu import process_cpu, tree  # noqa: E402
 from bench_verify import _free_port, _start_server, _write_outcomes  # noqa: E402
 
+from tests.process_tools import command_line  # noqa: E402
+
 SMALL, LARGE = 256, 1280
 
 
 def _part(pid: int) -> str:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
-    except OSError:
+    cmdline = command_line(pid)
+    if not cmdline:
         return "gone"
     if "judge.call_process" in cmdline:
         return "call process"

@@ -26,7 +26,7 @@ from sqlmodel import col, select
 
 from judge.verdict import JudgeCall
 from ledger.db import session
-from ledger.reads import id_relation, read_in_index_order
+from ledger.reads import key_relation, read_in_index_order
 from ledger.store import (
     DEFAULT_TENANT,
     call_values,
@@ -247,9 +247,10 @@ class DbCallStore:
         """The latest servable call of each key (as :meth:`lookup_sync`), 500 keys a query."""
         found: dict[str, JudgeCall] = {}
         with session(self.engine, readonly=True) as db:
-            postgres = db.connection().dialect.name == "postgresql"
+            conn = db.connection()
+            postgres = conn.dialect.name == "postgresql"
             if postgres:
-                read_in_index_order(db.connection())
+                read_in_index_order(conn)
             for start in range(0, len(cache_keys), 500):
                 chunk = list(cache_keys[start : start + 500])
                 if postgres:
@@ -265,12 +266,12 @@ class DbCallStore:
         return found
 
     def _latest_ok_each(self, cache_keys: list[str]) -> Any:
-        """PostgreSQL: one index lookup per key (see ``ledger.reads.id_relation``: an ``IN``
+        """PostgreSQL: one index lookup per key (see ``ledger.reads.key_relation``: an ``IN``
         list let the planner filter the tenant's whole range when its statistics had not seen
         the tenant's calls yet, as during a tenant's first job)."""
         from sqlalchemy.orm import aliased
 
-        keys = id_relation(cache_keys)
+        keys = key_relation(id=cache_keys)
         latest = (
             self._servable()
             .where(JudgeCallRow.cache_key == keys.c.id)

@@ -23,7 +23,7 @@ from ledger.tables import JudgeCallRow, LabelRow, OutcomeRow, TouchRow, VerdictR
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-__all__ = ["LedgerReads", "id_relation", "read_in_index_order"]
+__all__ = ["LedgerReads", "key_relation", "read_in_index_order"]
 
 
 class LedgerReads:
@@ -73,7 +73,7 @@ class LedgerReads:
 
         SQLite: one query per 500 outcome ids for the keys of the matching rows, and one more for
         the payloads of those found. PostgreSQL: one query per 500 keys, each key looked up by
-        equality (see :func:`id_relation`).
+        equality (see :func:`key_relation`).
         """
         keys = sorted(set(wanted))
         with session(self.engine, readonly=True) as db:
@@ -86,18 +86,12 @@ class LedgerReads:
     def _recorded_verdicts_by_key(
         self, conn: Any, keys: list[tuple[str, str, str, str]]
     ) -> dict[tuple[str, str, str, str], RecordedVerdict]:
-        from sqlalchemy.dialects.postgresql import ARRAY
-
         table = VerdictRow.__table__  # type: ignore[attr-defined]
         found: dict[tuple[str, str, str, str], RecordedVerdict] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            arrays = [sa.literal([k[i] for k in chunk], ARRAY(sa.String)) for i in range(4)]
-            asked = (
-                sa.func.unnest(*arrays)
-                .table_valued("id", "rubric", "panel", "content_hash")
-                .render_derived(name="wanted")
-            )
+            ids, rubrics, panels, hashes = (list(column) for column in zip(*chunk, strict=True))
+            asked = key_relation(id=ids, rubric=rubrics, panel=panels, content_hash=hashes)
             # LIMIT 1 per key: the latest row, and a subquery the planner cannot flatten into a
             # join that filters the tenant's whole range.
             latest = (
@@ -197,11 +191,13 @@ class LedgerReads:
         found: dict[str, Outcome] = {}
         with session(self.engine, readonly=True) as db:
             conn = db.connection()
+            postgres = conn.dialect.name == "postgresql"
+            if postgres:
+                read_in_index_order(conn)
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
-                if conn.dialect.name == "postgresql":
-                    read_in_index_order(conn)
-                    ids = id_relation(chunk)
+                if postgres:
+                    ids = key_relation(id=chunk)
                     newest = (
                         sa.select(table.c.outcome_id, table.c.payload)
                         .where(table.c.tenant == self.tenant, table.c.outcome_id == ids.c.id)
@@ -383,9 +379,9 @@ class LedgerReads:
             return {name: int(db.exec(q).one()) for name, q in queries.items()}
 
 
-def id_relation(ids: list[str]) -> Any:
-    """PostgreSQL: ``ids`` as a one-column relation (``unnest`` of one array parameter), to look
-    each up by equality through a LATERAL subquery.
+def key_relation(**columns: list[str]) -> Any:
+    """PostgreSQL: the keys to look up as a relation named ``wanted`` (``unnest`` of one array
+    parameter per column, in order), to look each up by equality through a LATERAL subquery.
 
     An ``IN`` list lets the planner scan the tenant's whole index range and filter it when its
     statistics have not seen the tenant's rows yet (rows just ingested, a job's verdicts being
@@ -395,11 +391,8 @@ def id_relation(ids: list[str]) -> Any:
     """
     from sqlalchemy.dialects.postgresql import ARRAY
 
-    return (
-        sa.func.unnest(sa.literal(ids, ARRAY(sa.String)))
-        .table_valued("id")
-        .render_derived(name="wanted")
-    )
+    arrays = [sa.literal(values, ARRAY(sa.String)) for values in columns.values()]
+    return sa.func.unnest(*arrays).table_valued(*columns).render_derived(name="wanted")
 
 
 def read_in_index_order(conn: Any) -> None:

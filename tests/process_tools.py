@@ -17,6 +17,14 @@ def alive(pid: int) -> bool:
         return False
 
 
+def command_line(pid: int) -> str:
+    """``pid``'s command line, its arguments joined by spaces ("" once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
 def children(pid: int) -> list[int]:
     """The process ids of ``pid``'s children (of every thread of it)."""
     found: list[int] = []

@@ -30,7 +30,7 @@ from tests.api.jobs_helpers import (
     ticket,
 )
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.process_tools import alive, children
+from tests.process_tools import alive, children, command_line
 
 RUBRICS = {"support_ticket": "support-resolution"}
 
@@ -114,7 +114,7 @@ def test_a_call_process_killed_mid_job_costs_no_item(
     def kill_the_call_process_once_calls_are_made() -> None:
         while len(fake_llm.chat_requests()) < 8:
             threading.Event().wait(0.02)
-        (child,) = [p for p in children(os.getpid()) if "judge.call_process" in _cmdline(p)]
+        (child,) = [p for p in children(os.getpid()) if "judge.call_process" in command_line(p)]
         os.kill(child, signal.SIGKILL)
         killed.append(child)
 
@@ -130,13 +130,6 @@ def test_a_call_process_killed_mid_job_costs_no_item(
     verdicts, calls = _ledger(db_url)
     assert len(verdicts) == 40
     assert {c[0] for c in calls if c[1] == "ok"} == set(verdicts)
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
-    except OSError:
-        return ""
 
 
 def test_a_worker_has_one_by_default_on_more_than_one_core(

@@ -77,7 +77,8 @@ def _correction(
     from calibration.join import join
     from ledger.calibration_source import load_calibration_rows
 
-    verdicts, labels = load_calibration_rows(engine, tenant)
+    # Only labelled verdicts are compared: the others (most of a tenant's) are not read.
+    verdicts, labels = load_calibration_rows(engine, tenant, labelled_only=True)
     chosen = [v for v in verdicts if v.panel in panels]
     pairs = [
         (u.verdict.decision, bool(u.reference))

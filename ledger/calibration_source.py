@@ -47,6 +47,7 @@ def load_calibration_rows(
     panel: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    labelled_only: bool = False,
 ) -> tuple[list[Verdict], list[LabelRecord]]:
     """A tenant's verdicts (optionally one rubric, one panel, recorded in ``[since, until)``) and
     all of its human labels, ready for :func:`calibration.report.calibrate`.
@@ -61,6 +62,9 @@ def load_calibration_rows(
         ``name`` (any version) or ``name@version`` (exactly that one).
     since, until
         Half-open window on when the verdicts were recorded.
+    labelled_only
+        Read only the verdicts of labelled outcomes: what is compared with the labels, without
+        the counts of the others a report gives (``verdicts``, ``verdicts_without_label``).
 
     Returns
     -------
@@ -82,16 +86,15 @@ def load_calibration_rows(
             "[from, to)"
         )
     ledger = Ledger(engine, tenant=tenant)
+    # An exact ref filters in SQL; a bare name matches every version (filtered here).
+    exact_rubric = rubric if rubric and "@" in rubric else None
+    exact_panel = panel if panel and "@" in panel else None
+    read = ledger.labelled_verdicts if labelled_only else ledger.iter_verdicts
+    stored = read(rubric=exact_rubric, panel=exact_panel, since=since, until=until)
     verdicts = [
-        stored.verdict
-        for stored in ledger.iter_verdicts(
-            # An exact ref filters in SQL; a bare name matches every version (filtered here).
-            rubric=rubric if rubric and "@" in rubric else None,
-            panel=panel if panel and "@" in panel else None,
-            since=since,
-            until=until,
-        )
-        if matches_ref(stored.verdict.rubric, rubric) and matches_ref(stored.verdict.panel, panel)
+        s.verdict
+        for s in stored
+        if matches_ref(s.verdict.rubric, rubric) and matches_ref(s.verdict.panel, panel)
     ]
     labels = [
         LabelRecord(

@@ -309,23 +309,76 @@ class LedgerReads:
         """
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        conditions: list[Any] = [VerdictRow.tenant == self.tenant]
+        conditions = [VerdictRow.tenant == self.tenant]
         if outcome_id is not None:
             conditions.append(VerdictRow.outcome_id == outcome_id)
-        if rubric is not None:
-            conditions.append(VerdictRow.rubric == rubric)
-        if panel is not None:
-            conditions.append(VerdictRow.panel == panel)
-        if since is not None:
-            conditions.append(col(VerdictRow.created_at) >= since)
-        if until is not None:
-            conditions.append(col(VerdictRow.created_at) < until)
+        conditions += _verdict_filters(rubric=rubric, panel=panel, since=since, until=until)
         for row in self._pages(VerdictRow, conditions, batch_size):
             yield StoredVerdict(
                 verdict=Verdict.model_validate(row.payload),
                 outcome_revision=row.outcome_revision,
                 created_at=row.created_at,
             )
+
+    def labelled_verdicts(
+        self,
+        *,
+        rubric: str | None = None,
+        panel: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[StoredVerdict]:
+        """The verdicts of the outcomes that have a human label, in the order they were recorded
+        (filters as :meth:`iter_verdicts`): what is compared with labels, without reading the
+        rest of the tenant's verdicts.
+
+        Looked up from the labelled ids, 500 at a time (PostgreSQL: per id, see
+        :func:`key_relation`), in one transaction. A semi-join of verdicts with labels was
+        planned as a nested loop over both for a tenant the statistics had not seen: 3.1 s at
+        30,000 verdicts and 600 labels, quadratic.
+        """
+        table = VerdictRow.__table__  # type: ignore[attr-defined]
+        labels = LabelRow.__table__  # type: ignore[attr-defined]
+        filters = _verdict_filters(rubric=rubric, panel=panel, since=since, until=until)
+        columns = (table.c.pk, table.c.payload, table.c.outcome_revision, table.c.created_at)
+        found: list[Any] = []
+        with session(self.engine, readonly=True) as db:
+            conn = db.connection()
+            labelled = conn.execute(
+                sa.select(labels.c.outcome_id).where(labels.c.tenant == self.tenant)
+            ).scalars()
+            ids = sorted(set(labelled))
+            postgres = conn.dialect.name == "postgresql"
+            if postgres:
+                read_in_index_order(conn)
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                if postgres:
+                    asked = key_relation(id=chunk)
+                    # OFFSET 0 keeps the subquery whole: pulled up into a join, it is planned
+                    # from the same statistics as the semi-join was.
+                    each = (
+                        sa.select(*columns)
+                        .where(table.c.tenant == self.tenant, table.c.outcome_id == asked.c.id)
+                        .where(*filters)
+                        .order_by(table.c.pk)
+                        .offset(0)
+                        .lateral("each")
+                    )
+                    query = sa.select(*each.c).select_from(asked).join(each, sa.true())
+                else:
+                    query = sa.select(*columns).where(
+                        table.c.tenant == self.tenant, table.c.outcome_id.in_(chunk), *filters
+                    )
+                found += conn.execute(query).all()
+        return [
+            StoredVerdict(
+                verdict=Verdict.model_validate(payload),
+                outcome_revision=revision,
+                created_at=created_at,
+            )
+            for _, payload, revision, created_at in sorted(found, key=lambda row: row[0])
+        ]
 
     def iter_labels(
         self,
@@ -377,6 +430,26 @@ class LedgerReads:
         }
         with session(self.engine, readonly=True) as db:
             return {name: int(db.exec(q).one()) for name, q in queries.items()}
+
+
+def _verdict_filters(
+    *,
+    rubric: str | None,
+    panel: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Any]:
+    """Conditions on verdicts: an exact rubric and panel ref, ``[since, until)`` of record time."""
+    conditions: list[Any] = []
+    if rubric is not None:
+        conditions.append(VerdictRow.rubric == rubric)
+    if panel is not None:
+        conditions.append(VerdictRow.panel == panel)
+    if since is not None:
+        conditions.append(col(VerdictRow.created_at) >= since)
+    if until is not None:
+        conditions.append(col(VerdictRow.created_at) < until)
+    return conditions
 
 
 def key_relation(**columns: list[str]) -> Any:

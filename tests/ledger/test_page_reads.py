@@ -1,5 +1,6 @@
-"""Reads made once per request (a page of outcomes) stay proportional to the page on
-PostgreSQL, even for a tenant whose rows its statistics have not seen yet."""
+"""Reads made once per request (a page of outcomes, the labelled verdicts an audit compares)
+stay proportional to what they return on PostgreSQL, even for a tenant whose rows its
+statistics have not seen yet."""
 
 from __future__ import annotations
 
@@ -50,5 +51,47 @@ def test_a_page_of_outcomes_visits_only_its_rows_before_statistics_see_the_tenan
             per_page = replayed_rows(engine, statements, {"outcomes"}) / len(pages)
             # Each page: its 51 ids' index entries, then their rows (revisions included).
             assert per_page <= 4 * 51, per_page
+        finally:
+            engine.dispose()
+
+
+@pytest.mark.postgres
+def test_labelled_verdicts_visit_only_their_rows_before_statistics_see_the_tenant() -> None:
+    """An audit's correction compares the labelled verdicts. Read as a semi-join of verdicts
+    with labels, a tenant the statistics had not seen was planned as a nested loop over both:
+    3.1 s at 30,000 verdicts and 600 labels, quadratic. Looked up per labelled id, it reads the
+    labels and the labelled verdicts only."""
+    from judge.models import Label
+    from ledger.db import make_engine
+    from ledger.schema import migrate
+    from ledger.store import Ledger
+    from tests.ledger.conftest import verdict_for
+
+    with _pg_schema() as url:
+        engine = make_engine(url)
+        try:
+            migrate(engine)
+            with engine.begin() as conn:
+                for table in ("outcomes", "verdicts", "labels"):
+                    conn.exec_driver_sql(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+            seen = Ledger(engine, tenant="seen")
+            older = [ticket(f"S-{i:04d}") for i in range(200)]
+            seen.record_results([(o, verdict_for(o)) for o in older])
+            with engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE")
+            fresh = Ledger(engine, tenant="fresh")
+            new = [ticket(f"N-{i:04d}", label=None) for i in range(600)]
+            fresh.record_results([(o, verdict_for(o)) for o in new])
+            labelled = {f"N-{i:04d}" for i in range(0, 600, 20)}
+            for outcome_id in sorted(labelled):
+                fresh.record_label(outcome_id, Label(resolved=True, by="qa"))
+
+            with captured(engine) as statements:
+                found = fresh.labelled_verdicts()
+            assert [s.verdict.outcome_id for s in found] == sorted(labelled)
+
+            visited = replayed_rows(engine, statements, {"verdicts", "labels"})
+            # The 30 labels and the 30 labelled verdicts.
+            assert visited <= 2 * len(labelled), visited
         finally:
             engine.dispose()

@@ -283,6 +283,25 @@ def test_iter_verdicts_pages_and_filters_by_time(ledger: Ledger) -> None:
     assert list(ledger.iter_verdicts(panel="other@1")) == []
 
 
+def test_labelled_verdicts_are_those_of_labelled_outcomes_in_order(ledger: Ledger) -> None:
+    """What an audit's correction compares (the others, most of a tenant's, are not read)."""
+    for round_ in range(2):  # two verdicts per outcome, interleaved
+        for i in range(6):
+            outcome = ticket(f"T-{i}", label=None)
+            decision = "verified" if (i + round_) % 2 else "not_verified"
+            ledger.record_result(outcome, verdict_for(outcome, decision=decision))
+    ledger.record_label("T-1", Label(resolved=True, by="qa"))
+    ledger.record_label("T-4", Label(resolved=False, by="qa"))
+    ledger.record_label("T-4", Label(resolved=True, by="lead"))
+    other = Ledger(ledger.engine, tenant="globex")
+    other.record_outcome(ticket("T-2"))
+    other.record_label("T-2", Label(resolved=True, by="qa"))  # another tenant's label
+    every = [s.verdict for s in ledger.iter_verdicts(batch_size=3)]
+    labelled = [s.verdict for s in ledger.labelled_verdicts()]
+    assert labelled == [v for v in every if v.outcome_id in {"T-1", "T-4"}]
+    assert len(labelled) == 4
+
+
 def test_times_come_back_as_the_same_instant_in_utc(ledger: Ledger) -> None:
     cest = timezone(timedelta(hours=2))
     label = Label(resolved=True, by="qa", at=datetime(2026, 3, 2, 11, 0, tzinfo=cest))

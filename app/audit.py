@@ -78,11 +78,11 @@ def _correction(
     from ledger.calibration_source import load_calibration_rows
 
     # Only labelled verdicts are compared: the others (most of a tenant's) are not read.
-    verdicts, labels = load_calibration_rows(engine, tenant, labelled_only=True)
-    chosen = [v for v in verdicts if v.panel in panels]
+    rows = load_calibration_rows(engine, tenant)
+    chosen = [v for v in rows.verdicts if v.panel in panels]
     pairs = [
         (u.verdict.decision, bool(u.reference))
-        for u in join(chosen, labels).compared
+        for u in join(chosen, rows.labels).compared
         if u.verdict.decision != "abstain"
     ]
     if not pairs:

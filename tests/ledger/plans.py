@@ -36,11 +36,11 @@ def captured(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
 
 def replayed_rows(engine: Engine, statements: list[tuple[str, Any]], tables: set[str]) -> int:
     """Rows of ``tables`` the ``statements`` visit when run again under EXPLAIN ANALYZE, in one
-    transaction, their own settings (``SET LOCAL``) replayed too."""
+    transaction, their own settings (``SET ..``) replayed too."""
     visited = 0
     with engine.begin() as conn:
         for statement, parameters in statements:
-            if statement.startswith("SET LOCAL"):
+            if statement.startswith("SET "):
                 conn.exec_driver_sql(statement)
                 continue
             (plan,) = conn.exec_driver_sql(
@@ -48,3 +48,30 @@ def replayed_rows(engine: Engine, statements: list[tuple[str, Any]], tables: set
             ).scalar_one()
             visited += rows_visited(plan["Plan"], tables)
     return visited
+
+
+@contextmanager
+def ledger_without_autovacuum(*tables: str) -> Iterator[Engine]:
+    """A migrated PostgreSQL ledger (a fresh schema) whose ``tables`` are never analyzed but by
+    :func:`analyze`: rows written after it stay unseen by the planner's statistics, as a
+    tenant's first big import is until autovacuum comes by."""
+    from ledger.db import make_engine
+    from ledger.schema import migrate
+    from tests.ledger.conftest import _pg_schema
+
+    with _pg_schema() as url:
+        engine = make_engine(url)
+        try:
+            migrate(engine)
+            with engine.begin() as conn:
+                for table in tables:
+                    conn.exec_driver_sql(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def analyze(engine: Engine) -> None:
+    """Gather the planner's statistics now (what it knows until the next call)."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")

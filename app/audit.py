@@ -77,11 +77,12 @@ def _correction(
     from calibration.join import join
     from ledger.calibration_source import load_calibration_rows
 
-    verdicts, labels = load_calibration_rows(engine, tenant)
-    chosen = [v for v in verdicts if v.panel in panels]
+    # Only labelled verdicts are compared: the others (most of a tenant's) are not read.
+    rows = load_calibration_rows(engine, tenant)
+    chosen = [v for v in rows.verdicts if v.panel in panels]
     pairs = [
         (u.verdict.decision, bool(u.reference))
-        for u in join(chosen, labels).compared
+        for u in join(chosen, rows.labels).compared
         if u.verdict.decision != "abstain"
     ]
     if not pairs:

@@ -47,6 +47,44 @@ class LabelRecord:
     order: int = 0
 
 
+@dataclass(frozen=True)
+class UnlabelledVerdicts:
+    """Verdicts left out of a join because no label names their outcome: counted, not compared.
+
+    A store reads only the labelled outcomes' verdicts (what is compared) and counts the rest,
+    so a report's counts stay those of every verdict without reading them all.
+
+    Parameters
+    ----------
+    verdicts
+        How many verdicts were left out.
+    outcomes
+        How many distinct outcomes they are of (at most ``verdicts``; none without verdicts).
+
+    Examples
+    --------
+    >>> UnlabelledVerdicts(verdicts=3, outcomes=2)
+    UnlabelledVerdicts(verdicts=3, outcomes=2)
+    >>> UnlabelledVerdicts(verdicts=1, outcomes=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: unlabelled outcomes (2) must be between 1 and the unlabelled verdicts (1)
+    """
+
+    verdicts: int = 0
+    outcomes: int = 0
+
+    def __post_init__(self) -> None:
+        if self.verdicts < 0:
+            raise ValueError(f"unlabelled verdicts must be >= 0, got {self.verdicts}")
+        low = 1 if self.verdicts else 0
+        if not low <= self.outcomes <= self.verdicts:
+            raise ValueError(
+                f"unlabelled outcomes ({self.outcomes}) must be between {low} and the "
+                f"unlabelled verdicts ({self.verdicts})"
+            )
+
+
 @dataclass
 class JoinedUnit:
     """A verdict with the human labels of the same outcome."""
@@ -264,6 +302,8 @@ def _majority(values: list[bool]) -> bool | None:
 def join(
     verdicts: Iterable[Mapping[str, Any] | Verdict],
     labels: Iterable[Mapping[str, Any] | LabelRecord],
+    *,
+    unlabelled: UnlabelledVerdicts | None = None,
 ) -> JoinResult:
     """Pair every verdict with the human labels of the same outcome.
 
@@ -272,6 +312,10 @@ def join(
     verdicts : iterable of verdict dicts or Verdict
         The Verdict contract; the last verdict of an outcome wins.
     labels : iterable of label records, labelled outcome dicts or LabelRecord
+    unlabelled : UnlabelledVerdicts, optional
+        Verdicts of unlabelled outcomes that were not passed in ``verdicts``: added to the
+        ``verdicts``, ``outcomes_with_verdict``, ``duplicate_verdicts`` and
+        ``verdicts_without_label`` counts, as if they had been.
 
     Returns
     -------
@@ -325,15 +369,16 @@ def join(
             if value is not None:
                 criteria[name] = value
         units.append(JoinedUnit(outcome_id, verdict, labs, reference, criteria))
+    left_out = unlabelled or UnlabelledVerdicts()
     counts = dict(
-        verdicts=n_verdicts,
-        outcomes_with_verdict=len(by_id),
-        duplicate_verdicts=n_verdicts - len(by_id),
+        verdicts=n_verdicts + left_out.verdicts,
+        outcomes_with_verdict=len(by_id) + left_out.outcomes,
+        duplicate_verdicts=n_verdicts - len(by_id) + left_out.verdicts - left_out.outcomes,
         labels=n_labels,
         labelled_outcomes=len(labels_by_unit),
         superseded_labels=superseded,
         joined=len(units),
-        verdicts_without_label=len(by_id) - len(units),
+        verdicts_without_label=len(by_id) - len(units) + left_out.outcomes,
         labels_without_verdict=sum(1 for k in labels_by_unit if k not in by_id),
         outcomes_with_multiple_labellers=sum(1 for v in labels_by_unit.values() if len(v) > 1),
         tied_labels=tied,

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from calibration.join import JoinedUnit, JoinResult, LabelRecord, join
+from calibration.join import JoinedUnit, JoinResult, LabelRecord, UnlabelledVerdicts, join
 from calibration.report_figures import (
     AgreementBlock,
     CalibrationReport,
@@ -341,6 +341,7 @@ def calibrate(
     level: float = 0.95,
     bins: int = 10,
     window: int | None = None,
+    unlabelled: UnlabelledVerdicts | None = None,
 ) -> CalibrationReport:
     """Measure how well verdicts agree with human labels.
 
@@ -361,6 +362,9 @@ def calibrate(
         Bins of the reliability diagram.
     window : int, optional
         Rolling window (labels) for agreement over time.
+    unlabelled : UnlabelledVerdicts, optional
+        Verdicts of unlabelled outcomes not passed in ``verdicts``, for the counts only (see
+        :func:`calibration.join.join`): the report is the same as with them passed.
 
     Returns
     -------
@@ -379,7 +383,7 @@ def calibrate(
     unknown = [g for g in by if g not in GROUPINGS]
     if unknown:
         raise ValueError(f"unknown --by grouping(s) {unknown}; use {', '.join(GROUPINGS)}")
-    joined: JoinResult = join(verdicts, labels)
+    joined: JoinResult = join(verdicts, labels, unlabelled=unlabelled)
     if not joined.units:
         c = joined.counts
         raise ValueError(

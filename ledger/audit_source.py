@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlmodel import col
@@ -21,6 +21,7 @@ from sqlmodel import col
 from ledger.bookings import LATE_ARRIVAL, MOVED, VERIFIED
 from ledger.claims import Claim
 from ledger.db import chunked, session
+from ledger.reads import key_relation
 from ledger.service_tables import OutcomeFactRow
 from ledger.tables import OutcomeRow, VerdictRow
 
@@ -67,36 +68,33 @@ def _status(decision: str, booked: bool, booking_reason: str | None) -> tuple[St
 def claimed_outcomes(
     engine: Engine, tenant: str, outcome_ids: Iterable[str]
 ) -> dict[str, JudgedClaim]:
-    """The ledger's side of each id (every id gets an entry; ``unknown`` when not stored)."""
+    """The ledger's side of each id (every id gets an entry; ``unknown`` when not stored).
+
+    500 ids a query; on PostgreSQL each id is looked up on its own (``ledger.reads.key_relation``):
+    an ``IN`` list was a filter over the tenant's whole range when the statistics had not seen
+    the tenant, 50-70 ms a chunk at 100,000 outcomes, for every 500 claims.
+    """
     ids = list(dict.fromkeys(outcome_ids))
     found: dict[str, JudgedClaim] = {}
-    facts = OutcomeFactRow.__table__  # type: ignore[attr-defined]
     with session(engine, readonly=True) as db:
         conn = db.connection()
+        postgres = conn.dialect.name == "postgresql"
         for chunk in chunked(ids):
-            stored = set(
-                conn.execute(
-                    sa.select(col(OutcomeRow.outcome_id))
-                    .where(col(OutcomeRow.tenant) == tenant, col(OutcomeRow.outcome_id).in_(chunk))
-                    .distinct()
-                ).scalars()
+            stored_query, judged_query = (
+                _per_id_queries(tenant, chunk) if postgres else _in_list_queries(tenant, chunk)
             )
-            rows = conn.execute(
-                sa.select(
-                    facts.c.outcome_id,
-                    facts.c.decision,
-                    facts.c.booked_entry_pk,
-                    facts.c.booking_reason,
-                    col(VerdictRow.pk),
-                    col(VerdictRow.rubric),
-                    col(VerdictRow.panel),
-                    col(VerdictRow.confidence),
-                    col(VerdictRow.flags),
-                )
-                .select_from(facts.join(VerdictRow, col(VerdictRow.pk) == facts.c.verdict_pk))
-                .where(facts.c.tenant == tenant, facts.c.outcome_id.in_(chunk))
-            ).all()
-            for oid, decision, entry_pk, booking, vpk, rubric, panel, confidence, flags in rows:
+            stored = set(conn.execute(stored_query).scalars())
+            for (
+                oid,
+                decision,
+                entry_pk,
+                booking,
+                vpk,
+                rubric,
+                panel,
+                confidence,
+                flags,
+            ) in conn.execute(judged_query).all():
                 status, reason = _status(decision, entry_pk is not None, booking)
                 found[oid] = JudgedClaim(
                     status=status,
@@ -114,6 +112,65 @@ def claimed_outcomes(
                         reason="stored, not judged yet" if oid in stored else "not in the ledger",
                     )
     return found
+
+
+def _judged_columns() -> tuple[Any, ...]:
+    facts = OutcomeFactRow.__table__  # type: ignore[attr-defined]
+    verdicts = VerdictRow.__table__  # type: ignore[attr-defined]
+    return (
+        facts.c.outcome_id,
+        facts.c.decision,
+        facts.c.booked_entry_pk,
+        facts.c.booking_reason,
+        verdicts.c.pk,
+        verdicts.c.rubric,
+        verdicts.c.panel,
+        verdicts.c.confidence,
+        verdicts.c.flags,
+    )
+
+
+def _in_list_queries(tenant: str, chunk: list[str]) -> tuple[Any, Any]:
+    """SQLite: which of ``chunk`` are stored, and the fact and verdict of those judged."""
+    facts = OutcomeFactRow.__table__  # type: ignore[attr-defined]
+    verdicts = VerdictRow.__table__  # type: ignore[attr-defined]
+    outcomes = OutcomeRow.__table__  # type: ignore[attr-defined]
+    stored = (
+        sa.select(outcomes.c.outcome_id)
+        .where(outcomes.c.tenant == tenant, outcomes.c.outcome_id.in_(chunk))
+        .distinct()
+    )
+    judged = (
+        sa.select(*_judged_columns())
+        .select_from(facts.join(verdicts, verdicts.c.pk == facts.c.verdict_pk))
+        .where(facts.c.tenant == tenant, facts.c.outcome_id.in_(chunk))
+    )
+    return stored, judged
+
+
+def _per_id_queries(tenant: str, chunk: list[str]) -> tuple[Any, Any]:
+    """PostgreSQL: the same, each id looked up by equality through a LATERAL subquery (LIMIT 1:
+    an outcome's one fact, and its first revision to know it is stored)."""
+    facts = OutcomeFactRow.__table__  # type: ignore[attr-defined]
+    verdicts = VerdictRow.__table__  # type: ignore[attr-defined]
+    outcomes = OutcomeRow.__table__  # type: ignore[attr-defined]
+    asked = key_relation(id=chunk)
+    revision = (
+        sa.select(outcomes.c.outcome_id)
+        .where(outcomes.c.tenant == tenant, outcomes.c.outcome_id == asked.c.id)
+        .limit(1)
+        .lateral("revision")
+    )
+    stored = sa.select(revision.c.outcome_id).select_from(asked).join(revision, sa.true())
+    fact = (
+        sa.select(*_judged_columns())
+        .select_from(facts.join(verdicts, verdicts.c.pk == facts.c.verdict_pk))
+        .where(facts.c.tenant == tenant, facts.c.outcome_id == asked.c.id)
+        .limit(1)
+        .lateral("fact")
+    )
+    judged = sa.select(*fact.c).select_from(asked).join(fact, sa.true())
+    return stored, judged
 
 
 def verified_outcome_ids(

@@ -34,19 +34,28 @@ class StoredAudit:
     report: AuditReport | None = None
 
 
-def _stored(row: Any, *, with_report: bool) -> StoredAudit:
-    data = row.report
+def _stored(row: Any, report: dict[str, Any] | None = None) -> StoredAudit:
     return StoredAudit(
         id=row.pk,
         created_at=as_utc(row.created_at),
         claimed=row.claimed,
-        billed_usd=data["billed_usd"],
-        disputed_usd=data["disputed_usd"],
-        disputes=len(data["disputes"]),
+        billed_usd=row.billed_usd,
+        disputed_usd=row.disputed_usd,
+        disputes=row.disputes,
         period_from=None if row.period_from is None else as_utc(row.period_from),
         period_to=None if row.period_to is None else as_utc(row.period_to),
-        report=AuditReport.model_validate(data) if with_report else None,
+        report=None if report is None else AuditReport.model_validate(report),
     )
+
+
+#: What a listing reads of each audit: everything but the report.
+_SUMMARY = tuple(
+    getattr(AuditRecordRow, name)
+    for name in (
+        "pk", "created_at", "claimed", "billed_usd", "disputed_usd", "disputes", "period_from",
+        "period_to",
+    )
+)  # fmt: skip
 
 
 def save_audit(
@@ -63,24 +72,27 @@ def save_audit(
         period_from=since,
         period_to=until,
         claimed=report.claimed,
+        billed_usd=report.billed_usd,
+        disputed_usd=report.disputed_usd,
+        disputes=len(report.disputes),
         report=report.to_dict(),
     )
     with session(engine) as db:
         db.add(row)
         db.flush()  # assigns the id; the session commits on leaving
-        return _stored(row, with_report=True)
+        return _stored(row, row.report)
 
 
 def list_audits(engine: Engine, tenant: str, *, limit: int = 100) -> list[StoredAudit]:
     """The tenant's audits, newest first (summaries: no report)."""
     with session(engine, readonly=True) as db:
         rows = db.exec(
-            select(AuditRecordRow)
+            select(*_SUMMARY)
             .where(col(AuditRecordRow.tenant) == tenant)
             .order_by(col(AuditRecordRow.pk).desc())
             .limit(limit)
         ).all()
-        return [_stored(r, with_report=False) for r in rows]
+        return [_stored(r) for r in rows]
 
 
 def get_audit(engine: Engine, tenant: str, audit_id: int) -> StoredAudit | None:
@@ -91,4 +103,4 @@ def get_audit(engine: Engine, tenant: str, audit_id: int) -> StoredAudit | None:
                 col(AuditRecordRow.tenant) == tenant, col(AuditRecordRow.pk) == audit_id
             )
         ).first()
-        return None if row is None else _stored(row, with_report=True)
+        return None if row is None else _stored(row, row.report)

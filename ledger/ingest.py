@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from sqlmodel import col, func, select
 
 from judge.models import Label, Outcome
@@ -377,6 +376,9 @@ def list_outcomes(
     """
     if not 1 <= limit <= 1000:
         raise ValueError(f"limit must be between 1 and 1000, got {limit}")
+    # Two reads, the page's ids first: one statement joining every latest revision to the page
+    # let PostgreSQL, when its statistics had not seen the tenant yet (just ingested), rescan
+    # the page once per outcome of the tenant (0.8 s a page at 30,000 outcomes, quadratic).
     latest = (
         select(OutcomeRow.outcome_id, func.max(OutcomeRow.revision).label("rev"))
         .where(OutcomeRow.tenant == tenant)
@@ -384,21 +386,29 @@ def list_outcomes(
     )
     if after is not None:
         latest = latest.where(col(OutcomeRow.outcome_id) > after)
-    sub = latest.order_by(col(OutcomeRow.outcome_id)).limit(limit + 1).subquery()
-    stmt = (
-        select(OutcomeRow.outcome_id, OutcomeRow.kind, OutcomeRow.revision, OutcomeRow.received_at)
-        .join(
-            sub,
-            sa.and_(
-                col(OutcomeRow.outcome_id) == sub.c.outcome_id,
-                col(OutcomeRow.revision) == sub.c.rev,
-            ),
-        )
-        .where(OutcomeRow.tenant == tenant)
-        .order_by(col(OutcomeRow.outcome_id))
-    )
     with session(engine, readonly=True) as db:
-        rows = db.exec(stmt).all()
+        wanted = dict(db.exec(latest.order_by(col(OutcomeRow.outcome_id)).limit(limit + 1)).all())
+        rows = (
+            db.exec(
+                select(
+                    OutcomeRow.outcome_id,
+                    OutcomeRow.kind,
+                    OutcomeRow.revision,
+                    OutcomeRow.received_at,
+                ).where(
+                    OutcomeRow.tenant == tenant,
+                    # The page's ids are consecutive in the index: a range is read as one (an
+                    # IN list was a filter over the tenant's whole range for such a tenant).
+                    col(OutcomeRow.outcome_id) >= next(iter(wanted)),
+                    col(OutcomeRow.outcome_id) <= next(reversed(wanted)),
+                )
+            ).all()
+            if wanted
+            else []
+        )
+    # In the database's order of ids (its collation, which Python's string order is not).
+    latest_rows = {r[0]: r for r in rows if wanted.get(r[0]) == r[2]}
+    rows = [latest_rows[oid] for oid in wanted if oid in latest_rows]
     page: list[dict[str, Any]] = [
         {"id": r[0], "kind": r[1], "revision": r[2], "received_at": _as_utc(r[3])}
         for r in rows[:limit]

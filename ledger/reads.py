@@ -6,7 +6,7 @@ every read is a short read-only transaction, so reading while another process wr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,13 @@ from judge.input_rules import FROM_LEDGER
 from judge.models import Label, Outcome, Touch
 from judge.verdict import Verdict
 from ledger.db import session
-from ledger.records import OutcomeRef, RecordedVerdict, StoredLabel, StoredVerdict
+from ledger.records import (
+    LabelledVerdicts,
+    OutcomeRef,
+    RecordedVerdict,
+    StoredLabel,
+    StoredVerdict,
+)
 from ledger.tables import JudgeCallRow, LabelRow, OutcomeRow, TouchRow, VerdictRow
 
 if TYPE_CHECKING:
@@ -309,23 +315,101 @@ class LedgerReads:
         """
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        conditions: list[Any] = [VerdictRow.tenant == self.tenant]
+        conditions = [VerdictRow.tenant == self.tenant]
         if outcome_id is not None:
             conditions.append(VerdictRow.outcome_id == outcome_id)
-        if rubric is not None:
-            conditions.append(VerdictRow.rubric == rubric)
-        if panel is not None:
-            conditions.append(VerdictRow.panel == panel)
-        if since is not None:
-            conditions.append(col(VerdictRow.created_at) >= since)
-        if until is not None:
-            conditions.append(col(VerdictRow.created_at) < until)
+        conditions += _verdict_filters(rubric=rubric, panel=panel, since=since, until=until)
         for row in self._pages(VerdictRow, conditions, batch_size):
             yield StoredVerdict(
                 verdict=Verdict.model_validate(row.payload),
                 outcome_revision=row.outcome_revision,
                 created_at=row.created_at,
             )
+
+    def labelled_verdicts(
+        self,
+        *,
+        rubrics: Collection[str] | None = None,
+        panels: Collection[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> LabelledVerdicts:
+        """The verdicts of the outcomes that have a human label, in the order they were recorded,
+        with exactly these rubric and panel refs (None: any) recorded in ``[since, until)``; and
+        the count of every verdict those filters select (what a calibration report counts),
+        without reading the rest of the tenant's verdicts; and the tenant's labels.
+
+        Looked up from the labels' ids, 500 at a time (PostgreSQL: per id, see
+        :func:`key_relation`), in one snapshot (PostgreSQL: REPEATABLE READ), so the counts and
+        the verdicts agree while others write. A semi-join of verdicts with labels was planned
+        as a nested loop over both for a tenant the statistics had not seen: 3.1 s at 30,000
+        verdicts and 600 labels, quadratic.
+        """
+        table = VerdictRow.__table__  # type: ignore[attr-defined]
+        filters: list[Any] = []
+        if rubrics is not None:
+            filters.append(table.c.rubric.in_(sorted(rubrics)))
+        if panels is not None:
+            filters.append(table.c.panel.in_(sorted(panels)))
+        filters += _verdict_filters(rubric=None, panel=None, since=since, until=until)
+        columns = (table.c.pk, table.c.payload, table.c.outcome_revision, table.c.created_at)
+        found: list[Any] = []
+        with session(self.engine, readonly=True) as db:
+            conn = db.connection()
+            postgres = conn.dialect.name == "postgresql"
+            if postgres:
+                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                read_in_index_order(conn)
+            label_rows = db.exec(
+                select(LabelRow).where(LabelRow.tenant == self.tenant).order_by(col(LabelRow.pk))
+            ).all()
+            ids = sorted({row.outcome_id for row in label_rows})
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                if postgres:
+                    asked = key_relation(id=chunk)
+                    # OFFSET 0 keeps the subquery whole: pulled up into a join, it is planned
+                    # from the same statistics as the semi-join was.
+                    each = (
+                        sa.select(*columns)
+                        .where(table.c.tenant == self.tenant, table.c.outcome_id == asked.c.id)
+                        .where(*filters)
+                        .order_by(table.c.pk)
+                        .offset(0)
+                        .lateral("each")
+                    )
+                    query = sa.select(*each.c).select_from(asked).join(each, sa.true())
+                else:
+                    query = sa.select(*columns).where(
+                        table.c.tenant == self.tenant, table.c.outcome_id.in_(chunk), *filters
+                    )
+                found += conn.execute(query).all()
+            total, outcomes = conn.execute(
+                sa.select(sa.func.count(), sa.func.count(sa.distinct(table.c.outcome_id))).where(
+                    table.c.tenant == self.tenant, *filters
+                )
+            ).one()
+            last_panel = conn.execute(
+                sa.select(table.c.panel)
+                .where(table.c.tenant == self.tenant, *filters)
+                .order_by(table.c.pk.desc())
+                .limit(1)
+            ).scalar()
+        verdicts = [
+            StoredVerdict(
+                verdict=Verdict.model_validate(payload),
+                outcome_revision=revision,
+                created_at=created_at,
+            )
+            for _, payload, revision, created_at in sorted(found, key=lambda row: row[0])
+        ]
+        return LabelledVerdicts(
+            verdicts=verdicts,
+            labels=[_stored_label(row) for row in label_rows],
+            total=int(total),
+            outcomes=int(outcomes),
+            last_panel=last_panel,
+        )
 
     def iter_labels(
         self,
@@ -343,10 +427,7 @@ class LedgerReads:
         if source is not None:
             conditions.append(LabelRow.source == source)
         for row in self._pages(LabelRow, conditions, batch_size):
-            label = Label(
-                resolved=row.resolved, by=row.by, at=row.at, criteria=row.criteria, note=row.note
-            )
-            yield StoredLabel(row.outcome_id, label, row.source, row.created_at)
+            yield _stored_label(row)
 
     def _pages(self, model: Any, conditions: list[Any], batch_size: int) -> Iterator[Any]:
         last = 0
@@ -377,6 +458,31 @@ class LedgerReads:
         }
         with session(self.engine, readonly=True) as db:
             return {name: int(db.exec(q).one()) for name, q in queries.items()}
+
+
+def _stored_label(row: LabelRow) -> StoredLabel:
+    label = Label(resolved=row.resolved, by=row.by, at=row.at, criteria=row.criteria, note=row.note)
+    return StoredLabel(row.outcome_id, label, row.source, row.created_at)
+
+
+def _verdict_filters(
+    *,
+    rubric: str | None,
+    panel: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Any]:
+    """Conditions on verdicts: an exact rubric and panel ref, ``[since, until)`` of record time."""
+    conditions: list[Any] = []
+    if rubric is not None:
+        conditions.append(VerdictRow.rubric == rubric)
+    if panel is not None:
+        conditions.append(VerdictRow.panel == panel)
+    if since is not None:
+        conditions.append(col(VerdictRow.created_at) >= since)
+    if until is not None:
+        conditions.append(col(VerdictRow.created_at) < until)
+    return conditions
 
 
 def key_relation(**columns: list[str]) -> Any:

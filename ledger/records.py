@@ -62,3 +62,17 @@ class StoredLabel:
     label: Label
     source: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class LabelledVerdicts:
+    """A tenant's labels and the verdicts of the labelled outcomes (each in the order recorded),
+    and how many verdicts, of how many outcomes, the same filters select in all, labelled or
+    not: read in one snapshot."""
+
+    verdicts: list[StoredVerdict]
+    labels: list[StoredLabel]
+    total: int
+    outcomes: int
+    #: The panel of the latest verdict the filters select (None without one).
+    last_panel: str | None

@@ -342,6 +342,11 @@ class AuditRecordRow(SQLModel, table=True):
         default=None, sa_column=sa.Column("period_to", UTCDateTime(), nullable=True)
     )
     claimed: int = Field(sa_column=sa.Column("claimed", sa.Integer(), nullable=False))
+    # The listing's figures, copied from the report: a listing reads these, never the reports
+    # (one of 50,000 claims is megabytes of JSON).
+    billed_usd: float = Field(sa_column=sa.Column("billed_usd", sa.Double(), nullable=False))
+    disputed_usd: float = Field(sa_column=sa.Column("disputed_usd", sa.Double(), nullable=False))
+    disputes: int = Field(sa_column=sa.Column("disputes", sa.Integer(), nullable=False))
     report: dict[str, Any] = _json_column("report")
 
 

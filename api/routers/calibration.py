@@ -44,10 +44,10 @@ def _report(
     from calibration.join import CalibrationInputError
     from calibration.report import calibrate
 
-    verdicts, labels = load_calibration_rows(
+    rows = load_calibration_rows(
         engine, tenant, rubric=rubric, panel=panel, since=since, until=until
     )
-    if not verdicts:
+    if not rows.total_verdicts:
         wanted = ", ".join(
             f"{k} {v.isoformat() if isinstance(v, datetime) else v}"
             for k, v in (("rubric", rubric), ("panel", panel), ("from", since), ("to", until))
@@ -59,7 +59,14 @@ def _report(
             + "; verify outcomes first (POST /v1/verifications) or widen the filters"
         )
     try:
-        report = calibrate(verdicts, labels, by=by, seed=seed, n_boot=n_boot).to_dict()
+        report = calibrate(
+            rows.verdicts,
+            rows.labels,
+            by=by,
+            seed=seed,
+            n_boot=n_boot,
+            unlabelled=rows.unlabelled,
+        ).to_dict()
     except CalibrationInputError as exc:
         raise ValueError(str(exc)) from None
     return report

@@ -188,10 +188,12 @@ def calibration_view(
     """Agreement per (panel, rubric), and for the selection: report, drift, gate and plots."""
     from calibration.gate import evaluate_gate
     from calibration.report import calibrate, panel_agreement
-    from ledger.calibration_source import load_calibration_rows, matches_ref
+    from ledger.calibration_source import load_calibration_rows
 
     pairs = panel_rubric_pairs(engine, tenant)
-    verdicts, labels = load_calibration_rows(engine, tenant)
+    # Labelled verdicts only (what agreement compares); the others are counted, not read.
+    every = load_calibration_rows(engine, tenant)
+    verdicts, labels = every.verdicts, every.labels
     table = []
     for p, r in pairs:
         chosen = [v for v in verdicts if v.panel == p and v.rubric == r]
@@ -201,14 +203,15 @@ def calibration_view(
         pairs=pairs, panel=panel, rubric=rubric, table=table, report=None, problem=None,
         labels_total=len({lab.outcome_id for lab in labels}), drift=None, gate=None, plots={},
     )  # fmt: skip
-    selected = [
-        v for v in verdicts if matches_ref(v.panel, panel) and matches_ref(v.rubric, rubric)
-    ]
-    if not selected:
+    chosen_rows = load_calibration_rows(engine, tenant, panel=panel, rubric=rubric)
+    selected, labels = chosen_rows.verdicts, chosen_rows.labels
+    if not chosen_rows.total_verdicts or chosen_rows.last_panel is None:
         view.problem = "no verdicts match this panel and rubric yet"
         return view
     try:
-        report = calibrate(selected, labels, seed=0, n_boot=N_BOOT)
+        report = calibrate(
+            selected, labels, seed=0, n_boot=N_BOOT, unlabelled=chosen_rows.unlabelled
+        )
     except ValueError as exc:
         view.problem = str(exc)
         return view
@@ -219,7 +222,7 @@ def calibration_view(
     window = drift_window(pairs_n)
     drift = drift_report(records, window=window, min_pairs=min(20, window))
     when = now or datetime.now(UTC)
-    spec, spec_source = gate_spec(engine, tenant, selected[-1].panel)
+    spec, spec_source = gate_spec(engine, tenant, chosen_rows.last_panel)
     gate = evaluate_gate(
         [r for r in records if (r.labelled_at or r.at) <= when],
         spec=spec,

@@ -20,7 +20,7 @@ from app.cli._common import fail
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from calibration.join import LabelRecord
+    from calibration.join import LabelRecord, UnlabelledVerdicts
     from calibration.tool_verdicts import VerdictColumns
     from judge.verdict import Verdict
 
@@ -80,13 +80,18 @@ def load_rows(
     since: str | None = None,
     until: str | None = None,
     columns: VerdictColumns | None = None,
-) -> tuple[list[Verdict], list[LabelRecord], str]:
-    """Verdicts, labels and a description of where they came from (for messages).
+    every_verdict: bool = True,
+) -> tuple[list[Verdict], list[LabelRecord], str, UnlabelledVerdicts]:
+    """Verdicts, labels, a description of where they came from (for messages), and the count of
+    the verdicts not returned.
 
     Exactly one source: ``--verdicts`` and ``--labels`` together, or ``--db``. The ledger filters
-    only make sense with ``--db``. Exits 2 (via :func:`fail`) on any usage or input error.
+    only make sense with ``--db``. A file's verdicts are all returned; from the ledger, without
+    ``every_verdict``, only the labelled outcomes' verdicts are read and the others counted
+    (:func:`ledger.calibration_source.load_calibration_rows`). Exits 2 (via :func:`fail`) on any
+    usage or input error.
     """
-    from calibration.join import CalibrationInputError, load_files
+    from calibration.join import CalibrationInputError, UnlabelledVerdicts, load_files
 
     files = verdicts is not None or labels is not None
     filters = {
@@ -115,7 +120,7 @@ def load_rows(
             verdict_rows, label_rows = load_files(verdicts, labels, columns=columns)
         except (CalibrationInputError, ValueError) as exc:
             fail(str(exc))
-        return verdict_rows, label_rows, str(labels)
+        return verdict_rows, label_rows, str(labels), UnlabelledVerdicts()
     return _from_ledger(
         db,
         tenant=tenant,
@@ -123,6 +128,7 @@ def load_rows(
         panel=panel,
         since=parse_time(since, "--from"),
         until=parse_time(until, "--to"),
+        every_verdict=every_verdict,
     )
 
 
@@ -164,19 +170,26 @@ def _from_ledger(
     panel: str | None,
     since: datetime | None,
     until: datetime | None,
-) -> tuple[list[Verdict], list[LabelRecord], str]:
+    every_verdict: bool,
+) -> tuple[list[Verdict], list[LabelRecord], str, UnlabelledVerdicts]:
     from ledger.calibration_source import load_calibration_rows
 
     if since is not None and until is not None and since >= until:
         fail(f"--from ({since.isoformat()}) must be before --to ({until.isoformat()})")
     engine, chosen, shown = open_ledger(url, tenant, tables={"verdicts", "labels", "tenants"})
     try:
-        verdicts, labels = load_calibration_rows(
-            engine, chosen, rubric=rubric, panel=panel, since=since, until=until
+        rows = load_calibration_rows(
+            engine,
+            chosen,
+            rubric=rubric,
+            panel=panel,
+            since=since,
+            until=until,
+            every_verdict=every_verdict,
         )
     finally:
         engine.dispose()
-    if not verdicts:
+    if not rows.total_verdicts:
         wanted = ", ".join(
             f"{k} {v}"
             for k, v in (("rubric", rubric), ("panel", panel), ("from", since), ("to", until))
@@ -186,7 +199,7 @@ def _from_ledger(
             f"--db: no verdicts for tenant {chosen!r} in {shown}"
             + (f" matching {wanted}" if wanted else "")
         )
-    return verdicts, labels, f"the ledger {shown} (tenant {chosen})"
+    return rows.verdicts, rows.labels, f"the ledger {shown} (tenant {chosen})", rows.unlabelled
 
 
 def _only_tenant(engine: Engine, shown: str) -> str:

@@ -118,7 +118,7 @@ def calibrate(
         )
     if threshold is not None and not math.isfinite(threshold):
         fail(f"--threshold must be a finite number, got {threshold}")
-    verdict_rows, label_rows, source = load_rows(
+    verdict_rows, label_rows, source, unlabelled = load_rows(
         verdicts=verdicts,
         labels=labels,
         db=db,
@@ -133,9 +133,17 @@ def calibrate(
             score=score_column,
             threshold=threshold,
         ),
+        every_verdict=False,
     )
     try:
-        report = run_calibration(verdict_rows, label_rows, by=groupings, seed=seed, n_boot=n_boot)
+        report = run_calibration(
+            verdict_rows,
+            label_rows,
+            by=groupings,
+            seed=seed,
+            n_boot=n_boot,
+            unlabelled=unlabelled,
+        )
     except (CalibrationInputError, ValueError) as exc:
         fail(str(exc))
     if html is not None:

@@ -110,8 +110,9 @@ def _load(
     from calibration.drift import LabelledRecord
     from calibration.join import CalibrationInputError, join
 
-    verdict_rows, label_rows, source = load_rows(
-        verdicts=verdicts, labels=labels, db=ledger.pop("db", None), **ledger
+    # Drift windows count every latest verdict, labelled or not: all of them are read.
+    verdict_rows, label_rows, source, _ = load_rows(
+        verdicts=verdicts, labels=labels, db=ledger.pop("db", None), every_verdict=True, **ledger
     )
     try:
         joined = join(verdict_rows, label_rows)

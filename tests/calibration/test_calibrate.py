@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from app.cli import app
-from calibration.join import CalibrationInputError, join, load_files
+from calibration.join import CalibrationInputError, UnlabelledVerdicts, join, load_files
 from calibration.report import BLOCK_KEYS, calibrate, reliability
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -219,3 +221,48 @@ def test_the_typed_report_is_the_json_report() -> None:
         for name, block in blocks.items():
             assert data["by"][grouping][name]["n"] == block.agreement.n
     assert json.loads(json.dumps(data, allow_nan=False)) == data
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    verdicts=st.lists(
+        st.tuples(
+            st.sampled_from([f"o{i}" for i in range(8)]),
+            st.sampled_from(["verified", "not_verified", "abstain"]),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    labelled=st.sets(st.sampled_from([f"o{i}" for i in range(10)]), min_size=1),
+    resolved=st.booleans(),
+)
+def test_counting_the_unlabelled_verdicts_gives_the_report_of_passing_them(
+    verdicts: list[tuple[str, str]], labelled: set[str], resolved: bool
+) -> None:
+    """A store passes only the labelled outcomes' verdicts and counts the rest: same report."""
+    every = [_verdict(oid, decision) for oid, decision in verdicts]
+    labels = [
+        {"outcome_id": oid, "resolved": resolved ^ (n % 2 == 0), "by": "qa"}
+        for n, oid in enumerate(sorted(labelled))
+    ]
+    kept = [v for v in every if v["outcome_id"] in labelled]
+    left_out = [v for v in every if v["outcome_id"] not in labelled]
+    tally = UnlabelledVerdicts(
+        verdicts=len(left_out), outcomes=len({v["outcome_id"] for v in left_out})
+    )
+    try:
+        whole = calibrate(every, labels, seed=3, n_boot=100).to_dict()
+    except ValueError as exc:
+        with pytest.raises(ValueError) as raised:
+            calibrate(kept, labels, seed=3, n_boot=100, unlabelled=tally)
+        assert str(raised.value) == str(exc)
+        return
+    assert calibrate(kept, labels, seed=3, n_boot=100, unlabelled=tally).to_dict() == whole
+    assert join(kept, labels, unlabelled=tally).counts == join(every, labels).counts
+
+
+def test_an_impossible_unlabelled_count_is_refused() -> None:
+    with pytest.raises(ValueError, match="unlabelled verdicts must be >= 0"):
+        UnlabelledVerdicts(verdicts=-1, outcomes=0)
+    with pytest.raises(ValueError, match=r"between 0 and the unlabelled verdicts \(0\)"):
+        UnlabelledVerdicts(verdicts=0, outcomes=1)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from ledger.callstore import DbCallStore
 from ledger.store import Ledger
 from tests.ledger.conftest import _pg_schema, judge_call, ticket, verdict_for
+from tests.ledger.plans import captured, replayed_rows
 
 
 def test_recorded_verdicts_equal_the_one_by_one_rule(engine: Engine) -> None:
@@ -120,15 +121,6 @@ def test_prefetch_agrees_with_one_look_up_per_key(recorded: list[str], wanted: l
         engine.dispose()
 
 
-def _rows_visited(plan: dict[str, Any], tables: set[str]) -> int:
-    """Rows a plan's scans of ``tables`` read: returned plus filtered out, over every loop."""
-    own = 0
-    if plan.get("Relation Name") in tables:
-        kept = plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)
-        own = int(kept * plan.get("Actual Loops", 1))
-    return own + sum(_rows_visited(child, tables) for child in plan.get("Plans", []))
-
-
 @pytest.mark.postgres
 def test_a_batch_read_visits_only_its_rows_before_statistics_see_the_tenant() -> None:
     """PostgreSQL plans from statistics: a tenant whose rows arrived after the last ANALYZE (a
@@ -165,31 +157,16 @@ def test_a_batch_read_visits_only_its_rows_before_statistics_see_the_tenant() ->
                 for o in asked
             ]
 
-            statements: list[tuple[str, Any]] = []
-
-            def capture(*args: Any) -> None:
-                statements.append((args[2], args[3]))
-
-            sa.event.listen(engine, "before_cursor_execute", capture)
-            latest = ledger.latest_outcomes([o.id for o in asked])
-            recorded = ledger.recorded_verdicts(keys)
-            wanted_calls = [f"key-{i:04d}" for i in range(200, 216)]
-            asyncio.run(calls.prefetch(wanted_calls))
-            sa.event.remove(engine, "before_cursor_execute", capture)
+            with captured(engine) as statements:
+                latest = ledger.latest_outcomes([o.id for o in asked])
+                recorded = ledger.recorded_verdicts(keys)
+                wanted_calls = [f"key-{i:04d}" for i in range(200, 216)]
+                asyncio.run(calls.prefetch(wanted_calls))
             assert latest == {o.id: o for o in asked}
             assert set(recorded) == set(keys)
             assert set(calls._known) == set(wanted_calls)
 
-            visited = 0
-            with engine.begin() as conn:  # the reads' own settings (SET LOCAL) replayed too
-                for statement, parameters in statements:
-                    if statement.startswith("SET LOCAL"):
-                        conn.exec_driver_sql(statement)
-                        continue
-                    (plan,) = conn.exec_driver_sql(
-                        "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters
-                    ).scalar_one()
-                    visited += _rows_visited(plan["Plan"], {"outcomes", "verdicts", "judge_calls"})
+            visited = replayed_rows(engine, statements, {"outcomes", "verdicts", "judge_calls"})
             assert any(s.startswith("SET LOCAL") for s, _ in statements)
             # The 16 outcomes, their 16 verdicts and the 16 calls.
             assert visited <= 3 * len(asked), visited

@@ -20,6 +20,7 @@ from judge.models import Label
 from judge.protocols import CallStore
 from ledger.callstore import DbCallStore
 from ledger.db import LedgerDatabaseError, make_engine, session
+from ledger.records import LabelledVerdicts
 from ledger.store import Ledger, TenantMismatchError
 from ledger.tables import JudgeCallRow, OutcomeRow, VerdictRow
 from tests.ledger.conftest import judge_call, ticket, verdict_for
@@ -281,6 +282,33 @@ def test_iter_verdicts_pages_and_filters_by_time(ledger: Ledger) -> None:
     assert len(list(ledger.iter_verdicts(until=later))) == 5
     assert [s.verdict.outcome_id for s in ledger.iter_verdicts(outcome_id="T-3")] == ["T-3"]
     assert list(ledger.iter_verdicts(panel="other@1")) == []
+
+
+def test_labelled_verdicts_are_those_of_labelled_outcomes_in_order(ledger: Ledger) -> None:
+    """What an audit's correction compares (the others, most of a tenant's, are not read)."""
+    for round_ in range(2):  # two verdicts per outcome, interleaved
+        for i in range(6):
+            outcome = ticket(f"T-{i}", label=None)
+            decision = "verified" if (i + round_) % 2 else "not_verified"
+            ledger.record_result(outcome, verdict_for(outcome, decision=decision))
+    ledger.record_label("T-1", Label(resolved=True, by="qa"))
+    ledger.record_label("T-4", Label(resolved=False, by="qa"))
+    ledger.record_label("T-4", Label(resolved=True, by="lead"))
+    other = Ledger(ledger.engine, tenant="globex")
+    other.record_outcome(ticket("T-2"))
+    other.record_label("T-2", Label(resolved=True, by="qa"))  # another tenant's label
+    every = [s.verdict for s in ledger.iter_verdicts(batch_size=3)]
+    read = ledger.labelled_verdicts()
+    labelled = [s.verdict for s in read.verdicts]
+    assert labelled == [v for v in every if v.outcome_id in {"T-1", "T-4"}]
+    assert len(labelled) == 4
+    assert (read.total, read.outcomes, read.last_panel) == (12, 6, every[-1].panel)
+    assert [(s.outcome_id, s.label.by) for s in read.labels] == [
+        ("T-1", "qa"), ("T-4", "qa"), ("T-4", "lead"),
+    ]  # fmt: skip
+    assert ledger.labelled_verdicts(panels=["other@1"]) == LabelledVerdicts(
+        [], read.labels, 0, 0, None
+    )
 
 
 def test_times_come_back_as_the_same_instant_in_utc(ledger: Ledger) -> None:

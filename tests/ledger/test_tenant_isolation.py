@@ -194,7 +194,9 @@ def test_calibration_pairs_the_tenants_own_verdicts_and_labels(seeded: Seeded) -
 
     seen = {}
     for tenant in TENANTS:
-        verdicts, labels = load_calibration_rows(seeded.engine, tenant)
+        rows = load_calibration_rows(seeded.engine, tenant, every_verdict=True)
+        verdicts, labels = rows.verdicts, rows.labels
+        assert load_calibration_rows(seeded.engine, tenant).total_verdicts == len(verdicts)
         seen[tenant] = (
             sorted((v.outcome_id, v.decision, v.tier) for v in verdicts),
             [(lab.outcome_id, lab.resolved, lab.by) for lab in labels],

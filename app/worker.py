@@ -180,6 +180,10 @@ class Worker:
         self._changed: asyncio.Event | None = None
         self._ready: asyncio.Queue[Batch | None] | None = None
         self._screen_pool: ScreenPool | None = None  # while run() runs
+        # The claim in its thread, if one is under way: a cancelled worker waits for it, so
+        # that items it leases after the cancel are given back too (not left until their lease
+        # runs out).
+        self._claiming: asyncio.Future[list[ClaimedItem]] | None = None
         self.exports = ExportScheduler(engine, settings.exports) if settings.exports else None
 
     # -- the loop -------------------------------------------------------------------------------
@@ -238,6 +242,10 @@ class Worker:
             for store in self._stores.values():
                 with contextlib.suppress(Exception):
                     await store.aflush()
+            # A claim under way when cancelled still leases its items, in its thread.
+            if self._claiming is not None:
+                with contextlib.suppress(Exception):
+                    self._held.update(item.item_pk for item in await self._claiming)
             # Items already done or failed are not pending any more: release skips them.
             try:
                 self.stats.released += await asyncio.to_thread(
@@ -277,14 +285,18 @@ class Worker:
                 if self.exports is not None and self.exports.due():
                     # Scheduled exports (OUTCOME_JUDGE_EXPORTS): logged, never fatal.
                     await asyncio.to_thread(self.exports.run_due)
-                items = await asyncio.to_thread(
-                    claim,
-                    self.engine,
-                    self.worker_id,
-                    batch=self.batch,
-                    lease_seconds=self.lease_seconds,
-                    max_attempts=self.max_attempts,
+                self._claiming = asyncio.ensure_future(
+                    asyncio.to_thread(
+                        claim,
+                        self.engine,
+                        self.worker_id,
+                        batch=self.batch,
+                        lease_seconds=self.lease_seconds,
+                        max_attempts=self.max_attempts,
+                    )
                 )
+                items = await asyncio.shield(self._claiming)
+                self._claiming = None
             except Exception as exc:  # the database went away: keep trying, say so
                 log.error("worker %s: claiming failed: %s", self.worker_id, short_error(exc))
                 items = []

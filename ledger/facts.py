@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from judge.models import Outcome
 
 log = logging.getLogger("outcome_judge.ledger")
+#: (tenant, rubric ref) of stored rubrics this process has warned no longer parse.
+_UNPARSEABLE_REPORTED: set[tuple[str, str]] = set()
 
 __all__ = [
     "FactSource",
@@ -235,7 +237,11 @@ def stored_window_hours(conn: Connection, tenant: str, ref: str) -> float | None
         except Exception as exc:
             # Stored rubrics were validated when posted: only a later, stricter version of the
             # rubric format gets here. The outcome still needs a window, but not silently: it
-            # decides when the outcome's count becomes final.
+            # decides when the outcome's count becomes final. Once per process and rubric: a
+            # worker asks for every batch it records.
+            if (tenant, ref) in _UNPARSEABLE_REPORTED:
+                return DEFAULT_WINDOW_HOURS
+            _UNPARSEABLE_REPORTED.add((tenant, ref))
             log.warning(
                 "tenant %r: stored rubric %s no longer parses (%s); its outcomes take the "
                 "default %s h window. Post the rubric again (POST /v1/rubrics) in the current "

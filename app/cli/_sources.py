@@ -1,10 +1,12 @@
 """Where `judge calibrate`, `judge drift` and `judge gate` read verdicts and labels from.
 
 Either files (``--verdicts`` and ``--labels``) or the ledger (``--db``), never both. From the
-ledger (:func:`ledger.calibration_source.load_calibration_rows`, shared with the API), verdicts
-come from :meth:`ledger.store.Ledger.iter_verdicts` (optionally one rubric,
-one panel, recorded in ``[--from, --to)``) and labels from :meth:`~ledger.store.Ledger.iter_labels`
-(all of the tenant's; :mod:`calibration.join` pairs them on outcome id).
+ledger (:func:`ledger.calibration_source.load_calibration_rows`, shared with the API), `judge
+calibrate` reads the labelled outcomes' verdicts and counts the others
+(:meth:`ledger.store.Ledger.labelled_verdicts`); `judge drift` and `judge gate` read every
+verdict (:meth:`ledger.store.Ledger.iter_verdicts`), since their windows count unlabelled ones:
+optionally one rubric, one panel, recorded in ``[--from, --to)``, and all of the tenant's labels
+(:mod:`calibration.join` pairs them on outcome id).
 """
 
 from __future__ import annotations

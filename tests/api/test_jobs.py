@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
@@ -483,5 +484,62 @@ def test_a_cancelled_worker_gives_its_batch_back(
                 ("pending", None, 0)
             ] * 3
             assert verdict_counts(engine, "acme") == {}
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_claim_under_way_when_the_worker_is_cancelled_is_given_back_too(
+    db_url: str,
+    keys: dict[str, str],
+    fake_llm: FakeOpenAIServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A claim runs in a thread, which a cancel does not stop: the items it leases after the
+    worker gave its batch back were left leased to a stopped worker until their lease ran out
+    (a flaky failure of the test above). The cancelled worker waits for it and gives them back."""
+
+    from app.worker import Worker
+    from config.settings import get_settings
+    from ledger import job_queue
+    from ledger.jobs import create_job
+
+    fake_llm.latency = 5.0
+    monkeypatch.setenv("OUTCOME_JUDGE_ALLOWED_API_BASES", f'["{fake_llm.base_url}"]')
+    get_settings.cache_clear()
+    second_claim = threading.Event()
+    real_claim = job_queue.claim
+    claims = 0
+
+    def slow_second_claim(*args: Any, **kwargs: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        if claims == 2:  # under way when the worker is cancelled, done after it released
+            second_claim.set()
+            time.sleep(0.5)
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(job_queue, "claim", slow_second_claim)
+    try:
+        with ledger_engine(db_url) as engine:
+            ids = store_outcomes(engine, "acme", [ticket(i) for i in range(6)])
+            panel = save_llm_panel(engine, "acme", fake_llm.base_url)
+            create_job(engine, "acme", rubrics=RUBRICS, panel=panel, outcome_ids=ids)
+
+            async def cancelled_while_claiming() -> WorkerStats:
+                worker = Worker(engine, worker_id="w", batch=3, concurrency=3, poll_seconds=0.05)
+                task = asyncio.create_task(worker.run(asyncio.Event()))
+                while not second_claim.is_set():
+                    await asyncio.sleep(0.01)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                return worker.stats
+
+            stats = asyncio.run(cancelled_while_claiming())
+            assert (stats.released, stats.done) == (6, 0)
+            rows = item_rows(engine)
+            assert [(r.status, r.lease_owner, r.attempts) for r in rows] == [
+                ("pending", None, 0)
+            ] * 6
     finally:
         get_settings.cache_clear()

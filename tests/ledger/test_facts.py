@@ -341,17 +341,19 @@ def test_migrating_across_0005_backfills(ledger_url: str, monkeypatch: pytest.Mo
 
 
 def test_a_stored_rubric_that_no_longer_parses_takes_the_default_window_and_says_so(
-    engine: Engine, caplog: pytest.LogCaptureFixture
+    engine: Engine, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A stored rubric decides when its outcomes' counts become final. One that a later, stricter
     rubric format refuses still gets a window (the default), but with a warning naming the
-    tenant, the rubric and the fix; a valid one keeps its own window, silently."""
+    tenant, the rubric and the fix, once per process (a worker asks on every batch); a valid
+    one keeps its own window, silently."""
     import logging
 
     from ledger.facts import stored_window_hours
     from ledger.service_tables import StoredDocumentRow
     from ledger.store import ensure_tenant
 
+    monkeypatch.setattr(facts, "_UNPARSEABLE_REPORTED", set())  # warned before in this process
     ensure_tenant(engine, "acme")
     head = "kind: support_ticket\ncriteria:\n  - id: ok\n    question: Is it resolved\n"
     valid = f"name: own\nwindow_hours: 12\n{head}"
@@ -372,6 +374,7 @@ def test_a_stored_rubric_that_no_longer_parses_takes_the_default_window_and_says
         assert stored_window_hours(conn, "acme", "own@v1") == 12
         assert not caplog.records
         assert stored_window_hours(conn, "acme", "old@v1") == DEFAULT_WINDOW_HOURS
+        assert stored_window_hours(conn, "acme", "old@v1") == DEFAULT_WINDOW_HOURS  # said once
     [record] = caplog.records
     message = record.getMessage()
     assert "'acme'" in message and "old@v1" in message and "POST /v1/rubrics" in message

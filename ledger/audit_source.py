@@ -21,7 +21,7 @@ from sqlmodel import col
 from ledger.bookings import LATE_ARRIVAL, MOVED, VERIFIED
 from ledger.claims import Claim
 from ledger.db import chunked, session
-from ledger.reads import key_relation
+from ledger.reads import each_key, key_relation
 from ledger.service_tables import OutcomeFactRow
 from ledger.tables import OutcomeRow, VerdictRow
 
@@ -159,18 +159,14 @@ def _per_id_queries(tenant: str, chunk: list[str]) -> tuple[Any, Any]:
         sa.select(outcomes.c.outcome_id)
         .where(outcomes.c.tenant == tenant, outcomes.c.outcome_id == asked.c.id)
         .limit(1)
-        .lateral("revision")
     )
-    stored = sa.select(revision.c.outcome_id).select_from(asked).join(revision, sa.true())
     fact = (
         sa.select(*_judged_columns())
         .select_from(facts.join(verdicts, verdicts.c.pk == facts.c.verdict_pk))
         .where(facts.c.tenant == tenant, facts.c.outcome_id == asked.c.id)
         .limit(1)
-        .lateral("fact")
     )
-    judged = sa.select(*fact.c).select_from(asked).join(fact, sa.true())
-    return stored, judged
+    return each_key(asked, revision, name="revision"), each_key(asked, fact, name="fact")
 
 
 def verified_outcome_ids(

@@ -29,7 +29,7 @@ from ledger.tables import JudgeCallRow, LabelRow, OutcomeRow, TouchRow, VerdictR
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-__all__ = ["LedgerReads", "key_relation", "read_in_index_order"]
+__all__ = ["LedgerReads", "each_key", "key_relation", "read_in_index_order"]
 
 
 class LedgerReads:
@@ -101,7 +101,10 @@ class LedgerReads:
             # LIMIT 1 per key: the latest row, and a subquery the planner cannot flatten into a
             # join that filters the tenant's whole range.
             latest = (
-                sa.select(table.c.pk, table.c.payload)
+                sa.select(
+                    table.c.outcome_id, table.c.rubric, table.c.panel, table.c.content_hash,
+                    table.c.pk, table.c.payload,
+                )
                 .where(
                     table.c.tenant == self.tenant,
                     table.c.outcome_id == asked.c.id,
@@ -111,9 +114,8 @@ class LedgerReads:
                 )
                 .order_by(table.c.pk.desc())
                 .limit(1)
-                .lateral("latest")
-            )
-            query = sa.select(*asked.c, latest.c.pk, latest.c.payload).join(latest, sa.true())
+            )  # fmt: skip
+            query = each_key(asked, latest, name="latest")
             for outcome_id, rubric, panel, content_hash, pk, payload in conn.execute(query):
                 found[(outcome_id, rubric, panel, content_hash)] = RecordedVerdict(
                     verdict_pk=pk, verdict=Verdict.model_validate(payload)
@@ -209,9 +211,8 @@ class LedgerReads:
                         .where(table.c.tenant == self.tenant, table.c.outcome_id == ids.c.id)
                         .order_by(table.c.revision.desc())
                         .limit(1)
-                        .lateral("newest")
                     )
-                    query = sa.select(*newest.c).select_from(ids).join(newest, sa.true())
+                    query = each_key(ids, newest, name="newest")
                 else:
                     latest = (
                         sa.select(table.c.outcome_id, sa.func.max(table.c.revision).label("rev"))
@@ -376,9 +377,8 @@ class LedgerReads:
                         .where(*filters)
                         .order_by(table.c.pk)
                         .offset(0)
-                        .lateral("each")
                     )
-                    query = sa.select(*each.c).select_from(asked).join(each, sa.true())
+                    query = each_key(asked, each, name="each")
                 else:
                     query = sa.select(*columns).where(
                         table.c.tenant == self.tenant, table.c.outcome_id.in_(chunk), *filters
@@ -487,7 +487,8 @@ def _verdict_filters(
 
 def key_relation(**columns: list[str]) -> Any:
     """PostgreSQL: the keys to look up as a relation named ``wanted`` (``unnest`` of one array
-    parameter per column, in order), to look each up by equality through a LATERAL subquery.
+    parameter per column, in order), to look each up by equality through a LATERAL subquery
+    (:func:`each_key`).
 
     An ``IN`` list lets the planner scan the tenant's whole index range and filter it when its
     statistics have not seen the tenant's rows yet (rows just ingested, a job's verdicts being
@@ -499,6 +500,14 @@ def key_relation(**columns: list[str]) -> Any:
 
     arrays = [sa.literal(values, ARRAY(sa.String)) for values in columns.values()]
     return sa.func.unnest(*arrays).table_valued(*columns).render_derived(name="wanted")
+
+
+def each_key(asked: Any, lookup: Any, *, name: str) -> Any:
+    """PostgreSQL: ``lookup`` (a select correlated to the ``asked`` keys of
+    :func:`key_relation`, with a LIMIT or OFFSET so it stays whole) run once per key, as a
+    LATERAL subquery: the rows of its columns, for every key that finds any."""
+    found = lookup.lateral(name)
+    return sa.select(*found.c).select_from(asked).join(found, sa.true())
 
 
 def read_in_index_order(conn: Any) -> None:

@@ -203,7 +203,12 @@ def calibration_view(
         pairs=pairs, panel=panel, rubric=rubric, table=table, report=None, problem=None,
         labels_total=len({lab.outcome_id for lab in labels}), drift=None, gate=None, plots={},
     )  # fmt: skip
-    chosen_rows = load_calibration_rows(engine, tenant, panel=panel, rubric=rubric)
+    # The whole tenant when nothing is selected: the rows already read.
+    chosen_rows = (
+        every
+        if panel is None and rubric is None
+        else load_calibration_rows(engine, tenant, panel=panel, rubric=rubric)
+    )
     selected, labels = chosen_rows.verdicts, chosen_rows.labels
     if not chosen_rows.total_verdicts or chosen_rows.last_panel is None:
         view.problem = "no verdicts match this panel and rubric yet"

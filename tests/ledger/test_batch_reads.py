@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 
 from ledger.callstore import DbCallStore
 from ledger.store import Ledger
-from tests.ledger.conftest import _pg_schema, judge_call, ticket, verdict_for
-from tests.ledger.plans import captured, replayed_rows
+from tests.ledger.conftest import judge_call, ticket, verdict_for
+from tests.ledger.plans import analyze, captured, ledger_without_autovacuum, replayed_rows
 
 
 def test_recorded_verdicts_equal_the_one_by_one_rule(engine: Engine) -> None:
@@ -129,46 +129,34 @@ def test_a_batch_read_visits_only_its_rows_before_statistics_see_the_tenant() ->
     185 ms a batch of 16 at 1,280 outcomes, quadratic over a job. Per-id look-ups read only the
     rows asked for, whatever the statistics say: the outcomes, the recorded verdicts and the
     recorded calls of a claimed batch."""
-    from ledger.db import make_engine
     from ledger.ingest import record_outcomes
-    from ledger.schema import migrate
 
-    with _pg_schema() as url:
-        engine = make_engine(url)
-        try:
-            migrate(engine)
-            with engine.begin() as conn:  # no ANALYZE but ours during the test
-                for table in ("outcomes", "verdicts", "judge_calls"):
-                    conn.exec_driver_sql(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-            record_outcomes(engine, "seen", [ticket(f"S-{i:04d}") for i in range(400)])
-            with engine.begin() as conn:
-                conn.exec_driver_sql("ANALYZE")
-            fresh = [ticket(f"N-{i:04d}") for i in range(600)]
-            record_outcomes(engine, "fresh", fresh)
-            ledger = Ledger(engine, tenant="fresh")
-            for outcome in fresh[:300]:
-                ledger.record_result(outcome, verdict_for(outcome))
-            calls = DbCallStore(engine, tenant="fresh", trust_empty=False)
-            for start in range(0, 600, 100):
-                calls._write([judge_call(f"key-{i:04d}") for i in range(start, start + 100)])
-            asked = fresh[200:216]
-            keys = [
-                (o.id, "support-resolution@3f2a9c1", "default@8b1d", o.content_hash())
-                for o in asked
-            ]
+    with ledger_without_autovacuum("outcomes", "verdicts", "judge_calls") as engine:
+        record_outcomes(engine, "seen", [ticket(f"S-{i:04d}") for i in range(400)])
+        analyze(engine)
+        fresh = [ticket(f"N-{i:04d}") for i in range(600)]
+        record_outcomes(engine, "fresh", fresh)
+        ledger = Ledger(engine, tenant="fresh")
+        for outcome in fresh[:300]:
+            ledger.record_result(outcome, verdict_for(outcome))
+        calls = DbCallStore(engine, tenant="fresh", trust_empty=False)
+        for start in range(0, 600, 100):
+            calls._write([judge_call(f"key-{i:04d}") for i in range(start, start + 100)])
+        asked = fresh[200:216]
+        keys = [
+            (o.id, "support-resolution@3f2a9c1", "default@8b1d", o.content_hash()) for o in asked
+        ]
 
-            with captured(engine) as statements:
-                latest = ledger.latest_outcomes([o.id for o in asked])
-                recorded = ledger.recorded_verdicts(keys)
-                wanted_calls = [f"key-{i:04d}" for i in range(200, 216)]
-                asyncio.run(calls.prefetch(wanted_calls))
-            assert latest == {o.id: o for o in asked}
-            assert set(recorded) == set(keys)
-            assert set(calls._known) == set(wanted_calls)
+        with captured(engine) as statements:
+            latest = ledger.latest_outcomes([o.id for o in asked])
+            recorded = ledger.recorded_verdicts(keys)
+            wanted_calls = [f"key-{i:04d}" for i in range(200, 216)]
+            asyncio.run(calls.prefetch(wanted_calls))
+        assert latest == {o.id: o for o in asked}
+        assert set(recorded) == set(keys)
+        assert set(calls._known) == set(wanted_calls)
 
-            visited = replayed_rows(engine, statements, {"outcomes", "verdicts", "judge_calls"})
-            assert any(s.startswith("SET LOCAL") for s, _ in statements)
-            # The 16 outcomes, their 16 verdicts and the 16 calls.
-            assert visited <= 3 * len(asked), visited
-        finally:
-            engine.dispose()
+        visited = replayed_rows(engine, statements, {"outcomes", "verdicts", "judge_calls"})
+        assert any(s.startswith("SET LOCAL") for s, _ in statements)
+        # The 16 outcomes, their 16 verdicts and the 16 calls.
+        assert visited <= 3 * len(asked), visited

@@ -20,6 +20,7 @@ __all__ = [
     "EVAL_VOCABULARY_RE",
     "FORGED_RULES",
     "META_RULES",
+    "ROLE_RULES",
     "SOURCE_RULES",
 ]
 
@@ -163,6 +164,65 @@ ANY_LANGUAGE_RULES: tuple[Rule, ...] = (
         _RESOLVED_ANCHORS,
     ),
     _rule("score_instruction", _FULL_SCORE, _FULL_SCORE_ANCHORS),
+)
+
+# A direct injection asks the model to drop what it was given, or to play someone else. Written
+# from the misses of rules and detector on the *training* 70 % of the public corpora (deepset's
+# "Forget everything before that", "Vergiss alles davor", "You are role-playing as a pirate");
+# "imagine you are ..." is left out: customers vent that way ("imagine you're a parent and ...").
+# the held-out 30 % is the figure they are judged by. The speaker's own words are excluded:
+# "forget everything I said before" is a customer correcting themselves.
+_EVERYTHING = r"(?:everything|all|anything|alles|todo|tout|tutto|wszystko|her\s+şey|всё|все)"
+_BEFORE = (
+    r"(?:before(?:\s+(?:that|this|it))?|previously|prior|above|earlier|davor|zuvor|vorher|"
+    r"bisherige?\w*|obige\w*|antes|anterior\w*|avant|précédent\w*|prima|precedent\w*|"
+    r"wcześniej|önce|раньше|ранее|之前|以前|前面|上面)"
+)
+_NOT_MINE = r"(?!\s+(?:i|we|ich|wir|yo|je|io)\b)(?!\s+(?:that\s+)?(?:i|we)\b)"
+# An order, not a description: at the start of a sentence or after "please", "now", "just".
+_ORDER_START = r"(?:^|(?<=[.!?:;])\s*|\b(?:please|now|and|so)\s+)"
+ROLE_RULES: tuple[Rule, ...] = (
+    _rule(
+        "discard_context",
+        rf"{_IGNORE}\s*,?\s*{_EVERYTHING}\b{_NOT_MINE}(?:\s+(?:(?:was|wurde|was\s+said|"
+        rf"said|gesagte|written|geschriebene|you\s+(?:were\s+)?(?:told|given|know))\b))?"
+        rf"(?:\s+(?:the|die|das|der)\b)?\s*[,:]?\s*{_BEFORE}"
+        rf"|{_IGNORE}\s+(?:all|any|the)\s+(?:(?:the\s+)?(?:provided|given|above|previous|prior)"
+        r"\s+)?(?:context|documents?|kontext|dokumente?|contexto|contexte)\b(?!\s+(?:field|column|"
+        r"param\w*|key|value|attribute|property|object|header|i|we)\b)"
+        r"|\bh[öo]re?\s+nicht\s+auf\s+(?:alles|das)\s+(?:zuvor|davor|vorher|bisher)"
+        r"|\babweichend\s+(?:zu|von)\s+(?:den\s+)?(?:vorherigen|bisherigen|obigen)\s+"
+        r"(?:instruktion\w*|anweisung\w*|vorgaben)"
+        r"|\b(?:do\s+not|don'?t)\s+(?:look\s+(?:in|at)|read|use)\s+(?:the\s+)?(?:documents?|"
+        r"context)\s+(?:provided|given)\b",
+    ),
+    _rule(
+        "role_play",
+        r"\byou(?:'re|\s+are)\s+(?:now\s+)?role-?playing\s+as\b"
+        rf"|{_ORDER_START}(?:role-?play\s+as|pretend\s+to\s+be)\b"
+        r"|\bpretend\s+(?:that\s+)?you(?:'re|\s+are|\s+were)\s+(?:now\s+)?(?:the|an?)\s+"
+        r"(?!(?:customer|client|user|buyer)\b)|\bpretend\s+(?:that\s+)?you\s+(?:can|could)\b"
+        r"|\bstay\s+(?:fully\s+)?in\s+(?:your|their|the|his|her)\s+(?:roles?|character)\b"
+        r"|\btu\s+so,?\s+als\s+(?:ob\s+du|w[äa]rst\s+du)|\bdu\s+bist\s+(?:jetzt\s+|nun\s+)?"
+        r"(?:keine?|nicht\s+mehr)\s+\w+,?\s+sondern\b"
+        r"|\bfinge\s+(?:que\s+eres|ser)\b|\bfais\s+semblant\s+d|\bfingi\s+di\s+essere\b",
+    ),
+    _rule(
+        "task_switch",
+        r"\byou\s+(?:have\s+|'ve\s+)?passed\s+the\s+(?:first\s+)?test\b|\bhere\s+comes\s+"
+        r"the\s+(?:second|next)\s+(?:test|task)\b"
+        rf"|{_IGNORE}\s+{_EVERYTHING}\s*[,.:!]\s*(?:and\s+|und\s+)?(?:now\s+|jetzt\s+)?(?:write|"
+        r"say|output|print|schreib\w*|sag\w*|gib)\b"
+        r"|\b(?:write|compose|formulate|schreib\w*|formulier\w*|verfass\w*)\s+(?:me\s+|mir\s+)?"
+        r"(?:a|an|ein\w*)\s+(?:\w+\s+)?(?:poem|essay|story|song|manifesto|speech|rap|limerick|"
+        r"haiku|propaganda|gedicht|aufsatz|lied|manifest|rede)\b",
+    ),
+    _rule(
+        "prompt_leak",
+        r"\b(?:return|print|reveal|show|output|repeat|tell|give)\s+(?:me\s+|us\s+)?your\s+(?:"
+        r"embeddings?|(?:system\s+|initial\s+|original\s+|hidden\s+|secret\s+)?prompt|"
+        r"(?:initial|original|hidden|secret|system)\s+instructions)\b",
+    ),
 )
 
 #: Imitations of the judge prompt's own structure (message headers, delimiters, signals).

@@ -72,8 +72,8 @@ def test_held_out_public_injections_are_flagged(figures: Figures) -> None:
         }
     )
     assert set(by_source) == set(PUBLIC_SOURCES)
-    # The issue asks 0.90; measured 0.86 (see docs/injection-defence.md). Guard what was reached.
-    assert caught / total >= 0.85, by_source
+    # The issue asks 0.90; measured 0.87 (see docs/injection-defence.md). Guard what was reached.
+    assert caught / total >= 0.86, by_source
 
 
 @pytest.mark.slow

@@ -145,6 +145,8 @@ ANY_LANGUAGE_RULES: tuple[Rule, ...] = (
         "ignore_instructions",
         rf"{_IGNORE}(?:(?!\b(?:my|our|mein\w*|benim)\b)[^.\n。!?]){{0,30}}?{_INSTRUCTIONS}"
         r"(?!\s+(?:i|we)\s+(?:sent|gave|wrote|mentioned|had)\b)"
+        r"(?!\s+(?:in|from)\s+(?:my|our)\s+(?:(?:last|previous|earlier|first|other|original)\s+)?"
+        r"(?:reply|message|e-?mail|mail|note|comment|answer|letter|post)\b)"
         rf"|{_INSTRUCTIONS}[^.\n。!?]{{0,20}}?{_IGNORE}",
         _IGNORE_ANCHORS,
     ),

@@ -119,7 +119,10 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:ignore|disregard|forget|override|bypass|skip|neglect|discard|set\s+aside)\s+"
         r"(?:(?!my\b|our\b)[\w'-]+\s+){0,4}?(?:instructions?|prompts?|rules?|guidelines?|"
         r"directions?|directives?|criteria|rubric|system\s+(?:message|prompt)|programming|"
-        r"constraints?|guidance)\b(?!\s+(?:i|we)\s+(?:sent|gave|wrote|mentioned|had)\b)",
+        r"constraints?|guidance)\b(?!\s+(?:i|we)\s+(?:sent|gave|wrote|mentioned|had)\b)"
+        # "... the instructions in our last reply": the writer taking back their own words.
+        r"(?!\s+(?:in|from)\s+(?:my|our)\s+(?:(?:last|previous|earlier|first|other|original)\s+)?"
+        r"(?:reply|message|e-?mail|mail|note|comment|answer|letter|post)\b)",
     ),
     rule(
         "ignore_instructions",

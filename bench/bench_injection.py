@@ -15,7 +15,8 @@ Data, each used only to measure:
   shown apart: the rules were tuned on it);
 - clean real conversations: the 120 tau-bench airline conversations and the clean shipped
   sample tickets (the seven ``T-19xx`` injection scenarios are attacks, counted apart);
-- tricky benign controls: ``datasets/injection/benign_controls.jsonl``.
+- tricky benign controls: ``datasets/injection/benign_controls.jsonl`` and 60 written by a
+  session shown nothing of the project (``independent_controls.jsonl``).
 
 Run: ``.venv/bin/python bench/bench_injection.py [--json]``.
 """
@@ -164,6 +165,12 @@ def measure() -> dict[str, Any]:
                 ids,
                 [row["style"] for row in corpus.control_rows()],
             ),
+            "independent_controls": _simple(
+                corpus.benign_controls(independent=True),
+                shipped,
+                ids,
+                [row["style"] for row in corpus.control_rows(independent=True)],
+            ),
         },
         "cost_per_outcome": _time_per_outcome(shipped, ids),
     }
@@ -198,6 +205,8 @@ def _print(report: dict[str, Any]) -> None:
     line("clean shipped sample tickets", ff["clean_samples"]["all"])
     for name, row in ff["controls"].items():
         line(f"controls: {name}", row)
+    for name, row in ff["independent_controls"].items():
+        line(f"independent controls: {name}", row)
     cost = report["cost_per_outcome"]
     print(
         f"cost per tau-bench outcome: rules {cost['rules_ms']} ms, "

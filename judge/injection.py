@@ -35,6 +35,7 @@ from judge.injection_lexicon import (
     CUSTOMER_RULES,
     FORGED_RULES,
     META_RULES,
+    ROLE_RULES,
     SOURCE_RULES,
 )
 from judge.injection_rules import RULES, SPEAKER_EXCLUSION, TOOL_RULES, Rule
@@ -231,7 +232,7 @@ class _RuleSet(tuple[Rule, ...]):
 @lru_cache(maxsize=64)
 def _rules_for(role: str | None, criterion_ids: tuple[str, ...]) -> _RuleSet:
     """The rules for text written by ``role`` (see :data:`ROLES`)."""
-    rules = RULES + ANY_LANGUAGE_RULES + FORGED_RULES
+    rules = RULES + ANY_LANGUAGE_RULES + ROLE_RULES + FORGED_RULES
     if role in ("tool", "source"):
         rules += TOOL_RULES + META_RULES
         if role == "source":

@@ -20,6 +20,7 @@ __all__ = [
     "EVAL_VOCABULARY_RE",
     "FORGED_RULES",
     "META_RULES",
+    "ROLE_RULES",
     "SOURCE_RULES",
 ]
 
@@ -144,6 +145,8 @@ ANY_LANGUAGE_RULES: tuple[Rule, ...] = (
         "ignore_instructions",
         rf"{_IGNORE}(?:(?!\b(?:my|our|mein\w*|benim)\b)[^.\n。!?]){{0,30}}?{_INSTRUCTIONS}"
         r"(?!\s+(?:i|we)\s+(?:sent|gave|wrote|mentioned|had)\b)"
+        r"(?!\s+(?:in|from)\s+(?:my|our)\s+(?:(?:last|previous|earlier)\s+)?"
+        r"(?:reply|message|e-?mail|mail|note|comment|answer|letter|post)\b)"
         rf"|{_INSTRUCTIONS}[^.\n。!?]{{0,20}}?{_IGNORE}",
         _IGNORE_ANCHORS,
     ),
@@ -163,6 +166,79 @@ ANY_LANGUAGE_RULES: tuple[Rule, ...] = (
         _RESOLVED_ANCHORS,
     ),
     _rule("score_instruction", _FULL_SCORE, _FULL_SCORE_ANCHORS),
+)
+
+# A direct injection asks the model to drop what it was given, or to play someone else. Written
+# from the misses of rules and detector on the *training* 70 % of the public corpora (deepset's
+# "Forget everything before that", "Vergiss alles davor", "You are role-playing as a pirate");
+# the held-out 30 % is the figure they are judged by. Only orders count: an imperative verb
+# (not "the app ignored ..."), the speaker's own words excluded ("forget everything I said
+# before" is a customer correcting themselves), and the dropped thing ending the clause ("forget
+# all previously paired devices" is a troubleshooting step; "ignore all of the above" is what
+# customers write when they take a message back). "Imagine you are ..." is left out:
+# customers vent that way ("imagine you're a parent and ..."). Quantifiers next to optional
+# punctuation are possessive: a run of spaces must not be tried every way (quadratic time).
+_DROP = (
+    r"(?:\b(?:ignore|disregard|forget|vergiss|ignoriere|olvida|olvide|oublie|oubliez|dimentica|"
+    r"ignora|zapomnij|zignoruj)\b|\bзабудь|\bигнорируй)"
+)
+_EVERYTHING = r"(?:everything|all|anything|alles|todo|tout|tutto|wszystko|всё|все)"
+_BEFORE = (
+    r"(?:before(?:\s+(?:that|this|it))?|previously|prior|above|earlier|davor|zuvor|vorher|"
+    r"bisher|antes|avant|prima|wcześniej|раньше|ранее)\b"
+)
+_CLAUSE_END = r"(?=\s*+(?:[.,;:!?)]|$|(?:and|und|y|et|e)\b))"
+_NOT_MINE = r"(?!\s+(?:i|we|ich|wir|yo|je|io)\b)(?!\s+(?:that\s+)?(?:i|we)\b)"
+_SAID = (
+    r"(?:\s+(?:that\s+)?(?:was\s+said|was\s+written|was|said|written|gesagte|geschriebene|"
+    r"you\s+(?:were|have\s+been|know|were\s+given|have\s+been\s+given)(?:\s+told)?)\b)?"
+)
+# An order: at the start of a sentence or clause, or after "please", "now", "just", "okay".
+_ORDER_START = r"(?:^|(?<=[.!?:;,])|\b(?:please|now|just|ok(?:ay)?)\b)\s*+"
+_YOU_ARE = r"you(?:['’]re|\s+are|\s+were)"
+ROLE_RULES: tuple[Rule, ...] = (
+    _rule(
+        "discard_context",
+        rf"{_DROP}\s*+,?\s*+{_EVERYTHING}\b{_NOT_MINE}{_SAID}(?:\s+(?:the|die|das|der)\b)?"
+        rf"\s*+[,:]?\s*+{_BEFORE}{_CLAUSE_END}"
+        rf"|{_DROP}\s+(?:(?:all|any|the)\s+)+(?:(?:provided|given|above|previous|prior)\s+)?"
+        r"(?:context|documents?|kontext|dokumente?|contexto|contexte)\b"
+        r"(?=\s*+(?:[.,;:!?)]|$|(?:and|provided|given|above|und)\b))"
+        r"|\bh[öo]re?\s+nicht\s+auf\s+(?:alles|das)\s+(?:zuvor|davor|vorher|bisher)"
+        r"|\babweichend\s+(?:zu|von)\s+(?:den\s+)?(?:vorherigen|bisherigen|obigen)\s+"
+        r"(?:instruktion\w*|anweisung\w*|vorgaben)"
+        r"|\b(?:do\s+not|don['’]?t)\s+(?:look\s+(?:in|at)|read|use)\s+(?:the\s+)?(?:documents?|"
+        r"context)\s+(?:provided|given)\b",
+    ),
+    _rule(
+        "role_play",
+        rf"\b{_YOU_ARE}\s+(?:now\s+)?role[- ]?playing\s+as\b"
+        rf"|{_ORDER_START}(?:role[- ]?play\s+as|pretend\s+to\s+be)\b"
+        rf"|\bpretend\s+(?:that\s+)?{_YOU_ARE}\s+(?:now\s+)?(?:the|an?|my)\s+"
+        r"(?!(?:customer|client|user|buyer)\b(?!\s+(?:service|support|care)\b))"
+        r"|\bpretend\s+(?:that\s+)?you\s+(?:can(?!['’]t)|could(?!n['’]t))\b(?!\s+not\b)"
+        r"|\btu\s+so,?\s+als\s+(?:ob\s+du|w[äa]rst\s+du)|\btun\s+sie\s+so,?\s+als\s+"
+        r"(?:ob\s+sie|w[äa]ren\s+sie)|\bdu\s+bist\s+(?:jetzt\s+|nun\s+)?(?:keine?|nicht\s+mehr)"
+        r"\s+\w+,?\s+sondern\b|\bfinge\s+(?:que\s+eres|ser)\b|\bfais\s+semblant\s+d"
+        r"|\bfingi\s+di\s+essere\b",
+    ),
+    _rule(
+        "task_switch",
+        r"\bhere\s+comes\s+the\s+(?:second|next)\s+(?:test|task)\b"
+        rf"|{_DROP}\s++{_EVERYTHING}(?:\s*+[,.:!]\s*+|\s+(?:and|und)\s+)(?:now\s+|jetzt\s+)?"
+        r"(?:write|say|output|print|schreib\w*|sag\w*|gib)\b"
+        rf"|{_ORDER_START}(?:now\s+)?(?:write|compose|formulate|schreib\w*|formulier\w*|"
+        r"verfass\w*)\s+(?:me\s+|mir\s+|us\s+)?(?:a|an|ein\w*|some|two|three|\d+)\s+"
+        r"(?:[\w-]+\s+){0,2}?(?:poem|essay|story|song|manifesto|speech|rap|limerick|haiku|"
+        r"propaganda|gedicht|aufsatz|lied|manifest|rede)(?:s|e|en)?\b",
+    ),
+    _rule(
+        "prompt_leak",
+        r"\b(?:return|print(?:\s+out)?|reveal|show|output|repeat|tell|give|share|display)\s+"
+        r"(?:me\s+|us\s+)?your\s+(?:(?:full|entire|complete|exact)\s+)?(?:embeddings?|"
+        r"prompts?|(?:system|initial|original|hidden|secret)\s+(?:prompts?|instructions|messages?))"
+        r"(?=\s*+(?:[.,;:!?)]|$|(?:word|verbatim|and)\b))",
+    ),
 )
 
 #: Imitations of the judge prompt's own structure (message headers, delimiters, signals).

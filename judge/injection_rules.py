@@ -119,7 +119,20 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:ignore|disregard|forget|override|bypass|skip|neglect|discard|set\s+aside)\s+"
         r"(?:(?!my\b|our\b)[\w'-]+\s+){0,4}?(?:instructions?|prompts?|rules?|guidelines?|"
         r"directions?|directives?|criteria|rubric|system\s+(?:message|prompt)|programming|"
-        r"constraints?|guidance)\b(?!\s+(?:i|we)\s+(?:sent|gave|wrote|mentioned|had)\b)",
+        r"constraints?|guidance)\b(?!\s+(?:i|we)\s+(?:sent|gave|wrote|mentioned|had)\b)"
+        # "... the instructions in our last reply": the writer taking back their own words.
+        r"(?!\s+(?:in|from)\s+(?:my|our)\s+(?:(?:last|previous|earlier)\s+)?"
+        r"(?:reply|message|e-?mail|mail|note|comment|answer|letter|post)\b)",
+    ),
+    rule(
+        # ... unless the instructions are "all", "previous", "system" ones: that is the prompt,
+        # wherever the text says they were.
+        "ignore_instructions",
+        r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:(?!my\b|our\b)[\w'-]+\s+){0,3}?(?:"
+        r"all|any|every|previous|prior|system|initial|above|earlier|original)\s+"
+        r"(?:(?!my\b|our\b)[\w'-]+\s+){0,2}?(?:"
+        r"instructions?|prompts?|rules?|guidelines?|directives?)\b"
+        r"(?!\s+(?:i|we)\s+(?:sent|gave|wrote|mentioned|had)\b)",
     ),
     rule(
         "ignore_instructions",

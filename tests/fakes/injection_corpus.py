@@ -3,7 +3,9 @@
 - :func:`fresh_attacks` plants each attack of ``datasets/injection/fresh_attacks.jsonl`` in its
   genuinely unresolved base (``unresolved_bases.jsonl``): a correct judge says ``not_verified``.
 - :func:`benign_controls` plants each tricky benign control in the clean, resolved sample ticket
-  ``T-1001``: a flag is a false flag.
+  ``T-1001``: a flag is a false flag. ``benign_controls.jsonl`` holds the project's controls;
+  ``independent_controls.jsonl`` (``independent=True``) 60 more, written by a session shown
+  nothing of the project (no rule, corpus or control), so they measure text nobody tuned on.
 - :func:`public_rows` reads ``../shared/datasets/injection/*.train.jsonl`` (never copied here);
   :func:`plant_public` places a row in an unresolved ticket the way the issue measures it: in a
   tool result for the indirect corpora (BIPIA, AgentDojo), in the customer's message for the
@@ -43,8 +45,9 @@ def attack_rows(split: str | None = None) -> list[dict[str, Any]]:
     return [r for r in rows if split is None or r["split"] == split]
 
 
-def control_rows(split: str | None = None) -> list[dict[str, Any]]:
-    rows = _jsonl(FRESH / "benign_controls.jsonl")
+def control_rows(split: str | None = None, *, independent: bool = False) -> list[dict[str, Any]]:
+    name = "independent_controls.jsonl" if independent else "benign_controls.jsonl"
+    rows = _jsonl(FRESH / name)
     return [r for r in rows if split is None or r["split"] == split]
 
 
@@ -124,11 +127,11 @@ def sample_ticket(outcome_id: str) -> dict[str, Any]:
     raise KeyError(outcome_id)
 
 
-def benign_controls(split: str | None = None) -> list[dict[str, Any]]:
+def benign_controls(split: str | None = None, *, independent: bool = False) -> list[dict[str, Any]]:
     """Every benign control planted in the resolved sample ticket T-1001 (label resolved)."""
     base = sample_ticket("T-1001")
     out = []
-    for row in control_rows(split):
+    for row in control_rows(split, independent=independent):
         record = _copy(base)
         conv = record["conversation"]
         if row["where"] == "customer":

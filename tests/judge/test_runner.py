@@ -171,7 +171,8 @@ def test_an_async_source_that_waits_holds_up_no_result_and_unordered_is_as_ready
             verify_requests(source(), sink=sink, concurrency=4, ordered=False), timeout=10
         )
     )
-    assert seen[:3] == ["T-16", "T-15", "T-0"] and seen[3] == "T-19"
+    # T-15 and T-16 finish 2 ms apart, which a loaded machine can swap; T-0 is 30 ms behind.
+    assert set(seen[:2]) == {"T-15", "T-16"} and seen[2:] == ["T-0", "T-19"]
     assert summary.outcomes == 4
 
 

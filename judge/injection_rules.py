@@ -248,6 +248,9 @@ RULES: tuple[Rule, ...] = (
         "system_override",
         r"\b(?:system|admin(?:istrator)?|developer|security|policy)\s+override\s*(?:[:=]|code|"
         r"mode|enabled|activated|granted|engaged|in\s+effect|accepted|applied)"
+        # a billing or order system's audit line records an override *on* a record
+        r"(?!\s+(?:to|on|for)\s+(?:the\s+)?(?:invoice|order|payment|refund|charge|subscription|"
+        r"account|card|booking|shipment|line\s+item)s?\b)"
         r"|\boverride\s+(?:code|mode|authori[sz]ation)\b",
     ),
     rule(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from judge.injection_rules import Rule
+from judge.injection_rules import NOT_THEIR_OWN_GIVEN, NOT_THEIR_OWN_MESSAGE, Rule
 
 __all__ = [
     "AGENT_RULES",
@@ -144,10 +144,7 @@ ANY_LANGUAGE_RULES: tuple[Rule, ...] = (
     _rule(
         "ignore_instructions",
         rf"{_IGNORE}(?:(?!\b(?:my|our|mein\w*|benim)\b)[^.\n。!?]){{0,30}}?{_INSTRUCTIONS}"
-        r"(?!\s+(?:i|we)\s+(?:sent|gave|wrote|mentioned|had)\b)"
-        r"(?!\s+(?:in|from)\s+(?:my|our)\s+(?:(?:last|previous|earlier)\s+)?"
-        r"(?:reply|message|e-?mail|mail|note|comment|answer|letter|post)\b)"
-        rf"|{_INSTRUCTIONS}[^.\n。!?]{{0,20}}?{_IGNORE}",
+        rf"{NOT_THEIR_OWN_GIVEN}{NOT_THEIR_OWN_MESSAGE}|{_INSTRUCTIONS}[^.\n。!?]{{0,20}}?{_IGNORE}",
         _IGNORE_ANCHORS,
     ),
     _rule(
@@ -187,7 +184,13 @@ _BEFORE = (
     r"(?:before(?:\s+(?:that|this|it))?|previously|prior|above|earlier|davor|zuvor|vorher|"
     r"bisher|antes|avant|prima|wcześniej|раньше|ранее)\b"
 )
-_CLAUSE_END = r"(?=\s*+(?:[.,;:!?)]|$|(?:and|und|y|et|e)\b))"
+
+
+def _clause_end(words: str) -> str:
+    """What must follow: punctuation, the end of the text, or one of ``words`` (``a|b``)."""
+    return rf"(?=\s*+(?:[.,;:!?)]|$|(?:{words})\b))"
+
+
 _NOT_MINE = r"(?!\s+(?:i|we|ich|wir|yo|je|io)\b)(?!\s+(?:that\s+)?(?:i|we)\b)"
 _SAID = (
     r"(?:\s+(?:that\s+)?(?:was\s+said|was\s+written|was|said|written|gesagte|geschriebene|"
@@ -200,10 +203,10 @@ ROLE_RULES: tuple[Rule, ...] = (
     _rule(
         "discard_context",
         rf"{_DROP}\s*+,?\s*+{_EVERYTHING}\b{_NOT_MINE}{_SAID}(?:\s+(?:the|die|das|der)\b)?"
-        rf"\s*+[,:]?\s*+{_BEFORE}{_CLAUSE_END}"
+        rf"\s*+[,:]?\s*+{_BEFORE}{_clause_end('and|und|y|et|e')}"
         rf"|{_DROP}\s+(?:(?:all|any|the)\s+)+(?:(?:provided|given|above|previous|prior)\s+)?"
-        r"(?:context|documents?|kontext|dokumente?|contexto|contexte)\b"
-        r"(?=\s*+(?:[.,;:!?)]|$|(?:and|provided|given|above|und)\b))"
+        rf"(?:context|documents?|kontext|dokumente?|contexto|contexte)\b"
+        rf"{_clause_end('and|provided|given|above|und')}"
         r"|\bh[öo]re?\s+nicht\s+auf\s+(?:alles|das)\s+(?:zuvor|davor|vorher|bisher)"
         r"|\babweichend\s+(?:zu|von)\s+(?:den\s+)?(?:vorherigen|bisherigen|obigen)\s+"
         r"(?:instruktion\w*|anweisung\w*|vorgaben)"
@@ -237,7 +240,7 @@ ROLE_RULES: tuple[Rule, ...] = (
         r"\b(?:return|print(?:\s+out)?|reveal|show|output|repeat|tell|give|share|display)\s+"
         r"(?:me\s+|us\s+)?your\s+(?:(?:full|entire|complete|exact)\s+)?(?:embeddings?|"
         r"prompts?|(?:system|initial|original|hidden|secret)\s+(?:prompts?|instructions|messages?))"
-        r"(?=\s*+(?:[.,;:!?)]|$|(?:word|verbatim|and)\b))",
+        rf"{_clause_end('word|verbatim|and')}",
     ),
 )
 

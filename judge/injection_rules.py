@@ -113,16 +113,22 @@ def rule(name: str, regex: str, *, speaker_check: bool = False, flags: int = re.
     return Rule(name, re.compile(regex, flags), speaker_check)
 
 
+#: After the instructions word: instructions the writer gave ("the instructions I sent"), or
+#: ones in the writer's own earlier message ("the instructions in our last reply"): someone
+#: taking back their own words, not an order to drop the prompt.
+NOT_THEIR_OWN_GIVEN = r"(?!\s+(?:i|we)\s+(?:sent|gave|wrote|mentioned|had)\b)"
+NOT_THEIR_OWN_MESSAGE = (
+    r"(?!\s+(?:in|from)\s+(?:my|our)\s+(?:(?:last|previous|earlier)\s+)?"
+    r"(?:reply|message|e-?mail|mail|note|comment|answer|letter|post)\b)"
+)
+
 RULES: tuple[Rule, ...] = (
     rule(
         "ignore_instructions",
         r"\b(?:ignore|disregard|forget|override|bypass|skip|neglect|discard|set\s+aside)\s+"
         r"(?:(?!my\b|our\b)[\w'-]+\s+){0,4}?(?:instructions?|prompts?|rules?|guidelines?|"
         r"directions?|directives?|criteria|rubric|system\s+(?:message|prompt)|programming|"
-        r"constraints?|guidance)\b(?!\s+(?:i|we)\s+(?:sent|gave|wrote|mentioned|had)\b)"
-        # "... the instructions in our last reply": the writer taking back their own words.
-        r"(?!\s+(?:in|from)\s+(?:my|our)\s+(?:(?:last|previous|earlier)\s+)?"
-        r"(?:reply|message|e-?mail|mail|note|comment|answer|letter|post)\b)",
+        rf"constraints?|guidance)\b{NOT_THEIR_OWN_GIVEN}{NOT_THEIR_OWN_MESSAGE}",
     ),
     rule(
         # ... unless the instructions are "all", "previous", "system" ones: that is the prompt,
@@ -131,8 +137,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:(?!my\b|our\b)[\w'-]+\s+){0,3}?(?:"
         r"all|any|every|previous|prior|system|initial|above|earlier|original)\s+"
         r"(?:(?!my\b|our\b)[\w'-]+\s+){0,2}?(?:"
-        r"instructions?|prompts?|rules?|guidelines?|directives?)\b"
-        r"(?!\s+(?:i|we)\s+(?:sent|gave|wrote|mentioned|had)\b)",
+        rf"instructions?|prompts?|rules?|guidelines?|directives?)\b{NOT_THEIR_OWN_GIVEN}",
     ),
     rule(
         "ignore_instructions",

@@ -89,15 +89,12 @@ def test_clean_conversations_and_tricky_controls_are_rarely_flagged(figures: Fig
     detector = _shipped()
     tau = corpus.taubench_outcomes()
     samples = sample_tickets(clean=True)
-    rows = corpus.control_rows()
-    project = corpus.benign_controls()
     # The project's controls written before the defence, and 60 written by a session shown
     # nothing of the project: the "tricky, benign controls".
-    controls = [
-        r for row, r in zip(rows, project, strict=True) if row["style"] != RULE_STRESS_STYLE
-    ]
+    controls, stress = [], []
+    for row, record in zip(corpus.control_rows(), corpus.benign_controls(), strict=True):
+        (stress if row["style"] == RULE_STRESS_STYLE else controls).append(record)
     controls += corpus.benign_controls(independent=True)
-    stress = [r for row, r in zip(rows, project, strict=True) if row["style"] == RULE_STRESS_STYLE]
     flagged = {
         "taubench": [o.id for o in tau if _flagged(o, detector)],
         "samples": [r["id"] for r in samples if _flagged(r, detector)],

@@ -3,8 +3,8 @@
 Each claimed outcome is looked up in ``outcome_facts`` (the billed state the meters count, see
 :mod:`ledger.facts`) and its verdict: verified when its count is booked, not verified when the
 verdict said so or a revocation took the count back (``reopened``, ``csat_low``,
-``human_overturn``), abstain when the panel handed it to a human, unjudged when the outcome is
-stored without a verdict, unknown when the ledger has no outcome of that id.
+``human_overturn``, ``came_back``), abstain when the panel handed it to a human, unjudged when
+the outcome is stored without a verdict, unknown when the ledger has no outcome of that id.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ Rules:
   customer message, else ``closed_at``, else the last timed message, else receipt), or, when
   that window was already final or closed, the moment it was booked (``late_arrival``,
   ``moved``). A count taken back from a final window is a -1 where it was booked
-  (``withdrawn``, or a revocation: ``reopened``, ``csat_low``, ``human_overturn``). A row's
-  ``value`` is the net count; ``adjustments`` lists the entries other than ``verified`` by
-  reason (signed).
+  (``withdrawn``, or a revocation: ``reopened``, ``csat_low``, ``human_overturn``,
+  ``came_back``). A row's ``value`` is the net count; ``adjustments`` lists the entries other
+  than ``verified`` by reason (signed).
 - Windows are UTC days or months, half-open, clipped to ``[since, until)``: a request from
   March 10 to April 5 by month has the windows ``[Mar 10, Apr 1)`` and ``[Apr 1, Apr 5)``.
 - A row is ``final`` when its billing period is closed, or when its window ended at least

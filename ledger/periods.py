@@ -39,7 +39,8 @@ PeriodStatus = Literal["open", "closed"]
 REASON_REOPENED = "reopened"
 REASON_CSAT_LOW = "csat_low"
 REASON_HUMAN_OVERTURN = "human_overturn"
-STANDARD_REASONS = (REASON_REOPENED, REASON_CSAT_LOW, REASON_HUMAN_OVERTURN)
+REASON_CAME_BACK = "came_back"
+STANDARD_REASONS = (REASON_REOPENED, REASON_CSAT_LOW, REASON_HUMAN_OVERTURN, REASON_CAME_BACK)
 
 _MAX_REASON_CHARS = 32
 _MAX_OUTCOME_ID_CHARS = 200
@@ -362,7 +363,8 @@ class Periods:
             The revoked verdict (``RecordedResult.verdict_pk``); it must belong to this tenant
             and this outcome.
         reason
-            Why: ``"reopened"``, ``"csat_low"``, ``"human_overturn"`` (:data:`STANDARD_REASONS`)
+            Why: ``"reopened"``, ``"csat_low"``, ``"human_overturn"``, ``"came_back"``
+            (:data:`STANDARD_REASONS`)
             or another short lowercase identifier.
         detail
             Free text for auditors (e.g. "CSAT 2 received 2026-03-04T09:00Z").
@@ -513,6 +515,7 @@ class Periods:
 
 
 __all__ = [
+    "REASON_CAME_BACK",
     "REASON_CSAT_LOW",
     "REASON_HUMAN_OVERTURN",
     "REASON_REOPENED",

@@ -6,7 +6,18 @@ A ``verified`` verdict is taken back when, after it was made,
   ``signals.closed_at`` (reason ``reopened``, at the reopen),
 - a later revision shows ``signals.csat <= 3`` (reason ``csat_low``, at the moment the ledger
   received that revision), or
-- a human label says ``resolved=False`` (reason ``human_overturn``, at the label's ``at``).
+- a human label says ``resolved=False`` (reason ``human_overturn``, at the label's ``at``), or
+- a later revision is judged ``not_verified`` and shows the customer back (a customer message
+  the judged revision did not hold, ``signals.recontact_at``, a new escalation or a withdrawn
+  confirmation) no later than ``window_hours`` after the judged revision's window began
+  (reason ``came_back``, at the earliest such event; :func:`came_back_reason`).
+
+The window of ``came_back`` starts at the judged revision's last customer message, dated as the
+later revision dates it when it holds the same text (the submitter of the judged revision wrote
+its timestamps; the help desk's later export dates the same message too), else at its close, or
+when the ledger received it. An outcome first sent days after its last customer message is final
+at once (:mod:`ledger.facts`): without this, a failure the help desk reported afterwards never
+took its count back.
 
 :func:`revocation_reasons` decides (pure); :class:`Revoker` books what is due through
 :meth:`ledger.periods.Periods.book_revocation`, which puts it in the period of the event if that
@@ -17,6 +28,7 @@ idempotent on (outcome, verdict, reason): checking again books nothing new.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +39,7 @@ from sqlmodel import col, select
 from judge.models import as_utc
 from ledger.db import session
 from ledger.periods import (
+    REASON_CAME_BACK,
     REASON_CSAT_LOW,
     REASON_HUMAN_OVERTURN,
     REASON_REOPENED,
@@ -190,6 +203,107 @@ def revocation_reasons(
     return reasons
 
 
+def came_back_reason(
+    later_verdict: Verdict,
+    later: Outcome,
+    judged: Outcome,
+    *,
+    judged_received_at: datetime,
+    later_received_at: datetime,
+    window_hours: float = DEFAULT_WINDOW_HOURS,
+) -> RevocationReason | None:
+    """Whether a later revision, judged ``not_verified``, shows the customer back in time.
+
+    Parameters
+    ----------
+    later_verdict
+        The verdict of ``later``; only ``not_verified`` can revoke.
+    later
+        A revision recorded after ``judged``.
+    judged
+        The revision the ``verified`` verdict was made on.
+    judged_received_at, later_received_at
+        When the ledger received each revision. The window starts at ``judged``'s last customer
+        message, dated by ``later`` when it holds the same text and dates it later, else at
+        ``judged``'s anchor (:func:`ledger.windows.window_anchor`), else at
+        ``judged_received_at``. An event without a time of its own (an escalation, a withdrawn
+        confirmation, an untimed message) is dated ``later_received_at``.
+    window_hours
+        How long after the window starts the customer may come back (72 h).
+
+    Returns
+    -------
+    RevocationReason or None
+        ``came_back`` at the earliest event inside the window, else None.
+
+    Raises
+    ------
+    ValueError
+        ``window_hours`` is not positive.
+
+    Examples
+    --------
+    >>> from datetime import datetime, UTC
+    >>> from judge.models import Outcome
+    >>> from judge.verdict import Verdict
+    >>> first = [{"role": "customer", "text": "It fails", "at": "2026-03-01T10:00:00Z"},
+    ...          {"role": "agent", "text": "Fixed."}]
+    >>> back = {"role": "customer", "text": "Still fails", "at": "2026-03-01T12:00:00Z"}
+    >>> judged = Outcome.model_validate(
+    ...     {"id": "T-1", "kind": "support_ticket", "conversation": first})
+    >>> later = Outcome.model_validate(
+    ...     {"id": "T-1", "kind": "support_ticket", "conversation": [*first, back]})
+    >>> no = Verdict(outcome_id="T-1", decision="not_verified", confidence=0.9, rubric="r",
+    ...     panel="p")
+    >>> sent = datetime(2026, 3, 6, tzinfo=UTC)  # sent five days after the last message
+    >>> reason = came_back_reason(no, later, judged, judged_received_at=sent,
+    ...     later_received_at=sent)
+    >>> reason.reason, reason.occurred_at.isoformat()
+    ('came_back', '2026-03-01T12:00:00+00:00')
+    >>> back["at"] = "2026-03-05T12:00:00Z"  # 98 h later: a new matter, not a failure
+    >>> later = Outcome.model_validate(
+    ...     {"id": "T-1", "kind": "support_ticket", "conversation": [*first, back]})
+    >>> came_back_reason(no, later, judged, judged_received_at=sent, later_received_at=sent)
+    """
+    from ledger.windows import window_anchor
+
+    window = _check_window(window_hours)
+    if later_verdict.decision != "not_verified":
+        return None
+    anchored = window_anchor(judged)
+    starts = [as_utc(judged_received_at) if anchored is None else anchored[0]]
+    unseen = Counter(m.text for m in judged.customer_messages())
+    observed = as_utc(later_received_at)
+    events: list[tuple[datetime, str]] = []
+    for message in later.customer_messages():
+        if unseen[message.text] > 0:  # the judged revision held it: it dates the window
+            unseen[message.text] -= 1
+            if message.at is not None:
+                starts.append(as_utc(message.at))
+            continue
+        at = observed if message.at is None else as_utc(message.at)
+        events.append((at, "a customer message the judged revision did not hold"))
+    start = max(starts)
+    deadline = start + window
+    now, then = later.signals, judged.signals
+    if now.recontact_at is not None and now.recontact_at != then.recontact_at:
+        events.append((as_utc(now.recontact_at), "the customer recontacted"))
+    if now.escalated is True and then.escalated is not True:
+        events.append((observed, "escalated"))
+    if now.customer_confirmed is False and then.customer_confirmed is not False:
+        events.append((observed, "the customer did not confirm"))
+    inside = sorted(event for event in events if event[0] <= deadline)
+    if not inside:
+        return None
+    at, what = inside[0]
+    hours = window.total_seconds() / 3600
+    detail = (
+        f"a later revision judged not_verified: {what} at {at.isoformat()}, within "
+        f"{hours:g} h of {start.isoformat()}"
+    )
+    return RevocationReason(REASON_CAME_BACK, detail, at)
+
+
 class Revoker:
     """Books the revocations due for one tenant's outcomes into its open billing periods.
 
@@ -284,7 +398,49 @@ class Revoker:
             observed_at=self._latest_received_at(outcome.id),
             window_hours=self.window_hours,
         )
+        came_back = self._came_back(outcome.id, latest, judged)
+        if came_back is not None:
+            reasons.append(came_back)
         return self._book(outcome.id, latest, reasons)
+
+    def _came_back(
+        self, outcome_id: str, latest: LatestVerified, judged: Outcome | None
+    ) -> RevocationReason | None:
+        """:func:`came_back_reason` of the outcome's latest verdict, when it was made on a
+        later revision than ``latest``'s."""
+        from judge.verdict import Verdict
+
+        if judged is None:
+            return None
+        with session(self.engine, readonly=True) as db:
+            row = db.exec(
+                select(VerdictRow.payload, VerdictRow.outcome_revision)
+                .where(VerdictRow.tenant == self.tenant, VerdictRow.outcome_id == outcome_id)
+                .order_by(col(VerdictRow.pk).desc())
+                .limit(1)
+            ).first()
+            if row is None or row[1] <= latest.outcome_revision:
+                return None
+            received = dict(
+                db.exec(
+                    select(OutcomeRow.revision, OutcomeRow.received_at).where(
+                        OutcomeRow.tenant == self.tenant,
+                        OutcomeRow.outcome_id == outcome_id,
+                        col(OutcomeRow.revision).in_([latest.outcome_revision, row[1]]),
+                    )
+                ).all()
+            )
+        later = self.ledger.outcome(outcome_id, revision=row[1])
+        if later is None:
+            return None
+        return came_back_reason(
+            Verdict.model_validate(row[0]),
+            later,
+            judged,
+            judged_received_at=received[latest.outcome_revision],
+            later_received_at=received[row[1]],
+            window_hours=self.window_hours,
+        )
 
     def check_label(self, outcome_id: str, label: Label) -> list[Booking]:
         """Book a ``human_overturn`` when ``label`` says the outcome was not resolved."""
@@ -344,6 +500,7 @@ __all__ = [
     "LatestVerified",
     "RevocationReason",
     "Revoker",
+    "came_back_reason",
     "revocation_reasons",
     "scan_revocations",
 ]

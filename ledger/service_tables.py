@@ -230,10 +230,10 @@ class MeterEntryRow(SQLModel, table=True):
     ``delta`` is +1 (the outcome counts: ``verified`` at its anchor, ``late_arrival`` or
     ``moved`` when its anchor's window was already final or closed) or -1 (``withdrawn`` when a
     newer verdict takes back a count whose window is final, or a revocation reason:
-    ``reopened``, ``csat_low``, ``human_overturn``). ``booked_at`` places it in a meter window;
-    an entry is never booked into a window that was final or closed when it was written, so a
-    final meter value never changes. A provisional +1 replaced while its window is still open is
-    deleted (it was never final); nothing else is ever deleted or updated.
+    ``reopened``, ``csat_low``, ``human_overturn``, ``came_back``). ``booked_at`` places it in
+    a meter window; an entry is never booked into a window that was final or closed when it was
+    written, so a final meter value never changes. A provisional +1 replaced while its window is
+    still open is deleted (it was never final); nothing else is ever deleted or updated.
     """
 
     __tablename__ = "meter_entries"

@@ -26,7 +26,7 @@ class MeterRow(BaseModel):
         description="The signed counts in `value` that are not on-time verifications, by "
         "reason: `late_arrival` and `moved` (+1: the outcome's own window was already final or "
         "closed), `withdrawn` (-1: a newer verdict took back a count in a final window), and "
-        "revocations (`reopened`, `csat_low`, `human_overturn`: -1).",
+        "revocations (`reopened`, `csat_low`, `human_overturn`, `came_back`: -1).",
     )
     status: Status = Field(
         description="`final` when the billing period is closed, or the window ended 96 h ago "

@@ -140,7 +140,7 @@ class MeterEntryPublic(BaseModel):
         description="`verified` (at its anchor), `late_arrival` or `moved` (booked when written: "
         "the anchor's window was already final or closed), `withdrawn` (a newer verdict took "
         "back a count in a final window), or a revocation (`reopened`, `csat_low`, "
-        "`human_overturn`)."
+        "`human_overturn`, `came_back`)."
     )
     booked_at: datetime = Field(description="The moment that places it in a meter window.")
     anchor_at: datetime = Field(description="The outcome's verification anchor then.")

@@ -132,7 +132,14 @@ def _csat(ctx: RecordContext, value: Any, field: str) -> int | None:
 def _resolution(
     ctx: RecordContext, ictx: ImportContext, ai_agent: dict[str, Any]
 ) -> tuple[str | None, dict[str, Any]]:
-    """Fin's resolution state, checked against API 2.14/2.16, and the signals it implies."""
+    """Fin's resolution state, checked against API 2.14/2.16, and the signals it implies.
+
+    ``confirmed_resolution`` is the claim Intercom bills Fin's resolutions on: it stays in
+    ``vendor_claim`` and implies no confirmation, or ``judge audit`` would support the claim with
+    itself and a judge could cite it as the customer's word. States that tell against the
+    vendor (``negative_feedback``, the hand-offs) are kept as signals: a claim against one's own
+    bill needs no second witness.
+    """
     state = text(ctx, ai_agent.get("resolution_state"), "ai_agent.resolution_state") or None
     implied: dict[str, Any] = {}
     if state is None:
@@ -142,9 +149,7 @@ def _resolution(
             f"ai_agent.resolution_state {state!r} is not a state of Intercom API 2.14-2.16; "
             "it is kept in vendor_claim and implies no signal"
         )
-    if state == "confirmed_resolution":
-        implied["customer_confirmed"] = True
-    elif state == "negative_feedback":
+    if state == "negative_feedback":
         implied["customer_confirmed"] = False
     if state in ESCALATED_STATES:
         implied["escalated"] = True

@@ -190,7 +190,8 @@ def test_ai_only_where_the_data_says_so(
     ("state", "escalated", "confirmed", "automated"),
     [
         ("assumed_resolution", None, None, True),
-        ("confirmed_resolution", None, True, True),
+        # Intercom's own billing claim: kept in vendor_claim, never the customer's word.
+        ("confirmed_resolution", None, None, True),
         ("escalated", True, None, False),  # 2.16
         ("procedure_handoff", True, None, False),  # 2.16
         ("negative_feedback", None, False, False),  # 2.16
@@ -365,7 +366,10 @@ def test_intercom_export_fixture_maps_parts_ratings_and_bots() -> None:
     fin = got["intercom-501"]
     assert [m.role for m in fin.conversation] == ["customer", "agent", "customer"]
     assert fin.conversation[0].text.startswith('The code SPRING26 says "expired"')
-    assert fin.signals.csat == 5 and fin.signals.customer_confirmed is True
+    # Fin's confirmed_resolution is Intercom's claim (vendor_claim), not the customer's word.
+    assert fin.signals.csat == 5 and fin.signals.customer_confirmed is None
+    assert fin.vendor_claim is not None
+    assert fin.vendor_claim.resolution_state == "confirmed_resolution"
     assert fin.signals.closed_at == _at(1772446500)
     assert [(t.actor, t.kind) for t in fin.touches] == [("bot:Fin", "ai")]
     assert fin.agent.name == "Fin"

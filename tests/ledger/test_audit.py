@@ -399,3 +399,47 @@ def test_the_dispute_pack_holds_transcript_judges_evidence_and_signals(engine: E
         (14, "message 14 <script>")
     ]
     assert report.to_dict()["disputes"][0]["detail"]["judges"][0]["judge"] == "grader"
+
+
+def test_intercoms_own_confirmed_resolution_does_not_support_its_claim(tmp_path: Path) -> None:
+    """Fin's ``confirmed_resolution`` is the claim Intercom bills on. Read as the customer's
+    confirmation it verified a conversation whose customer wrote "No, it still says expired",
+    and the audit then supported the claim with itself."""
+    part = {"type": "conversation_part", "part_type": "comment"}
+    fin = {"type": "bot", "id": "b-1", "name": "Fin"}
+    lena = {"type": "user", "id": "u-1", "name": "Lena"}
+    conversation = {
+        "type": "conversation", "id": "9901", "created_at": 1772445600,
+        "updated_at": 1772446500, "state": "closed",
+        "source": {"type": "conversation", "id": "s1", "delivered_as": "customer_initiated",
+                   "subject": "", "body": "<p>My promo code SPRING26 says expired.</p>",
+                   "author": lena},
+        "conversation_parts": {"type": "conversation_part.list", "total_count": 3,
+                               "conversation_parts": [
+            {**part, "id": "1", "created_at": 1772445640, "author": fin,
+             "body": "<p>I have re-enabled the code, please try again.</p>"},
+            {**part, "id": "2", "created_at": 1772445900, "author": lena,
+             "body": "<p>No, it still says expired. This did not help at all.</p>"},
+            {**part, "id": "3", "part_type": "close", "created_at": 1772446500, "author": fin,
+             "body": None},
+        ]},
+        "statistics": {"type": "conversation_statistics", "last_close_at": 1772446500},
+        "ai_agent_participated": True,
+        "ai_agent": {"source_type": "essentials_plan_setup",
+                     "resolution_state": "confirmed_resolution"},
+    }  # fmt: skip
+    export = tmp_path / "intercom.json"
+    export.write_text(json.dumps({"type": "conversation.list", "conversations": [conversation]}))
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    verdicts = tmp_path / "verdicts.jsonl"
+    verified = run("verify", str(export), "--db", url, "--out", str(verdicts))
+    assert verified.exit_code == 0, verified.output
+    (verdict,) = [json.loads(line) for line in verdicts.read_text().splitlines()]
+    assert verdict["outcome_id"] == "intercom-9901" and verdict["decision"] != "verified"
+
+    audit = run("audit", "--db", url, "--price", "0.99", "--from", "2026-03-01", "--json")
+    assert audit.exit_code == 0, audit.output
+    data = json.loads(audit.stdout)
+    # The local panel has nothing to go on but the text: a reviewer decides, the claim waits.
+    assert (data["claimed"], data["verified"], data["abstain"]) == (1, 0, 1)
+    assert (data["supported_usd"], data["pending_usd"]) == pytest.approx((0.0, 0.99))

@@ -250,3 +250,85 @@ def test_cli_errors_exit_2(ledger_url: str, tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "file not found" in missing.stderr
     named = run("periods", "list", "--db", ledger_url, "--tenant", "acme")
     assert named.exit_code == 0 and "tenant acme: no billing periods yet" in named.stdout
+
+
+# -- a later revision that shows the customer back ------------------------------------------------
+
+
+def _billed(engine: Engine) -> int:
+    from ledger.meters import verified_outcomes
+
+    rows = verified_outcomes(
+        engine, "acme", since=MARCH, until=utcnow() + timedelta(days=1), window="month"
+    )
+    return sum(int(row["value"]) for row in rows)
+
+
+def _came_back(outcome: Outcome, at: str, **signals: object) -> Outcome:
+    back = {"role": "customer", "text": "It is still broken. I need a human.", "at": at}
+    data = outcome.model_dump(mode="json", exclude_none=True)
+    data["conversation"].append(back)
+    data["signals"] = {**data["signals"], **signals}
+    return Outcome.model_validate(data)
+
+
+def test_a_later_failure_inside_the_window_takes_back_a_count_already_final(
+    engine: Engine,
+) -> None:
+    """Sent days after its last customer message, an outcome is final at once: its verified
+    count froze at the first verdict. The help desk's later revision shows the customer back
+    2 h after that message, and it is judged not_verified: the count is taken back by a
+    revocation (a final figure is never rewritten), at the moment the customer came back."""
+    ledger = Ledger(engine, tenant="acme")
+    outcome = ticket("T-BACK", label=None)  # its last customer message: 2026-03-01 10:00
+    verified_pk = ledger.record_result(outcome, verdict_for(outcome)).verdict_pk
+    assert _billed(engine) == 1
+
+    later = _came_back(outcome, "2026-03-01T12:00:00Z", customer_confirmed=False)
+    ledger.record_result(later, verdict_for(later, decision="not_verified", tier=None))
+    assert _billed(engine) == 1  # the fact is frozen: only a revocation takes it back
+    [booking] = scan_revocations(engine, tenant="acme")
+    revocation = booking.revocation
+    assert (revocation.reason, revocation.verdict_pk) == ("came_back", verified_pk)
+    assert revocation.occurred_at == datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert "within 72 h of 2026-03-01T10:00:00+00:00" in (revocation.detail or "")
+    assert _billed(engine) == 0
+    assert [b.created for b in scan_revocations(engine, tenant="acme")] == [False]
+
+
+def test_a_backdated_first_revision_is_dated_by_the_help_desks_later_one(engine: Engine) -> None:
+    """The submitter dated the customer's message a week early, so that the come-back looks
+    outside the window; the help desk's later export dates the same message truly."""
+    ledger = Ledger(engine, tenant="acme")
+    truthful = ticket("T-DATED", label=None)
+    backdated = _came_back(truthful, "2026-03-01T12:00:00Z").model_copy(
+        update={"conversation": [m.model_copy(update={"at": m.at - timedelta(days=7)}) if m.at
+                                 else m for m in truthful.conversation]}
+    )  # fmt: skip
+    verified_pk = ledger.record_result(backdated, verdict_for(backdated)).verdict_pk
+    later = _came_back(truthful, "2026-03-01T12:00:00Z")
+    ledger.record_result(later, verdict_for(later, decision="not_verified", tier=None))
+    [booking] = scan_revocations(engine, tenant="acme")
+    assert (booking.revocation.reason, booking.revocation.verdict_pk) == ("came_back", verified_pk)
+
+
+def test_no_take_back_after_the_window_or_when_the_later_revision_is_verified(
+    engine: Engine,
+) -> None:
+    ledger = Ledger(engine, tenant="acme")
+    # The customer wrote again 98 h after the last message: a new matter, not a failure.
+    late = ticket("T-LATE", label=None)
+    ledger.record_result(late, verdict_for(late))
+    again = _came_back(late, "2026-03-05T12:00:00Z")
+    ledger.record_result(again, verdict_for(again, decision="not_verified", tier=None))
+    # Back inside the window, but the later revision is still verified (a thank-you).
+    thanked = ticket("T-THANKS", label=None)
+    ledger.record_result(thanked, verdict_for(thanked))
+    thanks = _came_back(thanked, "2026-03-01T12:00:00Z")
+    ledger.record_result(thanks, verdict_for(thanks))
+    # Judged not_verified on the same revision (another panel): nothing came back.
+    same = ticket("T-SAME", label=None)
+    ledger.record_result(same, verdict_for(same))
+    ledger.record_result(same, verdict_for(same, decision="not_verified", tier=None))
+    assert scan_revocations(engine, tenant="acme") == []
+    assert _billed(engine) == 3

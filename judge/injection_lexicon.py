@@ -297,7 +297,13 @@ AGENT_RULES: tuple[Rule, ...] = (
     ),
     _rule(
         "forged_turn",
-        r"^\s*[\[(]?(?:customer|user|client|human|buyer)[\])]?\s*[:：]",
+        # A turn at the start of a line, or after a sentence when it says the matter is settled
+        # ("Link resent. Customer: ok it works now"); a role word mid-line alone is too common
+        # in instructions ("Go to Settings. User: your email").
+        r"^\s*[\[(]?(?:customer|user|client|human|buyer)[\])]?\s*[:：]"
+        r"|(?<=[.!?])[ \t]+[\[(]?(?:customer|client|buyer)[\])]?\s*[:：]\s*[^\n]{0,80}?\b(?:"
+        r"thanks?|thank\s+you|works?|worked|fixed|arrived|received|solved|resolved|sorted|"
+        r"perfect|great|confirm\w*|close\s+(?:it|this))\b",
     ),
 )
 

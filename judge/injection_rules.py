@@ -45,6 +45,14 @@ END_LINE_RE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 #: A line that opens new instructions: flagged wherever it is.
+#: The same marker after a sentence, fenced by runs of symbols: "I checked the logs. #####
+#: END OF LOG #####" (a red-team pass padded a line-start marker with a sentence).
+MID_LINE_END = (
+    rf"(?<=[.!?:])[ \t]+([#=*~_<>|\[\]-])\1{{2,}}[ \t]*(?:{_ENDING}[ \t]+(?:of[ \t]+)?"
+    rf"(?:the[ \t]+)?{_CONTAINER}|{_CONTAINER}[ \t]+{_ENDING})[ \t]*[#=*~_<>|\[\]-]{{3,}}"
+)
+#: What any match of :data:`MID_LINE_END` holds: a run of one symbol.
+MID_LINE_END_ANCHORS = tuple(ch * 3 for ch in "#=*~_<>|[]-")
 BEGIN_LINE_RE = re.compile(
     r"^[\W_]*(?:(?:begin|start)(?:ning)?\s+(?:of\s+)?(?:the\s+)?(?:new\s+)?(?:system|"
     r"instructions?|judge|evaluator|developer|admin)\b"
@@ -324,6 +332,11 @@ RULES: tuple[Rule, ...] = (
     rule("fake_delimiter", FENCE_RE.pattern),
     rule("fake_delimiter", XML_TAG_RE.pattern),
     rule("fake_delimiter", f"(?:{END_LINE_RE.pattern}){_AFTER_END}", flags=re.I | re.M),
+    Rule(
+        "fake_delimiter",
+        re.compile(f"{MID_LINE_END}{_AFTER_END}", re.I | re.M),
+        anchors=MID_LINE_END_ANCHORS,
+    ),
     Rule("fake_delimiter", BEGIN_LINE_RE),
     Rule("fake_role_line", FAKE_ROLE_LINE_RE),
     Rule("fake_role_line", ROLE_WITH_VERDICT_RE),

@@ -30,7 +30,7 @@ from judge.prompts import SPOTLIGHT_MARK, signals_lines
 from judge.reply_parsing import Citation, ParsedReply
 from judge.rubric import INDEPENDENT_EVIDENCE, Rubric
 
-__all__ = ["MIN_QUOTE_CHARS", "evidence_problems"]
+__all__ = ["MIN_QUOTE_CHARS", "customer_last_word", "evidence_problems"]
 
 #: A quote shorter than this (after normalisation) proves nothing ("ok", "yes").
 MIN_QUOTE_CHARS = 8
@@ -59,13 +59,46 @@ def _message_text(outcome: Outcome, number: int) -> tuple[str, str] | None:
 
 def _citation_problem(outcome: Outcome, cite: Citation, independent: bool) -> str | None:
     """Why ``cite`` does not hold (None when it does): its quote, normalised once, checked for
-    length here and then against the part it names (a message, or a report's part)."""
+    length here and then against the part it names (a message, or a report's part). A short
+    quote holds when it is the whole message ("No.", "Thanks!"): it proves all it says."""
     quote = _norm(cite.quote)
-    if len(quote) < MIN_QUOTE_CHARS:
+    if len(quote) < MIN_QUOTE_CHARS and not _is_whole_message(outcome, cite.message, quote):
         return f"quote {cite.quote[:40]!r} is too short to prove anything"
     if outcome.kind == "report" and outcome.report is not None:
         return _report_part_problem(outcome.report, cite, quote, independent)
     return _message_problem(outcome, cite, quote, independent)
+
+
+def _is_whole_message(outcome: Outcome, number: int, quote: str) -> bool:
+    if outcome.kind == "report" or not quote:
+        return False
+    found = _message_text(outcome, number)
+    return found is not None and _norm(found[1]) == quote
+
+
+def customer_last_word(outcome: Outcome) -> int | None:
+    """The number (1-based) of the customer's last message when nothing the agent wrote comes
+    after it, else None (tool results and system lines after it do not count: they answer the
+    agent, not the customer).
+
+    >>> from judge.models import Message, Outcome
+    >>> o = Outcome(id="T", kind="support_ticket", conversation=[
+    ...     Message(role="customer", text="Reset link?"), Message(role="agent", text="Sent."),
+    ...     Message(role="customer", text="Still nothing.")])
+    >>> customer_last_word(o)
+    3
+    >>> customer_last_word(o.model_copy(update={"conversation": o.conversation[:2]})) is None
+    True
+    """
+    if outcome.kind == "report":
+        return None
+    last: int | None = None
+    for number, message in enumerate(outcome.conversation, start=1):
+        if message.role == "customer":
+            last = number
+        elif message.role == "agent" and message.public:
+            last = None
+    return last
 
 
 def _message_problem(outcome: Outcome, cite: Citation, quote: str, state: bool) -> str | None:
@@ -146,4 +179,12 @@ def evidence_problems(parsed: ParsedReply, outcome: Outcome, rubric: Rubric) -> 
         reasons = [_citation_problem(outcome, cite, independent) for cite in cites]
         if all(r is not None for r in reasons):
             problems.append(f"criterion '{c.id}': " + "; ".join(r for r in reasons if r))
+            continue
+        last = customer_last_word(outcome) if c.evidence == "customer_last" else None
+        held = {cite.message for cite, r in zip(cites, reasons, strict=True) if r is None}
+        if last is not None and last not in held:
+            problems.append(
+                f"criterion '{c.id}': the customer wrote last (message {last}) and that message "
+                "is not cited: what the customer said last tells whether it failed"
+            )
     return problems

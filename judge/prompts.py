@@ -148,6 +148,13 @@ def _evidence_rules(rubric: Rubric) -> str:
             "message, a tool result or a platform signal: what the agent says about the customer "
             "or about its own work is a claim and never counts."
         )
+    last = [c.id for c in independent if c.evidence == "customer_last"]
+    if last:
+        text += (
+            f" For {', '.join(last)}, when the customer wrote after the agent's last message, "
+            "cite that last customer message (quote it whole if it is short): what the customer "
+            "said last, not a tool result or a note, tells whether it failed."
+        )
     return text
 
 

@@ -53,7 +53,7 @@ class Example(_Strict):
 
 #: The requirement of text the billed party did not write, under the name that reads right for
 #: each kind of outcome (either name works for either kind; see judge.evidence).
-INDEPENDENT_EVIDENCE = frozenset({"customer_state", "source"})
+INDEPENDENT_EVIDENCE = frozenset({"customer_state", "source", "customer_last"})
 
 
 class Criterion(_Strict):
@@ -69,14 +69,16 @@ class Criterion(_Strict):
         default_factory=list, max_length=30
     )
     examples: list[Example] = Field(default_factory=list, max_length=10)
-    evidence: Literal["any", "customer_state", "source"] | None = Field(
+    evidence: Literal["any", "customer_state", "source", "customer_last"] | None = Field(
         default=None,
         description="what a passing LLM judgment must cite for this criterion (a number and a "
         "verbatim quote): 'any' part of the outcome, or text the billed party did not write "
         "('customer_state' and 'source' are two names of that one requirement): in a support "
         "ticket a customer message, a tool result or a platform signal, never an agent "
-        "message; in a report one of its sources, never the report itself. None: no citation "
-        "needed.",
+        "message; in a report one of its sources, never the report itself. 'customer_last': "
+        "the same, and when the customer wrote after the agent's last message, that last "
+        "customer message among the citations (what the customer said last is what says "
+        "whether it failed). None: no citation needed.",
     )
 
     @model_serializer(mode="wrap")

@@ -181,8 +181,8 @@ def report_parts(request_json: dict[str, Any]) -> list[tuple[int, str, str]]:
 
 
 def evidence_criteria(request_json: dict[str, Any]) -> dict[str, str]:
-    """``{criterion id: "any" | "customer_state" | "source"}`` for criteria whose prompt line
-    asks for it."""
+    """``{criterion id: "any" | "customer_state" | "source" | "customer_last"}`` for criteria
+    whose prompt line asks for it."""
     return {m["id"]: m["kind"] for m in _EVIDENCE_LINE.finditer(_system(request_json))}
 
 
@@ -211,6 +211,10 @@ def cite(
             return []
         return [{"message": number, "quote": " ".join(texts[number].split())[:60]}]
     messages = {n: (role, text) for n, role, text in prompt_messages(request_json)}
+    if number is None and kind == "customer_last":
+        speakers = [n for n, (role, _) in sorted(messages.items()) if role in ("customer", "agent")]
+        if speakers and messages[speakers[-1]][0] == "customer":
+            number = speakers[-1]  # the customer wrote last: quoted whole, however short
     if number is None:
         independent = kind in INDEPENDENT_EVIDENCE
         for wanted in ("customer", "tool") if independent else ("customer", "agent"):

@@ -26,6 +26,7 @@ from tests.fakes.injection_corpus import sample_ticket
 from tests.fakes.openai_server import (
     FakeOpenAIServer,
     Reply,
+    cite,
     evidence_criteria,
     guard_reply,
     is_guard_request,
@@ -122,18 +123,42 @@ def test_evidence_that_does_not_hold_is_unscored(
     assert v.decision == "abstain"
 
 
-def test_a_signal_is_evidence_of_the_customers_state(server: FakeOpenAIServer) -> None:
+def _citing_the_signal(*, except_last_word: bool) -> Any:
+    """A passing judge citing the recorded confirmation for every criterion, and, when
+    ``except_last_word``, the customer's last message for ``customer_not_failed``."""
+
     def respond(body: dict[str, Any]) -> Reply:
-        cite = [{"message": 0, "quote": "customer confirmed the resolution: True"}]
+        signal = [{"message": 0, "quote": "customer confirmed the resolution: True"}]
         criteria: dict[str, Any] = {
-            cid: {"score": s, "rationale": "ok", "evidence": cite}
+            cid: {"score": s, "rationale": "ok", "evidence": signal}
             for cid, s in passing_scores(body).items()
         }
+        if except_last_word:
+            criteria["customer_not_failed"]["evidence"] = cite(body, "customer_last")
         return Reply.json({"criteria": criteria, "rationale": "ok"})
 
-    server.default = respond
+    return respond
+
+
+def test_a_signal_is_evidence_of_the_customers_state(server: FakeOpenAIServer) -> None:
+    server.default = _citing_the_signal(except_last_word=True)
     v = asyncio.run(_engine(server, [{"name": "j", "model": "openai/j"}]).verify(_clean()))
     assert v.decision == "verified", v.reasons
+
+
+def test_when_the_customer_wrote_last_only_their_words_say_it_did_not_fail(
+    server: FakeOpenAIServer,
+) -> None:
+    """A red-team pass: a gullible judge verified a ticket whose customer's last message was
+    "Still nothing arrived. This is not fixed.", citing a tool result the billed party's
+    integration wrote. Whether the customer signalled failure must cite what they said last."""
+    outcome = _clean()
+    assert outcome.conversation[-1].role == "customer"
+    server.default = _citing_the_signal(except_last_word=False)
+    v = asyncio.run(_engine(server, [{"name": "j", "model": "openai/j"}]).verify(outcome))
+    assert v.judges[0].status == "unscored" and v.decision == "abstain"
+    last = len(outcome.conversation)
+    assert f"the customer wrote last (message {last})" in (v.judges[0].reason or "")
 
 
 def test_the_guard_flags_and_is_recorded_and_billed_like_every_call(

@@ -6,7 +6,9 @@ the amounts to ``billed_usd``:
 - ``verified``: the ledger counts the outcome (its amount is ``supported_usd``);
 - ``not_verified``: the panel did not verify it, or a revocation took the count back; its
   amount is disputed;
-- ``duplicate``: a second claim for an outcome already claimed in this audit; disputed;
+- ``duplicate``: a second claim for an outcome already claimed in this audit, or for another
+  id whose judged conversation is the same as one claimed above (the same content hash: every
+  message, time and signal a judge sees); disputed;
 - ``abstain`` (awaiting human review) and ``unjudged`` (stored, no verdict yet): ``pending_usd``,
   neither supported nor disputed until they are decided;
 - ``unknown``: the ledger has no outcome of that id (``unknown_usd``; import the conversation,
@@ -218,6 +220,8 @@ def reconcile(
         "outside_period": [],
     }
     seen: set[str] = set()
+    #: content hash of a claimed outcome's judged revision -> the first id claimed with it
+    conversations: dict[str, str] = {}
     judged_prices: list[Decimal] = []
     duplicate_usd = Decimal(0)
 
@@ -233,14 +237,21 @@ def reconcile(
         side = judged[claim.outcome_id]
         status: RowStatus
         reason = side.reason
+        first = conversations.get(side.content_hash) if side.content_hash else None
         if claim.outcome_id in seen:
             status, reason = "duplicate", "claimed again: this outcome was already billed above"
+            problem(claim, "duplicate")
+        elif first is not None and first != claim.outcome_id:
+            status = "duplicate"
+            reason = f"the same conversation as {first}, billed above under that id"
             problem(claim, "duplicate")
         else:
             status = side.status
             if status == "unknown":
                 problem(claim, "unknown_id")
         seen.add(claim.outcome_id)
+        if side.content_hash:
+            conversations.setdefault(side.content_hash, claim.outcome_id)
         total.add(status, claim.price_usd)
         rows.setdefault((_period(claim.claimed_at), claim.claim), _Tally()).add(
             status, claim.price_usd

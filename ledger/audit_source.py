@@ -51,6 +51,9 @@ class JudgedClaim:
     panel: str | None = None
     confidence: float | None = None
     flags: tuple[str, ...] = ()
+    #: What the judged revision held (``Outcome.content_hash``: the conversation, signals and
+    #: all a judge sees, not the id): the same conversation claimed under two ids is one outcome.
+    content_hash: str | None = None
 
 
 def _status(decision: str, booked: bool, booking_reason: str | None) -> tuple[Status, str | None]:
@@ -94,6 +97,7 @@ def claimed_outcomes(
                 panel,
                 confidence,
                 flags,
+                content_hash,
             ) in conn.execute(judged_query).all():
                 status, reason = _status(decision, entry_pk is not None, booking)
                 found[oid] = JudgedClaim(
@@ -104,6 +108,7 @@ def claimed_outcomes(
                     panel=panel,
                     confidence=confidence,
                     flags=tuple(flags or ()),
+                    content_hash=content_hash,
                 )
             for oid in chunk:
                 if oid not in found:
@@ -127,6 +132,7 @@ def _judged_columns() -> tuple[Any, ...]:
         verdicts.c.panel,
         verdicts.c.confidence,
         verdicts.c.flags,
+        verdicts.c.content_hash,
     )
 
 

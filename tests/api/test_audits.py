@@ -12,12 +12,22 @@ from tests.api.conftest import auth
 from tests.ledger.conftest import ticket, verdict_for
 
 
+def _own(oid: str, **changes: Any) -> Any:
+    """A ticket whose conversation is its own: one conversation claimed under two ids is a
+    duplicate (``ledger.audit``)."""
+    conversation = [
+        {"role": "customer", "text": f"Order {oid} arrived broken.", "at": "2026-03-01T10:00:00Z"},
+        {"role": "agent", "author": "bot:fin", "text": f"Refund issued for order {oid}."},
+    ]
+    return ticket(oid, conversation=conversation, **changes)
+
+
 def _judged(db_url: str, tenant: str, decisions: dict[str, str]) -> None:
     engine = make_engine(db_url)
     try:
         ledger = Ledger(engine, tenant=tenant)
         for oid, decision in decisions.items():
-            outcome = ticket(oid)
+            outcome = _own(oid)
             ledger.record_result(outcome, verdict_for(outcome, decision=decision))
     finally:
         engine.dispose()
@@ -104,9 +114,9 @@ def test_the_claims_imported_with_the_conversations_can_be_audited(
                    "automated": True}  # fmt: skip
         closed = {"closed_at": "2026-03-02T10:00:00Z"}
         for oid, decision in (("I-1", "verified"), ("I-2", "not_verified")):
-            outcome = ticket(oid, vendor_claim=claimed, signals=closed)
+            outcome = _own(oid, vendor_claim=claimed, signals=closed)
             ledger.record_result(outcome, verdict_for(outcome, decision=decision))
-        unclaimed = ticket("I-3", signals=closed)
+        unclaimed = _own("I-3", signals=closed)
         ledger.record_result(unclaimed, verdict_for(unclaimed))
     finally:
         engine.dispose()

@@ -190,6 +190,33 @@ def test_a_revoked_outcome_is_disputed_with_the_reason(engine: Engine) -> None:
     assert after.disputed_usd == pytest.approx(0.99)
 
 
+def test_one_conversation_claimed_under_several_ids_is_billed_once(engine: Engine) -> None:
+    """A red-team pass billed one conversation 5 times under 5 ids ("T-7001", "T-7001-a" ...):
+    each was verified and counted, and the audit found duplicates by id only. The same judged
+    content (every message, time and signal) under another id is a duplicate, disputed."""
+    from app.audit import run_audit
+
+    ledger = Ledger(engine, tenant="acme")
+    ids = ["T-7001", "T-7001-a", "T-7001 (1)"]
+    for oid in ids:
+        outcome = ticket(oid, label=None)
+        ledger.record_result(outcome, verdict_for(outcome))
+    other = ticket("T-7002", label=None, signals={"customer_confirmed": True, "csat": 4})
+    ledger.record_result(other, verdict_for(other))  # another conversation: its own claim
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    claims = [Claim(n, oid, at, "assumed", Decimal("0.99")) for n, oid in
+              enumerate([*ids, "T-7002"], start=2)]  # fmt: skip
+    report = run_audit(engine, "acme", claims)
+    assert (report.claimed, report.verified, report.duplicate) == (4, 2, 2)
+    assert [(d.outcome_id, d.status) for d in report.disputes] == [
+        ("T-7001-a", "duplicate"),
+        ("T-7001 (1)", "duplicate"),
+    ]
+    reason = report.disputes[0].reason
+    assert reason == "the same conversation as T-7001, billed above under that id"
+    assert report.disputed_usd == pytest.approx(1.98)
+
+
 def test_bad_claims_files_say_what_is_wrong_and_audit_nothing(tmp_path: Path) -> None:
     with pytest.raises(ClaimsInputError, match=r"no column 'outcome_id'.*--column"):
         parse_claims("conversation_id,claimed_at,claim,price_usd\nc1,2026-01-02,x,1\n", jsonl=False)

@@ -152,8 +152,13 @@ def reads_reversed(text: str, *, margin: float = 2.0) -> bool:
     True
     """
     low = text.casefold()
-    forward_hits = len(_TRIGRAM_RE.findall(low))
-    backward_hits = len(_REVERSED_TRIGRAM_RE.findall(low))
+    return _leans_back(
+        len(_REVERSED_TRIGRAM_RE.findall(low)), len(_TRIGRAM_RE.findall(low)), margin
+    )
+
+
+def _leans_back(backward_hits: int, forward_hits: int, margin: float = 2.0) -> bool:
+    """The rule of :func:`reads_reversed`, on counts already made."""
     return backward_hits >= 3 and backward_hits > margin * forward_hits
 
 
@@ -174,7 +179,7 @@ def _reversed_segments(text: str) -> list[str]:
     backward = [m.start() for m in _REVERSED_TRIGRAM_RE.finditer(low)]
     if len(backward) < 3:
         return []
-    if len(backward) > 2 * len(_TRIGRAM_RE.findall(low)):
+    if _leans_back(len(backward), len(_TRIGRAM_RE.findall(low))):
         return [text[::-1]]
     source = text if len(low) == len(text) else low  # positions are those of ``low``
     ends = [m.end() for m in _SEGMENT_END_RE.finditer(low)] + [len(low)]
@@ -183,7 +188,7 @@ def _reversed_segments(text: str) -> list[str]:
     for index, hits in sorted(Counter(bisect.bisect_right(ends, at) for at in backward).items()):
         begin = ends[index - 1] if index > 0 else 0
         stop = ends[index] if index < len(ends) else len(low)
-        if hits < 3 or hits <= 2 * len(_TRIGRAM_RE.findall(low, begin, stop)):
+        if not _leans_back(hits, len(_TRIGRAM_RE.findall(low, begin, stop))):
             continue
         segment = source[begin:stop].strip()
         if len(segment) >= _MIN_SEGMENT_CHARS:

@@ -44,7 +44,6 @@ END_LINE_RE = re.compile(
     r"|^[\W_]*(?:BEGIN|END)[ _](?:UNTRUSTED|DATA|CONTENT|TRANSCRIPT)\b",
     re.IGNORECASE | re.MULTILINE,
 )
-#: A line that opens new instructions: flagged wherever it is.
 #: The same marker after a sentence, fenced by runs of symbols: "I checked the logs. #####
 #: END OF LOG #####" (a red-team pass padded a line-start marker with a sentence).
 MID_LINE_END = (
@@ -53,6 +52,7 @@ MID_LINE_END = (
 )
 #: What any match of :data:`MID_LINE_END` holds: a run of one symbol.
 MID_LINE_END_ANCHORS = tuple(ch * 3 for ch in "#=*~_<>|[]-")
+#: A line that opens new instructions: flagged wherever it is.
 BEGIN_LINE_RE = re.compile(
     r"^[\W_]*(?:(?:begin|start)(?:ning)?\s+(?:of\s+)?(?:the\s+)?(?:new\s+)?(?:system|"
     r"instructions?|judge|evaluator|developer|admin)\b"

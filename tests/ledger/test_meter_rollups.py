@@ -44,8 +44,9 @@ def varied_outcome(oid: str, anchor: datetime, tier: str) -> Outcome:
             "id": oid,
             "kind": "support_ticket",
             "conversation": [
-                {"role": "customer", "text": f"order broken ({tier})", "at": _iso(anchor)},
-                {"role": "agent", "author": f"bot:{agent}", "text": "refund issued"},
+                # As in test_meter_integrity.outcome_at: the customer's words stay.
+                {"role": "customer", "text": "order broken", "at": _iso(anchor)},
+                {"role": "agent", "author": f"bot:{agent}", "text": f"refund issued ({tier})"},
             ],
             "touches": [{"actor": f"bot:{agent}", "kind": "ai"}],
             "agent": {

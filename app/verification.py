@@ -361,15 +361,17 @@ async def _verify_into_ledger(
         with tmp.open("w", encoding="utf-8") as fh:
 
             async def sink(request: Request[None], verdict: Verdict, resumed: bool) -> None:
-                if resumed:
-                    if waiting:
-                        waiting.append(verdict)
-                    else:
-                        fh.write(verdict.to_json() + "\n")
+                if resumed and not waiting:
+                    fh.write(verdict.to_json() + "\n")
                     return
-                waiting.append(len(batch))
-                batch.append((request.outcome, verdict))
-                if len(batch) >= LEDGER_BATCH:
+                if resumed:
+                    waiting.append(verdict)
+                else:
+                    waiting.append(len(batch))
+                    batch.append((request.outcome, verdict))
+                # A batch is recorded when full, or early when resumed lines pile up behind it
+                # (a resumed run with a few new outcomes keeps its memory flat).
+                if len(batch) >= LEDGER_BATCH or len(waiting) >= 4 * LEDGER_BATCH:
                     await flush(fh)
 
             has_verdicts = found.verdicts if found is not None else None

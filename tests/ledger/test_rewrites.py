@@ -187,3 +187,24 @@ def test_a_worker_holds_a_rewrite_sent_through_the_api(tmp_path: Path) -> None:
             )  # fmt: skip
             run_worker_once(db_url)
             assert fact(engine) == (n, decision), n
+
+
+def test_resumed_and_new_lines_keep_the_input_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines now wait for their batch to be recorded: a resumed verdict after a new one waits
+    too, and the file still follows the input."""
+    for key in ("OUTCOME_JUDGE_MODEL", "OUTCOME_JUDGE_API_BASE", "OUTCOME_JUDGE_DB_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    outcomes = [FIRST.model_copy(update={"id": f"O-{n:03d}"}) for n in range(300)]
+    first, every = tmp_path / "first.jsonl", tmp_path / "every.jsonl"
+    first.write_text("".join(o.model_dump_json() + "\n" for o in outcomes[::3]))
+    every.write_text("".join(o.model_dump_json() + "\n" for o in outcomes))
+    assert run("verify", str(first), "--db", url, "--out", str(tmp_path / "a.jsonl")).exit_code == 0
+    result = run("verify", str(every), "--db", url, "--out", str(tmp_path / "b.jsonl"), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["resumed"] == 100
+    lines = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
+    assert [v["outcome_id"] for v in lines] == [o.id for o in outcomes]

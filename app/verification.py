@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from judge.runner import Request, RunSummary, verify_requests
 
@@ -335,10 +335,22 @@ async def _verify_into_ledger(
     remove_stale_temp_files(out)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     batch: list[tuple[Outcome, Verdict]] = []
+    # Lines wait for their batch to be recorded, so that each says what the ledger stored (a
+    # verified rewrite of a conversation is held for review there): a verdict, or its place in
+    # the batch. Resumed verdicts with nothing waiting before them are written at once.
+    waiting: list[Verdict | int] = []
+    held: list[tuple[Verdict, Verdict]] = []
 
-    async def flush() -> None:
+    async def flush(fh: TextIO) -> None:
         if batch:
-            await asyncio.to_thread(partial(ledger.record_results, windows=windows), list(batch))
+            recorded = await asyncio.to_thread(
+                partial(ledger.record_results, windows=windows), list(batch)
+            )
+            stored = [r.verdict or v for r, (_, v) in zip(recorded, batch, strict=True)]
+            held.extend((v, s) for (_, v), s in zip(batch, stored, strict=True) if s is not v)
+            for item in waiting:
+                fh.write((stored[item] if isinstance(item, int) else item).to_json() + "\n")
+            waiting.clear()
             batch.clear()
 
     async def lookup(request: Request[None]) -> Verdict | None:
@@ -349,11 +361,18 @@ async def _verify_into_ledger(
         with tmp.open("w", encoding="utf-8") as fh:
 
             async def sink(request: Request[None], verdict: Verdict, resumed: bool) -> None:
-                fh.write(verdict.to_json() + "\n")
-                if not resumed:
+                if resumed and not waiting:
+                    fh.write(verdict.to_json() + "\n")
+                    return
+                if resumed:
+                    waiting.append(verdict)
+                else:
+                    waiting.append(len(batch))
                     batch.append((request.outcome, verdict))
-                    if len(batch) >= LEDGER_BATCH:
-                        await flush()
+                # A batch is recorded when full, or early when resumed lines pile up behind it
+                # (a resumed run with a few new outcomes keeps its memory flat).
+                if len(batch) >= LEDGER_BATCH or len(waiting) >= 4 * LEDGER_BATCH:
+                    await flush(fh)
 
             has_verdicts = found.verdicts if found is not None else None
             if has_verdicts is None:
@@ -366,7 +385,9 @@ async def _verify_into_ledger(
                 lookup=lookup if resuming else None,
                 on_progress=on_progress,
             )
-            await flush()
+            await flush(fh)
+            for before, after in held:
+                summary.replace(before, after)
             if screen_pool is not None and not screen_pool.broken:
                 summary.screen_processes = screen_pool.processes
         os.replace(tmp, out)

@@ -137,6 +137,9 @@ class SignalCondition(_Strict):
     reopened_within_hours: float | None = Field(default=None, gt=0)
     recontact_within_hours: float | None = Field(default=None, gt=0)
     human_touch: bool | None = None
+    #: The customer wrote after the agent's last public message, and those words say the problem
+    #: is not solved or ask for a person (:func:`judge.customer_words.reads_as_failure`).
+    customer_reports_failure: bool | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> SignalCondition:

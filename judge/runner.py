@@ -114,6 +114,17 @@ class RunSummary:
         self.screen_processes += other.screen_processes
         self.call_processes += other.call_processes
 
+    def replace(self, before: Verdict, after: Verdict) -> None:
+        """Count ``after`` instead of ``before`` (the ledger held a verdict for review)."""
+        self.decisions[before.decision] -= 1
+        self.decisions[after.decision] += 1
+        if before.tier is not None:
+            self.tiers[before.tier] -= 1
+        if after.tier is not None:
+            self.tiers[after.tier] += 1
+        self.decisions += Counter()  # drop the zero counts
+        self.tiers += Counter()
+
     def add(self, verdict: Verdict, *, resumed: bool) -> None:
         self.outcomes += 1
         self.decisions[verdict.decision] += 1

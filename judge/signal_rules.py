@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from judge.customer_words import customer_tail, reads_as_failure
 from judge.models import Outcome, as_utc
 from judge.rubric import Rubric, SignalCondition
 from judge.verdict import Tier
@@ -109,6 +110,20 @@ def human_touched(outcome: Outcome) -> bool:
     )
 
 
+def customer_reports_failure(outcome: Outcome) -> bool:
+    """True when the customer had the last word and it says the problem is not solved.
+
+    >>> from judge.models import Message, Outcome
+    >>> o = Outcome(id="t", kind="support_ticket", conversation=[
+    ...     Message(role="agent", text="I resent the link."),
+    ...     Message(role="customer", text="Still nothing. Can I talk to a real person?")])
+    >>> customer_reports_failure(o)
+    True
+    """
+    tail = customer_tail(outcome)
+    return tail is not None and reads_as_failure(tail) is not None
+
+
 def condition_holds(
     condition: SignalCondition, outcome: Outcome, *, now: datetime | None = None
 ) -> bool:
@@ -121,7 +136,10 @@ def condition_holds(
     - ``csat_at_most`` / ``csat_at_least``: CSAT is present and within the bound (inclusive);
     - ``reopened_within_hours`` / ``recontact_within_hours``: the event happened within that many
       hours of ``closed_at`` (or of the last agent message when ``closed_at`` is absent);
-    - ``human_touch``: whether any touch has kind ``human`` equals the given boolean.
+    - ``human_touch``: whether any touch has kind ``human`` equals the given boolean;
+    - ``customer_reports_failure``: whether the customer's words after the agent's last public
+      message read as "not solved" or ask for a person
+      (:func:`judge.customer_words.reads_as_failure`) equals the given boolean.
 
     >>> from judge.models import Message, Outcome, Signals
     >>> o = Outcome(id="t", kind="support_ticket", conversation=[Message(role="customer")],
@@ -157,6 +175,8 @@ def condition_holds(
             )
     if condition.human_touch is not None:
         checks.append(human_touched(outcome) is condition.human_touch)
+    if condition.customer_reports_failure is not None:
+        checks.append(customer_reports_failure(outcome) is condition.customer_reports_failure)
     return bool(checks) and all(checks)
 
 

@@ -49,7 +49,8 @@ class LedgerReads:
     def recorded_verdict(
         self, outcome_id: str, *, rubric: str, panel: str, content_hash: str
     ) -> RecordedVerdict | None:
-        """The latest verdict on exactly this content by this rubric and panel version.
+        """The latest verdict on exactly this content by this rubric and panel version, unless
+        a later revision of the outcome with other content has superseded it.
 
         The one resume rule: ``judge verify`` and the job worker both skip an outcome this
         returns a verdict for, and reuse that verdict instead of judging (and paying) again.
@@ -67,10 +68,17 @@ class LedgerReads:
                 .order_by(col(VerdictRow.pk).desc())
                 .limit(1)
             ).first()
-        if row is None:
-            return None
-        assert row.pk is not None
-        return RecordedVerdict(verdict_pk=row.pk, verdict=Verdict.model_validate(row.payload))
+            if row is None:
+                return None
+            assert row.pk is not None
+            found = {
+                (outcome_id, rubric, panel, content_hash): RecordedVerdict(
+                    verdict_pk=row.pk,
+                    verdict=Verdict.model_validate(row.payload),
+                    revision=row.outcome_revision,
+                )
+            }
+            return next(iter(_not_superseded(db.connection(), self.tenant, found).values()), None)
 
     def recorded_verdicts(
         self, wanted: Iterable[tuple[str, str, str, str]]
@@ -86,8 +94,10 @@ class LedgerReads:
             conn = db.connection()
             if conn.dialect.name == "postgresql":
                 read_in_index_order(conn)
-                return self._recorded_verdicts_by_key(conn, keys)
-            return self._recorded_verdicts_by_id(conn, keys)
+                found = self._recorded_verdicts_by_key(conn, keys)
+            else:
+                found = self._recorded_verdicts_by_id(conn, keys)
+            return _not_superseded(conn, self.tenant, found)
 
     def _recorded_verdicts_by_key(
         self, conn: Any, keys: list[tuple[str, str, str, str]]
@@ -103,7 +113,7 @@ class LedgerReads:
             latest = (
                 sa.select(
                     table.c.outcome_id, table.c.rubric, table.c.panel, table.c.content_hash,
-                    table.c.pk, table.c.payload,
+                    table.c.pk, table.c.payload, table.c.outcome_revision,
                 )
                 .where(
                     table.c.tenant == self.tenant,
@@ -116,9 +126,11 @@ class LedgerReads:
                 .limit(1)
             )  # fmt: skip
             query = each_key(asked, latest, name="latest")
-            for outcome_id, rubric, panel, content_hash, pk, payload in conn.execute(query):
+            for outcome_id, rubric, panel, content_hash, pk, payload, revision in conn.execute(
+                query
+            ):
                 found[(outcome_id, rubric, panel, content_hash)] = RecordedVerdict(
-                    verdict_pk=pk, verdict=Verdict.model_validate(payload)
+                    verdict_pk=pk, verdict=Verdict.model_validate(payload), revision=revision
                 )
         return found
 
@@ -143,18 +155,21 @@ class LedgerReads:
                 key = (key_parts[0], key_parts[1], key_parts[2], key_parts[3])
                 if key in wanted and pk > latest.get(key, -1):
                     latest[key] = pk
-        payloads: dict[int, Any] = {}
+        payloads: dict[int, tuple[Any, int]] = {}
         chosen = sorted(latest.values())
         for start in range(0, len(chosen), 500):
-            payloads.update(
-                conn.execute(
-                    sa.select(table.c.pk, table.c.payload).where(
-                        table.c.pk.in_(chosen[start : start + 500])
-                    )
-                ).all()
+            rows = conn.execute(
+                sa.select(table.c.pk, table.c.payload, table.c.outcome_revision).where(
+                    table.c.pk.in_(chosen[start : start + 500])
+                )
             )
+            payloads.update((pk, (payload, revision)) for pk, payload, revision in rows)
         return {
-            key: RecordedVerdict(verdict_pk=pk, verdict=Verdict.model_validate(payloads[pk]))
+            key: RecordedVerdict(
+                verdict_pk=pk,
+                verdict=Verdict.model_validate(payloads[pk][0]),
+                revision=payloads[pk][1],
+            )
             for key, pk in latest.items()
         }
 
@@ -519,3 +534,58 @@ def read_in_index_order(conn: Any) -> None:
     sorted, filtering the tenant's every call for each key asked.
     """
     conn.exec_driver_sql("SET LOCAL enable_sort = off")
+
+
+def _not_superseded(
+    conn: Any, tenant: str, found: dict[tuple[str, str, str, str], RecordedVerdict]
+) -> dict[tuple[str, str, str, str], RecordedVerdict]:
+    """``found`` without the verdicts a later revision of other content has superseded.
+
+    The resume rule reuses a verdict for the same content; but content sent again after the
+    outcome changed (a ticket's earlier state, without the customer's later "still broken") is
+    not a re-run: it is judged, and the ledger's history rule (:mod:`ledger.rewrites`) sees it.
+    One read for the verdicts found: per (outcome, content), the latest revision of other
+    content (on PostgreSQL looked up per key, like the reads above).
+    """
+    if not found:
+        return found
+    table = OutcomeRow.__table__  # type: ignore[attr-defined]
+    pairs = sorted({(key[0], key[3]) for key in found})
+    other: dict[tuple[str, str], int] = {}
+    postgres = conn.dialect.name == "postgresql"
+    for start in range(0, len(pairs), 500):
+        chunk = pairs[start : start + 500]
+        if postgres:
+            asked = key_relation(id=[p[0] for p in chunk], content_hash=[p[1] for p in chunk])
+            newest = (
+                sa.select(asked.c.id, asked.c.content_hash, table.c.revision)
+                .where(
+                    table.c.tenant == tenant,
+                    table.c.outcome_id == asked.c.id,
+                    table.c.content_hash != asked.c.content_hash,
+                )
+                .order_by(table.c.revision.desc())
+                .limit(1)
+            )
+            for outcome_id, content_hash, revision in conn.execute(
+                each_key(asked, newest, name="newest")
+            ):
+                other[(outcome_id, content_hash)] = revision
+        else:
+            hashes: dict[str, set[str]] = {}
+            for outcome_id, content_hash in chunk:
+                hashes.setdefault(outcome_id, set()).add(content_hash)
+            rows = conn.execute(
+                sa.select(table.c.outcome_id, table.c.revision, table.c.content_hash).where(
+                    table.c.tenant == tenant, table.c.outcome_id.in_(sorted(hashes))
+                )
+            )
+            for outcome_id, revision, content_hash in rows:
+                for asked_hash in hashes[outcome_id] - {content_hash}:
+                    pair = (outcome_id, asked_hash)
+                    other[pair] = max(other.get(pair, 0), revision)
+    return {
+        key: recorded
+        for key, recorded in found.items()
+        if other.get((key[0], key[3]), 0) <= recorded.revision
+    }

@@ -39,6 +39,8 @@ class RecordedResult:
     outcome: OutcomeRef
     verdict_pk: int
     label_added: bool
+    #: The verdict as stored: the one given, or held for review (:mod:`ledger.rewrites`).
+    verdict: Verdict | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class RecordedVerdict:
 
     verdict_pk: int
     verdict: Verdict
+    #: The outcome revision the verdict was recorded on.
+    revision: int = 0
 
 
 @dataclass(frozen=True)

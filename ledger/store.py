@@ -33,6 +33,7 @@ from ledger.outcome_locks import LedgerConflictError, lock_outcomes, outcome_loc
 from ledger.reads import LedgerReads
 from ledger.records import EMBEDDED_LABEL_SOURCE, OutcomeRef, RecordedResult
 from ledger.review_index import drop_review_rows, refresh_review_rows
+from ledger.rewrites import hold_rewrites
 from ledger.schema import migrate
 from ledger.tables import (
     JudgeCallRow,
@@ -338,6 +339,9 @@ class Ledger(LedgerReads):
             # The tenant row first (FOR SHARE), then the outcomes: the lock order every writer of
             # meter entries follows (see ledger.bookings).
             lock_clock(db.connection(), self.tenant, moment)
+            # A verified ticket whose conversation lost messages of its stored revisions is held
+            # for review here, where every verdict is written (judge verify and workers alike).
+            checked = hold_rewrites(db.connection(), self.tenant, checked)
             written: Sequence[tuple[OutcomeRef, Any, bool]]
             if _set_based(ids):
                 from ledger.verdict_batch import write_results
@@ -354,10 +358,12 @@ class Ledger(LedgerReads):
             db.add_all(rows)
             db.flush()
             recorded = []
-            for ref, row, label_added in written:
+            for (_, verdict, _), (ref, row, label_added) in zip(checked, written, strict=True):
                 assert row.pk is not None
                 recorded.append(
-                    RecordedResult(outcome=ref, verdict_pk=row.pk, label_added=label_added)
+                    RecordedResult(
+                        outcome=ref, verdict_pk=row.pk, label_added=label_added, verdict=verdict
+                    )
                 )
             # The meters' facts and entries commit with the verdicts (both or neither).
             record_facts(

@@ -94,6 +94,7 @@ def test_support_resolution_signal_rules() -> None:
         ("escalated", True): ("not_verified", None),
         ("recontact_within_hours", 72): ("not_verified", None),
         ("customer_confirmed", False): ("not_verified", None),
+        ("customer_reports_failure", True): ("abstain", None),
         ("human_touch", True): ("tier", "assisted"),
         ("customer_confirmed", True): ("tier", "confirmed"),
     }

@@ -158,5 +158,6 @@ def test_a_batch_read_visits_only_its_rows_before_statistics_see_the_tenant() ->
 
         visited = replayed_rows(engine, statements, {"outcomes", "verdicts", "judge_calls"})
         assert any(s.startswith("SET LOCAL") for s, _ in statements)
-        # The 16 outcomes, their 16 verdicts and the 16 calls.
-        assert visited <= 3 * len(asked), visited
+        # The 16 outcomes, their 16 verdicts and the 16 calls, and the 16 outcomes once more
+        # (whether a later revision of other content superseded a verdict found).
+        assert visited <= 4 * len(asked), visited

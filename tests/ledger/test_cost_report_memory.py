@@ -28,8 +28,8 @@ def _outcome(oid: str, at: datetime, text: str) -> Outcome:
             "kind": "support_ticket",
             "agent": {"name": "fin", "cost_usd": 0.01},
             "conversation": [
-                {"role": "customer", "text": f"help {oid} {text}", "at": at.isoformat()},
-                {"role": "agent", "text": "Done."},
+                {"role": "customer", "text": f"help {oid}", "at": at.isoformat()},
+                {"role": "agent", "text": f"Done. {text}"},
             ],
         }
     )

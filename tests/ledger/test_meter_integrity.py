@@ -53,8 +53,10 @@ def outcome_at(outcome_id: str, anchor: datetime, *, tier_hint: str = "a") -> Ou
             "id": outcome_id,
             "kind": "support_ticket",
             "conversation": [
-                {"role": "customer", "text": f"order broken ({tier_hint})", "at": _iso(anchor)},
-                {"role": "agent", "author": "bot:fin", "text": "refund issued"},
+                # The customer's words stay; a revision moves their time and restates the
+                # agent's (a revision that lost the customer's words is held for review).
+                {"role": "customer", "text": "order broken", "at": _iso(anchor)},
+                {"role": "agent", "author": "bot:fin", "text": f"refund issued ({tier_hint})"},
             ],
             "touches": [{"actor": "bot:fin", "kind": "ai"}],
             "agent": {"name": "fin", "version": "1", "model_path": "gpt-4o-mini"},

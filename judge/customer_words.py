@@ -10,10 +10,11 @@ but it's fine now") cancels them. It is a review trigger (the shipped rubric's
 ``customer_reports_failure`` rule sends such tickets to a person), so it errs on the side of
 a false alarm: a resolved ticket it misreads costs a look, not a wrong bill.
 
-The cues were written from knowledge of how customers write, before the measurement set in
-``datasets/last_words/`` existed (a helper wrote that set without reading this module); the
-figures on it are in ``docs/rubrics.md``. Its customer is not the adversary here: the
-billed party cannot phrase the customer's complaint to slip past it.
+The cues were first written from knowledge of how customers write, before the measurement set
+in ``datasets/last_words/`` existed (a helper wrote that set without reading this module), then
+revised once from its odd-numbered half; the figures that count, on the even half never read
+row by row, are in ``docs/rubrics.md``. The customer is not the adversary here: the billed party
+writes the agent's side, not the customer's complaint.
 """
 
 from __future__ import annotations

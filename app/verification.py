@@ -346,8 +346,12 @@ async def _verify_into_ledger(
             recorded = await asyncio.to_thread(
                 partial(ledger.record_results, windows=windows), list(batch)
             )
-            stored = [r.verdict or v for r, (_, v) in zip(recorded, batch, strict=True)]
-            held.extend((v, s) for (_, v), s in zip(batch, stored, strict=True) if s is not v)
+            stored = [r.verdict for r in recorded]
+            held.extend(
+                (v, s)
+                for (_, v), s in zip(batch, stored, strict=True)
+                if (s.decision, s.tier) != (v.decision, v.tier)
+            )
             for item in waiting:
                 fh.write((stored[item] if isinstance(item, int) else item).to_json() + "\n")
             waiting.clear()

@@ -146,8 +146,9 @@ async def settle(
         )
         for (batch, key, _, verdict), result in zip(owned, written, strict=True):
             # The decision stored: the ledger holds a verified rewrite of a conversation.
-            stored = result.verdict or verdict
-            batch.add_results(key, stored.decision, result.verdict_pk, to_money(verdict.cost_usd))
+            batch.add_results(
+                key, result.verdict.decision, result.verdict_pk, to_money(verdict.cost_usd)
+            )
     outcome = Settled()
     results = [r for batch in batches for r in batch.results]
     if results:

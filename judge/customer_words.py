@@ -25,7 +25,7 @@ import unicodedata
 from judge.models import Outcome
 from judge.normalise import clean
 
-__all__ = ["customer_tail", "reads_as_failure"]
+__all__ = ["customer_tail", "customer_turn", "reads_as_failure"]
 
 # Accents are dropped before matching (:func:`_fold`), so the patterns are written without
 # them: "nao", "todavia", "ca". Letters that are not an accent on a base (Polish "ł", Turkish
@@ -338,10 +338,34 @@ def reads_as_failure(text: str) -> str | None:
     return min(failures, key=lambda m: m.start()).group(0).strip()
 
 
-def customer_tail(outcome: Outcome) -> str | None:
-    """What the customer wrote after the agent's last public message, or None if nothing.
+def customer_turn(outcome: Outcome) -> list[int]:
+    """The numbers (1-based) of the customer messages after the agent's last public message.
 
-    Tool results and system lines do not end the customer's turn (they answer the agent).
+    Tool results and system lines do not end the customer's turn (they answer the agent); a
+    report has no customer.
+
+    >>> from judge.models import Message, Outcome
+    >>> o = Outcome(id="T", kind="support_ticket", conversation=[
+    ...     Message(role="customer", text="Reset link?"), Message(role="agent", text="Sent."),
+    ...     Message(role="customer", text="Nothing yet."), Message(role="tool", text="{}"),
+    ...     Message(role="customer", text="Hello?")])
+    >>> customer_turn(o)
+    [3, 5]
+    """
+    if outcome.kind == "report":
+        return []
+    turn: list[int] = []
+    for number, message in enumerate(outcome.conversation, start=1):
+        if message.role == "customer":
+            turn.append(number)
+        elif message.role == "agent" and message.public:
+            turn = []
+    return turn
+
+
+def customer_tail(outcome: Outcome) -> str | None:
+    """What the customer wrote after the agent's last public message (:func:`customer_turn`),
+    or None if nothing.
 
     >>> from judge.models import Message, Outcome
     >>> o = Outcome(id="T", kind="support_ticket", conversation=[
@@ -350,12 +374,5 @@ def customer_tail(outcome: Outcome) -> str | None:
     >>> customer_tail(o)
     'Nothing yet.\\nHello?'
     """
-    if outcome.kind == "report":
-        return None
-    tail: list[str] = []
-    for message in outcome.conversation:
-        if message.role == "customer":
-            tail.append(message.text)
-        elif message.role == "agent" and message.public:
-            tail = []
-    return "\n".join(tail) if tail else None
+    turn = customer_turn(outcome)
+    return "\n".join(outcome.conversation[n - 1].text for n in turn) if turn else None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from judge.customer_words import customer_turn
 from judge.injection_structure import neutralise
 from judge.models import Outcome, Report
 from judge.prompts import SPOTLIGHT_MARK, signals_lines
@@ -90,15 +91,8 @@ def customer_last_word(outcome: Outcome) -> int | None:
     >>> customer_last_word(o.model_copy(update={"conversation": o.conversation[:2]})) is None
     True
     """
-    if outcome.kind == "report":
-        return None
-    last: int | None = None
-    for number, message in enumerate(outcome.conversation, start=1):
-        if message.role == "customer":
-            last = number
-        elif message.role == "agent" and message.public:
-            last = None
-    return last
+    turn = customer_turn(outcome)
+    return turn[-1] if turn else None
 
 
 def _message_problem(outcome: Outcome, cite: Citation, quote: str, state: bool) -> str | None:

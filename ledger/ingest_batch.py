@@ -29,10 +29,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from judge.models import Outcome, as_utc, canonical_json, content_hash_of, digest_of, text_digest
-from ledger.db import chunked, insert_for
+from ledger.db import among, chunked, insert_for
 from ledger.outcome_locks import lock_outcomes
 from ledger.records import EMBEDDED_LABEL_SOURCE
 from ledger.review_index import drop_review_rows
@@ -175,14 +174,6 @@ def write_batch(
     return results
 
 
-def _among(conn: Connection, column: Any, ids: list[str]) -> Any:
-    """``column IN ids``; one array parameter on PostgreSQL, where psycopg would otherwise parse
-    a statement of 500 placeholders on every call (more than the look-up itself costs)."""
-    if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.literal(ids, postgresql.ARRAY(sa.String)))
-    return column.in_(ids)
-
-
 def _latest(conn: Connection, tenant: str, ids: Sequence[str]) -> dict[str, _Latest]:
     """Each stored id's latest revision and payload hash.
 
@@ -196,7 +187,7 @@ def _latest(conn: Connection, tenant: str, ids: Sequence[str]) -> dict[str, _Lat
     for chunk in chunked(ids):
         rows = conn.execute(
             sa.select(o.c.outcome_id, o.c.revision, o.c.payload_hash).where(
-                o.c.tenant == tenant, _among(conn, o.c.outcome_id, chunk)
+                o.c.tenant == tenant, among(conn, o.c.outcome_id, chunk)
             )
         )
         for outcome_id, revision, payload_hash in rows:
@@ -237,7 +228,7 @@ def _stored_labels(conn: Connection, tenant: str, ids: Sequence[str]) -> set[tup
     for chunk in chunked(ids):
         rows = conn.execute(
             sa.select(labels.c.outcome_id, labels.c.digest).where(
-                labels.c.tenant == tenant, _among(conn, labels.c.outcome_id, chunk)
+                labels.c.tenant == tenant, among(conn, labels.c.outcome_id, chunk)
             )
         )
         found.update((row[0], row[1]) for row in rows)

@@ -16,7 +16,7 @@ from sqlmodel import col, func, select
 from judge.input_rules import FROM_LEDGER
 from judge.models import Label, Outcome, Touch
 from judge.verdict import Verdict
-from ledger.db import session
+from ledger.db import chunked, session
 from ledger.records import (
     LabelledVerdicts,
     OutcomeRef,
@@ -553,8 +553,7 @@ def _not_superseded(
     pairs = sorted({(key[0], key[3]) for key in found})
     other: dict[tuple[str, str], int] = {}
     postgres = conn.dialect.name == "postgresql"
-    for start in range(0, len(pairs), 500):
-        chunk = pairs[start : start + 500]
+    for chunk in chunked(pairs):
         if postgres:
             asked = key_relation(id=[p[0] for p in chunk], content_hash=[p[1] for p in chunk])
             newest = (

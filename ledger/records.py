@@ -40,7 +40,7 @@ class RecordedResult:
     verdict_pk: int
     label_added: bool
     #: The verdict as stored: the one given, or held for review (:mod:`ledger.rewrites`).
-    verdict: Verdict | None = None
+    verdict: Verdict
 
 
 @dataclass(frozen=True)

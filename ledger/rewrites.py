@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from judge.history import hold_rewritten
+from judge.input_rules import FROM_LEDGER
 from judge.models import Outcome
 from judge.verdict import Verdict
-from ledger.db import chunked
-from ledger.ingest_batch import _among
+from ledger.db import among, chunked
 from ledger.tables import OutcomeRow
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def hold_rewrites(
     for chunk in chunked(ids):
         rows = conn.execute(
             sa.select(table.c.outcome_id, table.c.content_hash, table.c.payload).where(
-                table.c.tenant == tenant, _among(conn, table.c.outcome_id, chunk)
+                table.c.tenant == tenant, among(conn, table.c.outcome_id, chunk)
             )
         )
         for outcome_id, content_hash, payload in rows:
@@ -51,7 +51,7 @@ def hold_rewrites(
     for outcome, verdict, content_hash in checked:
         others = [p for h, p in stored.get(outcome.id, ()) if h != content_hash]
         if others and verdict.decision == "verified":
-            earlier = (Outcome.model_validate(p) for p in others)
+            earlier = (Outcome.model_validate(p, context=FROM_LEDGER) for p in others)
             verdict = hold_rewritten(verdict, outcome, earlier)
         held.append((outcome, verdict, content_hash))
     return held

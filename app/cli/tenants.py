@@ -210,6 +210,16 @@ def _show_key(issued: IssuedKey, as_json: bool, extra: dict[str, Any] | None = N
         highlight=False,
         soft_wrap=True,
     )
+    from ledger.tenants import ALL_SCOPES
+
+    if issued.scopes == ALL_SCOPES:
+        stderr.print(
+            "It may send outcomes, label and store rubrics and panels (every scope). Give the "
+            "integration of the party billed per resolution a key of its own that may only "
+            f"send: `judge tenants add-key {issued.tenant} --name SYNC --scope submit`.",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @tenants_app.command("create")

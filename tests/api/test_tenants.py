@@ -131,15 +131,19 @@ def test_create_json_output(tenants: Cli) -> None:
 
 def test_keys_carry_the_scopes_they_were_made_with(tenants: Cli, api: TestClient) -> None:
     full = tenants.create("acme")
-    _, out, _ = tenants("add-key", "acme", "--name", "zendesk-sync", "--scope", "submit", "--json")
+    _, out, err = tenants(
+        "add-key", "acme", "--name", "zendesk-sync", "--scope", "submit", "--json"
+    )
     made = json.loads(out)
-    assert made["scopes"] == ["submit"]
+    assert made["scopes"] == ["submit"] and "every scope" not in err
+    assert "--scope submit" in tenants("add-key", "acme")[2]  # an all-scope key says so
     _, out, _ = tenants("add-key", "acme", "--scope", "configure", "--scope", "review", "--json")
     assert json.loads(out)["scopes"] == ["review", "configure"]  # in the scopes' own order
     listed = json.loads(tenants("list", "--keys", "--json")[1])["tenants"][0]["keys"]
     assert [k["scopes"] for k in listed] == [
         ["submit", "review", "configure"],
         ["submit"],
+        ["submit", "review", "configure"],
         ["review", "configure"],
     ]
     text = tenants("list", "--keys")[1]

@@ -137,15 +137,25 @@ class RecordReader:
         label = str(name if _present(name) else author if _present(author) else "unknown")
         public = not _private(source, item)
         role = self.role(ctx, source.role, item, field)
-        if role == "customer" and not self.ictx.named_ai(*identities):
-            return Message(role="customer", author=f"customer:{label}", text=text, at=at), ""
-        if (source.ai is not None and source.ai.holds(get(item, source.ai.path))) or (
-            self.ictx.named_ai(*identities)
-        ):
-            kind, actor = "ai", f"bot:{label}"
-        elif source.automation is not None and source.automation.holds(
+        by_ai = source.ai is not None and source.ai.holds(get(item, source.ai.path))
+        by_automation = source.automation is not None and source.automation.holds(
             get(item, source.automation.path)
-        ):
+        )
+        named = self.ictx.named_ai(*identities)
+        if role == "customer" and not (named or by_ai or by_automation):
+            return Message(role="customer", author=f"customer:{label}", text=text, at=at), ""
+        if role == "customer" and not named:
+            # The sender the mapping recognises as a bot or automation is never the customer,
+            # whatever its direction flag says: the billed party's integration sets that flag,
+            # and its "thanks, all sorted" would otherwise pass for the customer's.
+            self.ictx.report.note(
+                f"some messages marked as the customer's come from a sender the mapping "
+                f"recognises as {'an AI agent' if by_ai else 'automation'} ({self.name}): "
+                "read as the agent's"
+            )
+        if by_ai or named:
+            kind, actor = "ai", f"bot:{label}"
+        elif by_automation:
             kind, actor = "automation", f"automation:{label}"
         else:
             kind, actor = "human", label
@@ -167,7 +177,10 @@ class RecordReader:
         opening = mapping.opening
         if opening is not None:
             text = self.text(ctx, get(record, opening.text), opening.text, html=opening.html)
-            if text and _norm(text) not in {_norm(m.text) for m in messages}:
+            # Left out only when a message of the opening's own role carries it: an agent's
+            # note quoting the request must not take the customer's words out of their mouth.
+            said = {_norm(m.text) for m in messages if m.role == opening.role}
+            if text and _norm(text) not in said:
                 at = self.time(ctx, get(record, opening.at), opening.at) if opening.at else created
                 who = get(record, opening.author) if opening.author else MISSING
                 author = f"{opening.role}:{who if _present(who) else 'opening'}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from judge.importers.fields import iso_time, unix_time
 from judge.importers.html_text import html_to_text
 from judge.importers.mapping_schema import Mapping, MessageSource, RoleRule
 from judge.importers.native import Located, iter_json_values, json_type
-from judge.models import AgentInfo, Message, Outcome, Signals, Touch, VendorClaim
+from judge.models import AgentInfo, Message, Outcome, Signals, Touch, VendorClaim, as_utc
 
 MISSING: Any = object()
 
@@ -97,9 +97,16 @@ class RecordReader:
         )
 
     def messages(self, ctx: RecordContext, record: dict[str, Any]) -> list[tuple[Message, str]]:
-        """(message, touch kind) for every message of every source, oldest first."""
+        """(message, touch kind) for every message of every source, oldest first.
+
+        A message without a time keeps its place in its own list (it sorts at the time of the
+        message before it there, or first): sorted last, a reply sent before the customer's
+        complaint would come after it, and the complaint would no longer be the customer's last
+        word after the agent's."""
         found: list[tuple[Message, str]] = []
+        when: list[datetime] = []
         for source in self.mapping.messages:
+            previous = datetime.min.replace(tzinfo=UTC)
             items = get(record, source.path)
             if items is None or (items is MISSING and _parent_is_null(record, source.path)):
                 continue  # an empty relationship (Salesforce writes null for no children)
@@ -121,9 +128,18 @@ class RecordReader:
                 self.ictx.report.unmapped(f"{source.path}[]", item, frozenset(keys))
                 if any(rule.holds(get(item, rule.path)) for rule in source.skip):
                     continue
-                found.append(self.message(ctx, source, item, field))
-        found.sort(key=lambda pair: (pair[0].at is None, pair[0].at or datetime.min))
-        return found
+                pair = self.message(ctx, source, item, field)
+                if pair[0].at is None:
+                    self.ictx.report.note(
+                        f"some messages have no time ({self.name}): each is kept after the "
+                        "message before it in its list"
+                    )
+                else:
+                    previous = as_utc(pair[0].at)
+                found.append(pair)
+                when.append(previous)
+        order = sorted(range(len(found)), key=lambda i: when[i])  # stable: list order on ties
+        return [found[i] for i in order]
 
     def message(
         self, ctx: RecordContext, source: MessageSource, item: dict[str, Any], field: str

@@ -158,6 +158,24 @@ def test_a_bot_sender_is_never_the_customer_whatever_its_direction(tmp_path: Pat
     )
 
 
+def test_a_message_without_a_time_keeps_its_place(tmp_path: Path) -> None:
+    # Red-team M3: a reply without createdAt sorted last, after the customer's later complaint,
+    # so the complaint was no longer the customer's last word after the agent's.
+    raw = _load("hubspot_threads.jsonl")
+    results = sorted(raw["messages"]["results"], key=lambda m: m["createdAt"])
+    first_reply = next(i for i, m in enumerate(results) if m.get("direction") == "OUTGOING")
+    assert first_reply < len(results) - 1  # something follows it
+    del results[first_reply]["createdAt"]
+    raw["messages"]["results"] = results
+    path = tmp_path / "hubspot.jsonl"
+    path.write_text(json.dumps(raw) + "\n", encoding="utf-8")
+    report = FileReport(path=path)
+    (outcome,) = read_outcomes(path, mapping=load_mapping("hubspot"), report=report)
+    expected = _convert("hubspot", "hubspot_threads.jsonl")[0][0].conversation
+    assert [m.text for m in outcome.conversation] == [m.text for m in expected]
+    assert any("have no time" in w for w in report.warnings())
+
+
 def test_an_agent_note_quoting_the_request_leaves_the_customers_opening(tmp_path: Path) -> None:
     # Red-team M4: the bot filed the customer's request verbatim as its own private note, and
     # the opening (the description) was dropped as a repeat: the request became the agent's.

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
-from api.errors import ApiError
+from api.errors import ApiError, ErrorResponse
 from api.limits import Gate, Refusal
 from api.web.session import key_id_of
 from config.settings import Settings, get_settings
@@ -96,3 +97,41 @@ def throttled(refusal: Refusal) -> ApiError:
         details={"scope": refusal.scope, "retry_after_seconds": refusal.retry_after},
         headers={"Retry-After": str(refusal.retry_after)},
     )
+
+
+#: What each scope lets a key do, for the 403's message.
+_SCOPE_ACTS = {
+    "submit": "send outcomes or queue verifications",
+    "review": "record human labels",
+    "configure": "store rubrics or panels",
+}
+
+
+def _scoped(scope: str) -> Callable[[TenantInfo], Awaitable[TenantInfo]]:
+    async def check(tenant: TenantDep) -> TenantInfo:
+        if scope not in tenant.key_scopes:
+            raise scope_refused(tenant, scope)
+        return tenant
+
+    return check
+
+
+def scope_refused(tenant: TenantInfo, scope: str) -> ApiError:
+    """The 403 for a key without ``scope``."""
+    return ApiError(
+        403,
+        f"this API key may not {_SCOPE_ACTS[scope]}: it lacks the {scope!r} scope; use a key "
+        f"that has it (`judge tenants add-key {tenant.name} --scope {scope}`)",
+        details={"required_scope": scope, "key_scopes": sorted(tenant.key_scopes)},
+    )
+
+
+#: The calling tenant, for routes that change what a key scope guards (403 without it).
+SubmitterDep = Annotated[TenantInfo, Depends(_scoped("submit"))]
+ReviewerDep = Annotated[TenantInfo, Depends(_scoped("review"))]
+ConfiguratorDep = Annotated[TenantInfo, Depends(_scoped("configure"))]
+
+#: The OpenAPI entry of that 403, for the routes that take a scoped dependency.
+SCOPE_REFUSED: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorResponse, "description": "The API key lacks the scope this route needs."}
+}

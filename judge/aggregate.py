@@ -288,3 +288,45 @@ async def run_cascade(
             break
     assert result is not None  # at least one stage ran
     return CascadeResult(aggregate=result, judgments_run=run, stages_run=stages_run)
+
+
+def content_unjudged_reason(judgments: Sequence[Judgment]) -> str | None:
+    """Why a ``verified`` decision must abstain: LLM judges ran (the judges that read the
+    content), yet none of them voted ``verified``; a local judge's vote carried it. Local judges
+    read signals the submitter may set (confirmation, CSAT), never the conversation or report,
+    so they decide alone only where the panel asks no model (a cheap first stage that settled
+    it, or a panel without LLM judges). An LLM that errored (a report padded past its context
+    window) or whose pass was discarded (its evidence did not hold: a sign it was talked into
+    it) leaves nobody who read the content saying it passed.
+
+    Examples
+    --------
+    >>> from judge.verdict import Judgment
+    >>> signals = Judgment(judge="signals", model="local:signals", kind="signals",
+    ...                    decision="verified", p_verified=0.95)
+    >>> fooled = Judgment(judge="gpt", model="m", status="unscored", reason="evidence: part 0")
+    >>> print(content_unjudged_reason([signals, fooled]))  # doctest: +NORMALIZE_WHITESPACE
+    no LLM judge passed it (gpt unscored: evidence: part 0); the local judges alone do not
+    verify what the LLM judges read
+    >>> content_unjudged_reason([signals]) is None
+    True
+    >>> passed = Judgment(judge="gpt2", model="m", decision="verified", p_verified=1.0)
+    >>> content_unjudged_reason([signals, fooled, passed]) is None
+    True
+    """
+    readers = [j for j in judgments if j.kind == "llm"]
+    if not readers or any(j.counts and j.decision == "verified" for j in readers):
+        return None
+    said = "; ".join(
+        f"{j.judge} {j.decision if j.status == 'ok' else j.status}"
+        + (f": {_clip(j.reason)}" if j.status != "ok" and j.reason else "")
+        for j in readers
+    )
+    return (
+        f"no LLM judge passed it ({said}); the local judges alone do not verify what the LLM "
+        "judges read"
+    )
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

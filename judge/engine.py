@@ -10,7 +10,13 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from statistics import fmean
 
-from judge.aggregate import Aggregate, aggregate, disagreement_reason, run_cascade
+from judge.aggregate import (
+    Aggregate,
+    aggregate,
+    content_unjudged_reason,
+    disagreement_reason,
+    run_cascade,
+)
 from judge.guard_model import InjectionDetector, default_detector
 from judge.limits import ProviderLimiter, process_limiter
 from judge.models import Outcome
@@ -22,6 +28,7 @@ from judge.screen_pool import ScreenPool
 from judge.screening import screen
 from judge.signal_rules import apply_signal_rules
 from judge.verdict import (
+    FLAG_CONTENT_UNJUDGED,
     FLAG_DISAGREEMENT,
     FLAG_GUARD_UNAVAILABLE,
     FLAG_INJECTION,
@@ -217,6 +224,11 @@ class Engine:
             decision = "abstain"
             flags.append(FLAG_DISAGREEMENT)
             reasons.append(disagreement)
+        unjudged = content_unjudged_reason(judgments)
+        if unjudged and decision == "verified":
+            decision = "abstain"
+            flags.append(FLAG_CONTENT_UNJUDGED)
+            reasons.append(unjudged)
 
         effects = apply_signal_rules(outcome, rubric)
         if effects.veto_reasons:

@@ -136,7 +136,7 @@ def scan_outcome(
     platform's, and the judge reads them), with their authors, tool names and tool calls
     (JSON-encoded arguments decoded first); each pair of neighbouring messages together (an
     order split across two messages); the outcome's metadata; for a report, the brief, the text
-    and every source.
+    and every source with its id.
 
     Parameters
     ----------
@@ -201,6 +201,11 @@ def scan_outcome(
         ]
         parts += [
             (f"report.sources[{s.id}]", s.text, s.id, "source") for s in outcome.report.sources
+        ]
+        # A source's id reaches the prompt too (in the source's header), like an author's name.
+        parts += [
+            (f"report.sources[{s.id}].id", s.id.replace("_", " "), s.id, "field")
+            for s in outcome.report.sources
         ]
         for where, text, source_id, author in parts:
             for name, excerpt in _dedupe(_scan(text, _rules_for(author, ids))):

@@ -22,7 +22,13 @@ from pydantic import (
     model_validator,
 )
 
-from judge.input_rules import iso_time_only, outcome_id_rule, refuse_surrogates, utc_representable
+from judge.input_rules import (
+    from_ledger,
+    iso_time_only,
+    outcome_id_rule,
+    refuse_surrogates,
+    utc_representable,
+)
 
 OutcomeKind = Literal["support_ticket", "report"]
 Role = Literal["customer", "agent", "tool", "system"]
@@ -107,6 +113,25 @@ class Report(_Strict):
     brief: str = Field(max_length=MAX_TEXT_CHARS)
     text: str = Field(max_length=MAX_TEXT_CHARS)
     sources: list[Source] = Field(default_factory=list, max_length=500)
+
+    @model_validator(mode="after")
+    def _distinct_source_ids(self, info: ValidationInfo) -> Report:
+        # The report cites sources by id and the judge quotes them by number: two sources of
+        # one id (or a blank one) make a citation ambiguous. What the ledger stored is taken
+        # as stored.
+        if from_ledger(info):
+            return self
+        seen: set[str] = set()
+        for index, source in enumerate(self.sources):
+            if not source.id.strip():
+                raise ValueError(f"sources.{index}.id is blank; give each source a visible id")
+            if source.id in seen:
+                raise ValueError(
+                    f"sources.{index}.id {source.id!r} is the id of an earlier source; "
+                    "give each source its own id"
+                )
+            seen.add(source.id)
+        return self
 
 
 class Signals(_Strict):

@@ -20,6 +20,7 @@ FLAG_QUORUM = "quorum_not_met"
 FLAG_LOW_CONFIDENCE = "low_confidence"
 FLAG_GUARD_UNAVAILABLE = "guard_unavailable"
 FLAG_DISAGREEMENT = "judges_disagree"
+FLAG_CONTENT_UNJUDGED = "no_content_judge_passed"
 
 
 def utcnow() -> datetime:

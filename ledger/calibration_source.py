@@ -177,6 +177,6 @@ def _every_verdict(
         for s in stored
         if matches_ref(s.verdict.rubric, rubric) and matches_ref(s.verdict.panel, panel)
     ]
-    labels = _label_records(ledger.iter_labels())
+    labels = _label_records(ledger.iter_labels(human_only=True))
     last_panel = verdicts[-1].panel if verdicts else None
     return CalibrationRows(verdicts, labels, UnlabelledVerdicts(), last_panel)

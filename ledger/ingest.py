@@ -29,6 +29,7 @@ from ledger.ingest_batch import (
     write_batch,
 )
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE
+from ledger.records import EMBEDDED_LABEL_SOURCE
 from ledger.review_index import drop_review_rows
 from ledger.service_tables import MeterEntryRow
 from ledger.store import Ledger
@@ -130,6 +131,7 @@ def record_outcomes(
     *,
     base_revisions: Mapping[str, int] | None = None,
     future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
+    label_source: str = EMBEDDED_LABEL_SOURCE,
 ) -> list[dict[str, Any]]:
     """Store a batch of outcomes for ``tenant`` in ONE transaction.
 
@@ -142,13 +144,16 @@ def record_outcomes(
         "must not exist yet"). When the latest stored revision differs, the batch is refused.
     future_tolerance
         Clock skew allowed on the outcomes' timestamps (:func:`ledger.integrity.check_timestamps`).
+    label_source
+        What an embedded ``label`` is stored as: ``outcome``, or ``submitted`` when the sender
+        may not label (:data:`~ledger.records.UNREVIEWED_LABEL_SOURCE`: kept, never counted).
 
     Returns
     -------
     list of dict
         Per item, in batch order: ``{"index", "id", "revision", "status"}`` with status
         ``created`` (revision 1), ``revised`` (a changed payload: revision + 1) or ``unchanged``.
-        An embedded ``label`` is also recorded as a label (once; source ``outcome``).
+        An embedded ``label`` is also recorded as a label (once; source ``label_source``).
 
     Raises
     ------
@@ -189,7 +194,7 @@ def record_outcomes(
         # latest revisions, the new rows in bulk.
         with engine.begin() as conn:
             unique = [outcomes[i] for i in first.values()]
-            written = write_batch(conn, tenant, unique, bases, ready)
+            written = write_batch(conn, tenant, unique, bases, ready, label_source=label_source)
     except Exception as exc:
         if not is_unique_violation(exc):
             raise

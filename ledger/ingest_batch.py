@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from judge.models import Outcome, as_utc, canonical_json, content_hash_of, digest_of, text_digest
 from ledger.db import among, chunked, insert_for
 from ledger.outcome_locks import lock_outcomes
-from ledger.records import EMBEDDED_LABEL_SOURCE
+from ledger.records import EMBEDDED_LABEL_SOURCE, UNREVIEWED_LABEL_SOURCE
 from ledger.review_index import drop_review_rows
 from ledger.tables import LabelRow, OutcomeRow, TenantRow, TouchRow, to_money, utcnow
 
@@ -116,11 +116,14 @@ def write_batch(
     ready: Mapping[str, Prepared] | None = None,
     *,
     added_labels: set[str] | None = None,
+    label_source: str = EMBEDDED_LABEL_SOURCE,
 ) -> dict[str, tuple[int, IngestStatus]]:
     """Store ``outcomes`` (distinct ids) on ``conn``, inside the caller's transaction.
 
     ``ready``: outcomes the caller has already prepared, by id (the others are prepared here,
     once each). ``added_labels``: filled with the ids whose embedded label was stored now.
+    ``label_source``: what embedded labels are stored as; an
+    :data:`~ledger.records.UNREVIEWED_LABEL_SOURCE` label leaves its outcome in the review queue.
     Returns ``{outcome id: (revision, status)}``. Raises :class:`IngestConflictError` when a
     ``bases`` entry is not the latest stored revision (nothing is written then).
     """
@@ -149,11 +152,9 @@ def write_batch(
         for outcome in outcomes:
             item = (ready or {}).get(outcome.id) or prepare(outcome)
             before = latest.get(outcome.id)
-            if (
-                item.label_digest is not None
-                and (outcome.id, item.label_digest) not in stored_labels
-            ):
-                label_rows.append(_label_row(item))
+            digest = _label_key(item.label_digest, label_source)
+            if digest is not None and (outcome.id, digest) not in stored_labels:
+                label_rows.append(_label_row(item, digest))
             if before is not None and before.payload_hash == item.payload_hash:
                 results[outcome.id] = (before.revision, "unchanged")
                 continue
@@ -165,12 +166,13 @@ def write_batch(
     _insert(conn, OutcomeRow, _OUTCOME_COLUMNS, new_rows())
     _insert(conn, TouchRow, _TOUCH_COLUMNS, iter(touch_rows))
     if label_rows:
-        _insert_labels(conn, tenant, label_rows, now)
+        _insert_labels(conn, tenant, label_rows, now, label_source)
         if added_labels is not None:
             added_labels.update(row[0] for row in label_rows)
-        # Only an outcome stored before this batch can have a verdict, hence a queue row (and
-        # no verdict can arrive meanwhile: writers of verdicts take the same outcome locks).
-        drop_review_rows(conn, tenant, [row[0] for row in label_rows if row[0] in latest])
+        if label_source != UNREVIEWED_LABEL_SOURCE:
+            # Only an outcome stored before this batch can have a verdict, hence a queue row
+            # (and no verdict can arrive meanwhile: writers of verdicts take the same locks).
+            drop_review_rows(conn, tenant, [row[0] for row in label_rows if row[0] in latest])
     return results
 
 
@@ -273,7 +275,15 @@ def _touch_rows(tenant: str, outcome: Outcome, revision: int) -> list[tuple[Any,
     ]
 
 
-def _label_row(item: Prepared) -> tuple[Any, ...]:
+def _label_key(digest: str | None, source: str) -> str | None:
+    """The stored digest of a label from ``source``: an unreviewed copy of a label is kept
+    apart, so that the same label sent later with a key that may label is still stored."""
+    if digest is None or source != UNREVIEWED_LABEL_SOURCE:
+        return digest
+    return text_digest(f"{source}:{digest}")
+
+
+def _label_row(item: Prepared, digest: str) -> tuple[Any, ...]:
     label = item.outcome.label
     assert label is not None
     at = None if label.at is None else as_utc(label.at)
@@ -284,7 +294,7 @@ def _label_row(item: Prepared) -> tuple[Any, ...]:
         at,
         label.criteria,
         label.note,
-        item.label_digest,
+        digest,
     )
 
 
@@ -301,7 +311,7 @@ _PG_LABELS = sa.text(
 
 
 def _insert_labels(
-    conn: Connection, tenant: str, rows: list[tuple[Any, ...]], now: datetime
+    conn: Connection, tenant: str, rows: list[tuple[Any, ...]], now: datetime, source: str
 ) -> None:
     """INSERT .. ON CONFLICT DO NOTHING: a label another writer stored meanwhile stays once."""
     if conn.dialect.name == "postgresql":
@@ -312,12 +322,11 @@ def _insert_labels(
         ]
         conn.execute(
             _PG_LABELS,
-            {"tenant": tenant, "source": EMBEDDED_LABEL_SOURCE, "now": now}
-            | {"rows": json.dumps(records)},
+            {"tenant": tenant, "source": source, "now": now} | {"rows": json.dumps(records)},
         )
         return
     labels = LabelRow.__table__  # type: ignore[attr-defined]
-    extra = {"tenant": tenant, "source": EMBEDDED_LABEL_SOURCE, "created_at": now}
+    extra = {"tenant": tenant, "source": source, "created_at": now}
     conn.execute(
         insert_for("sqlite", labels).on_conflict_do_nothing(
             index_elements=["tenant", "outcome_id", "digest"]

@@ -18,6 +18,7 @@ from judge.models import Label, Outcome, Touch
 from judge.verdict import Verdict
 from ledger.db import chunked, session
 from ledger.records import (
+    UNREVIEWED_LABEL_SOURCE,
     LabelledVerdicts,
     OutcomeRef,
     RecordedVerdict,
@@ -353,7 +354,8 @@ class LedgerReads:
         """The verdicts of the outcomes that have a human label, in the order they were recorded,
         with exactly these rubric and panel refs (None: any) recorded in ``[since, until)``; and
         the count of every verdict those filters select (what a calibration report counts),
-        without reading the rest of the tenant's verdicts; and the tenant's labels.
+        without reading the rest of the tenant's verdicts; and the tenant's human labels (not
+        ``submitted`` ones).
 
         Looked up from the labels' ids, 500 at a time (PostgreSQL: per id, see
         :func:`key_relation`), in one snapshot (PostgreSQL: REPEATABLE READ), so the counts and
@@ -377,7 +379,9 @@ class LedgerReads:
                 conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 read_in_index_order(conn)
             label_rows = db.exec(
-                select(LabelRow).where(LabelRow.tenant == self.tenant).order_by(col(LabelRow.pk))
+                select(LabelRow)
+                .where(LabelRow.tenant == self.tenant, _human_label())
+                .order_by(col(LabelRow.pk))
             ).all()
             ids = sorted({row.outcome_id for row in label_rows})
             for start in range(0, len(ids), 500):
@@ -431,12 +435,16 @@ class LedgerReads:
         *,
         outcome_id: str | None = None,
         source: str | None = None,
+        human_only: bool = False,
         batch_size: int = 1000,
     ) -> Iterator[StoredLabel]:
-        """Human labels in the order they were recorded."""
+        """Labels in the order they were recorded; with ``human_only``, not those sent inside
+        outcomes by a key that may not label (``submitted``: no human label)."""
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         conditions: list[Any] = [LabelRow.tenant == self.tenant]
+        if human_only:
+            conditions.append(_human_label())
         if outcome_id is not None:
             conditions.append(LabelRow.outcome_id == outcome_id)
         if source is not None:
@@ -473,6 +481,11 @@ class LedgerReads:
         }
         with session(self.engine, readonly=True) as db:
             return {name: int(db.exec(q).one()) for name, q in queries.items()}
+
+
+def _human_label() -> Any:
+    """Labels that count as a person's: every source but ``submitted``."""
+    return LabelRow.source != UNREVIEWED_LABEL_SOURCE
 
 
 def _stored_label(row: LabelRow) -> StoredLabel:

@@ -10,6 +10,7 @@ from judge.verdict import Verdict
 
 __all__ = [
     "EMBEDDED_LABEL_SOURCE",
+    "UNREVIEWED_LABEL_SOURCE",
     "OutcomeRef",
     "RecordedResult",
     "RecordedVerdict",
@@ -19,6 +20,11 @@ __all__ = [
 
 #: The ``source`` of a label that arrived inside its outcome (``outcome.label``).
 EMBEDDED_LABEL_SOURCE = "outcome"
+#: The ``source`` of a label that arrived inside an outcome sent with an API key that may not
+#: label (no ``review`` scope): typically the integration of the party billed per resolution.
+#: Kept and shown, but no human label: calibration, the gate, drift and revocations do not
+#: count it, and it does not take its outcome out of the review queue.
+UNREVIEWED_LABEL_SOURCE = "submitted"
 
 
 @dataclass(frozen=True)

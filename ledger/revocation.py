@@ -464,7 +464,7 @@ class Revoker:
             if latest is None or outcome is None:
                 continue
             bookings.extend(self.check_outcome(outcome))
-            for stored in self.ledger.iter_labels(outcome_id=outcome_id):
+            for stored in self.ledger.iter_labels(outcome_id=outcome_id, human_only=True):
                 if stored.source == EMBEDDED_LABEL_SOURCE or stored.label.resolved:
                     continue  # embedded labels are compared revision to revision above
                 if as_utc(stored.created_at) >= latest.created_at:

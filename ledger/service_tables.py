@@ -42,7 +42,8 @@ class ApiKeyRow(SQLModel, table=True):
     """An API key of a tenant. Only a SHA-256 of the key is stored; ``key_id`` is its public part.
 
     Keys are 32 random bytes, so a plain (unsalted) SHA-256 is enough: there is nothing to
-    brute-force. ``revoked_at`` set means the key no longer authenticates.
+    brute-force. ``revoked_at`` set means the key no longer authenticates. ``scopes`` limits
+    what the key may change (:data:`ledger.tenants.KEY_SCOPES`).
     """
 
     __tablename__ = "api_keys"
@@ -57,6 +58,8 @@ class ApiKeyRow(SQLModel, table=True):
     key_id: str = Field(sa_column=sa.Column("key_id", sa.String(32), nullable=False))
     key_hash: str = Field(sa_column=sa.Column("key_hash", sa.String(64), nullable=False))
     name: str | None = Field(default=None, sa_column=sa.Column("name", sa.String(200)))
+    #: Comma-separated :data:`ledger.tenants.KEY_SCOPES`; NULL: every scope.
+    scopes: str | None = Field(default=None, sa_column=sa.Column("scopes", sa.String(64)))
     created_at: datetime = _now_column("created_at")
     revoked_at: datetime | None = Field(
         default=None, sa_column=sa.Column("revoked_at", UTCDateTime(), nullable=True)

@@ -175,10 +175,11 @@ def failure_state(conn: Connection, key_id: str | None, address: str) -> Failure
 # throttle lets the attempt through.
 _LOOKUP = sa.text(
     "SELECT 'key', k.key_hash, k.revoked_at, t.name, t.created_at, t.daily_budget_usd, "
-    "t.requests_per_minute, NULL::timestamptz, NULL::timestamptz, statement_timestamp() "
+    "t.requests_per_minute, k.scopes, NULL::timestamptz, NULL::timestamptz, "
+    "statement_timestamp() "
     "FROM api_keys AS k JOIN tenants AS t ON t.name = k.tenant WHERE k.key_id = :key_id "
     "UNION ALL "
-    "SELECT scope, NULL, NULL, NULL, NULL, NULL, NULL, locked_until, last_failed_at, "
+    "SELECT scope, NULL, NULL, NULL, NULL, NULL, NULL, NULL, locked_until, last_failed_at, "
     "statement_timestamp() FROM auth_failures "
     "WHERE (scope, name) IN (('address', :address), ('key_id', :key_id), ('pair', :pair))"
 )
@@ -189,7 +190,7 @@ def lookup(
 ) -> tuple[FailureState, tuple[Any, ...] | None]:
     """The attempt's :class:`FailureState` and its key's row (None: no such key id), in one
     statement. The row is ``ledger.tenants.tenant_of_key``'s ``(key_hash, revoked_at, name,
-    created_at, daily_budget_usd, requests_per_minute)``."""
+    created_at, daily_budget_usd, requests_per_minute, scopes)``."""
     _postgres_only(conn)
     rows = conn.execute(
         _LOOKUP,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -27,6 +27,13 @@ from ledger.store import check_tenant_name
 from ledger.tables import TenantRow, to_money, utcnow
 
 KEY_PREFIX = "oj_"
+#: What a key may change. ``submit``: send outcomes and queue verifications (a help desk's or
+#: an agent platform's integration); ``review``: record human labels (the API and the review
+#: page), and have labels inside submitted outcomes count as human; ``configure``: store rubrics
+#: and panels. Every key reads its tenant's data. A key made without scopes has all three
+#: (as every key made before scopes existed does).
+KEY_SCOPES = ("submit", "review", "configure")
+ALL_SCOPES = frozenset(KEY_SCOPES)
 #: The largest daily budget the ledger's money column holds (NUMERIC(20, 12)).
 MAX_BUDGET_USD = Decimal("99999999")
 #: Key labels (``--name``) are free text for people; cap them like every other string.
@@ -50,6 +57,8 @@ class TenantInfo:
     daily_budget_usd: Decimal | None
     requests_per_minute: int | None
     active_keys: int = 0
+    #: The scopes of the key that authenticated (every scope where no key is involved).
+    key_scopes: frozenset[str] = ALL_SCOPES
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,7 @@ class KeyInfo:
     name: str | None
     created_at: datetime
     revoked_at: datetime | None
+    scopes: frozenset[str] = ALL_SCOPES
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,7 @@ class IssuedKey:
     tenant: str
     key_id: str
     key: str
+    scopes: frozenset[str] = ALL_SCOPES
 
 
 def hash_key(key: str) -> str:
@@ -118,6 +129,39 @@ def _check_key_name(value: str | None) -> str | None:
     return value
 
 
+def check_scopes(values: Collection[str] | None) -> frozenset[str]:
+    """The scopes a key is made with: every scope when none is given.
+
+    >>> sorted(check_scopes(["submit"])), check_scopes(None) == ALL_SCOPES
+    (['submit'], True)
+    >>> check_scopes(["admin"])
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown key scope 'admin'; the scopes are submit, review, configure
+    """
+    if not values:
+        return ALL_SCOPES
+    for value in values:
+        if value not in ALL_SCOPES:
+            raise ValueError(f"unknown key scope {value!r}; the scopes are {', '.join(KEY_SCOPES)}")
+    return frozenset(values)
+
+
+def _stored_scopes(scopes: frozenset[str]) -> str | None:
+    # NULL is "every scope": what keys made before scopes hold, so they keep working.
+    return None if scopes == ALL_SCOPES else ",".join(s for s in KEY_SCOPES if s in scopes)
+
+
+def scopes_of(stored: str | None) -> frozenset[str]:
+    """A key's scopes from its ``api_keys.scopes`` column (NULL: every scope).
+
+    An unknown word (written by a later version) grants nothing.
+    """
+    if stored is None:
+        return ALL_SCOPES
+    return frozenset(s for s in stored.split(",") if s in ALL_SCOPES)
+
+
 def _exists_error(name: str) -> TenantExistsError:
     return TenantExistsError(
         f"tenant {name!r} exists already; add a key with `judge tenants add-key {name}`"
@@ -138,6 +182,7 @@ def create_tenant(
     daily_budget_usd: float | Decimal | None = None,
     requests_per_minute: int | None = None,
     key_name: str | None = None,
+    scopes: Collection[str] | None = None,
 ) -> IssuedKey:
     """Create tenant ``name`` with its first API key (one transaction) and return the key.
 
@@ -147,6 +192,7 @@ def create_tenant(
     budget = _check_budget(daily_budget_usd)
     rate = _check_rate(requests_per_minute)
     key_name = _check_key_name(key_name)
+    granted = check_scopes(scopes)
     try:
         with session(engine) as db:
             if db.exec(select(TenantRow).where(TenantRow.name == name)).first() is not None:
@@ -160,24 +206,32 @@ def create_tenant(
                 )
             )
             db.flush()
-            issued = _add_key(db, name, key_name)
+            issued = _add_key(db, name, key_name, granted)
     except IntegrityError:
         # Another process created the same tenant between our check and our commit.
         raise _exists_error(name) from None
     return issued
 
 
-def issue_key(engine: Engine, tenant: str, *, key_name: str | None = None) -> IssuedKey:
-    """Add an API key to an existing tenant (a tenant may hold several, e.g. to rotate)."""
+def issue_key(
+    engine: Engine,
+    tenant: str,
+    *,
+    key_name: str | None = None,
+    scopes: Collection[str] | None = None,
+) -> IssuedKey:
+    """Add an API key to an existing tenant (a tenant may hold several: to rotate, or one per
+    party with its own ``scopes``, see :data:`KEY_SCOPES`)."""
     key_name = _check_key_name(key_name)
+    granted = check_scopes(scopes)
     with session(engine) as db:
         if db.exec(select(TenantRow).where(TenantRow.name == tenant)).first() is None:
             raise _unknown_tenant(tenant)
-        issued = _add_key(db, tenant, key_name)
+        issued = _add_key(db, tenant, key_name, granted)
     return issued
 
 
-def _add_key(db: Session, tenant: str, key_name: str | None) -> IssuedKey:
+def _add_key(db: Session, tenant: str, key_name: str | None, scopes: frozenset[str]) -> IssuedKey:
     key_id, key = _new_key()
     db.add(
         ApiKeyRow(
@@ -185,10 +239,11 @@ def _add_key(db: Session, tenant: str, key_name: str | None) -> IssuedKey:
             key_id=key_id,
             key_hash=hash_key(key),
             name=key_name,
+            scopes=_stored_scopes(scopes),
             created_at=utcnow(),
         )
     )
-    return IssuedKey(tenant=tenant, key_id=key_id, key=key)
+    return IssuedKey(tenant=tenant, key_id=key_id, key=key, scopes=scopes)
 
 
 def key_id_of(key_or_id: str) -> str:
@@ -225,6 +280,7 @@ def list_keys(engine: Engine, tenant: str | None = None) -> list[KeyInfo]:
             name=row.name,
             created_at=row.created_at,
             revoked_at=row.revoked_at,
+            scopes=scopes_of(row.scopes),
         )
         for row in rows
     ]
@@ -253,6 +309,7 @@ def authenticate_on(conn: Connection, key: str) -> TenantInfo | None:
             tenants.created_at,
             tenants.daily_budget_usd,
             tenants.requests_per_minute,
+            keys.scopes,
         )
         .join_from(ApiKeyRow.__table__, TenantRow.__table__, tenants.name == keys.tenant)  # type: ignore[attr-defined]
         .where(keys.key_id == key_id)
@@ -262,9 +319,10 @@ def authenticate_on(conn: Connection, key: str) -> TenantInfo | None:
 
 def tenant_of_key(key: str, row: Sequence[Any]) -> TenantInfo | None:
     """The tenant of ``key`` given its ``api_keys`` row joined to its tenant, as
-    ``(key_hash, revoked_at, name, created_at, daily_budget_usd, requests_per_minute)``; None
-    when the key is revoked or its hash differs (compared in constant time)."""
-    key_hash, revoked_at, name, created_at, budget, per_minute = row
+    ``(key_hash, revoked_at, name, created_at, daily_budget_usd, requests_per_minute,
+    scopes)``; None when the key is revoked or its hash differs (compared in constant time).
+    ``key_scopes`` is the key's."""
+    key_hash, revoked_at, name, created_at, budget, per_minute, scopes = row
     if revoked_at is not None or not hmac.compare_digest(key_hash, hash_key(key)):
         return None
     return TenantInfo(
@@ -272,6 +330,7 @@ def tenant_of_key(key: str, row: Sequence[Any]) -> TenantInfo | None:
         created_at=created_at,
         daily_budget_usd=None if budget is None else to_money(budget),
         requests_per_minute=per_minute,
+        key_scopes=scopes_of(scopes),
     )
 
 
@@ -345,16 +404,17 @@ def set_limits(
 
 
 def active_tenant(engine: Engine, key_id: str) -> TenantInfo | None:
-    """The tenant of the key ``key_id`` while that key is active; None once revoked or unknown."""
+    """The tenant of the key ``key_id`` while that key is active (``key_scopes``: that key's);
+    None once revoked or unknown."""
     with session(engine, readonly=True) as db:
         found = db.exec(
-            select(ApiKeyRow.revoked_at, TenantRow)
+            select(ApiKeyRow.revoked_at, ApiKeyRow.scopes, TenantRow)
             .join(TenantRow, TenantRow.name == ApiKeyRow.tenant)  # type: ignore[arg-type]
             .where(ApiKeyRow.key_id == key_id)
         ).first()
     if found is None or found[0] is not None:
         return None
-    return _info(found[1])
+    return replace(_info(found[2]), key_scopes=scopes_of(found[1]))
 
 
 def session_logged_out(engine: Engine, session_id: str) -> bool:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 
-from api.deps import EngineDep, SettingsDep, TenantDep
+from api.deps import SCOPE_REFUSED, ConfiguratorDep, EngineDep, SettingsDep, TenantDep
 from api.errors import ApiError, ErrorResponse, not_found
 from api.schemas.documents import (
     DocumentCreate,
@@ -112,9 +112,10 @@ async def _get(
     "/rubrics",
     status_code=201,
     response_model=DocumentPublic,
+    responses=SCOPE_REFUSED,
 )
 async def post_rubric(
-    body: DocumentCreate, tenant: TenantDep, engine: EngineDep, settings: SettingsDep
+    body: DocumentCreate, tenant: ConfiguratorDep, engine: EngineDep, settings: SettingsDep
 ) -> DocumentPublic:
     """Store a rubric (YAML). 422 lists every problem with its line and field in ``details``.
 
@@ -138,9 +139,14 @@ async def get_rubric(
     return await _get("rubric", engine, tenant.name, name, settings)
 
 
-@router.post("/panels", status_code=201, response_model=DocumentPublic)
+@router.post(
+    "/panels",
+    status_code=201,
+    response_model=DocumentPublic,
+    responses=SCOPE_REFUSED,
+)
 async def post_panel(
-    body: DocumentCreate, tenant: TenantDep, engine: EngineDep, settings: SettingsDep
+    body: DocumentCreate, tenant: ConfiguratorDep, engine: EngineDep, settings: SettingsDep
 ) -> DocumentPublic:
     """Store a panel (YAML). 422 for an invalid panel or one the server's policy refuses
     (``api_base`` not in OUTCOME_JUDGE_ALLOWED_API_BASES, ``api_key_env`` not a provider key

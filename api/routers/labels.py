@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter
 
-from api.deps import EngineDep, SettingsDep, TenantDep
+from api.deps import SCOPE_REFUSED, EngineDep, ReviewerDep, SettingsDep
 from api.errors import ApiError, ErrorResponse
 from api.schemas.labels import LabelBatch, LabelResult
 from judge.models import Label
@@ -19,6 +19,7 @@ router = APIRouter(prefix="/v1", tags=["labels"])
     "/labels",
     response_model=LabelResult,
     responses={
+        **SCOPE_REFUSED,
         404: {
             "model": ErrorResponse,
             "description": "Labels for outcome ids this tenant has not stored; nothing written.",
@@ -27,7 +28,7 @@ router = APIRouter(prefix="/v1", tags=["labels"])
     },
 )
 async def post_labels(
-    body: LabelBatch, tenant: TenantDep, engine: EngineDep, settings: SettingsDep
+    body: LabelBatch, tenant: ReviewerDep, engine: EngineDep, settings: SettingsDep
 ) -> LabelResult:
     """Record human labels (all or nothing). The same label content again is ``unchanged``.
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
-from api.deps import EngineDep, SettingsDep, TenantDep
+from api.deps import SCOPE_REFUSED, EngineDep, SettingsDep, SubmitterDep, TenantDep
 from api.errors import ApiError, ErrorResponse, not_found
 from api.schemas._openapi import inline_schema
 from api.schemas.outcomes import (
@@ -40,6 +40,7 @@ from ledger.ingest import (
     outcome_detail,
     record_outcomes,
 )
+from ledger.records import EMBEDDED_LABEL_SOURCE, UNREVIEWED_LABEL_SOURCE
 
 router = APIRouter(prefix="/v1", tags=["outcomes"])
 
@@ -218,15 +219,19 @@ def _parse(raw: bytes, media: str, max_batch: int) -> tuple[list[Outcome], dict[
     response_model=IngestResult,
     openapi_extra={"requestBody": _REQUEST_BODY},
     responses={
+        **SCOPE_REFUSED,
         409: {"model": ErrorResponse, "description": "Conflicting revisions; nothing written."},
         413: {"model": ErrorResponse, "description": "Over the batch cap or the body limit."},
         415: {"model": ErrorResponse, "description": "Unsupported Content-Type."},
     },
 )
 async def ingest_outcomes(
-    request: Request, tenant: TenantDep, engine: EngineDep, settings: SettingsDep
+    request: Request, tenant: SubmitterDep, engine: EngineDep, settings: SettingsDep
 ) -> Response:
     """Store a batch of outcomes (idempotent on outcome id; all or nothing).
+
+    Needs a key with the ``submit`` scope. A ``label`` inside an outcome is stored as a human
+    label only when the key also has ``review``; otherwise as ``submitted`` (kept, not counted).
 
     Each item is a native outcome or a CloudEvents envelope whose ``data`` is the outcome. The
     same payload again is ``unchanged``; a changed payload is stored as a new revision
@@ -236,18 +241,27 @@ async def ingest_outcomes(
     """
     raw = await request.body()
     media = _media_type(request)
+    # A label inside an outcome counts as a person's only from a key that may label: the
+    # integration of the party billed per resolution must not calibrate its own judge.
+    labels = EMBEDDED_LABEL_SOURCE if "review" in tenant.key_scopes else UNREVIEWED_LABEL_SOURCE
     # Parsing, validating and storing run in one worker thread: the event loop stays free for
     # other requests (a batch of 500 takes tens of ms to validate), and one hand-off per request.
-    body = await asyncio.to_thread(_ingest, raw, media, settings.max_batch, engine, tenant.name)
+    body = await asyncio.to_thread(
+        _ingest, raw, media, settings.max_batch, engine, tenant.name, labels
+    )
     return Response(body, media_type=JSON)
 
 
-def _ingest(raw: bytes, media: str, max_batch: int, engine: Engine, tenant: str) -> bytes:
+def _ingest(
+    raw: bytes, media: str, max_batch: int, engine: Engine, tenant: str, label_source: str
+) -> bytes:
     """The ingest route's work, off the event loop: the response body, or an :class:`ApiError`."""
     outcomes, bases = _parse(raw, media, max_batch)
     prefix = "outcomes." if media == JSON else ""
     try:
-        items = record_outcomes(engine, tenant, outcomes, base_revisions=bases)
+        items = record_outcomes(
+            engine, tenant, outcomes, base_revisions=bases, label_source=label_source
+        )
     except InvalidItemError as exc:
         field = f"{prefix}{exc.index}" + (f".{exc.field}" if exc.field else "")
         raise _invalid([_problem((field,), exc.message, exc.index)]) from None

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.engine import Engine
 
-from api.deps import EngineDep, TenantDep
+from api.deps import SCOPE_REFUSED, EngineDep, SubmitterDep, TenantDep
 from api.errors import ApiError, ErrorResponse, not_found
 from api.schemas.verifications import (
     VerificationCreate,
@@ -75,12 +75,13 @@ def _create(engine: Engine, tenant: str, body: VerificationCreate) -> JobInfo:
     status_code=202,
     response_model=VerificationPublic,
     responses={
+        **SCOPE_REFUSED,
         404: {"model": ErrorResponse, "description": "Outcome ids this tenant does not have."},
         422: {"model": ErrorResponse, "description": "Invalid body, unknown rubric or panel."},
     },
 )
 async def create_verification(
-    body: VerificationCreate, tenant: TenantDep, engine: EngineDep, response: Response
+    body: VerificationCreate, tenant: SubmitterDep, engine: EngineDep, response: Response
 ) -> VerificationPublic:
     """Queue a verification job; workers run it. Poll `GET /v1/verifications/{id}`.
 

@@ -130,7 +130,10 @@ class LabelPublic(BaseModel):
     at: datetime | None
     criteria: dict[str, bool]
     note: str | None
-    source: str = Field(description="api (POST /v1/labels) or outcome (embedded in an outcome).")
+    source: str = Field(
+        description="api (POST /v1/labels), web (the review page), outcome (embedded in an "
+        "outcome) or submitted (embedded, sent with a key without the review scope: not counted)."
+    )
     created_at: datetime
 
 

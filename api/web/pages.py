@@ -71,6 +71,13 @@ class WebUser:
     key_id: str
     csrf: str
     session: sessions.Session
+    #: The scopes of the key the reviewer logged in with (``ledger.tenants.KEY_SCOPES``).
+    scopes: frozenset[str] = frozenset()
+
+    @property
+    def can_label(self) -> bool:
+        """Whether the key may record labels (the ``review`` scope)."""
+        return "review" in self.scopes
 
 
 def outcome_url(outcome_id: str) -> str:
@@ -198,7 +205,13 @@ async def current_user(request: Request, engine: EngineDep) -> WebUser:
             f"try again in {wait:.0f} s.",
         )
     request.state.tenant = tenant.name
-    return WebUser(tenant=tenant.name, key_id=found.key_id, csrf=found.csrf, session=found)
+    return WebUser(
+        tenant=tenant.name,
+        key_id=found.key_id,
+        csrf=found.csrf,
+        session=found,
+        scopes=tenant.key_scopes,
+    )
 
 
 UserDep = Annotated[WebUser, Depends(current_user)]

@@ -226,6 +226,14 @@ async def record_label(
     outcome_id = _review_id(outcome_id)
     form = await request.form()
     check_csrf(request, user, form.get("csrf"))
+    if not user.can_label:
+        raise PageError(
+            403,
+            "Not allowed",
+            "The API key you logged in with may not record labels (it lacks the review "
+            f"scope). Log in with a reviewer's key (`judge tenants add-key {user.tenant} "
+            "--scope review`).",
+        )
     verdict = form.get("resolved")
     if verdict not in ("yes", "no"):
         return await _item_page(

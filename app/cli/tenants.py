@@ -60,6 +60,17 @@ KeyNameOpt = Annotated[
     str | None,
     typer.Option("--name", help="A label for the key, e.g. 'zendesk-sync' (not secret)."),
 ]
+ScopeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--scope",
+        metavar="SCOPE",
+        help="What the key may change (repeat for several): submit (outcomes, verification "
+        "jobs), review (labels; labels inside submitted outcomes count), configure (rubrics, "
+        "panels). Every key reads. Default: all three. Give the integration of the party "
+        "billed per resolution --scope submit.",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -153,7 +164,14 @@ def _key_json(key: KeyInfo) -> dict[str, Any]:
         "name": key.name,
         "created_at": _iso(key.created_at),
         "revoked_at": _iso(key.revoked_at),
+        "scopes": _scope_list(key.scopes),
     }
+
+
+def _scope_list(scopes: frozenset[str]) -> list[str]:
+    from ledger.tenants import KEY_SCOPES
+
+    return [scope for scope in KEY_SCOPES if scope in scopes]
 
 
 def _limits_line(info: TenantInfo) -> str:
@@ -177,6 +195,7 @@ def _show_key(issued: IssuedKey, as_json: bool, extra: dict[str, Any] | None = N
                     "tenant": issued.tenant,
                     "key_id": issued.key_id,
                     "key": issued.key,
+                    "scopes": _scope_list(issued.scopes),
                     **(extra or {}),
                 },
                 indent=2,
@@ -191,6 +210,16 @@ def _show_key(issued: IssuedKey, as_json: bool, extra: dict[str, Any] | None = N
         highlight=False,
         soft_wrap=True,
     )
+    from ledger.tenants import ALL_SCOPES
+
+    if issued.scopes == ALL_SCOPES:
+        stderr.print(
+            "It may send outcomes, label and store rubrics and panels (every scope). Give the "
+            "integration of the party billed per resolution a key of its own that may only "
+            f"send: `judge tenants add-key {issued.tenant} --name SYNC --scope submit`.",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @tenants_app.command("create")
@@ -199,6 +228,7 @@ def create(
     daily_budget: BudgetOpt = None,
     rate_limit: RateOpt = None,
     key_name: KeyNameOpt = None,
+    scope: ScopeOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -217,6 +247,7 @@ def create(
                 daily_budget_usd=budget,
                 requests_per_minute=rate_limit,
                 key_name=key_name,
+                scopes=scope,
             )
         except TenantExistsError as exc:
             fail(str(exc))
@@ -238,6 +269,8 @@ def _option_error(exc: ValueError) -> str:
         return f"--rate-limit: {message}"
     if message.startswith("key name"):
         return f"--name: {message}"
+    if message.startswith("unknown key scope"):
+        return f"--scope: {message}"
     return message
 
 
@@ -282,22 +315,28 @@ def list_(
                 if k.tenant == row[0]:
                     state = f"revoked {_iso(k.revoked_at)}" if k.revoked_at else "active"
                     label = f" ({k.name})" if k.name else ""
-                    typer.echo(f"    key {k.key_id}{label}  created {_iso(k.created_at)}  {state}")
+                    scopes = ",".join(_scope_list(k.scopes)) or "read only"
+                    typer.echo(
+                        f"    key {k.key_id}{label}  created {_iso(k.created_at)}  {state}  "
+                        f"scopes {scopes}"
+                    )
 
 
 @tenants_app.command("add-key")
 def add_key(
     name: Annotated[str, typer.Argument(help="An existing tenant.")],
     key_name: KeyNameOpt = None,
+    scope: ScopeOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Issue another API key for a tenant (e.g. to rotate: add, switch clients, revoke the old)."""
+    """Issue another API key for a tenant: to rotate (add, switch clients, revoke the old), or
+    one per party with only the scopes it needs (`--scope submit` for a help desk's sync)."""
     from ledger.tenants import UnknownTenantError, issue_key
 
     with _ledger(db) as engine:
         try:
-            issued = issue_key(engine, name, key_name=key_name)
+            issued = issue_key(engine, name, key_name=key_name, scopes=scope)
         except UnknownTenantError as exc:
             fail(str(exc))
         except ValueError as exc:

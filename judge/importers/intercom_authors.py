@@ -23,12 +23,14 @@ AUTOMATION_NAMES = frozenset({"operator"})
 AGENT_TYPES = frozenset({"admin", "team", "bot"})
 
 
+def _flagged_ai(author: dict[str, Any]) -> bool:
+    return author.get("from_ai_agent") is True or author.get("is_ai_answer") is True
+
+
 def author_says_ai(author: dict[str, Any], ctx: ImportContext) -> bool:
     """The part itself says AI: ``from_ai_agent``/``is_ai_answer``, or ``--ai-authors``."""
-    return (
-        author.get("from_ai_agent") is True
-        or author.get("is_ai_answer") is True
-        or ctx.named_ai(author.get("id"), author.get("name"), author.get("email"))
+    return _flagged_ai(author) or ctx.named_ai(
+        author.get("id"), author.get("name"), author.get("email")
     )
 
 
@@ -51,12 +53,23 @@ def classify(
     >>> classify({"type": "admin", "name": "Fin", "from_ai_agent": True}, ai_participated=False,
     ...          ctx=ctx)
     ('ai', 'bot:Fin')
+    >>> classify({"type": "user", "id": "u1", "from_ai_agent": True}, ai_participated=True,
+    ...          ctx=ctx)
+    ('ai', 'bot:u1')
     """
     kind = str(author.get("type") or "")
     identity = author.get("id")
     name = author.get("name") or identity or author.get("email") or kind or "unknown"
     if kind in CUSTOMER_TYPES:
-        return "customer", f"customer:{identity or name}"
+        if not _flagged_ai(author):
+            return "customer", f"customer:{identity or name}"
+        # The part says the AI agent sent it; its author type is what the sender set. Read as
+        # the customer's, the billed party's "thanks, that fixed it" would pass for theirs.
+        ctx.report.note(
+            f"some parts name a customer ({kind}) as author but say the AI agent sent them "
+            "(from_ai_agent / is_ai_answer): read as the AI agent's"
+        )
+        return "ai", f"bot:{name}"
     if author_says_ai(author, ctx):
         return "ai", f"bot:{name}"
     if str(author.get("name") or "").casefold() in AUTOMATION_NAMES:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from judge.importers.fields import iso_time, unix_time
 from judge.importers.html_text import html_to_text
 from judge.importers.mapping_schema import Mapping, MessageSource, RoleRule
 from judge.importers.native import Located, iter_json_values, json_type
-from judge.models import AgentInfo, Message, Outcome, Signals, Touch, VendorClaim
+from judge.models import AgentInfo, Message, Outcome, Signals, Touch, VendorClaim, as_utc
 
 MISSING: Any = object()
 
@@ -97,9 +97,16 @@ class RecordReader:
         )
 
     def messages(self, ctx: RecordContext, record: dict[str, Any]) -> list[tuple[Message, str]]:
-        """(message, touch kind) for every message of every source, oldest first."""
+        """(message, touch kind) for every message of every source, oldest first.
+
+        A message without a time keeps its place in its own list (it sorts at the time of the
+        message before it there, or first): sorted last, a reply sent before the customer's
+        complaint would come after it, and the complaint would no longer be the customer's last
+        word after the agent's."""
         found: list[tuple[Message, str]] = []
+        when: list[datetime] = []
         for source in self.mapping.messages:
+            previous = datetime.min.replace(tzinfo=UTC)
             items = get(record, source.path)
             if items is None or (items is MISSING and _parent_is_null(record, source.path)):
                 continue  # an empty relationship (Salesforce writes null for no children)
@@ -121,9 +128,18 @@ class RecordReader:
                 self.ictx.report.unmapped(f"{source.path}[]", item, frozenset(keys))
                 if any(rule.holds(get(item, rule.path)) for rule in source.skip):
                     continue
-                found.append(self.message(ctx, source, item, field))
-        found.sort(key=lambda pair: (pair[0].at is None, pair[0].at or datetime.min))
-        return found
+                pair = self.message(ctx, source, item, field)
+                if pair[0].at is None:
+                    self.ictx.report.note(
+                        f"some messages have no time ({self.name}): each is kept after the "
+                        "message before it in its list"
+                    )
+                else:
+                    previous = as_utc(pair[0].at)
+                found.append(pair)
+                when.append(previous)
+        order = sorted(range(len(found)), key=lambda i: when[i])  # stable: list order on ties
+        return [found[i] for i in order]
 
     def message(
         self, ctx: RecordContext, source: MessageSource, item: dict[str, Any], field: str
@@ -137,15 +153,25 @@ class RecordReader:
         label = str(name if _present(name) else author if _present(author) else "unknown")
         public = not _private(source, item)
         role = self.role(ctx, source.role, item, field)
-        if role == "customer" and not self.ictx.named_ai(*identities):
-            return Message(role="customer", author=f"customer:{label}", text=text, at=at), ""
-        if (source.ai is not None and source.ai.holds(get(item, source.ai.path))) or (
-            self.ictx.named_ai(*identities)
-        ):
-            kind, actor = "ai", f"bot:{label}"
-        elif source.automation is not None and source.automation.holds(
+        by_ai = source.ai is not None and source.ai.holds(get(item, source.ai.path))
+        by_automation = source.automation is not None and source.automation.holds(
             get(item, source.automation.path)
-        ):
+        )
+        named = self.ictx.named_ai(*identities)
+        if role == "customer" and not (named or by_ai or by_automation):
+            return Message(role="customer", author=f"customer:{label}", text=text, at=at), ""
+        if role == "customer" and not named:
+            # The sender the mapping recognises as a bot or automation is never the customer,
+            # whatever its direction flag says: the billed party's integration sets that flag,
+            # and its "thanks, all sorted" would otherwise pass for the customer's.
+            self.ictx.report.note(
+                f"some messages marked as the customer's come from a sender the mapping "
+                f"recognises as {'an AI agent' if by_ai else 'automation'} ({self.name}): "
+                "read as the agent's"
+            )
+        if by_ai or named:
+            kind, actor = "ai", f"bot:{label}"
+        elif by_automation:
             kind, actor = "automation", f"automation:{label}"
         else:
             kind, actor = "human", label
@@ -167,7 +193,10 @@ class RecordReader:
         opening = mapping.opening
         if opening is not None:
             text = self.text(ctx, get(record, opening.text), opening.text, html=opening.html)
-            if text and _norm(text) not in {_norm(m.text) for m in messages}:
+            # Left out only when a message of the opening's own role carries it: an agent's
+            # note quoting the request must not take the customer's words out of their mouth.
+            said = {_norm(m.text) for m in messages if m.role == opening.role}
+            if text and _norm(text) not in said:
                 at = self.time(ctx, get(record, opening.at), opening.at) if opening.at else created
                 who = get(record, opening.author) if opening.author else MISSING
                 author = f"{opening.role}:{who if _present(who) else 'opening'}"

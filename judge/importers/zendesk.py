@@ -129,9 +129,10 @@ class TicketConverter:
                 role="customer", author=f"customer:{requester}", text=description, at=created
             )
             messages.append(opening)
-        for comment in sorted(comments, key=lambda c: (c.at is None, c.at or datetime.min)):
+        ordered = sorted(comments, key=lambda c: (c.at is None, c.at or datetime.min))
+        for position, comment in enumerate(ordered):
             kind, actor = self.authors.classify(
-                comment.author_id, requester, comment.via, fallback_via=None
+                comment.author_id, requester, comment.via, opening=position == 0 and not messages
             )
             if kind == "customer":
                 messages.append(

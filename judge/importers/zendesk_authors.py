@@ -7,6 +7,12 @@ AI-agent channels (:data:`AI_CHANNELS`, the Answer Bot / AI agent entries of the
 reference, or a ``via.source.rel`` naming one), or the user listed the author in
 ``--ai-authors`` (by user id, name or email). Automation: the system user (``-1``) and triggers
 or automations (``via.channel`` ``rule``). Customer: the requester, or any ``end-user``.
+
+One contradiction is settled against the party billed per resolution: a comment that names the
+requester as its author but came through an AI-agent channel. A ticket the AI agent opens on
+the customer's behalf carries the customer's request that way, so the opening comment stays the
+customer's; any later one is the AI agent's (whose integration writes through that channel and
+can set the author), or its "thanks, it works now" would pass as the customer's confirmation.
 """
 
 from __future__ import annotations
@@ -65,10 +71,20 @@ class Authors:
         self.users, self.ictx = users, ictx
 
     def classify(
-        self, author_id: Any, requester_id: Any, via: Any, *, fallback_via: Any = None
+        self,
+        author_id: Any,
+        requester_id: Any,
+        via: Any,
+        *,
+        fallback_via: Any = None,
+        opening: bool = True,
     ) -> tuple[AuthorKind, str]:
         """(kind, actor label): ``customer:<id>``, ``bot:<name>``, ``automation:<channel>`` or
-        the agent's name."""
+        the agent's name.
+
+        ``opening`` is False for every comment after the ticket's first: the customer's
+        authorship of those is not taken from a comment the AI agent's channel sent.
+        """
         uid = str(author_id)
         user = self.users.get(uid, {})
         name = user.get("name") or None
@@ -76,7 +92,16 @@ class Authors:
         if self.ictx.named_ai(uid, name, user.get("email")):
             return "ai", f"bot:{name or uid}"
         if uid == str(requester_id) or user.get("role") == "end-user":
-            return "customer", f"customer:{uid}"
+            if opening or not ai_via(via):
+                return "customer", f"customer:{uid}"
+            self.ictx.report.note(
+                "a comment after the first names the customer as its author but came through "
+                f"the AI agent's channel ({via_channel(via) or via_rel(via)}): read as the AI "
+                "agent's, since that channel is the AI agent's to write; if your AI agent "
+                "relays the customer's words as comments, export the messaging transcript "
+                "instead, where each message keeps its own author"
+            )
+            return "ai", f"bot:{via_channel(via) or via_rel(via)}"
         if ai_via(via):
             return "ai", f"bot:{name or via_channel(via) or uid}"
         channel = via_channel(via)

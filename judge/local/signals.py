@@ -100,6 +100,14 @@ class SignalsJudge:
             rationale = "failure signals: " + "; ".join(failures)
             if successes:
                 rationale += " (outweigh: " + "; ".join(successes) + ")"
+        elif successes and outcome.kind == "report":
+            # Confirmation and CSAT describe a support conversation, and whoever submits the
+            # report can set them; a report's figures are judged against its sources.
+            decision, p = "abstain", P_UNDECIDED
+            rationale = (
+                "success signals (" + "; ".join(successes) + ") do not verify a report: its "
+                "numbers and claims are judged against its sources"
+            )
         elif successes:
             decision = "verified"
             p = P_CONFIRMED if outcome.signals.customer_confirmed else P_HIGH_CSAT

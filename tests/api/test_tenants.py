@@ -129,6 +129,32 @@ def test_create_json_output(tenants: Cli) -> None:
     assert data["tenant"] == "acme" and data["daily_budget_usd"] == "3"
 
 
+def test_keys_carry_the_scopes_they_were_made_with(tenants: Cli, api: TestClient) -> None:
+    full = tenants.create("acme")
+    _, out, err = tenants(
+        "add-key", "acme", "--name", "zendesk-sync", "--scope", "submit", "--json"
+    )
+    made = json.loads(out)
+    assert made["scopes"] == ["submit"] and "every scope" not in err
+    assert "--scope submit" in tenants("add-key", "acme")[2]  # an all-scope key says so
+    _, out, _ = tenants("add-key", "acme", "--scope", "configure", "--scope", "review", "--json")
+    assert json.loads(out)["scopes"] == ["review", "configure"]  # in the scopes' own order
+    listed = json.loads(tenants("list", "--keys", "--json")[1])["tenants"][0]["keys"]
+    assert [k["scopes"] for k in listed] == [
+        ["submit", "review", "configure"],
+        ["submit"],
+        ["submit", "review", "configure"],
+        ["review", "configure"],
+    ]
+    text = tenants("list", "--keys")[1]
+    assert f"key {made['key_id']} (zendesk-sync)" in text and "scopes submit\n" in text
+    code, _, err = tenants("add-key", "acme", "--scope", "admin", ok=False)
+    assert code != 0 and "--scope: unknown key scope 'admin'" in err
+    # A narrow key authenticates and reads like any other.
+    assert api.get("/v1/tenant", headers=auth(made["key"])).status_code == 200
+    assert api.get("/v1/tenant", headers=auth(full)).status_code == 200
+
+
 def test_list_shows_budget_rate_and_active_keys(tenants: Cli) -> None:
     from config.settings import get_settings
 

@@ -9,10 +9,10 @@ import pytest
 
 from judge.engine import Engine
 from judge.models import Outcome
-from judge.panel import CascadeStage, Panel, SignalsJudgeSpec
+from judge.panel import CascadeStage, LLMJudgeSpec, Panel, SignalsJudgeSpec
 from judge.rubric import Rubric
 from judge.rubric_loader import load_rubric
-from judge.verdict import FLAG_INJECTION, FLAG_QUORUM, Judgment
+from judge.verdict import FLAG_CONTENT_UNJUDGED, FLAG_INJECTION, FLAG_QUORUM, Judgment
 
 
 class ScriptedJudge:
@@ -27,8 +27,10 @@ class ScriptedJudge:
         status: str = "ok",
         raises: bool = False,
         weight: float = 1.0,
+        kind: str = "llm",
+        reason: str | None = None,
     ) -> None:
-        self.name, self.weight = name, weight
+        self.name, self.weight, self.kind, self.reason = name, weight, kind, reason
         self.decision, self.status, self.raises = decision, status, raises
         self.p = p if p is not None else (1.0 if decision == "verified" else 0.0)
         self.calls = 0
@@ -41,6 +43,8 @@ class ScriptedJudge:
         return Judgment(
             judge=self.name,
             model=f"scripted:{self.name}",
+            kind=self.kind,  # type: ignore[arg-type]
+            reason=self.reason,
             status=self.status,  # type: ignore[arg-type]
             decision=self.decision,
             p_verified=self.p if self.status == "ok" else None,  # type: ignore[arg-type]
@@ -67,12 +71,18 @@ def ticket(**signals: Any) -> Outcome:
     )
 
 
-def make_engine(judges: list[ScriptedJudge], **panel_kwargs: Any) -> Engine:
-    panel = Panel(
-        name="t",
-        judges=[SignalsJudgeSpec(kind="signals", name=j.name) for j in judges],
-        **panel_kwargs,
-    )
+def make_engine(
+    judges: list[ScriptedJudge], *, llm: tuple[str, ...] = (), **panel_kwargs: Any
+) -> Engine:
+    """An engine whose judges answer as scripted; ``llm`` names the ones the panel declares as
+    LLM judges (the rest are declared ``signals``), with each judge's weight."""
+    specs: list[Any] = [
+        LLMJudgeSpec(name=j.name, model="openai/scripted", weight=j.weight)
+        if j.name in llm
+        else SignalsJudgeSpec(kind="signals", name=j.name, weight=j.weight)
+        for j in judges
+    ]
+    panel = Panel(name="t", judges=specs, **panel_kwargs)
     engine = Engine(panel, {"support_ticket": load_rubric("support-resolution")})
     for j in judges:
         engine.judges[j.name] = j
@@ -214,6 +224,50 @@ def test_abstain_band_sends_uncertain_outcomes_to_review() -> None:
         [ScriptedJudge("a", "verified", p=0.9)], aggregation="mean", abstain_band=(0.4, 0.6)
     )
     assert run(sure, ticket()).decision == "verified"
+
+
+@pytest.mark.parametrize(
+    ("llm", "aggregation"),
+    [
+        # Talked into a pass its evidence did not hold (red-team R7): discarded, not a vote.
+        (ScriptedJudge("gpt", None, status="unscored", reason="evidence: part 0"), "mean"),
+        # A report padded past the model's context window (red-team R2): no reply.
+        (ScriptedJudge("gpt", None, raises=True), "mean"),
+        # Read it and said no, outweighed by the submitter's confirmation flag.
+        (ScriptedJudge("gpt", "not_verified", p=0.3), "weighted"),
+    ],
+    ids=["evidence-discarded", "llm-error", "llm-outweighed"],
+)
+def test_local_judges_alone_do_not_verify_what_no_llm_judge_passed(
+    llm: ScriptedJudge, aggregation: str
+) -> None:
+    signals = ScriptedJudge("signals", "verified", p=0.95, kind="signals", weight=3.0)
+    engine = make_engine([signals, llm], aggregation=aggregation, llm=("gpt",))
+    verdict = run(engine, ticket())
+    assert verdict.decision == "abstain" and verdict.tier is None
+    assert FLAG_CONTENT_UNJUDGED in verdict.flags
+    assert any(r.startswith("no LLM judge passed it (gpt ") for r in verdict.reasons)
+
+    passing = ScriptedJudge("gpt2", "verified")
+    engine = make_engine([signals, llm, passing], aggregation=aggregation, llm=("gpt", "gpt2"))
+    verdict = run(engine, ticket())
+    assert verdict.decision == "verified" and FLAG_CONTENT_UNJUDGED not in verdict.flags
+
+
+def test_a_cheap_local_stage_that_settles_it_still_verifies() -> None:
+    signals = ScriptedJudge("signals", "verified", p=0.95, kind="signals")
+    costly = ScriptedJudge("gpt", "not_verified")
+    engine = make_engine(
+        [signals, costly],
+        llm=("gpt",),
+        aggregation="mean",
+        cascade=[
+            CascadeStage(judges=["signals"], min_confidence=0.9),
+            CascadeStage(judges=["gpt"], min_confidence=0.5),
+        ],
+    )
+    verdict = run(engine, ticket())
+    assert verdict.decision == "verified" and costly.calls == 0
 
 
 def test_cascade_stops_at_the_first_confident_stage() -> None:

@@ -105,6 +105,9 @@ def test_citing_the_agent_for_the_customers_state_is_unscored(server: FakeOpenAI
         ([{"message": 42, "quote": "makes sense, thanks"}], "does not exist"),
         ([{"message": 5, "quote": "thanks"}], "too short"),
         ([{"message": 0, "quote": "customer confirmed the resolution: False"}], "recorded signals"),
+        # The name of a signal is shown whatever its value (red-team E1): it proves nothing.
+        ([{"message": 0, "quote": "customer confirmed the resolution"}], "none of its values"),
+        ([{"message": 0, "quote": "reopened at: unknown"}], "none of its values"),
     ],
 )
 def test_evidence_that_does_not_hold_is_unscored(

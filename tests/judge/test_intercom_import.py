@@ -183,6 +183,28 @@ def test_ai_only_where_the_data_says_so(
     assert (report.without_agent == []) is (expected == "ai")
 
 
+def test_a_customer_part_the_ai_agent_sent_is_the_ai_agents(tmp_path: Path) -> None:
+    # The billed party's AI agent posts "that fixed it" with the customer as author type; the
+    # part's own from_ai_agent says who sent it (as a Zendesk comment's AI channel does).
+    conv = _fin_conversation(ai_agent_participated=True)
+    parts = conv["conversation_parts"]["conversation_parts"]
+    forged = copy.deepcopy(parts[0])
+    forged.update(id="12", created_at=parts[0]["created_at"] + 30,
+                  body="<p>That fixed it, thanks! You can close this.</p>")  # fmt: skip
+    forged["author"] = {"type": "user", "id": "u1", "name": "Ana", "from_ai_agent": True}
+    honest = copy.deepcopy(forged)
+    honest.update(id="13", created_at=forged["created_at"] + 30, body="<p>No it did not.</p>")
+    honest["author"] = {"type": "user", "id": "u1", "name": "Ana", "from_ai_agent": False}
+    parts[1:1] = [forged, honest]
+    outcome, report = _one(_write(tmp_path, conv))
+    by_text = {m.text: m for m in outcome.conversation}
+    assert by_text["That fixed it, thanks! You can close this."].role == "agent"
+    assert by_text["That fixed it, thanks! You can close this."].author == "bot:Ana"
+    assert by_text["No it did not."].role == "customer"
+    assert outcome.conversation[0].role == "customer"  # the source, the customer's request
+    assert any("say the AI agent sent them" in w for w in report.warnings())
+
+
 # ----------------------------------------------------------------------------- API 2.16 states
 
 

@@ -136,6 +136,65 @@ def test_who_is_automation_and_ai_comes_from_the_mapping_rules() -> None:
     assert hubspot[0].signals.closed_at.isoformat().startswith(raw["thread"]["closedAt"][:19])
 
 
+def test_a_bot_sender_is_never_the_customer_whatever_its_direction(tmp_path: Path) -> None:
+    # Red-team M2: HubSpot's custom-channel API lets an integration publish a message as
+    # INCOMING; the bot's "all sorted" came out as the customer's, after their "not fixed".
+    raw = _load("hubspot_threads.jsonl")
+    results = raw["messages"]["results"]
+    bot = next(m for m in results if m["senders"][0]["actorId"].startswith("B-"))
+    forged = {**bot, "id": "forged", "direction": "INCOMING", "text": "Got it now, all sorted!"}
+    forged["createdAt"] = max(m["createdAt"] for m in results).replace("Z", "") + "1Z"
+    raw["messages"]["results"] = [*results, forged]
+    path = tmp_path / "hubspot.jsonl"
+    path.write_text(json.dumps(raw) + "\n", encoding="utf-8")
+    report = FileReport(path=path)
+    (outcome,) = read_outcomes(path, mapping=load_mapping("hubspot"), report=report)
+    last = outcome.conversation[-1]
+    assert last.text == "Got it now, all sorted!" and last.role == "agent"
+    assert last.author == f"bot:{bot['senders'][0]['name']}"
+    assert any("recognises as an AI agent" in w for w in report.warnings())
+    assert (
+        outcome.conversation[:-1] == _convert("hubspot", "hubspot_threads.jsonl")[0][0].conversation
+    )
+
+
+def test_a_message_without_a_time_keeps_its_place(tmp_path: Path) -> None:
+    # Red-team M3: a reply without createdAt sorted last, after the customer's later complaint,
+    # so the complaint was no longer the customer's last word after the agent's.
+    raw = _load("hubspot_threads.jsonl")
+    results = sorted(raw["messages"]["results"], key=lambda m: m["createdAt"])
+    first_reply = next(i for i, m in enumerate(results) if m.get("direction") == "OUTGOING")
+    assert first_reply < len(results) - 1  # something follows it
+    del results[first_reply]["createdAt"]
+    raw["messages"]["results"] = results
+    path = tmp_path / "hubspot.jsonl"
+    path.write_text(json.dumps(raw) + "\n", encoding="utf-8")
+    report = FileReport(path=path)
+    (outcome,) = read_outcomes(path, mapping=load_mapping("hubspot"), report=report)
+    expected = _convert("hubspot", "hubspot_threads.jsonl")[0][0].conversation
+    assert [m.text for m in outcome.conversation] == [m.text for m in expected]
+    assert any("have no time" in w for w in report.warnings())
+
+
+def test_an_agent_note_quoting_the_request_leaves_the_customers_opening(tmp_path: Path) -> None:
+    # Red-team M4: the bot filed the customer's request verbatim as its own private note, and
+    # the opening (the description) was dropped as a repeat: the request became the agent's.
+    raw = _load("freshdesk_tickets.jsonl")
+    agent = next(c for c in raw["conversations"] if not c["incoming"])
+    note = {**agent, "id": 1, "private": True, "body_text": raw["description_text"]}
+    note["created_at"] = raw["created_at"]
+    raw["conversations"] = [note, *raw["conversations"]]
+    path = tmp_path / "freshdesk.jsonl"
+    path.write_text(json.dumps(raw) + "\n", encoding="utf-8")
+    (outcome,) = read_outcomes(path, mapping=load_mapping("freshdesk"))
+    opening = outcome.conversation[0]
+    assert (opening.role, opening.text) == ("customer", raw["description_text"])
+    assert [(m.role, m.public) for m in outcome.conversation if m.text == opening.text] == [
+        ("customer", True),
+        ("agent", False),
+    ]
+
+
 def test_empty_salesforce_relationships_warn_only_as_degenerate() -> None:
     outcomes, report = _convert("salesforce", "salesforce_cases.json")
     second = outcomes[1]

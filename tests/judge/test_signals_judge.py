@@ -118,3 +118,28 @@ def test_deterministic() -> None:
     a = judge_signals(csat=2, customer_confirmed=True)
     b = judge_signals(csat=2, customer_confirmed=True)
     assert a.model_dump() == b.model_dump()
+
+
+def test_success_signals_do_not_verify_a_report_but_failures_still_count() -> None:
+    # Red-team R1: the default panel verified a report with wrong figures on a submitted
+    # customer_confirmed / CSAT 5; the report rubric reads its sources, not the customer.
+    def judged(**signals: Any) -> Judgment:
+        report = Outcome.model_validate(
+            {
+                "id": "R-1",
+                "kind": "report",
+                "report": {
+                    "brief": "b",
+                    "text": "12,400 tickets [s1]",
+                    "sources": [{"id": "s1", "text": "total 12,040"}],
+                },
+                "signals": signals,
+            }
+        )
+        judge = SignalsJudge(SignalsJudgeSpec(kind="signals", name="sig"))
+        return asyncio.run(judge(report, RUBRIC))
+
+    confirmed = judged(customer_confirmed=True, csat=5)
+    assert confirmed.decision == "abstain" and not confirmed.counts
+    assert "do not verify a report" in confirmed.rationale
+    assert judged(escalated=True).decision == "not_verified"

@@ -264,3 +264,62 @@ def test_unknown_satisfaction_score_names_field(tmp_path: Path) -> None:
     with pytest.raises(InputFileError) as info:
         list(read_outcomes(path))
     assert info.value.field == "satisfaction_rating.score" and "'meh'" in info.value.reason
+
+
+def _comment(cid: int, author: int, body: str, at: str, channel: str) -> dict[str, Any]:
+    # The List Comments shape of ticket_comments.jsonl, with the via object of the reference.
+    return {
+        "id": cid,
+        "type": "Comment",
+        "author_id": author,
+        "body": body,
+        "plain_body": body,
+        "public": True,
+        "created_at": at,
+        "via": {"channel": channel, "source": {"from": {}, "rel": None, "to": {}}},
+    }
+
+
+def test_a_later_comment_through_the_ai_channel_is_not_the_customers(tmp_path: Path) -> None:
+    # Red-team finding: the AI agent's integration posted "it works now" with the requester as
+    # author; read as the customer's, an LLM judge could cite it as the customer's confirmation.
+    ticket, _, users_page = _lines(ZD / "ticket_comments.jsonl")
+    ticket["ticket"]["description"] = "My badge scanner does not pair over Bluetooth."
+    requester = ticket["ticket"]["requester_id"]
+    agent = next(u["id"] for u in users_page["users"] if u["role"] == "agent")
+    comments = [
+        # A ticket the AI agent opens carries the customer's request through its channel.
+        _comment(1, requester, ticket["ticket"]["description"], "2026-03-05T08:00:00Z", "ai_agent"),
+        _comment(
+            2, agent, "Hold the power button, then pair again.", "2026-03-05T08:02:00Z", "ai_agent"
+        ),
+        _comment(
+            3, requester, "Tried that, it still does not pair.", "2026-03-05T08:10:00Z", "web"
+        ),
+        _comment(4, requester, "Great, it pairs now. Thanks!", "2026-03-05T08:12:00Z", "ai_agent"),
+        _comment(5, requester, "It does not. Who wrote that?", "2026-03-05T08:20:00Z", "email"),
+    ]
+    path = tmp_path / "zendesk.jsonl"
+    pages = [ticket, {"comments": comments}, users_page]
+    path.write_text("".join(json.dumps(page) + "\n" for page in pages), encoding="utf-8")
+
+    got, report = _read(path)
+    outcome = got[f"zendesk-{ticket['ticket']['id']}"]
+    assert [m.text for m in outcome.conversation] == [c["plain_body"] for c in comments]
+    assert [m.role for m in outcome.conversation] == [
+        "customer",
+        "agent",
+        "customer",
+        "agent",
+        "customer",
+    ]
+    assert outcome.conversation[3].author == "bot:ai_agent"
+    assert ("bot:ai_agent", "ai") in [(t.actor, t.kind) for t in outcome.touches]
+    assert any("came through the AI agent's channel (ai_agent)" in w for w in report.warnings())
+
+    # The same comment from the requester by e-mail is the customer's, and nothing is said.
+    comments[3]["via"]["channel"] = "email"
+    path.write_text("".join(json.dumps(page) + "\n" for page in pages), encoding="utf-8")
+    got, report = _read(path)
+    assert got[f"zendesk-{ticket['ticket']['id']}"].conversation[3].role == "customer"
+    assert not any("AI agent's channel" in w for w in report.warnings())

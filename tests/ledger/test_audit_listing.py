@@ -15,7 +15,6 @@ from ledger.columns import JSONType
 from ledger.db import make_engine
 from ledger.schema import migrate
 from ledger.store import Ledger
-from ledger.tenants import create_tenant
 from tests.ledger.conftest import ticket, verdict_for
 from tests.ledger.plans import captured
 
@@ -30,7 +29,12 @@ def test_audits_stored_before_the_summary_columns_are_listed_with_their_figures(
     engine = make_engine(ledger_url)
     try:
         migrate(engine, revision="0017")
-        create_tenant(engine, "acme")
+        # The tenant as that revision stores it (today's models have columns it lacks).
+        tenants = sa.table(
+            "tenants", sa.column("name", sa.String()), sa.column("created_at", sa.DateTime())
+        )
+        with engine.begin() as conn:
+            conn.execute(tenants.insert().values(name="acme", created_at=datetime.now(UTC)))
         audits = sa.table(
             "audits",
             sa.column("tenant", sa.String()),

@@ -237,6 +237,26 @@ def test_other_tenant_gets_404_and_cannot_label(site: Site) -> None:
     assert _labels(site.db_url, "acme") == [] and _labels(site.db_url, "globex") == []
 
 
+def test_a_key_without_the_review_scope_reads_the_queue_but_cannot_label(site: Site) -> None:
+    from ledger.db import make_engine
+    from ledger.tenants import issue_key
+
+    engine = make_engine(site.db_url)
+    try:
+        sync = issue_key(engine, "acme", key_name="zendesk-sync", scopes=["submit"]).key
+    finally:
+        engine.dispose()
+    client = site.client
+    _login(client, sync)
+    assert "A-early" in client.get("/ui/review").text
+    page = client.get("/ui/review/A-early")
+    assert page.status_code == 200 and 'data-testid="read-only"' in page.text
+    assert "data-label-form" not in page.text
+    posted = client.post("/ui/review/A-early", data={"csrf": _csrf(page.text), "resolved": "yes"})
+    assert posted.status_code == 403 and "--scope review" in posted.text
+    assert _labels(site.db_url) == []
+
+
 def test_logout_ends_the_session(site: Site) -> None:
     client = site.client
     _login(client, site.acme)

@@ -31,7 +31,12 @@ from ledger.facts import record_facts
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE, check_timestamps
 from ledger.outcome_locks import LedgerConflictError, lock_outcomes, outcome_lock_key
 from ledger.reads import LedgerReads
-from ledger.records import EMBEDDED_LABEL_SOURCE, OutcomeRef, RecordedResult
+from ledger.records import (
+    EMBEDDED_LABEL_SOURCE,
+    UNREVIEWED_LABEL_SOURCE,
+    OutcomeRef,
+    RecordedResult,
+)
 from ledger.review_index import drop_review_rows, refresh_review_rows
 from ledger.rewrites import hold_rewrites
 from ledger.schema import migrate
@@ -468,7 +473,8 @@ class Ledger(LedgerReads):
                     "before labelling it"
                 )
             added = self._write_label(db, outcome_id, label, source)
-            drop_review_rows(db.connection(), self.tenant, [outcome_id])  # labelled: not queued
+            if source != UNREVIEWED_LABEL_SOURCE:  # a person's label: no longer queued
+                drop_review_rows(db.connection(), self.tenant, [outcome_id])
             return added
 
     def record_calls(self, calls: Sequence[JudgeCall]) -> int:

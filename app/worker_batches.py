@@ -141,7 +141,9 @@ async def settle(
         if not owned:
             continue
         written = await asyncio.to_thread(
-            partial(ledgers[tenant].record_results, windows=windows),
+            # The outcomes came from the ledger: their labels were stored at ingest, with the
+            # source the sender's key allowed; none is written again here.
+            partial(ledgers[tenant].record_results, windows=windows, embedded_labels=False),
             [(outcome, verdict) for _, _, outcome, verdict in owned],
         )
         for (batch, key, _, verdict), result in zip(owned, written, strict=True):

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from judge.input_rules import (
+    check_id,
     from_ledger,
     iso_time_only,
     outcome_id_rule,
@@ -123,14 +124,14 @@ class Report(_Strict):
             return self
         seen: set[str] = set()
         for index, source in enumerate(self.sources):
-            if not source.id.strip():
-                raise ValueError(f"sources.{index}.id is blank; give each source a visible id")
-            if source.id in seen:
+            # Visible text only, as an outcome id: "s1" and "s1" + a zero-width space look alike.
+            shown = check_id(source.id, f"sources.{index}.id")
+            if shown in seen:
                 raise ValueError(
                     f"sources.{index}.id {source.id!r} is the id of an earlier source; "
                     "give each source its own id"
                 )
-            seen.add(source.id)
+            seen.add(shown)
         return self
 
 

@@ -116,13 +116,13 @@ def write_batch(
     ready: Mapping[str, Prepared] | None = None,
     *,
     added_labels: set[str] | None = None,
-    label_source: str = EMBEDDED_LABEL_SOURCE,
+    label_source: str | None = EMBEDDED_LABEL_SOURCE,
 ) -> dict[str, tuple[int, IngestStatus]]:
     """Store ``outcomes`` (distinct ids) on ``conn``, inside the caller's transaction.
 
     ``ready``: outcomes the caller has already prepared, by id (the others are prepared here,
     once each). ``added_labels``: filled with the ids whose embedded label was stored now.
-    ``label_source``: what embedded labels are stored as; an
+    ``label_source``: what embedded labels are stored as (None: none is stored); an
     :data:`~ledger.records.UNREVIEWED_LABEL_SOURCE` label leaves its outcome in the review queue.
     Returns ``{outcome id: (revision, status)}``. Raises :class:`IngestConflictError` when a
     ``bases`` entry is not the latest stored revision (nothing is written then).
@@ -152,7 +152,7 @@ def write_batch(
         for outcome in outcomes:
             item = (ready or {}).get(outcome.id) or prepare(outcome)
             before = latest.get(outcome.id)
-            digest = _label_key(item.label_digest, label_source)
+            digest = None if label_source is None else _label_key(item.label_digest, label_source)
             if digest is not None and (outcome.id, digest) not in stored_labels:
                 label_rows.append(_label_row(item, digest))
             if before is not None and before.payload_hash == item.payload_hash:
@@ -165,7 +165,7 @@ def write_batch(
 
     _insert(conn, OutcomeRow, _OUTCOME_COLUMNS, new_rows())
     _insert(conn, TouchRow, _TOUCH_COLUMNS, iter(touch_rows))
-    if label_rows:
+    if label_rows and label_source is not None:
         _insert_labels(conn, tenant, label_rows, now, label_source)
         if added_labels is not None:
             added_labels.update(row[0] for row in label_rows)

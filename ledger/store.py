@@ -31,7 +31,12 @@ from ledger.facts import record_facts
 from ledger.integrity import DEFAULT_FUTURE_TOLERANCE, check_timestamps
 from ledger.outcome_locks import LedgerConflictError, lock_outcomes, outcome_lock_key
 from ledger.reads import LedgerReads
-from ledger.records import EMBEDDED_LABEL_SOURCE, OutcomeRef, RecordedResult
+from ledger.records import (
+    EMBEDDED_LABEL_SOURCE,
+    UNREVIEWED_LABEL_SOURCE,
+    OutcomeRef,
+    RecordedResult,
+)
 from ledger.review_index import drop_review_rows, refresh_review_rows
 from ledger.rewrites import hold_rewrites
 from ledger.schema import migrate
@@ -317,6 +322,7 @@ class Ledger(LedgerReads):
         calls: Sequence[JudgeCall] = (),
         windows: Mapping[str, float] | None = None,
         now: datetime | None = None,
+        embedded_labels: bool = True,
     ) -> list[RecordedResult]:
         """Store many (outcome, verdict) pairs like :meth:`record_result`, in ONE transaction.
 
@@ -326,7 +332,10 @@ class Ledger(LedgerReads):
         ``windows`` maps rubric refs (``name@version``) to the ``window_hours`` of the rubrics
         that judged (what makes an outcome final; resolved from the ledger when not given).
         ``now`` is the write time (default: the clock): it decides which facts are frozen and
-        where late meter entries go (see :mod:`ledger.bookings`).
+        where late meter entries go (see :mod:`ledger.bookings`). ``embedded_labels=False``
+        stores no label from the outcomes: a worker judges outcomes read back from the ledger,
+        whose labels were stored at ingest with the source the sender's key allowed (written
+        again here, a ``submitted`` label would come back as a human one).
         """
         from ledger.bookings import lock_clock
 
@@ -348,13 +357,18 @@ class Ledger(LedgerReads):
 
                 # Set-based: the outcomes' locks, look-ups and rows, then the verdicts, each in
                 # one statement for the batch.
-                written = write_results(db.connection(), self.tenant, checked)
+                written = write_results(
+                    db.connection(), self.tenant, checked, embedded_labels=embedded_labels
+                )
             else:  # an outcome twice: each verdict on the revision written just before it
                 self._lock_outcomes(db, ids)
                 # Verdict rows are inserted together at the end (one executemany), not one by
                 # one before each outcome look-up; outcome and label rows as they come.
                 with db.no_autoflush:
-                    written = [self._write_result(db, o, v, h) for o, v, h in checked]
+                    written = [
+                        self._write_result(db, o, v, h, embedded_labels=embedded_labels)
+                        for o, v, h in checked
+                    ]
             db.add_all(rows)
             db.flush()
             recorded = []
@@ -404,7 +418,13 @@ class Ledger(LedgerReads):
         return outcome, verdict, content_hash
 
     def _write_result(
-        self, db: Session, outcome: Outcome, verdict: Verdict, content_hash: str
+        self,
+        db: Session,
+        outcome: Outcome,
+        verdict: Verdict,
+        content_hash: str,
+        *,
+        embedded_labels: bool = True,
     ) -> tuple[OutcomeRef, VerdictRow, bool]:
         ref = self._write_outcome(db, outcome)
         row = VerdictRow(
@@ -423,7 +443,7 @@ class Ledger(LedgerReads):
         )
         db.add(row)
         label_added = False
-        if outcome.label is not None:
+        if outcome.label is not None and embedded_labels:
             label_added = self._write_label(db, outcome.id, outcome.label, EMBEDDED_LABEL_SOURCE)
         return ref, row, label_added
 
@@ -453,7 +473,8 @@ class Ledger(LedgerReads):
                     "before labelling it"
                 )
             added = self._write_label(db, outcome_id, label, source)
-            drop_review_rows(db.connection(), self.tenant, [outcome_id])  # labelled: not queued
+            if source != UNREVIEWED_LABEL_SOURCE:  # a person's label: no longer queued
+                drop_review_rows(db.connection(), self.tenant, [outcome_id])
             return added
 
     def record_calls(self, calls: Sequence[JudgeCall]) -> int:

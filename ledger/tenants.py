@@ -139,8 +139,13 @@ def check_scopes(values: Collection[str] | None) -> frozenset[str]:
     ...
     ValueError: unknown key scope 'admin'; the scopes are submit, review, configure
     """
-    if not values:
+    if values is None:
         return ALL_SCOPES
+    if not values:
+        raise ValueError(
+            "no key scope given; give one or more of submit, review, configure (or none at all "
+            "for a key with every scope)"
+        )
     for value in values:
         if value not in ALL_SCOPES:
             raise ValueError(f"unknown key scope {value!r}; the scopes are {', '.join(KEY_SCOPES)}")

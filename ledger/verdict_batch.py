@@ -25,7 +25,7 @@ from judge.models import Outcome
 from judge.verdict import Verdict
 from ledger.ingest_batch import is_unique_violation, write_batch
 from ledger.outcome_locks import LedgerConflictError
-from ledger.records import OutcomeRef
+from ledger.records import EMBEDDED_LABEL_SOURCE, OutcomeRef
 from ledger.tables import VerdictRow, to_money, utcnow
 
 if TYPE_CHECKING:
@@ -49,7 +49,11 @@ class WrittenVerdict:
 
 
 def write_results(
-    conn: Connection, tenant: str, checked: Sequence[tuple[Outcome, Verdict, str]]
+    conn: Connection,
+    tenant: str,
+    checked: Sequence[tuple[Outcome, Verdict, str]],
+    *,
+    embedded_labels: bool = True,
 ) -> list[tuple[OutcomeRef, WrittenVerdict, bool]]:
     """Store ``(outcome, verdict, content hash)`` triples with distinct outcome ids on ``conn``
     (inside the caller's transaction, which holds the tenant's clock lock).
@@ -61,7 +65,14 @@ def write_results(
         return []
     labelled: set[str] = set()
     try:
-        stored = write_batch(conn, tenant, [o for o, _, _ in checked], {}, added_labels=labelled)
+        stored = write_batch(
+            conn,
+            tenant,
+            [o for o, _, _ in checked],
+            {},
+            added_labels=labelled,
+            label_source=EMBEDDED_LABEL_SOURCE if embedded_labels else None,
+        )
     except Exception as exc:
         if not is_unique_violation(exc):
             raise

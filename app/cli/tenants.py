@@ -247,7 +247,7 @@ def create(
                 daily_budget_usd=budget,
                 requests_per_minute=rate_limit,
                 key_name=key_name,
-                scopes=scope,
+                scopes=scope or None,
             )
         except TenantExistsError as exc:
             fail(str(exc))
@@ -336,7 +336,7 @@ def add_key(
 
     with _ledger(db) as engine:
         try:
-            issued = issue_key(engine, name, key_name=key_name, scopes=scope)
+            issued = issue_key(engine, name, key_name=key_name, scopes=scope or None)
         except UnknownTenantError as exc:
             fail(str(exc))
         except ValueError as exc:

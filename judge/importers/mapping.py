@@ -21,7 +21,7 @@ from judge.importers.context import ImportContext
 from judge.importers.errors import RecordContext, from_validation_error
 from judge.importers.fields import iso_time, unix_time
 from judge.importers.html_text import html_to_text
-from judge.importers.mapping_schema import Mapping, MessageSource, RoleRule
+from judge.importers.mapping_schema import Mapping, MessageSource, RoleRule, listed
 from judge.importers.native import Located, iter_json_values, json_type
 from judge.models import AgentInfo, Message, Outcome, Signals, Touch, VendorClaim, as_utc
 
@@ -85,9 +85,9 @@ class RecordReader:
         if not isinstance(rule, RoleRule):
             return str(rule)
         value = get(message, rule.path)
-        if value in rule.customer or str(value) in {str(v) for v in rule.customer}:
+        if listed(value, rule.customer):
             return "customer"
-        if value in rule.agent or str(value) in {str(v) for v in rule.agent}:
+        if listed(value, rule.agent):
             return "agent"
         raise ctx.error(
             f"{'missing' if value is MISSING else repr(value)} is neither a customer value "

@@ -46,7 +46,24 @@ class Match(_Strict):
     def holds(self, value: Any) -> bool:
         if self.prefix:
             return isinstance(value, str) and value.startswith(tuple(str(v) for v in self.values))
-        return value in self.values or str(value) in {str(v) for v in self.values}
+        return listed(value, self.values)
+
+
+def listed(value: Any, values: list[Scalar]) -> bool:
+    """Whether ``value`` is one of ``values``, as itself or as text (ids come as either), but
+    never a number for a boolean: ``1 == True`` in Python, and an ``incoming: 1`` must not pass
+    for a listed ``true``.
+
+    >>> listed(True, [True]), listed(1, [True]), listed("42", [42]), listed(0, [False])
+    (True, False, True, False)
+    """
+    for allowed in values:
+        if isinstance(allowed, bool) or isinstance(value, bool):
+            if value is allowed:
+                return True
+        elif value == allowed or str(value) == str(allowed):
+            return True
+    return False
 
 
 class RoleRule(_Strict):

@@ -132,3 +132,45 @@ def _queued(db_url: str, tenant: str) -> set[str]:
 
 def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_worker_does_not_turn_submitted_labels_into_human_ones(
+    client: TestClient, keys: dict[str, str], db_url: str, tmp_path: Path
+) -> None:
+    # Found in review: the worker recorded each judged outcome (read back from the ledger, label
+    # and all) with the default label source, so the sync key's label came back as a human one.
+    from tests.api.test_jobs import run_worker_once
+
+    sync = _key(db_url, "acme", "submit")
+    tickets = _tickets()
+    labelled = {t["id"] for t in tickets if t.get("label")}
+    assert post(client, sync, tickets).status_code == 200
+    job = client.post(
+        "/v1/verifications", json={"outcome_ids": [t["id"] for t in tickets]}, headers=auth(sync)
+    )
+    assert job.status_code == 202, job.text
+    run_worker_once(db_url)
+    done = client.get(f"/v1/verifications/{job.json()['id']}", headers=auth(sync)).json()
+    assert done["status"] == "done"
+
+    panel = tmp_path / "gated.yaml"
+    panel.write_text(json.dumps({**LOCAL_PANEL, "gate": {"min_labels": 10, "window_days": 400}}))
+    gate = cli_json("gate", "--db", db_url, "--tenant", "acme", "--panel", str(panel),
+                    "--now", "2026-05-01T00:00:00Z")  # fmt: skip
+    assert gate["n_labels"] == gate["n_abstain"] == 0
+    sources = set()
+    for outcome_id in labelled:
+        detail = client.get(f"/v1/outcomes/{outcome_id}", headers=auth(sync)).json()
+        sources |= {label["source"] for label in detail["labels"]}
+    assert sources == {"submitted"}
+    # What the panel sent to review is still there to review.
+    queued = _queued(db_url, "acme")
+    abstained = {
+        outcome_id
+        for outcome_id in labelled
+        if client.get(f"/v1/outcomes/{outcome_id}", headers=auth(sync)).json()["verdicts"][0][
+            "decision"
+        ]
+        == "abstain"
+    }
+    assert abstained and abstained <= queued

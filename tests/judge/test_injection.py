@@ -537,7 +537,12 @@ def test_a_source_id_is_screened_like_an_author() -> None:
 
 @pytest.mark.parametrize(
     ("ids", "problem"),
-    [(["s1", "s1"], "is the id of an earlier source"), (["s1", "  "], "sources.1.id is blank")],
+    [
+        (["s1", "s1"], "is the id of an earlier source"),
+        (["s1", "  "], "sources.1.id is blank"),
+        (["s1", "s1\u200b"], "sources.1.id contains the invisible"),
+        (["cafe\u0301", "caf\u00e9"], "is the id of an earlier source"),  # one id, two spellings
+    ],
 )
 def test_report_sources_need_distinct_visible_ids(ids: list[str], problem: str) -> None:
     from pydantic import ValidationError

@@ -158,6 +158,16 @@ def test_a_bot_sender_is_never_the_customer_whatever_its_direction(tmp_path: Pat
     )
 
 
+def test_a_number_is_not_a_listed_boolean(tmp_path: Path) -> None:
+    # Python's 1 == True made `incoming: 1` a customer message where the mapping lists `true`.
+    raw = _load("freshdesk_tickets.jsonl")
+    raw["conversations"][0]["incoming"] = 1
+    path = tmp_path / "freshdesk.jsonl"
+    path.write_text(json.dumps(raw) + "\n", encoding="utf-8")
+    with pytest.raises(InputFileError, match="1 is neither a customer value"):
+        list(read_outcomes(path, mapping=load_mapping("freshdesk")))
+
+
 def test_a_message_without_a_time_keeps_its_place(tmp_path: Path) -> None:
     # Red-team M3: a reply without createdAt sorted last, after the customer's later complaint,
     # so the complaint was no longer the customer's last word after the agent's.

@@ -257,6 +257,27 @@ def test_a_key_without_the_review_scope_reads_the_queue_but_cannot_label(site: S
     assert _labels(site.db_url) == []
 
 
+def test_a_submitted_label_is_shown_as_such_and_labels_nothing(site: Site) -> None:
+    from judge.models import Label
+    from ledger.db import make_engine
+    from ledger.records import UNREVIEWED_LABEL_SOURCE
+    from ledger.store import Ledger
+
+    engine = make_engine(site.db_url)
+    try:
+        for outcome_id in (site.unsampled, "A-early"):
+            Ledger(engine, tenant="acme").record_label(
+                outcome_id, Label(resolved=True, by="bot"), source=UNREVIEWED_LABEL_SOURCE
+            )
+    finally:
+        engine.dispose()
+    _login(site.client, site.acme)
+    assert "A-early" in site.client.get("/ui/review").text  # still waiting for a person
+    page = site.client.get(f"/ui/review/{site.unsampled}").text
+    assert "sent inside the outcome by a key that may not label, not counted" in page
+    assert "Already labelled" not in page
+
+
 def test_logout_ends_the_session(site: Site) -> None:
     client = site.client
     _login(client, site.acme)

@@ -20,13 +20,14 @@ demo: $(STAMP)
 	$(BIN)/judge verify datasets/tickets.jsonl --rubric support-resolution \
 		--db sqlite:///out/outcome-judge.db --out out/verdicts.jsonl
 
-## Lint, type-check and run the whole test suite (PostgreSQL tests run when OUTCOME_JUDGE_TEST_PG_URL is set).
+## Lint, type-check and run the whole test suite (PostgreSQL tests run when OUTCOME_JUDGE_TEST_PG_URL is set),
+## in two pytest workers (most of the suite waits on processes, servers and the database).
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

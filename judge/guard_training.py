@@ -125,7 +125,7 @@ def held_out_public(text: str) -> bool:
     """Whether a public corpus row is in the project's own 30 % held-out split (by a hash of
     its cleaned text, so identical texts fall on the same side). The shipped detector trains on
     every row; measurements retrain without these."""
-    return int(_text_group(text), 16) % 10 < 3
+    return int(text_group(text), 16) % 10 < 3
 
 
 def row_language(row: dict[str, Any]) -> str:
@@ -196,7 +196,7 @@ def _oof_decisions(x: Any, y: Any, groups: Sequence[str]) -> Any:
     return out
 
 
-def _text_group(text: str) -> str:
+def text_group(text: str) -> str:
     """Identical texts (after cleaning) always land in the same fold."""
     norm = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
     return hashlib.sha256(norm.encode()).hexdigest()[:16]
@@ -216,7 +216,7 @@ def train_detector(rows: Sequence[Row]) -> InjectionDetector:
 
     x = features([prepare(r.text) for r in rows], [r.role for r in rows])
     y = np.array([int(r.injection) for r in rows])
-    groups = [_text_group(r.text) for r in rows]
+    groups = [text_group(r.text) for r in rows]
     oof = _oof_decisions(x, y, groups)
     platt = LogisticRegression(C=1e6, solver="lbfgs").fit(oof.reshape(-1, 1), y)
     a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
@@ -283,34 +283,37 @@ def _held_out(
     return HeldOut(list(rows), probs, thresholds)
 
 
+def source_splits(rows: Sequence[Row]) -> list[tuple[list[int], list[int]]]:
+    """(train, test) row indices, one pair per source: the source's rows against all others."""
+    sources = sorted({r.source for r in rows})
+    return [
+        (
+            [i for i, r in enumerate(rows) if r.source != s],
+            [i for i, r in enumerate(rows) if r.source == s],
+        )
+        for s in sources
+    ]
+
+
+def text_group_splits(rows: Sequence[Row], folds: int = FOLDS) -> list[tuple[list[int], list[int]]]:
+    """(train, test) row indices of a ``folds``-fold split grouped by cleaned text."""
+    from sklearn.model_selection import GroupKFold
+
+    groups = [text_group(r.text) for r in rows]
+    dummy = np.zeros(len(rows))
+    return [
+        (list(tr), list(te)) for tr, te in GroupKFold(n_splits=folds).split(dummy, None, groups)
+    ]
+
+
 def leave_one_source_out(rows: Sequence[Row]) -> HeldOut:
     """Each source's rows scored by a detector trained on every other source only."""
-
-    def splits(rs: Sequence[Row]) -> list[tuple[list[int], list[int]]]:
-        sources = sorted({r.source for r in rs})
-        return [
-            (
-                [i for i, r in enumerate(rs) if r.source != s],
-                [i for i, r in enumerate(rs) if r.source == s],
-            )
-            for s in sources
-        ]
-
-    return _held_out(rows, splits)
+    return _held_out(rows, source_splits)
 
 
 def grouped_by_text(rows: Sequence[Row], folds: int = FOLDS) -> HeldOut:
     """5-fold split grouped by cleaned text (a text and its duplicates in one fold)."""
-    from sklearn.model_selection import GroupKFold
-
-    def splits(rs: Sequence[Row]) -> list[tuple[list[int], list[int]]]:
-        groups = [_text_group(r.text) for r in rs]
-        dummy = np.zeros(len(rs))
-        return [
-            (list(tr), list(te)) for tr, te in GroupKFold(n_splits=folds).split(dummy, None, groups)
-        ]
-
-    return _held_out(rows, splits)
+    return _held_out(rows, lambda rs: text_group_splits(rs, folds))
 
 
 def recall_table(held: HeldOut, key: Callable[[Row], str]) -> dict[str, dict[str, float]]:

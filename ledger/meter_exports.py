@@ -259,20 +259,22 @@ _LOCAL_GUARD = threading.Lock()
 def exclusive(engine: Engine, name: str) -> Iterator[bool]:
     """Whether this process holds the lock ``name`` for the block (never waits: False when
     another holds it). PostgreSQL: a session advisory lock, so one process of many runs a
-    scheduled export; SQLite (one process): a lock per name in this process."""
+    scheduled export; SQLite (one process): a lock per name in this process.
+
+    Advisory locks belong to the database, not the schema: the key names the ledger's schema,
+    so two ledgers in one database (one schema each) do not take each other's turn."""
     if engine.dialect.name == "postgresql":
         key = {"k": f"outcome-judge:{name}"}
+        lock_key = "hashtextextended(current_schema() || ':' || :k, 0)"
         with engine.connect() as conn:
             got = bool(
-                conn.execute(
-                    sa.text("SELECT pg_try_advisory_lock(hashtextextended(:k, 0))"), key
-                ).scalar()
+                conn.execute(sa.text(f"SELECT pg_try_advisory_lock({lock_key})"), key).scalar()
             )
             try:
                 yield got
             finally:
                 if got:
-                    conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), key)
+                    conn.execute(sa.text(f"SELECT pg_advisory_unlock({lock_key})"), key)
         return
     with _LOCAL_GUARD:
         lock = _LOCAL_LOCKS.setdefault(name, threading.Lock())

@@ -24,7 +24,8 @@ from ledger.schema import migrate
 from tests.ledger.conftest import _pg_schema, _with_schema, required_url
 from tests.ledger.test_meters import at, fill, record
 
-pytestmark = pytest.mark.postgres
+# One worker runs these in turn: they pause and resume the one standby's replay.
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("standby")]
 
 STANDBY_ENV = "OUTCOME_JUDGE_TEST_PG_STANDBY_URL"
 SINCE, UNTIL = datetime(2026, 2, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)

@@ -36,6 +36,11 @@ LOCAL_MODELS = (
 )
 
 
+# The listeners bind fixed, well-known ports (11434, 8080, 8000, 22088): one worker runs the
+# module's tests in turn, or a test on the other worker finds the ports taken and skips.
+pytestmark = pytest.mark.xdist_group("well_known_ports")
+
+
 class Listeners:
     """TCP listeners on loopback that count every connection they accept."""
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,6 +39,19 @@ hypothesis_settings.load_profile(os.environ.get(HYPOTHESIS_PROFILE_ENV) or "dete
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+@contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """Hold a lock that every pytest worker on this machine shares (``make test`` runs two):
+    for tests that use one thing the machine has once, such as a fixed port or the one hot
+    standby's replay. (pytest-xdist's ``xdist_group`` did not keep such tests together here.)"""
+    with (Path(tempfile.gettempdir()) / f"outcome-judge-tests-{name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def shared_dataset(relative: str) -> Path:

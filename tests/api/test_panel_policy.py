@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from tests.api.conftest import auth
 from tests.api.jobs_helpers import ledger_engine, store_outcomes, ticket
+from tests.conftest import machine_lock
 from tests.fakes.openai_server import FakeOpenAIServer, Reply
 
 #: Where litellm's local providers connect when no api_base is given (litellm's defaults).
@@ -34,11 +35,6 @@ LOCAL_MODELS = (
     "lm_studio/llama3",
     "hosted_vllm/llama3",
 )
-
-
-# The listeners bind fixed, well-known ports (11434, 8080, 8000, 22088): one worker runs the
-# module's tests in turn, or a test on the other worker finds the ports taken and skips.
-pytestmark = pytest.mark.xdist_group("well_known_ports")
 
 
 class Listeners:
@@ -91,11 +87,14 @@ class Listeners:
 
 @pytest.fixture
 def listeners() -> Iterator[Listeners]:
-    found = Listeners(LOCAL_PORTS)
-    try:
-        yield found
-    finally:
-        found.close()
+    # Fixed, well-known ports: tests in the other pytest worker take turns, or one finds the
+    # ports taken and skips.
+    with machine_lock("well-known-ports"):
+        found = Listeners(LOCAL_PORTS)
+        try:
+            yield found
+        finally:
+            found.close()
 
 
 def post_panel(client: TestClient, key: str, judge: str) -> tuple[int, dict[str, object]]:

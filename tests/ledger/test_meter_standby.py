@@ -21,11 +21,11 @@ from sqlalchemy.engine import Engine, make_url
 from ledger.db import make_engine
 from ledger.meters import verified_outcomes, verified_outcomes_raw
 from ledger.schema import migrate
+from tests.conftest import machine_lock
 from tests.ledger.conftest import _pg_schema, _with_schema, required_url
 from tests.ledger.test_meters import at, fill, record
 
-# One worker runs these in turn: they pause and resume the one standby's replay.
-pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("standby")]
+pytestmark = pytest.mark.postgres
 
 STANDBY_ENV = "OUTCOME_JUDGE_TEST_PG_STANDBY_URL"
 SINCE, UNTIL = datetime(2026, 2, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
@@ -83,7 +83,8 @@ class Statements:
 def ledgers() -> Iterator[tuple[Engine, Engine]]:
     """A filled ledger on the primary and the same schema on the standby, replayed."""
     standby_base = standby_base_url()
-    with _pg_schema() as url:
+    # The tests pause and resume the one standby's replay: one at a time on this machine.
+    with machine_lock("standby"), _pg_schema() as url:
         primary = make_engine(url)
         migrate(primary)
         fill(primary)

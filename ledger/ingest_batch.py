@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from judge.models import Outcome, as_utc, canonical_json, content_hash_of, digest_of, text_digest
 from ledger.db import among, chunked, insert_for
 from ledger.outcome_locks import lock_outcomes
-from ledger.records import EMBEDDED_LABEL_SOURCE, UNREVIEWED_LABEL_SOURCE
+from ledger.records import EMBEDDED_LABEL_SOURCE, by_a_person
 from ledger.review_index import drop_review_rows
 from ledger.tables import LabelRow, OutcomeRow, TenantRow, TouchRow, to_money, utcnow
 
@@ -169,7 +169,7 @@ def write_batch(
         _insert_labels(conn, tenant, label_rows, now, label_source)
         if added_labels is not None:
             added_labels.update(row[0] for row in label_rows)
-        if label_source != UNREVIEWED_LABEL_SOURCE:
+        if by_a_person(label_source):
             # Only an outcome stored before this batch can have a verdict, hence a queue row
             # (and no verdict can arrive meanwhile: writers of verdicts take the same locks).
             drop_review_rows(conn, tenant, [row[0] for row in label_rows if row[0] in latest])
@@ -278,7 +278,7 @@ def _touch_rows(tenant: str, outcome: Outcome, revision: int) -> list[tuple[Any,
 def _label_key(digest: str | None, source: str) -> str | None:
     """The stored digest of a label from ``source``: an unreviewed copy of a label is kept
     apart, so that the same label sent later with a key that may label is still stored."""
-    if digest is None or source != UNREVIEWED_LABEL_SOURCE:
+    if digest is None or by_a_person(source):
         return digest
     return text_digest(f"{source}:{digest}")
 

@@ -380,7 +380,7 @@ class LedgerReads:
                 read_in_index_order(conn)
             label_rows = db.exec(
                 select(LabelRow)
-                .where(LabelRow.tenant == self.tenant, _human_label())
+                .where(LabelRow.tenant == self.tenant, human_labels())
                 .order_by(col(LabelRow.pk))
             ).all()
             ids = sorted({row.outcome_id for row in label_rows})
@@ -444,7 +444,7 @@ class LedgerReads:
             raise ValueError("batch_size must be >= 1")
         conditions: list[Any] = [LabelRow.tenant == self.tenant]
         if human_only:
-            conditions.append(_human_label())
+            conditions.append(human_labels())
         if outcome_id is not None:
             conditions.append(LabelRow.outcome_id == outcome_id)
         if source is not None:
@@ -483,9 +483,9 @@ class LedgerReads:
             return {name: int(db.exec(q).one()) for name, q in queries.items()}
 
 
-def _human_label() -> Any:
-    """Labels that count as a person's: every source but ``submitted``."""
-    return LabelRow.source != UNREVIEWED_LABEL_SOURCE
+def human_labels(source: Any = None) -> Any:
+    """SQL of :func:`ledger.records.by_a_person` on ``source`` (default: ``labels.source``)."""
+    return (LabelRow.source if source is None else source) != UNREVIEWED_LABEL_SOURCE
 
 
 def _stored_label(row: LabelRow) -> StoredLabel:

@@ -16,6 +16,7 @@ __all__ = [
     "RecordedVerdict",
     "StoredLabel",
     "StoredVerdict",
+    "by_a_person",
 ]
 
 #: The ``source`` of a label that arrived inside its outcome (``outcome.label``).
@@ -25,6 +26,12 @@ EMBEDDED_LABEL_SOURCE = "outcome"
 #: Kept and shown, but no human label: calibration, the gate, drift and revocations do not
 #: count it, and it does not take its outcome out of the review queue.
 UNREVIEWED_LABEL_SOURCE = "submitted"
+
+
+def by_a_person(source: str) -> bool:
+    """Whether a label of ``source`` is a person's (every source but ``submitted``): what
+    calibration counts and what takes an outcome out of the review queue."""
+    return source != UNREVIEWED_LABEL_SOURCE
 
 
 @dataclass(frozen=True)

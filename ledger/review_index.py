@@ -77,7 +77,7 @@ def drop_review_rows(conn: Connection, tenant: str, outcome_ids: Iterable[str]) 
 
 
 def _labelled(conn: Connection, tenant: str, ids: Sequence[str]) -> set[str]:
-    from ledger.records import UNREVIEWED_LABEL_SOURCE
+    from ledger.reads import human_labels
     from ledger.tables import LabelRow
 
     labels = LabelRow.__table__  # type: ignore[attr-defined]
@@ -87,7 +87,7 @@ def _labelled(conn: Connection, tenant: str, ids: Sequence[str]) -> set[str]:
             conn.execute(
                 sa.select(labels.c.outcome_id)
                 .where(labels.c.tenant == tenant, labels.c.outcome_id.in_(chunk))
-                .where(labels.c.source != UNREVIEWED_LABEL_SOURCE)
+                .where(human_labels(labels.c.source))
                 .distinct()
             ).scalars()
         )

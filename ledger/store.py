@@ -33,9 +33,9 @@ from ledger.outcome_locks import LedgerConflictError, lock_outcomes, outcome_loc
 from ledger.reads import LedgerReads
 from ledger.records import (
     EMBEDDED_LABEL_SOURCE,
-    UNREVIEWED_LABEL_SOURCE,
     OutcomeRef,
     RecordedResult,
+    by_a_person,
 )
 from ledger.review_index import drop_review_rows, refresh_review_rows
 from ledger.rewrites import hold_rewrites
@@ -473,7 +473,7 @@ class Ledger(LedgerReads):
                     "before labelling it"
                 )
             added = self._write_label(db, outcome_id, label, source)
-            if source != UNREVIEWED_LABEL_SOURCE:  # a person's label: no longer queued
+            if by_a_person(source):  # a person's label: no longer queued
                 drop_review_rows(db.connection(), self.tenant, [outcome_id])
             return added
 

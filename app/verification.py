@@ -254,6 +254,7 @@ async def verify_into_ledger(
     on_progress: Callable[[], None] | None = None,
     share: int = 1,
     found: LedgerState | None = None,
+    attested: frozenset[str] | None = None,
 ) -> VerifyRun:
     """Verify ``outcomes``, record every result in the ledger, write the verdicts to ``out``.
 
@@ -265,6 +266,8 @@ async def verify_into_ledger(
     killed runs, the provider limits are shared (:class:`judge.limits.ProviderLimiter`), and
     ``found`` is what the parent found in the ledger before any process wrote to it (a process
     that looked itself could see its siblings' first writes and ask the ledger for every call).
+    ``attested``: the digests of the documents the buyer attested (``--attested``), read by a
+    panel with ``report_inputs: attested`` (:mod:`judge.attestation`).
     """
     from app.screen_processes import beside_the_loop
     from judge import model_client
@@ -278,7 +281,7 @@ async def verify_into_ledger(
         run = await _verify_into_ledger(
             outcomes, panel=panel, rubrics=rubrics, out=out, db_url=db_url, tenant=tenant,
             concurrency=concurrency, resume=resume, on_progress=on_progress, share=share,
-            found=found, screen_pool=beside.screen_pool,
+            found=found, screen_pool=beside.screen_pool, attested=attested,
         )  # fmt: skip
         run.summary.call_processes = beside.call_processes
         return run
@@ -298,6 +301,7 @@ async def _verify_into_ledger(
     share: int,
     found: LedgerState | None,
     screen_pool: ScreenPool | None,
+    attested: frozenset[str] | None,
 ) -> VerifyRun:
     from judge.engine import Engine
     from judge.limits import ProviderLimiter
@@ -325,6 +329,7 @@ async def _verify_into_ledger(
         limiter=limiter,
         detector=screen_pool.detector if screen_pool is not None else "default",
         screen_pool=screen_pool,
+        attested=attested,
     )
     engine.warm_up()  # the first screen's imports: before the clock starts
     freeze_heap()

@@ -76,6 +76,7 @@ class _Part:
     concurrency: int
     resume: bool
     found: LedgerState
+    attested: frozenset[str] | None = None
 
 
 def split_concurrency(total: int, processes: int) -> list[int]:
@@ -104,6 +105,7 @@ def verify_in_processes(
     processes: int,
     total: int,
     on_progress: Callable[[int], None] | None = None,
+    attested: frozenset[str] | None = None,
 ) -> VerifyRun:
     """Verify the outcomes of ``input_path`` in ``processes`` processes (see the module doc).
 
@@ -149,6 +151,7 @@ def verify_in_processes(
             concurrency=shares[k],
             resume=resume,
             found=found,
+            attested=attested,
         )
         for k in range(processes)
     ]
@@ -282,6 +285,7 @@ def _run_part(part: _Part, messages: Any) -> None:
                 on_progress=progress.tick,
                 share=part.count,
                 found=part.found,
+                attested=part.attested,
             )
         )
         progress.flush()

@@ -7,7 +7,7 @@ Pure: no HTTP server, no SQL. Judge calls are recorded through the ``CallStore``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from statistics import fmean
 
 from judge.aggregate import (
@@ -17,6 +17,7 @@ from judge.aggregate import (
     disagreement_reason,
     run_cascade,
 )
+from judge.attestation import unattested_reasons
 from judge.guard_model import InjectionDetector, default_detector
 from judge.limits import ProviderLimiter, process_limiter
 from judge.models import Outcome
@@ -32,6 +33,7 @@ from judge.verdict import (
     FLAG_DISAGREEMENT,
     FLAG_GUARD_UNAVAILABLE,
     FLAG_INJECTION,
+    FLAG_UNATTESTED,
     CriterionResult,
     Judgment,
     Verdict,
@@ -81,6 +83,10 @@ class Engine:
     screen_pool : ScreenPool, optional
         Run the injection screen in these processes (:mod:`judge.screen_pool`) instead of on
         the event loop; it must hold this engine's detector. Same result, less work on the loop.
+    attested : collection of str, optional
+        Digests (:func:`judge.attestation.document_digest`) of the documents the buyer
+        attested; read only by a panel with ``report_inputs: attested``, under which a report
+        whose brief or a source is not among them abstains (``None``: none was given).
     """
 
     def __init__(
@@ -93,8 +99,10 @@ class Engine:
         detector: InjectionDetector | str | None = "default",
         injection_threshold: float | None = None,
         screen_pool: ScreenPool | None = None,
+        attested: Collection[str] | None = None,
     ) -> None:
         self.panel = panel
+        self.attested = attested
         self.rubrics = dict(rubrics)
         self.store: CallStore = store if store is not None else MemoryCallStore()
         self.limiter = limiter if limiter is not None else process_limiter()
@@ -237,6 +245,14 @@ class Engine:
         elif effects.abstain_reasons and decision == "verified":
             decision = "abstain"
             reasons.extend(effects.abstain_reasons)
+
+        if self.panel.report_inputs == "attested":
+            unattested = unattested_reasons(outcome, self.attested)
+            if unattested:
+                flags.append(FLAG_UNATTESTED)
+                reasons.extend(unattested)
+                if decision == "verified":
+                    decision = "abstain"  # the evidence may be the billed party's own
 
         if screened.by_rules:
             flags.append(FLAG_INJECTION)

@@ -124,7 +124,7 @@ class Panel(ContentVersioned):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     version_digits: ClassVar[int] = 4
     version_omit_defaults: ClassVar[frozenset[str]] = frozenset(
-        {"injection_threshold", "disagreement_confidence"}
+        {"injection_threshold", "disagreement_confidence", "report_inputs"}
     )
 
     name: str = Field(default="panel", pattern=NAME)
@@ -150,6 +150,13 @@ class Panel(ContentVersioned):
         description="flag an outcome when the injection detector's probability reaches this "
         "(default: OUTCOME_JUDGE_INJECTION_THRESHOLD, else the threshold the model was trained "
         "with)",
+    )
+
+    report_inputs: Literal["as_submitted", "attested"] = Field(
+        default="as_submitted",
+        description="`attested`: a report is auto-verified only when its brief and every source "
+        "are documents the buyer attested (judge verify --attested FILE); see "
+        "judge.attestation",
     )
 
     @model_validator(mode="before")

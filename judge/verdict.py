@@ -21,6 +21,7 @@ FLAG_LOW_CONFIDENCE = "low_confidence"
 FLAG_GUARD_UNAVAILABLE = "guard_unavailable"
 FLAG_DISAGREEMENT = "judges_disagree"
 FLAG_CONTENT_UNJUDGED = "no_content_judge_passed"
+FLAG_UNATTESTED = "unattested_report_input"
 
 
 def utcnow() -> datetime:

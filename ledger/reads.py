@@ -15,7 +15,7 @@ from sqlmodel import col, func, select
 
 from judge.input_rules import FROM_LEDGER
 from judge.models import Label, Outcome, Touch
-from judge.verdict import Verdict
+from judge.verdict import FLAG_UNATTESTED, Verdict
 from ledger.db import chunked, session
 from ledger.records import (
     UNREVIEWED_LABEL_SOURCE,
@@ -79,7 +79,8 @@ class LedgerReads:
                     revision=row.outcome_revision,
                 )
             }
-            return next(iter(_not_superseded(db.connection(), self.tenant, found).values()), None)
+            kept = _not_superseded(db.connection(), self.tenant, _reusable(found))
+            return next(iter(kept.values()), None)
 
     def recorded_verdicts(
         self, wanted: Iterable[tuple[str, str, str, str]]
@@ -98,7 +99,7 @@ class LedgerReads:
                 found = self._recorded_verdicts_by_key(conn, keys)
             else:
                 found = self._recorded_verdicts_by_id(conn, keys)
-            return _not_superseded(conn, self.tenant, found)
+            return _not_superseded(conn, self.tenant, _reusable(found))
 
     def _recorded_verdicts_by_key(
         self, conn: Any, keys: list[tuple[str, str, str, str]]
@@ -547,6 +548,15 @@ def read_in_index_order(conn: Any) -> None:
     sorted, filtering the tenant's every call for each key asked.
     """
     conn.exec_driver_sql("SET LOCAL enable_sort = off")
+
+
+def _reusable(
+    found: dict[tuple[str, str, str, str], RecordedVerdict],
+) -> dict[tuple[str, str, str, str], RecordedVerdict]:
+    """``found`` without the verdicts that held back a report for inputs nobody had attested:
+    the same content is judged again, so documents attested since are read (the judge calls
+    themselves come from the call cache)."""
+    return {k: v for k, v in found.items() if FLAG_UNATTESTED not in v.verdict.flags}
 
 
 def _not_superseded(

@@ -100,6 +100,16 @@ def verify(
     screen_processes: ScreenProcessesOpt = None,
     call_process: CallProcessOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    attested_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--attested",
+            metavar="FILE",
+            help='Documents the buyer attested, JSON Lines of {"text": ...} or {"sha256": ...}: '
+            "under a panel with report_inputs: attested, a report whose brief or a source is not "
+            "one of them is never auto-verified.",
+        ),
+    ] = None,
     ai_authors: AiAuthorsOpt = None,
     strict: StrictOpt = False,
     mapping: MappingOpt = None,
@@ -109,6 +119,7 @@ def verify(
 
     The input is read and reported first (outcomes, messages per outcome, conversations without
     a customer message or an agent reply, fields not mapped): nothing is judged silently."""
+    from app.attested_documents import AttestedFileError, read_attested
     from app.verification import ReadOptions, check_input, resolve_panel, resolve_rubrics
     from app.verify_processes import ProcessFailed
     from config.settings import get_settings
@@ -135,10 +146,12 @@ def verify(
             fail(f"{problem}; nothing was judged", code=1)
         rubrics = resolve_rubrics(rubric, checked.kinds)
         panel, explanation = resolve_panel(panel_path)
-    except (InputFileError, RubricError, PanelError, ValueError) as exc:
+        attested = read_attested(attested_path) if attested_path is not None else None
+    except (InputFileError, RubricError, PanelError, AttestedFileError, ValueError) as exc:
         fail(str(exc))
     if explanation:
         stderr.print(f"[yellow]{explanation}[/yellow]", highlight=False)
+    _check_attested(panel, attested, reports=checked.kinds.get("report", 0))
 
     db_url = db or settings.db_url
     options: dict[str, Any] = {
@@ -152,6 +165,7 @@ def verify(
         "total": checked.count,
         "resume": resume,
         "reading": reading,
+        "attested": attested,
     }
     try:
         summary, settled = _run(input_path, processes=processes, **options)
@@ -189,6 +203,7 @@ def _run(
     total: int,
     resume: bool,
     reading: ReadOptions,
+    attested: frozenset[str] | None,
 ) -> tuple[RunSummary, SettledCalls]:
     """The verification with a progress bar: in this process, or in ``processes``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -221,6 +236,7 @@ def _run(
                 processes=processes,
                 total=total,
                 on_progress=lambda n: progress.advance(task, n),
+                attested=attested,
             )
         else:
             task = progress.add_task("verifying", total=total)
@@ -235,9 +251,28 @@ def _run(
                     concurrency=concurrency,
                     resume=resume,
                     on_progress=lambda: progress.advance(task),
+                    attested=attested,
                 )
             )
     return run.summary, run.settled
+
+
+def _check_attested(panel: Panel, attested: frozenset[str] | None, *, reports: int) -> None:
+    """Stop before judging when the panel asks for attested documents the run was not given;
+    say so when they were given to a panel that does not read them."""
+    if panel.report_inputs == "attested" and attested is None and reports:
+        fail(
+            f"panel {panel.ref} asks for attested report inputs (report_inputs: attested) and "
+            f"the input holds {reports} report(s): pass --attested FILE with the documents the "
+            "buyer attested (without them no report can be verified); nothing was judged"
+        )
+    if attested is not None and panel.report_inputs != "attested":
+        stderr.print(
+            f"[yellow]--attested has no effect: panel {panel.ref} takes reports' briefs and "
+            "sources as submitted (set report_inputs: attested in the panel to check them)"
+            "[/yellow]",
+            highlight=False,
+        )
 
 
 def _print_summary(

@@ -23,6 +23,7 @@ from api import errors, web
 from api.limits import AuthThrottle, BodySizeLimit, LocalGate, RateLimiter
 from api.methods import OptionsMiddleware
 from api.routers import (
+    attestations,
     audits,
     calibration,
     documents,
@@ -180,6 +181,7 @@ def create_app(*, db_url: str | None = None, embedded_worker: bool | None = None
         meters,
         metrics,
         audits,
+        attestations,
     ):
         app.include_router(module.router)
     return app

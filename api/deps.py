@@ -67,6 +67,7 @@ async def current_tenant(
     if tenant is None:
         raise ApiError(401, "unknown or revoked API key", headers=challenge)
     request.state.tenant = tenant.name
+    request.state.key_id = key_id  # who did it, for what a route records (attestations)
     wait = admission.wait
     if wait is not None:
         per_minute = tenant.requests_per_minute or settings.requests_per_minute

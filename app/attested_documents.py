@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
-from judge.attestation import document_digest
-from judge.models import MAX_TEXT_CHARS
+from judge.attestation import AttestedDocument
 
 __all__ = ["AttestedFileError", "read_attested"]
 
@@ -25,23 +24,6 @@ MAX_DOCUMENTS = 1_000_000
 
 class AttestedFileError(ValueError):
     """A file of attested documents that cannot be read, with the line and the fix."""
-
-
-class _AttestedLine(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: str | None = Field(default=None, max_length=200)
-    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-
-    @model_validator(mode="after")
-    def _one_of(self) -> _AttestedLine:
-        if (self.text is None) == (self.sha256 is None):
-            raise ValueError('give either "text" (the document) or "sha256" (its digest)')
-        return self
-
-    def digest(self) -> str:
-        return self.sha256 if self.sha256 is not None else document_digest(self.text or "")
 
 
 def read_attested(path: Path) -> frozenset[str]:
@@ -59,7 +41,7 @@ def read_attested(path: Path) -> frozenset[str]:
                 if not line.strip():
                     continue
                 try:
-                    entry = _AttestedLine.model_validate(json.loads(line))
+                    entry = AttestedDocument.model_validate(json.loads(line))
                 except (json.JSONDecodeError, ValidationError) as exc:
                     raise AttestedFileError(
                         f"{path} line {number}: not an attested document ({_short(exc)}); each "

@@ -75,6 +75,9 @@ class _Prepared:
     engine: JudgeEngine
     rubrics: dict[str, Rubric]
     panel: Panel
+    #: The engine's attested digests (``report_inputs: attested`` only): those of the reports
+    #: seen so far that the tenant attested, read with each batch (:meth:`Worker._attested`).
+    attested: set[str] | None = None
 
 
 @dataclass
@@ -388,6 +391,7 @@ class Worker:
             )
         requests: list[Request[_Key]] = []
         keys: dict[str, list[str]] = defaultdict(list)
+        attested_wanted: dict[str, list[tuple[set[str], Outcome]]] = defaultdict(list)
         for item, prepared in prepared_items:
             outcome = loaded[item.tenant].get(item.outcome_id)
             if outcome is None:
@@ -412,10 +416,13 @@ class Worker:
                 continue
             batch.groups[key] = [item]
             requests.append(Request(outcome, prepared.engine, (batch, key)))
+            if prepared.attested is not None:
+                attested_wanted[item.tenant].append((prepared.attested, outcome))
             keys[item.tenant].extend(prepared.engine.cache_keys(outcome))
             # A call belongs to the job of the first item in hand judging its outcome.
             self._store(item.tenant).job_for.setdefault(item.outcome_id, item.job_pk)
             self._in_hand[(item.tenant, item.outcome_id)] += 1
+        await self._attested(attested_wanted)
         for tenant, tenant_keys in keys.items():
             batch.cache_keys[tenant] = tenant_keys
             group_keys = [(k[1], k[2], k[3], k[4]) for k in batch.groups if k[0] == tenant]
@@ -426,6 +433,12 @@ class Worker:
             for (outcome_id, rubric_ref, panel_ref, content), prior in found.items():
                 batch.prior[(tenant, outcome_id, rubric_ref, panel_ref, content)] = prior
         return requests
+
+    async def _attested(self, wanted: Mapping[str, list[tuple[set[str], Outcome]]]) -> None:
+        from ledger.attested import add_attested
+
+        for tenant, pairs in wanted.items():
+            await asyncio.to_thread(add_attested, self.engine, tenant, pairs)
 
     async def _recorded(self, request: Request[_Key]) -> Verdict | None:
         """The resume rule of ``judge verify``, from what was read with the batch."""
@@ -558,11 +571,12 @@ class Worker:
         if prepared is None:
             store = self._store(item.tenant)
             pool = self._screen_pool
+            attested: set[str] | None = set() if panel.report_inputs == "attested" else None
             judge_engine = await asyncio.to_thread(
                 JudgeEngine, panel, rubrics, store=store, screen_pool=pool,
-                detector=pool.detector if pool is not None else "default",
+                detector=pool.detector if pool is not None else "default", attested=attested,
             )  # fmt: skip
-            prepared = _Prepared(judge_engine, rubrics, panel)
+            prepared = _Prepared(judge_engine, rubrics, panel, attested)
             self._engines[engine_key] = prepared
             while len(self._engines) > ENGINE_CACHE_SIZE:
                 self._engines.popitem(last=False)

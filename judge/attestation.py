@@ -22,10 +22,18 @@ import hashlib
 import unicodedata
 from collections.abc import Collection
 
-from judge.models import Outcome
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from judge.models import MAX_TEXT_CHARS, Outcome
 from judge.verdict import FLAG_UNATTESTED
 
-__all__ = ["FLAG_UNATTESTED", "document_digest", "unattested_reasons"]
+__all__ = [
+    "FLAG_UNATTESTED",
+    "AttestedDocument",
+    "document_digest",
+    "report_digests",
+    "unattested_reasons",
+]
 
 
 def document_digest(text: str) -> str:
@@ -40,6 +48,41 @@ def document_digest(text: str) -> str:
     """
     norm = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
     return hashlib.sha256(norm.encode("utf-8")).hexdigest()
+
+
+class AttestedDocument(BaseModel):
+    """One document as a buyer gives it: its text, or its :func:`document_digest` (for a buyer
+    who hands over digests only), with an optional name of the buyer's own.
+
+    >>> AttestedDocument(sha256="ab" * 32).digest() == "ab" * 32
+    True
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(default=None, max_length=200, description="The buyer's own name.")
+    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the document"
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> AttestedDocument:
+        if (self.text is None) == (self.sha256 is None):
+            raise ValueError('give either "text" (the document) or "sha256" (its digest)')
+        return self
+
+    def digest(self) -> str:
+        return self.sha256 if self.sha256 is not None else document_digest(self.text or "")
+
+
+def report_digests(outcome: Outcome) -> list[str]:
+    """The digests of a report's brief and sources (none for an outcome that is not a report):
+    what a service reads from its attested documents before judging it."""
+    report = outcome.report
+    if outcome.kind != "report" or report is None:
+        return []
+    return [document_digest(t) for t in [report.brief, *(s.text for s in report.sources)]]
 
 
 def unattested_reasons(outcome: Outcome, attested: Collection[str] | None) -> list[str]:
@@ -67,7 +110,7 @@ def unattested_reasons(outcome: Outcome, attested: Collection[str] | None) -> li
     if attested is None:
         return [
             "the panel asks for attested report inputs and this run was given no attested "
-            "documents (judge verify --attested FILE; the service's workers take none yet)"
+            "documents (judge verify --attested FILE)"
         ]
     reasons = []
     inputs = [("the brief", report.brief)]

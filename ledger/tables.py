@@ -396,6 +396,8 @@ ALL_TABLES: tuple[type[SQLModel], ...] = (
 
 # The service's tables live in their own modules; importing them registers them on the metadata.
 # (ALL_TABLES above lists the core tables; ledger.service_tables.SERVICE_TABLES and
-# ledger.shared_state_tables.SHARED_STATE_TABLES list those.)
+# ledger.shared_state_tables.SHARED_STATE_TABLES and ledger.attested_tables.ATTESTED_TABLES
+# list those.)
+from ledger import attested_tables as _attested_tables  # noqa: E402, F401
 from ledger import service_tables as _service_tables  # noqa: E402, F401
 from ledger import shared_state_tables as _shared_state_tables  # noqa: E402, F401

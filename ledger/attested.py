@@ -1,0 +1,112 @@
+"""A tenant's attested documents: written by the buyer's key, read by the workers
+(:mod:`judge.attestation` says what they are for)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from judge.attestation import report_digests
+from judge.models import Outcome
+from ledger.attested_tables import AttestedDocumentRow
+from ledger.columns import utcnow
+from ledger.db import chunked, insert_for, session
+
+__all__ = [
+    "AttestedDocument",
+    "add_attested",
+    "attest_documents",
+    "attested_among",
+    "list_attested",
+]
+
+
+@dataclass(frozen=True)
+class AttestedDocument:
+    digest: str
+    doc_id: str | None
+    key_id: str | None
+    created_at: datetime
+
+
+def attest_documents(
+    engine: Engine,
+    tenant: str,
+    documents: Sequence[tuple[str, str | None]],
+    *,
+    key_id: str | None,
+) -> list[str]:
+    """Attest ``documents`` (``(digest, the buyer's id or None)``) for ``tenant`` in one
+    transaction; the digests newly attested, in order (one attested before stays as it was)."""
+    table = AttestedDocumentRow.__table__  # type: ignore[attr-defined]
+    added: list[str] = []
+    seen: set[str] = set()
+    now = utcnow()
+    with session(engine) as db:
+        conn = db.connection()
+        stmt = (
+            insert_for(conn.dialect.name, table)
+            .on_conflict_do_nothing(index_elements=["tenant", "digest"])
+            .returning(table.c.digest)
+        )
+        for digest, doc_id in documents:
+            if digest in seen:
+                continue
+            seen.add(digest)
+            row = conn.execute(
+                stmt,
+                {
+                    "tenant": tenant,
+                    "digest": digest,
+                    "doc_id": doc_id,
+                    "key_id": key_id,
+                    "created_at": now,
+                },
+            ).first()
+            if row is not None:
+                added.append(digest)
+    return added
+
+
+def attested_among(engine: Engine, tenant: str, digests: Collection[str]) -> set[str]:
+    """Which of ``digests`` ``tenant`` attested."""
+    table = AttestedDocumentRow.__table__  # type: ignore[attr-defined]
+    found: set[str] = set()
+    with session(engine, readonly=True) as db:
+        for chunk in chunked(sorted(set(digests))):
+            query = sa.select(table.c.digest).where(
+                table.c.tenant == tenant, table.c.digest.in_(chunk)
+            )
+            found.update(db.connection().execute(query).scalars())
+    return found
+
+
+def add_attested(engine: Engine, tenant: str, pairs: Sequence[tuple[set[str], Outcome]]) -> None:
+    """For each ``(attested, report)``, add to ``attested`` the digests of the report's brief
+    and sources that ``tenant`` attested: one read for them all. A worker's engine keeps such a
+    set; digests are only ever added, so batches in flight on one engine never lose one (an
+    attestation is never withdrawn)."""
+    digests = {d for _, outcome in pairs for d in report_digests(outcome)}
+    found = attested_among(engine, tenant, digests) if digests else set()
+    for attested, outcome in pairs:
+        attested.update(d for d in report_digests(outcome) if d in found)
+
+
+def list_attested(
+    engine: Engine, tenant: str, *, limit: int, before: int | None = None
+) -> tuple[list[AttestedDocument], int | None]:
+    """``tenant``'s attested documents, newest first, at most ``limit``; and the cursor of the
+    next page (``before``), None after the last."""
+    table = AttestedDocumentRow.__table__  # type: ignore[attr-defined]
+    query = sa.select(table).where(table.c.tenant == tenant)
+    if before is not None:
+        query = query.where(table.c.pk < before)
+    query = query.order_by(table.c.pk.desc()).limit(limit + 1)
+    with session(engine, readonly=True) as db:
+        rows = db.connection().execute(query).all()
+    page = [AttestedDocument(r.digest, r.doc_id, r.key_id, r.created_at) for r in rows[:limit]]
+    return page, (rows[limit - 1].pk if len(rows) > limit else None)

@@ -1,5 +1,5 @@
-"""Reading the attested documents of ``judge verify --attested FILE`` (see
-:mod:`judge.attestation`).
+"""The attested documents of ``judge verify --attested FILE`` and ``judge attest FILE``, and
+those a tenant attested in the ledger (see :mod:`judge.attestation`).
 
 The file is JSON Lines, one document a line: ``{"text": "..."}`` (the document itself) or
 ``{"sha256": "<64 hex digits>"}`` (its :func:`judge.attestation.document_digest`, for a buyer
@@ -10,13 +10,22 @@ Every line is checked before anything is judged; a bad line stops the run and na
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from judge.attestation import AttestedDocument
+from judge.models import Outcome
 
-__all__ = ["AttestedFileError", "read_attested"]
+__all__ = [
+    "AttestedFileError",
+    "LedgerAttested",
+    "ledger_attested",
+    "read_attested",
+    "read_attested_documents",
+]
 
 #: More documents than this in one file is a mistake (a whole export given by error), not a list.
 MAX_DOCUMENTS = 1_000_000
@@ -34,7 +43,18 @@ def read_attested(path: Path) -> frozenset[str]:
     AttestedFileError
         When the file cannot be read, a line is not a document as above, or it lists none.
     """
-    digests: set[str] = set()
+    return frozenset(digest for digest, _ in read_attested_documents(path))
+
+
+def read_attested_documents(path: Path) -> list[tuple[str, str | None]]:
+    """``(digest, the buyer's id)`` of each distinct document listed in ``path``, in order.
+
+    Raises
+    ------
+    AttestedFileError
+        As :func:`read_attested`.
+    """
+    documents: dict[str, str | None] = {}
     try:
         with path.open(encoding="utf-8") as lines:
             for number, line in enumerate(lines, start=1):
@@ -47,8 +67,8 @@ def read_attested(path: Path) -> frozenset[str]:
                         f"{path} line {number}: not an attested document ({_short(exc)}); each "
                         'line is {"text": "..."} or {"sha256": "<64 hex digits>"}'
                     ) from None
-                digests.add(entry.digest())
-                if len(digests) > MAX_DOCUMENTS:
+                documents.setdefault(entry.digest(), entry.id)
+                if len(documents) > MAX_DOCUMENTS:
                     raise AttestedFileError(
                         f"{path}: more than {MAX_DOCUMENTS:,} documents; is this the right file?"
                     )
@@ -56,9 +76,38 @@ def read_attested(path: Path) -> frozenset[str]:
         raise AttestedFileError(f"{path}: cannot read the attested documents ({exc})") from None
     except UnicodeDecodeError:
         raise AttestedFileError(f"{path}: not UTF-8 text; save it as UTF-8 JSON Lines") from None
-    if not digests:
+    if not documents:
         raise AttestedFileError(f"{path}: no attested documents in it")
-    return frozenset(digests)
+    return list(documents.items())
+
+
+@dataclass(frozen=True)
+class LedgerAttested:
+    """What a tenant attested in the ledger, as far as one input file's reports go."""
+
+    #: The digests of the input's report briefs and sources that the tenant attested.
+    digests: frozenset[str]
+    #: Whether the tenant attested any document at all.
+    tenant_has_any: bool
+
+
+def ledger_attested(db_url: str, tenant: str, outcomes: Iterable[Outcome]) -> LedgerAttested:
+    """Which briefs and sources of the reports in ``outcomes`` ``tenant`` attested in the ledger
+    at ``db_url`` (``POST /v1/attestations``, ``judge attest``): the same documents the service's
+    workers read, so that ``judge verify`` on that ledger judges its reports the same way."""
+    from judge.attestation import report_digests
+    from ledger.attested import attested_among, tenant_attested_any
+    from ledger.db import make_engine
+    from ledger.schema import migrate
+
+    wanted = {digest for outcome in outcomes for digest in report_digests(outcome)}
+    engine = make_engine(db_url)
+    try:
+        migrate(engine)
+        found = attested_among(engine, tenant, wanted) if wanted else set()
+        return LedgerAttested(frozenset(found), tenant_attested_any(engine, tenant))
+    finally:
+        engine.dispose()
 
 
 def _short(exc: Exception) -> str:

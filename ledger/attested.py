@@ -15,6 +15,8 @@ from judge.models import Outcome
 from ledger.attested_tables import AttestedDocumentRow
 from ledger.columns import utcnow
 from ledger.db import chunked, insert_for, session
+from ledger.tables import TenantRow
+from ledger.tenants import UnknownTenantError
 
 __all__ = [
     "AttestedDocument",
@@ -22,6 +24,7 @@ __all__ = [
     "attest_documents",
     "attested_among",
     "list_attested",
+    "tenant_attested_any",
 ]
 
 
@@ -41,13 +44,26 @@ def attest_documents(
     key_id: str | None,
 ) -> list[str]:
     """Attest ``documents`` (``(digest, the buyer's id or None)``) for ``tenant`` in one
-    transaction; the digests newly attested, in order (one attested before stays as it was)."""
+    transaction; the digests newly attested, in order (one attested before stays as it was).
+
+    Raises
+    ------
+    UnknownTenantError
+        When the ledger has no tenant ``tenant``; nothing is written.
+    """
     table = AttestedDocumentRow.__table__  # type: ignore[attr-defined]
     added: list[str] = []
     seen: set[str] = set()
     now = utcnow()
     with session(engine) as db:
         conn = db.connection()
+        tenants = TenantRow.__table__  # type: ignore[attr-defined]
+        exists = sa.select(tenants.c.name).where(tenants.c.name == tenant)
+        if conn.execute(exists).first() is None:
+            raise UnknownTenantError(
+                f"no tenant {tenant!r} in this ledger; create it with `judge tenants create "
+                f"{tenant}` (`judge tenants list` shows the tenants)"
+            )
         stmt = (
             insert_for(conn.dialect.name, table)
             .on_conflict_do_nothing(index_elements=["tenant", "digest"])
@@ -83,6 +99,14 @@ def attested_among(engine: Engine, tenant: str, digests: Collection[str]) -> set
             )
             found.update(db.connection().execute(query).scalars())
     return found
+
+
+def tenant_attested_any(engine: Engine, tenant: str) -> bool:
+    """Whether ``tenant`` attested any document."""
+    table = AttestedDocumentRow.__table__  # type: ignore[attr-defined]
+    query = sa.select(table.c.pk).where(table.c.tenant == tenant).limit(1)
+    with session(engine, readonly=True) as db:
+        return db.connection().execute(query).first() is not None
 
 
 def add_attested(engine: Engine, tenant: str, pairs: Sequence[tuple[set[str], Outcome]]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from app.cli import (
+    attest,
     audit,
     bias,
     calibrate,
@@ -55,6 +56,7 @@ for _module in (
     leaderboard,
     periods,
     audit,
+    attest,
     export,
     serve,
     tenants,

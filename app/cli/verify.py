@@ -33,8 +33,11 @@ from app.cli._import_report import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     from app.verification import ReadOptions
     from judge.importers import FileReport
+    from judge.models import Outcome
     from judge.panel import Panel
     from judge.rubric import Rubric
     from judge.runner import RunSummary
@@ -151,9 +154,16 @@ def verify(
         fail(str(exc))
     if explanation:
         stderr.print(f"[yellow]{explanation}[/yellow]", highlight=False)
-    _check_attested(panel, attested, reports=checked.kinds.get("report", 0))
 
     db_url = db or settings.db_url
+    attested = _attested_for_run(
+        panel,
+        attested,
+        db_url=db_url,
+        tenant=checked.tenant,
+        reports=checked.kinds.get("report", 0),
+        outcomes=lambda: reading.read(input_path, input_format, tenant),
+    )
     options: dict[str, Any] = {
         "input_format": input_format,
         "rubrics": rubrics,
@@ -257,22 +267,50 @@ def _run(
     return run.summary, run.settled
 
 
-def _check_attested(panel: Panel, attested: frozenset[str] | None, *, reports: int) -> None:
-    """Stop before judging when the panel asks for attested documents the run was not given;
-    say so when they were given to a panel that does not read them."""
-    if panel.report_inputs == "attested" and attested is None and reports:
+def _attested_for_run(
+    panel: Panel,
+    attested: frozenset[str] | None,
+    *,
+    db_url: str,
+    tenant: str,
+    reports: int,
+    outcomes: Callable[[], Iterable[Outcome]],
+) -> frozenset[str] | None:
+    """The attested digests the run reads: ``--attested``'s and, for a panel that reads them,
+    those of the input's reports the tenant attested in the ledger (as the service's workers
+    read them). Stops before judging when there are none at all (a forgotten ``--attested``);
+    says so when ``--attested`` is given to a panel that does not read it."""
+    from app.attested_documents import ledger_attested
+    from ledger.db import LedgerDatabaseError
+
+    if panel.report_inputs != "attested":
+        if attested is not None:
+            stderr.print(
+                f"[yellow]--attested has no effect: panel {panel.ref} takes reports' briefs "
+                "and sources as submitted (set report_inputs: attested in the panel to check "
+                "them)[/yellow]",
+                highlight=False,
+            )
+        return attested
+    if not reports:
+        return attested
+    try:
+        found = ledger_attested(db_url, tenant, outcomes())
+    except LedgerDatabaseError as exc:
+        fail(f"{redact_url(db_url)}: cannot read the attested documents: {exc}")
+    if attested is None and not found.tenant_has_any:
         fail(
-            f"panel {panel.ref} asks for attested report inputs (report_inputs: attested) and "
-            f"the input holds {reports} report(s): pass --attested FILE with the documents the "
-            "buyer attested (without them no report can be verified); nothing was judged"
+            f"panel {panel.ref} asks for attested report inputs (report_inputs: attested), the "
+            f"input holds {reports} report(s) and tenant {tenant!r} attested no document in "
+            "the ledger: pass --attested FILE with the documents the buyer attested, or attest "
+            f"them first (judge attest FILE --tenant {tenant}); nothing was judged"
         )
-    if attested is not None and panel.report_inputs != "attested":
-        stderr.print(
-            f"[yellow]--attested has no effect: panel {panel.ref} takes reports' briefs and "
-            "sources as submitted (set report_inputs: attested in the panel to check them)"
-            "[/yellow]",
-            highlight=False,
-        )
+    stderr.print(
+        f"attested documents: {len(attested or ())} from --attested, {len(found.digests)} of "
+        f"this input's from the ledger (tenant {tenant})",
+        highlight=False,
+    )
+    return (attested or frozenset()) | found.digests
 
 
 def _print_summary(

@@ -200,6 +200,7 @@ def test_a_visible_change_is_another_document(text: str) -> None:
 def _forged_reports(path: Path) -> Path:
     record = json.loads(_report().model_dump_json(exclude_none=True))
     record["report"]["sources"].append(FORGED_SOURCE)
+    record.pop("tenant", None)  # the ledger's default tenant
     path.write_text(json.dumps(record) + "\n", encoding="utf-8")
     return path
 
@@ -297,3 +298,39 @@ def test_attested_documents_given_to_a_panel_that_does_not_read_them_say_so(
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "--attested has no effect" in " ".join(result.stderr.split())
+
+
+def test_judge_attest_puts_them_in_the_ledger_and_verify_reads_them_there(tmp_path: Path) -> None:
+    from tests.judge.test_cli_verify import judge_cli, read_verdicts
+
+    env = {"FAKE_PROVIDER_KEY": "sk-fake"}
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    reports = _forged_reports(tmp_path / "reports.jsonl")
+    out = tmp_path / "verdicts.jsonl"
+    unknown = judge_cli("attest", str(_buyer_file(tmp_path / "a.jsonl")), "--db", db,
+                        "--tenant", "acme", cwd=tmp_path)  # fmt: skip
+    assert unknown.returncode != 0 and "no tenant 'acme'" in unknown.stderr
+    buyer = judge_cli("attest", str(_buyer_file(tmp_path / "a.jsonl")), "--db", db, "--json",
+                      cwd=tmp_path)  # fmt: skip
+    assert buyer.returncode == 0, buyer.stderr
+    assert json.loads(buyer.stdout) == {"tenant": "default", "count": 3, "created": 3,
+                                        "unchanged": 0}  # fmt: skip
+    with FakeOpenAIServer() as server:
+        server.default = _fooled_judge
+        panel = _attested_panel(tmp_path / "panel.json", server.base_url)
+        args = ["verify", str(reports), "--panel", str(panel), "--out", str(out), "--db", db]
+        first = judge_cli(*args, cwd=tmp_path, env=env)
+        assert first.returncode == 0, first.stderr
+        assert "0 from --attested, 3 of this input's from the ledger" in first.stderr
+        (verdict,) = read_verdicts(out)
+        assert verdict.decision == "abstain"
+        assert [r.split(" (")[0] for r in verdict.reasons if "attested" in r] == ["source s3"]
+
+        recon = tmp_path / "recon.jsonl"
+        recon.write_text(json.dumps({"sha256": document_digest(FORGED_SOURCE["text"])}) + "\n")
+        again = judge_cli("attest", str(recon), "--db", db, cwd=tmp_path)
+        assert again.returncode == 0 and "1 attested, 0 attested already" in again.stderr
+        second = judge_cli(*args, cwd=tmp_path, env=env)
+        assert second.returncode == 0, second.stderr
+        (verdict,) = read_verdicts(out)
+        assert verdict.decision == "verified"

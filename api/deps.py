@@ -104,7 +104,7 @@ def throttled(refusal: Refusal) -> ApiError:
 _SCOPE_ACTS = {
     "submit": "send outcomes or queue verifications",
     "review": "record human labels",
-    "configure": "store rubrics or panels",
+    "configure": "store rubrics or panels, attest documents or choose a job's panel",
 }
 
 

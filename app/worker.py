@@ -435,10 +435,16 @@ class Worker:
         return requests
 
     async def _attested(self, wanted: Mapping[str, list[tuple[set[str], Outcome]]]) -> None:
-        from ledger.attested import add_attested
+        """Add to each engine's attested digests those of the batch's reports its tenant
+        attested. Read in a thread, added here on the loop (where the engines read them); only
+        ever added, so batches in flight never lose one (an attestation is never withdrawn)."""
+        from ledger.attested import attested_in_reports
 
         for tenant, pairs in wanted.items():
-            await asyncio.to_thread(add_attested, self.engine, tenant, pairs)
+            reports = [outcome for _, outcome in pairs]
+            found = await asyncio.to_thread(attested_in_reports, self.engine, tenant, reports)
+            for attested, _ in pairs:
+                attested.update(found)
 
     async def _recorded(self, request: Request[_Key]) -> Verdict | None:
         """The resume rule of ``judge verify``, from what was read with the batch."""

@@ -70,10 +70,17 @@ class AttestedDocument(BaseModel):
     def _one_of(self) -> AttestedDocument:
         if (self.text is None) == (self.sha256 is None):
             raise ValueError('give either "text" (the document) or "sha256" (its digest)')
+        if self.digest() == EMPTY_DIGEST:
+            # Attested, it would vouch for every empty brief or source sent after it.
+            raise ValueError("an empty document cannot be attested")
         return self
 
     def digest(self) -> str:
         return self.sha256 if self.sha256 is not None else document_digest(self.text or "")
+
+
+#: The digest of a text with nothing but whitespace in it.
+EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()
 
 
 def report_digests(outcome: Outcome) -> list[str]:
@@ -115,6 +122,7 @@ def unattested_reasons(outcome: Outcome, attested: Collection[str] | None) -> li
     reasons = []
     inputs = [("the brief", report.brief)]
     inputs += [(f"source {source.id}", source.text) for source in report.sources]
+    first_named: dict[str, str] = {}
     for name, text in inputs:
         digest = document_digest(text)
         if digest not in attested:
@@ -122,4 +130,8 @@ def unattested_reasons(outcome: Outcome, attested: Collection[str] | None) -> li
                 f"{name} (sha256 {digest[:12]}…) is not an attested document: the party that "
                 "sent the report may have written it"
             )
+        elif digest in first_named:
+            # One attested export under two ids reads as two sources that agree.
+            reasons.append(f"{name} repeats {first_named[digest]}: the same document twice")
+        first_named.setdefault(digest, name)
     return reasons

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,9 +20,9 @@ from ledger.tenants import UnknownTenantError
 
 __all__ = [
     "AttestedDocument",
-    "add_attested",
     "attest_documents",
     "attested_among",
+    "attested_in_reports",
     "list_attested",
     "tenant_attested_any",
 ]
@@ -109,15 +109,11 @@ def tenant_attested_any(engine: Engine, tenant: str) -> bool:
         return db.connection().execute(query).first() is not None
 
 
-def add_attested(engine: Engine, tenant: str, pairs: Sequence[tuple[set[str], Outcome]]) -> None:
-    """For each ``(attested, report)``, add to ``attested`` the digests of the report's brief
-    and sources that ``tenant`` attested: one read for them all. A worker's engine keeps such a
-    set; digests are only ever added, so batches in flight on one engine never lose one (an
-    attestation is never withdrawn)."""
-    digests = {d for _, outcome in pairs for d in report_digests(outcome)}
-    found = attested_among(engine, tenant, digests) if digests else set()
-    for attested, outcome in pairs:
-        attested.update(d for d in report_digests(outcome) if d in found)
+def attested_in_reports(engine: Engine, tenant: str, reports: Iterable[Outcome]) -> set[str]:
+    """The digests of the briefs and sources of ``reports`` that ``tenant`` attested: one read
+    (per 500 digests) for them all."""
+    digests = {d for outcome in reports for d in report_digests(outcome)}
+    return attested_among(engine, tenant, digests) if digests else set()
 
 
 def list_attested(

@@ -555,8 +555,12 @@ def _reusable(
 ) -> dict[tuple[str, str, str, str], RecordedVerdict]:
     """``found`` without the verdicts that held back a report for inputs nobody had attested:
     the same content is judged again, so documents attested since are read (the judge calls
-    themselves come from the call cache)."""
-    return {k: v for k, v in found.items() if FLAG_UNATTESTED not in v.verdict.flags}
+    themselves come from the call cache). A ``not_verified`` stays one whatever is attested."""
+    return {
+        k: v
+        for k, v in found.items()
+        if FLAG_UNATTESTED not in v.verdict.flags or v.verdict.decision != "abstain"
+    }
 
 
 def _not_superseded(

@@ -20,6 +20,27 @@ from ledger.jobs import JobFilter, JobInfo
 router = APIRouter(prefix="/v1", tags=["verifications"])
 
 
+def chosen_beyond_defaults(body: VerificationCreate) -> list[str]:
+    """What a job body chooses about how its outcomes are judged, beyond the tenant's defaults
+    (the panel named ``default`` and the rubric named for each kind, whatever the tenant stored
+    under those names): a panel or rubric by another name, or any ``@version``.
+
+    Only a key with the ``configure`` scope may choose: the party billed per resolution sends
+    the outcomes and queues their verification, and a panel of its choosing (the shipped local
+    panel, which reads the confirmation it sets, or an older version of the buyer's) would
+    verify what the buyer's panel holds back.
+    """
+    from judge.rubric_loader import DEFAULT_RUBRICS
+
+    chosen = [] if body.panel == "default" else [f"panel {body.panel!r}"]
+    if body.rubric is not None and body.rubric not in DEFAULT_RUBRICS.values():
+        chosen.append(f"rubric {body.rubric!r}")
+    for kind, name in (body.rubrics or {}).items():
+        if name != DEFAULT_RUBRICS.get(str(kind)):
+            chosen.append(f"rubric {name!r} for {kind}")
+    return chosen
+
+
 def _create(engine: Engine, tenant: str, body: VerificationCreate) -> JobInfo:
     from judge.yamlsafe import LocatedError
     from ledger.documents import DocumentError, get_document, resolve_panel, resolve_rubrics
@@ -86,8 +107,21 @@ async def create_verification(
     """Queue a verification job; workers run it. Poll `GET /v1/verifications/{id}`.
 
     Outcome ids this tenant does not have (unknown, or another tenant's) answer 404 with every
-    such id in `details.unknown_ids`, and nothing is queued.
+    such id in `details.unknown_ids`, and nothing is queued. Naming a panel or rubric other
+    than the tenant's defaults (`default`, and the rubric named for each kind), or any
+    `@version`, needs the `configure` scope too (403 without it).
     """
+    chosen = chosen_beyond_defaults(body)
+    if chosen and "configure" not in tenant.key_scopes:
+        raise ApiError(
+            403,
+            f"this API key may not choose how outcomes are judged ({', '.join(chosen)}): that "
+            "needs the 'configure' scope; without it a job uses the tenant's panel named "
+            "'default' and its rubrics named support-resolution and report-accuracy (a "
+            "configure key stores those)",
+            details={"required_scope": "configure", "chosen": chosen,
+                     "key_scopes": sorted(tenant.key_scopes)},
+        )  # fmt: skip
     job = await asyncio.to_thread(_create, engine, tenant.name, body)
     response.headers["Location"] = f"/v1/verifications/{job.job_id}"
     return VerificationPublic.of(job)

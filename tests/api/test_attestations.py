@@ -74,6 +74,8 @@ def test_the_buyers_key_attests_and_every_key_reads_digests_only(
         ({"text": "a", "sha256": "0" * 64}, 'give either "text"'),
         ({"sha256": "ABC"}, "sha256"),
         ({"text": "a", "note": "?"}, "note"),
+        ({"text": " \n\t"}, "an empty document cannot be attested"),
+        ({"sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}, "empty"),
     ],
 )
 def test_a_bad_document_is_refused_and_nothing_is_attested(
@@ -99,7 +101,8 @@ def test_a_worker_holds_back_a_report_on_a_source_the_buyer_never_attested(
     fake_llm.default = _fooled_judge
     buyer, sync = _key(db_url, "acme", "configure"), _key(db_url, "acme", "submit")
     judge = {"name": "mini", "model": "openai/gpt-4o-mini", "api_base": fake_llm.base_url}
-    panel = {"name": "buyer-reports", "judges": [{**judge, "max_retries": 0}]}
+    # The buyer's panel is the tenant's default: the only one the integration's jobs may use.
+    panel = {"name": "default", "judges": [{**judge, "max_retries": 0}]}
     panel["report_inputs"] = "attested"
     monkeypatch.setenv("OUTCOME_JUDGE_ALLOWED_API_BASES", f'["{fake_llm.base_url}"]')
     get_settings.cache_clear()
@@ -110,7 +113,6 @@ def test_a_worker_holds_back_a_report_on_a_source_the_buyer_never_attested(
         assert client.post("/v1/attestations", json=attested, headers=auth(buyer)).is_success
         assert post(client, sync, [_forged()]).status_code == 200
         job_body = {"outcome_ids": ["R-2001"], "rubric": "report-accuracy"}
-        job_body["panel"] = "buyer-reports"
         first = client.post("/v1/verifications", json=job_body, headers=auth(sync))
         assert first.status_code == 202, first.text
         run_worker_once(db_url)
@@ -143,3 +145,37 @@ def _latest_verdict(client: TestClient, key: str) -> dict[str, Any]:
     assert detail.status_code == 200, detail.text
     verdicts: list[dict[str, Any]] = detail.json()["verdicts"]
     return verdicts[0]
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        {"panel": "local"},  # the shipped local panel: it reads the confirmation the sender sets
+        {"panel": "default@d1ec"},  # a version of the default other than the buyer's current
+        {"rubric": "report-accuracy@0000"},
+        {"rubrics": {"report": "lenient-reports"}},
+    ],
+)
+def test_only_a_configure_key_chooses_how_a_job_is_judged(
+    client: TestClient, keys: dict[str, str], db_url: str, choice: dict[str, Any]
+) -> None:
+    # Found in review: the integration's submit key named the panel of its jobs, so a panel
+    # with report_inputs: attested (or any the buyer stored) could be walked around.
+    sync = _key(db_url, "acme", "submit")
+    assert post(client, sync, [_forged()]).status_code == 200
+    body = {"outcome_ids": ["R-2001"], **choice}
+    refused = client.post("/v1/verifications", json=body, headers=auth(sync))
+    assert refused.status_code == 403, refused.text
+    error = refused.json()["error"]
+    assert "may not choose how outcomes are judged" in error["message"]
+    assert error["details"]["required_scope"] == "configure"
+    # The defaults, named or not, are the tenant's to set and anyone's to use.
+    for body in ({"outcome_ids": ["R-2001"]}, {"outcome_ids": ["R-2001"], "panel": "default",
+                                             "rubric": "report-accuracy"}):  # fmt: skip
+        assert client.post("/v1/verifications", json=body, headers=auth(sync)).status_code == 202
+    # A key with configure (the buyer's, or an all-scope key) may choose; a bad name is then
+    # the usual 422, not a 403.
+    allowed = client.post(
+        "/v1/verifications", json={"outcome_ids": ["R-2001"], **choice}, headers=auth(keys["acme"])
+    )
+    assert allowed.status_code in (202, 422), allowed.text

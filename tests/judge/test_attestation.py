@@ -334,3 +334,28 @@ def test_judge_attest_puts_them_in_the_ledger_and_verify_reads_them_there(tmp_pa
         assert second.returncode == 0, second.stderr
         (verdict,) = read_verdicts(out)
         assert verdict.decision == "verified"
+
+
+def test_one_attested_source_twice_is_not_two_sources(server: FakeOpenAIServer) -> None:
+    server.default = _fooled_judge
+    report = _report().report
+    assert report is not None
+    twice = [
+        {"id": "s1", "text": report.sources[0].text},
+        {"id": "s2", "text": report.sources[1].text},
+        {"id": "s3", "text": report.sources[1].text + "\n"},  # the same export, copied
+    ]
+    v = _verify(
+        server, _report(sources=twice), report_inputs="attested", attested=_buyer_documents()
+    )
+    assert v.decision == "abstain" and FLAG_UNATTESTED in v.flags
+    assert "source s3 repeats source s2: the same document twice" in v.reasons
+
+
+def test_an_empty_document_cannot_be_attested(tmp_path: Path) -> None:
+    from app.attested_documents import AttestedFileError, read_attested
+
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"text": "Q3 sales"}\n{"text": "  \\n"}\n')
+    with pytest.raises(AttestedFileError, match=r"line 2: .*an empty document cannot be attested"):
+        read_attested(path)

@@ -53,7 +53,6 @@ def attest_documents(
     """
     table = AttestedDocumentRow.__table__  # type: ignore[attr-defined]
     added: list[str] = []
-    seen: set[str] = set()
     now = utcnow()
     with session(engine) as db:
         conn = db.connection()
@@ -69,12 +68,10 @@ def attest_documents(
             .on_conflict_do_nothing(index_elements=["tenant", "digest"])
             .returning(table.c.digest)
         )
+        rows: dict[str, dict[str, object]] = {}
         for digest, doc_id in documents:
-            if digest in seen:
-                continue
-            seen.add(digest)
-            row = conn.execute(
-                stmt,
+            rows.setdefault(
+                digest,
                 {
                     "tenant": tenant,
                     "digest": digest,
@@ -82,9 +79,12 @@ def attest_documents(
                     "key_id": key_id,
                     "created_at": now,
                 },
-            ).first()
-            if row is not None:
-                added.append(digest)
+            )
+        # One statement for the batch (SQLAlchemy sends it as multi-row VALUES): the rows
+        # written come back, those attested before do not.
+        for chunk in chunked(list(rows.values()), 500):
+            written = {r[0] for r in conn.execute(stmt, chunk)}
+            added += [str(row["digest"]) for row in chunk if row["digest"] in written]
     return added
 
 

@@ -10,7 +10,7 @@ Every line is checked before anything is judged; a bad line stops the run and na
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,6 @@ __all__ = [
     "AttestedFileError",
     "LedgerAttested",
     "ledger_attested",
-    "read_attested",
     "read_attested_documents",
 ]
 
@@ -35,24 +34,13 @@ class AttestedFileError(ValueError):
     """A file of attested documents that cannot be read, with the line and the fix."""
 
 
-def read_attested(path: Path) -> frozenset[str]:
-    """The digests of the documents listed in ``path``.
-
-    Raises
-    ------
-    AttestedFileError
-        When the file cannot be read, a line is not a document as above, or it lists none.
-    """
-    return frozenset(digest for digest, _ in read_attested_documents(path))
-
-
 def read_attested_documents(path: Path) -> list[tuple[str, str | None]]:
     """``(digest, the buyer's id)`` of each distinct document listed in ``path``, in order.
 
     Raises
     ------
     AttestedFileError
-        As :func:`read_attested`.
+        When the file cannot be read, a line is not a document as above, or it lists none.
     """
     documents: dict[str, str | None] = {}
     try:
@@ -89,23 +77,45 @@ class LedgerAttested:
     digests: frozenset[str]
     #: Whether the tenant attested any document at all.
     tenant_has_any: bool
+    #: The input's distinct briefs and sources.
+    wanted: int = 0
+    #: Documents of ``recording`` newly attested in the ledger.
+    recorded: int = 0
 
 
-def ledger_attested(db_url: str, tenant: str, outcomes: Iterable[Outcome]) -> LedgerAttested:
+def ledger_attested(
+    db_url: str,
+    tenant: str,
+    outcomes: Iterable[Outcome],
+    *,
+    recording: Sequence[tuple[str, str | None]] = (),
+) -> LedgerAttested:
     """Which briefs and sources of the reports in ``outcomes`` ``tenant`` attested in the ledger
     at ``db_url`` (``POST /v1/attestations``, ``judge attest``): the same documents the service's
-    workers read, so that ``judge verify`` on that ledger judges its reports the same way."""
+    workers read, so that ``judge verify`` on that ledger judges its reports the same way.
+
+    ``recording`` (``(digest, id)``, the ``--attested`` file's) is attested there first, as
+    ``judge attest`` would (creating the tenant when missing): every verdict that relied on an
+    attested document can then be explained from the ledger alone.
+    """
     from judge.attestation import report_digests
-    from ledger.attested import attested_among, tenant_attested_any
+    from ledger.attested import attest_documents, attested_among, tenant_attested_any
     from ledger.db import make_engine
     from ledger.schema import migrate
+    from ledger.store import ensure_tenant
 
     wanted = {digest for outcome in outcomes for digest in report_digests(outcome)}
     engine = make_engine(db_url)
     try:
         migrate(engine)
+        recorded = 0
+        if recording:
+            ensure_tenant(engine, tenant)
+            recorded = len(attest_documents(engine, tenant, recording, key_id=None))
         found = attested_among(engine, tenant, wanted) if wanted else set()
-        return LedgerAttested(frozenset(found), tenant_attested_any(engine, tenant))
+        return LedgerAttested(
+            frozenset(found), tenant_attested_any(engine, tenant), len(wanted), recorded
+        )
     finally:
         engine.dispose()
 

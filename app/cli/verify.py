@@ -122,7 +122,7 @@ def verify(
 
     The input is read and reported first (outcomes, messages per outcome, conversations without
     a customer message or an agent reply, fields not mapped): nothing is judged silently."""
-    from app.attested_documents import AttestedFileError, read_attested
+    from app.attested_documents import AttestedFileError, read_attested_documents
     from app.verification import ReadOptions, check_input, resolve_panel, resolve_rubrics
     from app.verify_processes import ProcessFailed
     from config.settings import get_settings
@@ -149,7 +149,7 @@ def verify(
             fail(f"{problem}; nothing was judged", code=1)
         rubrics = resolve_rubrics(rubric, checked.kinds)
         panel, explanation = resolve_panel(panel_path)
-        attested = read_attested(attested_path) if attested_path is not None else None
+        given = None if attested_path is None else read_attested_documents(attested_path)
     except (InputFileError, RubricError, PanelError, AttestedFileError, ValueError) as exc:
         fail(str(exc))
     if explanation:
@@ -158,7 +158,7 @@ def verify(
     db_url = db or settings.db_url
     attested = _attested_for_run(
         panel,
-        attested,
+        given,
         db_url=db_url,
         tenant=checked.tenant,
         reports=checked.kinds.get("report", 0),
@@ -269,17 +269,19 @@ def _run(
 
 def _attested_for_run(
     panel: Panel,
-    attested: frozenset[str] | None,
+    attested: list[tuple[str, str | None]] | None,
     *,
     db_url: str,
     tenant: str,
     reports: int,
     outcomes: Callable[[], Iterable[Outcome]],
 ) -> frozenset[str] | None:
-    """The attested digests the run reads: ``--attested``'s and, for a panel that reads them,
-    those of the input's reports the tenant attested in the ledger (as the service's workers
-    read them). Stops before judging when there are none at all (a forgotten ``--attested``);
-    says so when ``--attested`` is given to a panel that does not read it."""
+    """The attested digests the run reads, for a panel that reads them: those of the input's
+    reports that the tenant attested in the ledger, after ``--attested``'s documents are
+    attested there (so a verdict that relied on one is explained by the ledger alone, and the
+    service's workers read the same). Stops before judging when the tenant attested nothing (a
+    forgotten ``--attested``); says so when ``--attested`` is given to a panel that does not
+    read it, and then records nothing."""
     from app.attested_documents import ledger_attested
     from ledger.db import LedgerDatabaseError
 
@@ -291,26 +293,29 @@ def _attested_for_run(
                 "them)[/yellow]",
                 highlight=False,
             )
-        return attested
+        return None
     if not reports:
-        return attested
+        return frozenset()
     try:
-        found = ledger_attested(db_url, tenant, outcomes())
+        found = ledger_attested(db_url, tenant, outcomes(), recording=attested or ())
     except LedgerDatabaseError as exc:
         fail(f"{redact_url(db_url)}: cannot read the attested documents: {exc}")
-    if attested is None and not found.tenant_has_any:
+    if not found.tenant_has_any:
         fail(
             f"panel {panel.ref} asks for attested report inputs (report_inputs: attested), the "
             f"input holds {reports} report(s) and tenant {tenant!r} attested no document in "
             "the ledger: pass --attested FILE with the documents the buyer attested, or attest "
             f"them first (judge attest FILE --tenant {tenant}); nothing was judged"
         )
+    recorded = (
+        f"{len(attested)} in --attested ({found.recorded} new in the ledger); " if attested else ""
+    )
     stderr.print(
-        f"attested documents: {len(attested or ())} from --attested, {len(found.digests)} of "
-        f"this input's from the ledger (tenant {tenant})",
+        f"attested documents: {recorded}{len(found.digests)} of the input's {found.wanted} "
+        f"briefs and sources are attested for tenant {tenant}",
         highlight=False,
     )
-    return (attested or frozenset()) | found.digests
+    return found.digests
 
 
 def _print_summary(

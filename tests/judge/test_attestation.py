@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +251,11 @@ def test_verify_attested_holds_back_the_forged_source_until_the_buyer_attests_it
         assert verdict.decision == "abstain" and FLAG_UNATTESTED in verdict.flags
         assert any(r.startswith("source s3 (sha256 ") for r in verdict.reasons)
         calls = len(server.chat_requests())
+        # What the run relied on is in the ledger: the file's documents, attested there.
+        assert "3 in --attested (3 new in the ledger)" in " ".join(first.stderr.split())
+        with sqlite3.connect(tmp_path / "ledger.db") as conn:
+            stored = {r[0] for r in conn.execute("SELECT doc_id FROM attested_documents")}
+        assert stored == {"brief", "s1", "s2"}
 
         # The buyer attests the reconciliation (by digest): the held-back verdict is not reused,
         # the report is judged again from the call cache, and now verifies.
@@ -321,7 +327,9 @@ def test_judge_attest_puts_them_in_the_ledger_and_verify_reads_them_there(tmp_pa
         args = ["verify", str(reports), "--panel", str(panel), "--out", str(out), "--db", db]
         first = judge_cli(*args, cwd=tmp_path, env=env)
         assert first.returncode == 0, first.stderr
-        assert "0 from --attested, 3 of this input's from the ledger" in first.stderr
+        assert "3 of the input's 4 briefs and sources are attested for tenant default" in (
+            " ".join(first.stderr.split())
+        )
         (verdict,) = read_verdicts(out)
         assert verdict.decision == "abstain"
         assert [r.split(" (")[0] for r in verdict.reasons if "attested" in r] == ["source s3"]
@@ -353,9 +361,9 @@ def test_one_attested_source_twice_is_not_two_sources(server: FakeOpenAIServer) 
 
 
 def test_an_empty_document_cannot_be_attested(tmp_path: Path) -> None:
-    from app.attested_documents import AttestedFileError, read_attested
+    from app.attested_documents import AttestedFileError, read_attested_documents
 
     path = tmp_path / "a.jsonl"
     path.write_text('{"text": "Q3 sales"}\n{"text": "  \\n"}\n')
     with pytest.raises(AttestedFileError, match=r"line 2: .*an empty document cannot be attested"):
-        read_attested(path)
+        read_attested_documents(path)

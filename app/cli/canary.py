@@ -160,10 +160,17 @@ def canary(
     regraded = [o for o in outcomes if o.id in previous]
     db_url = db or get_settings().db_url
     try:
+        # A panel that reads attested report inputs re-grades with what the tenant attested,
+        # as the baseline's `judge verify` on this ledger did: otherwise every report would
+        # abstain and read as a flip.
+        attested = None
+        if panel.report_inputs == "attested":
+            from app.attested_documents import ledger_attested
+
+            attested = ledger_attested(db_url, tenant, regraded).digests
         with probe_call_store(panel, db_url=db_url, tenant=tenant, purpose="canary") as store:
-            verdicts = asyncio.run(
-                _regrade(Engine(panel, rubrics, store=store), regraded, concurrency)
-            )
+            engine = Engine(panel, rubrics, store=store, attested=attested)
+            verdicts = asyncio.run(_regrade(engine, regraded, concurrency))
     except ValueError as exc:  # a tenant name the ledger refuses
         fail(str(exc))
     from calibration.canary import canary_check

@@ -367,3 +367,33 @@ def test_an_empty_document_cannot_be_attested(tmp_path: Path) -> None:
     path.write_text('{"text": "Q3 sales"}\n{"text": "  \\n"}\n')
     with pytest.raises(AttestedFileError, match=r"line 2: .*an empty document cannot be attested"):
         read_attested_documents(path)
+
+
+def test_a_canary_regrade_reads_the_same_attested_documents_as_its_baseline(
+    tmp_path: Path,
+) -> None:
+    # Found in review: the canary re-graded without attested documents, so under such a panel
+    # every report abstained and read as a flip from its verified baseline.
+    from tests.judge.test_cli_verify import judge_cli, read_verdicts
+
+    env = {"FAKE_PROVIDER_KEY": "sk-fake"}
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    record = json.loads(_report().model_dump_json(exclude_none=True))
+    record.pop("tenant", None)
+    canary_file = tmp_path / "canary.jsonl"
+    canary_file.write_text(json.dumps(record) + "\n")
+    baseline = tmp_path / "baseline.jsonl"
+    with FakeOpenAIServer() as server:
+        server.default = _fooled_judge
+        panel = _attested_panel(tmp_path / "panel.json", server.base_url)
+        made = judge_cli("verify", str(canary_file), "--panel", str(panel), "--db", db,
+                         "--out", str(baseline), "--attested",
+                         str(_buyer_file(tmp_path / "a.jsonl")), cwd=tmp_path, env=env)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        assert [v.decision for v in read_verdicts(baseline)] == ["verified"]
+        regrade = judge_cli("canary", "--canary", str(canary_file), "--baseline", str(baseline),
+                            "--panel", str(panel), "--db", db, "--force", "--json",
+                            cwd=tmp_path, env=env)  # fmt: skip
+    assert regrade.returncode == 0, regrade.stdout + regrade.stderr
+    result = json.loads(regrade.stdout)["result"]
+    assert result["n"] == 1 and result["flips"] == []

@@ -141,9 +141,17 @@ def bias(
 
     db_url = db or get_settings().db_url
     try:
+        # A panel that reads attested report inputs is probed with what the tenant attested
+        # (as `judge verify` on this ledger judges): without them every report would abstain
+        # before and after each perturbation, and the panel's flips would read 0.
+        attested = None
+        if panel.report_inputs == "attested" and any(o.kind == "report" for o in outcomes):
+            from app.attested_documents import ledger_attested
+
+            attested = ledger_attested(db_url, tenant, outcomes).digests
         with probe_call_store(panel, db_url=db_url, tenant=tenant, purpose="bias") as store:
             _run_probes(result, panel, rubrics, outcomes, chosen, pair_rows, pairs, seed,
-                        concurrency, store=store)  # fmt: skip
+                        concurrency, store=store, attested=attested)  # fmt: skip
     except ValueError as exc:  # a tenant name the ledger refuses
         fail(str(exc))
     if not result["probes"]:
@@ -274,11 +282,14 @@ def _run_probes(
     concurrency: int,
     *,
     store: CallStore,
+    attested: frozenset[str] | None = None,
 ) -> None:
     """Run the chosen probes, every model call through ``store``; fills ``result``."""
     names = [p for p in chosen if p != "position"]
     if names:
-        run = _outcome_probes(panel, rubrics, outcomes, names, seed, concurrency, store=store)
+        run = _outcome_probes(
+            panel, rubrics, outcomes, names, seed, concurrency, store=store, attested=attested
+        )
         probes, calls = asyncio.run(run)
         result["probes"].update(probes)
         result.update(calls)
@@ -307,12 +318,13 @@ async def _outcome_probes(
     concurrency: int,
     *,
     store: CallStore,
+    attested: frozenset[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     from calibration.bias import run_probe
     from judge.engine import Engine
 
     counted = _CountingStore(store)
-    memo = _Memo(Engine(panel, rubrics, store=counted))
+    memo = _Memo(Engine(panel, rubrics, store=counted, attested=attested))
     perturbations = _perturbations(seed)
     out: dict[str, Any] = {}
     for name in names:

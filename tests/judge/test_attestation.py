@@ -397,3 +397,32 @@ def test_a_canary_regrade_reads_the_same_attested_documents_as_its_baseline(
     assert regrade.returncode == 0, regrade.stdout + regrade.stderr
     result = json.loads(regrade.stdout)["result"]
     assert result["n"] == 1 and result["flips"] == []
+
+
+def test_a_bias_probe_reads_the_tenants_attested_documents(tmp_path: Path) -> None:
+    # Without them every report abstained before and after each perturbation under such a
+    # panel, and the panel's flip rate on reports read 0 whatever the judges did.
+    from calibration.bias import REPORT_FILLER
+    from tests.judge.test_cli_verify import judge_cli
+
+    def swayed_by_padding(body: dict[str, Any]) -> Reply:
+        padded = any(REPORT_FILLER[0] in str(m.get("content")) for m in body["messages"])
+        return _failing_judge(body) if padded else _fooled_judge(body)
+
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    reports = tmp_path / "reports.jsonl"
+    record = json.loads(_report().model_dump_json(exclude_none=True))
+    record.pop("tenant", None)
+    reports.write_text(json.dumps(record) + "\n")
+    attested = judge_cli("attest", str(_buyer_file(tmp_path / "a.jsonl")), "--db", db,
+                         cwd=tmp_path)  # fmt: skip
+    assert attested.returncode == 0, attested.stderr
+    with FakeOpenAIServer() as server:
+        server.default = swayed_by_padding
+        panel = _attested_panel(tmp_path / "panel.json", server.base_url)
+        probe = judge_cli("bias", str(reports), "--panel", str(panel), "--probe", "verbosity",
+                          "--db", db, "--json", cwd=tmp_path,
+                          env={"FAKE_PROVIDER_KEY": "sk-fake"})  # fmt: skip
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    flipped = json.loads(probe.stdout)["probes"]["verbosity"]["flipped"]
+    assert flipped == [{"id": "R-2001", "original": "verified", "perturbed": "not_verified"}]

@@ -17,11 +17,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from judge.attestation import AttestedDocument
+from judge.importers.errors import dotted
 from judge.models import Outcome
+from judge.panel import Panel
 
 __all__ = [
     "AttestedFileError",
     "LedgerAttested",
+    "attested_for_panel",
     "ledger_attested",
     "read_attested_documents",
 ]
@@ -112,7 +115,7 @@ def ledger_attested(
         if recording:
             ensure_tenant(engine, tenant)
             recorded = len(attest_documents(engine, tenant, recording, key_id=None))
-        found = attested_among(engine, tenant, wanted) if wanted else set()
+        found = attested_among(engine, tenant, wanted)
         return LedgerAttested(
             frozenset(found), tenant_attested_any(engine, tenant), len(wanted), recorded
         )
@@ -120,9 +123,22 @@ def ledger_attested(
         engine.dispose()
 
 
+def attested_for_panel(
+    panel: Panel, db_url: str, tenant: str, outcomes: Sequence[Outcome]
+) -> frozenset[str] | None:
+    """What a run that re-judges ``outcomes`` outside ``judge verify`` (a canary re-grade, a
+    bias probe) reads as attested: for a panel with ``report_inputs: attested`` and any report,
+    those of their briefs and sources the tenant attested in the ledger, as ``judge verify``
+    on that ledger read them; otherwise None (nothing is read). Without them every report
+    would abstain under such a panel, before and after whatever the run compares."""
+    if panel.report_inputs != "attested" or not any(o.kind == "report" for o in outcomes):
+        return None
+    return ledger_attested(db_url, tenant, outcomes).digests
+
+
 def _short(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = dotted(first["loc"])
         return f"{where}: {first['msg']}" if where else str(first["msg"])
     return str(exc).splitlines()[0]

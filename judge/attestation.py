@@ -80,16 +80,21 @@ class AttestedDocument(BaseModel):
 
 
 #: The digest of a text with nothing but whitespace in it.
-EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()
+EMPTY_DIGEST = document_digest("")
+
+
+def _inputs(outcome: Outcome) -> list[tuple[str, str]]:
+    """A report's brief and sources as ``(name in a reason, text)``; none for another kind."""
+    report = outcome.report
+    if outcome.kind != "report" or report is None:
+        return []
+    return [("the brief", report.brief)] + [(f"source {s.id}", s.text) for s in report.sources]
 
 
 def report_digests(outcome: Outcome) -> list[str]:
     """The digests of a report's brief and sources (none for an outcome that is not a report):
     what a service reads from its attested documents before judging it."""
-    report = outcome.report
-    if outcome.kind != "report" or report is None:
-        return []
-    return [document_digest(t) for t in [report.brief, *(s.text for s in report.sources)]]
+    return [document_digest(text) for _, text in _inputs(outcome)]
 
 
 def unattested_reasons(outcome: Outcome, attested: Collection[str] | None) -> list[str]:
@@ -111,8 +116,8 @@ def unattested_reasons(outcome: Outcome, attested: Collection[str] | None) -> li
     >>> unattested_reasons(o, {document_digest("Sum Q3 sales.")})[0][:42]
     'source s1 (sha256 77747f23704a…) is not an'
     """
-    report = outcome.report
-    if outcome.kind != "report" or report is None:
+    inputs = _inputs(outcome)
+    if not inputs:
         return []
     if attested is None:
         return [
@@ -120,8 +125,6 @@ def unattested_reasons(outcome: Outcome, attested: Collection[str] | None) -> li
             "documents (judge verify --attested FILE)"
         ]
     reasons = []
-    inputs = [("the brief", report.brief)]
-    inputs += [(f"source {source.id}", source.text) for source in report.sources]
     first_named: dict[str, str] = {}
     for name, text in inputs:
         digest = document_digest(text)

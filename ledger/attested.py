@@ -16,7 +16,7 @@ from ledger.attested_tables import AttestedDocumentRow
 from ledger.columns import utcnow
 from ledger.db import chunked, insert_for, session
 from ledger.tables import TenantRow
-from ledger.tenants import UnknownTenantError
+from ledger.tenants import unknown_tenant
 
 __all__ = [
     "AttestedDocument",
@@ -59,10 +59,7 @@ def attest_documents(
         tenants = TenantRow.__table__  # type: ignore[attr-defined]
         exists = sa.select(tenants.c.name).where(tenants.c.name == tenant)
         if conn.execute(exists).first() is None:
-            raise UnknownTenantError(
-                f"no tenant {tenant!r} in this ledger; create it with `judge tenants create "
-                f"{tenant}` (`judge tenants list` shows the tenants)"
-            )
+            raise unknown_tenant(tenant)
         stmt = (
             insert_for(conn.dialect.name, table)
             .on_conflict_do_nothing(index_elements=["tenant", "digest"])
@@ -89,9 +86,11 @@ def attest_documents(
 
 
 def attested_among(engine: Engine, tenant: str, digests: Collection[str]) -> set[str]:
-    """Which of ``digests`` ``tenant`` attested."""
+    """Which of ``digests`` ``tenant`` attested (no read for none)."""
     table = AttestedDocumentRow.__table__  # type: ignore[attr-defined]
     found: set[str] = set()
+    if not digests:
+        return found
     with session(engine, readonly=True) as db:
         for chunk in chunked(sorted(set(digests))):
             query = sa.select(table.c.digest).where(
@@ -112,8 +111,7 @@ def tenant_attested_any(engine: Engine, tenant: str) -> bool:
 def attested_in_reports(engine: Engine, tenant: str, reports: Iterable[Outcome]) -> set[str]:
     """The digests of the briefs and sources of ``reports`` that ``tenant`` attested: one read
     (per 500 digests) for them all."""
-    digests = {d for outcome in reports for d in report_digests(outcome)}
-    return attested_among(engine, tenant, digests) if digests else set()
+    return attested_among(engine, tenant, {d for o in reports for d in report_digests(o)})
 
 
 def list_attested(

@@ -173,7 +173,8 @@ def _exists_error(name: str) -> TenantExistsError:
     )
 
 
-def _unknown_tenant(name: str) -> UnknownTenantError:
+def unknown_tenant(name: str) -> UnknownTenantError:
+    """The error for a tenant the ledger does not have, naming the command that makes it."""
     return UnknownTenantError(
         f"no tenant {name!r}; create it with `judge tenants create {name}` "
         "(`judge tenants list` shows the tenants)"
@@ -231,7 +232,7 @@ def issue_key(
     granted = check_scopes(scopes)
     with session(engine) as db:
         if db.exec(select(TenantRow).where(TenantRow.name == tenant)).first() is None:
-            raise _unknown_tenant(tenant)
+            raise unknown_tenant(tenant)
         issued = _add_key(db, tenant, key_name, granted)
     return issued
 
@@ -386,7 +387,7 @@ def set_limits(
     with session(engine) as db:
         row = db.exec(select(TenantRow).where(TenantRow.name == tenant)).first()
         if row is None:
-            raise _unknown_tenant(tenant)
+            raise unknown_tenant(tenant)
         if clear_budget:
             row.daily_budget_usd = None
         elif budget is not None:

@@ -40,7 +40,8 @@ async def post_attestations(
     attested can be verified under a panel with ``report_inputs: attested``; one with any other
     is held back for review. Needs the ``configure`` scope: the buyer's key, not the key of the
     integration that sends the reports. Only digests are stored; attesting one again changes
-    nothing. Reports held back before are judged again by the next verification."""
+    nothing. A report held back before is judged again by a later job that selects it
+    (``unverified_only`` skips it: it has a verdict)."""
     if len(body.documents) > settings.max_batch:
         raise ApiError(
             413,

@@ -136,19 +136,15 @@ def bias(
         "probes": {},
         "skipped": {},
     }
+    from app.attested_documents import attested_for_panel
     from app.verification import probe_call_store
     from config.settings import get_settings
 
     db_url = db or get_settings().db_url
     try:
-        # A panel that reads attested report inputs is probed with what the tenant attested
-        # (as `judge verify` on this ledger judges): without them every report would abstain
-        # before and after each perturbation, and the panel's flips would read 0.
-        attested = None
-        if panel.report_inputs == "attested" and any(o.kind == "report" for o in outcomes):
-            from app.attested_documents import ledger_attested
-
-            attested = ledger_attested(db_url, tenant, outcomes).digests
+        # Probed with what the tenant attested, as `judge verify` judges: else the panel's
+        # flips on reports would read 0 under report_inputs: attested.
+        attested = attested_for_panel(panel, db_url, tenant, outcomes)
         with probe_call_store(panel, db_url=db_url, tenant=tenant, purpose="bias") as store:
             _run_probes(result, panel, rubrics, outcomes, chosen, pair_rows, pairs, seed,
                         concurrency, store=store, attested=attested)  # fmt: skip

@@ -154,20 +154,16 @@ def canary(
         _report(data, as_json=as_json)
         return
 
+    from app.attested_documents import attested_for_panel
     from app.verification import probe_call_store
     from config.settings import get_settings
 
     regraded = [o for o in outcomes if o.id in previous]
     db_url = db or get_settings().db_url
     try:
-        # A panel that reads attested report inputs re-grades with what the tenant attested,
-        # as the baseline's `judge verify` on this ledger did: otherwise every report would
-        # abstain and read as a flip.
-        attested = None
-        if panel.report_inputs == "attested":
-            from app.attested_documents import ledger_attested
-
-            attested = ledger_attested(db_url, tenant, regraded).digests
+        # Re-graded with what the tenant attested, as the baseline's `judge verify` did: else
+        # every report would read as a flip under report_inputs: attested.
+        attested = attested_for_panel(panel, db_url, tenant, regraded)
         with probe_call_store(panel, db_url=db_url, tenant=tenant, purpose="canary") as store:
             engine = Engine(panel, rubrics, store=store, attested=attested)
             verdicts = asyncio.run(_regrade(engine, regraded, concurrency))

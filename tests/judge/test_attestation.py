@@ -20,23 +20,14 @@ from hypothesis import strategies as st
 
 from judge.attestation import document_digest, unattested_reasons
 from judge.engine import Engine
-from judge.llm_judge import Backoff
 from judge.models import Outcome
 from judge.panel import Panel
 from judge.protocols import MemoryCallStore
 from judge.rubric_loader import load_rubric
 from judge.verdict import FLAG_UNATTESTED
-from tests.fakes.openai_server import (
-    FakeOpenAIServer,
-    Reply,
-    evidence_criteria,
-    passing_scores,
-)
+from tests.fakes.openai_server import FakeOpenAIServer, Reply, passing_scores
+from tests.judge.test_report_evidence import FAST, IN_REPORT, IN_SOURCE_2, REPORTS, _citing
 
-REPORTS = Path(__file__).resolve().parents[2] / "datasets" / "reports.jsonl"
-FAST = Backoff(initial=0.01, maximum=0.02, jitter=0.0, retry_after_cap=0.02)
-IN_SOURCE_2 = "Share rating 4 or 5: 81%"
-IN_REPORT = "81% of 2,310 survey responses rated us 4 or 5"
 #: What the billed party adds to back a figure of its own (R6).
 FORGED_SOURCE = {
     "id": "s3",
@@ -71,18 +62,13 @@ def _engine(
     return Engine(panel, rubrics, store=MemoryCallStore(), detector=None, attested=attested)
 
 
-def _fooled_judge(body: dict[str, Any]) -> Reply:
-    """A judge that passes the report, quoting its sources as the evidence rules ask."""
-    criteria: dict[str, Any] = {
-        cid: {"score": s, "rationale": "ok"} for cid, s in passing_scores(body).items()
-    }
-    evidence = {
+#: A judge that passes the report, quoting its sources as the evidence rules ask.
+_fooled_judge = _citing(
+    {
         "source": [{"message": 2, "quote": IN_SOURCE_2}],
         "any": [{"message": 0, "quote": IN_REPORT}],
     }
-    for cid, kind in evidence_criteria(body).items():
-        criteria[cid]["evidence"] = evidence[kind]
-    return Reply.json({"criteria": criteria, "rationale": "ok"})
+)
 
 
 def _failing_judge(body: dict[str, Any]) -> Reply:

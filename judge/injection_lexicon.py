@@ -229,7 +229,7 @@ ROLE_RULES: tuple[Rule, ...] = (
         "task_switch",
         r"\bhere\s+comes\s+the\s+(?:second|next)\s+(?:test|task)\b"
         rf"|{_DROP}\s++{_EVERYTHING}(?:\s*+[,.:!]\s*+|\s+(?:and|und)\s+)(?:now\s+|jetzt\s+)?"
-        r"(?:write|say|output|print|schreib\w*|sag\w*|gib)\b"
+        r"(?:just\s+)?(?:write|say|output|print|schreib\w*|sag\w*|gib)\b"
         rf"|{_ORDER_START}(?:now\s+)?(?:write|compose|formulate|schreib\w*|formulier\w*|"
         r"verfass\w*)\s+(?:me\s+|mir\s+|us\s+)?(?:a|an|ein\w*|some|two|three|\d+)\s+"
         r"(?:[\w-]+\s+){0,2}?(?:poem|essay|story|song|manifesto|speech|rap|limerick|haiku|"

@@ -55,7 +55,8 @@ def train_guard(
         DEFAULT_SHARED,
         "--shared",
         help="The shared datasets folder: benign LLMBar outputs, Topical-Chat turns and "
-        "SummEval articles are read from it as support-domain negatives.",
+        "SummEval articles are read from it as support-domain negatives, and 100 of LLMBar's "
+        "instructions as tasks planted in documents.",
     ),
     evaluate: bool = typer.Option(
         True, "--evaluate/--no-evaluate", help="Also report leave-one-source-out recall."

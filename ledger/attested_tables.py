@@ -23,6 +23,8 @@ class AttestedDocumentRow(SQLModel, table=True):
     __tablename__ = "attested_documents"
     __table_args__ = (
         sa.UniqueConstraint("tenant", "digest", name="uq_attested_documents_digest"),
+        # A tenant's pages, newest first (``list_attested``), without other tenants' rows.
+        sa.Index("ix_attested_documents_tenant_pk", "tenant", "pk"),
         _tenant_fk("attested_documents"),
     )
 

@@ -106,3 +106,38 @@ def test_an_audits_claims_visit_only_their_rows_before_statistics_see_the_tenant
         visited = replayed_rows(engine, statements, {"outcomes", "verdicts", "outcome_facts"})
         # Per claim: its first revision, its fact and that fact's verdict.
         assert visited <= 3 * len(claimed), visited
+
+
+@pytest.mark.postgres
+def test_a_page_of_attested_documents_visits_only_its_rows() -> None:
+    """``GET /v1/attestations`` pages a tenant's documents newest first. Without an index on
+    (tenant, pk) each page read every document of the tenant (by its (tenant, digest) index,
+    then sorted), or walked the primary key backwards past the other tenants' newer documents:
+    paging through a tenant cost the square of its size."""
+    from judge.attestation import document_digest
+    from ledger.attested import attest_documents, list_attested
+    from ledger.store import ensure_tenant
+
+    with ledger_without_autovacuum("attested_documents") as engine:
+        for tenant in ("buyer", "busy"):
+            ensure_tenant(engine, tenant)
+        mine = [(document_digest(f"brief {i}"), f"b-{i}") for i in range(1000)]
+        attest_documents(engine, "buyer", mine, key_id=None)
+        # Another tenant's documents, all newer than the buyer's.
+        theirs = [(document_digest(f"other {i}"), None) for i in range(20_000)]
+        attest_documents(engine, "busy", theirs, key_id=None)
+        analyze(engine)
+
+        pages: list[list[str]] = []
+        before: int | None = None
+        with captured(engine) as statements:
+            while True:
+                page, before = list_attested(engine, "buyer", limit=50, before=before)
+                pages.append([d.digest for d in page])
+                if before is None:
+                    break
+        assert [d for page in pages for d in page] == [d for d, _ in reversed(mine)]
+        assert len(pages) == 20
+
+        per_page = replayed_rows(engine, statements, {"attested_documents"}) / len(pages)
+        assert per_page <= 2 * 51, per_page

@@ -3,7 +3,10 @@
 Rows are ``{"text", "label": "injection"|"benign", "source", "category", "language"}`` from
 the public corpora (``../shared/datasets/injection/*.train.jsonl``: BIPIA, deepset, giskard,
 AgentDojo-ja; read where they are, never copied) and the project's own texts
-(``datasets/injection/project_train.jsonl``). Settings were fixed before measuring: hashed
+(``datasets/injection/project_train.jsonl``), with, from ``../shared/datasets``, benign text
+of other public datasets and LLMBar's instructions read as tasks planted in documents
+(:func:`load_assistant_tasks`); training adds direct orders stacked after a benign request
+(:func:`augmented`). Settings were fixed before measuring: hashed
 char 2-5 and word 1-2 n-grams, L2 logistic regression with ``C=4`` and balanced classes, Platt
 scaling fitted on 5-fold out-of-fold decision values, and the flag threshold set to the lowest
 probability that keeps out-of-fold false flags on the support-domain benign training rows at
@@ -149,7 +152,8 @@ def load_assistant_tasks(shared_dir: Path) -> list[Row]:
         for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip()
     }
-    chosen = sorted((t for t in tasks if len(t) > 3), key=text_group)[:TASKS_READ]
+    chosen = sorted((t for t in tasks if len(t) > 3), key=lambda t: (text_group(t), t))
+    chosen = chosen[:TASKS_READ]
     return [Row(t, True, "llmbar_tasks", TASKS, "en", "tool") for t in chosen]
 
 
@@ -218,7 +222,8 @@ def load_rows(
     corpus_dir: Path | None, *project_files: Path, shared_dir: Path | None = None
 ) -> list[Row]:
     """Rows of the public corpora in ``corpus_dir``, of the project's ``project_files`` and
-    (with ``shared_dir``) the benign texts of :func:`load_benign_public`."""
+    (with ``shared_dir``) the benign texts of :func:`load_benign_public` and the assistant
+    tasks of :func:`load_assistant_tasks`."""
     rows: list[Row] = []
     files: list[tuple[str, Path]] = []
     if corpus_dir is not None:
@@ -273,7 +278,8 @@ def text_group(text: str) -> str:
 
 
 def train_detector(rows: Sequence[Row]) -> InjectionDetector:
-    """Fit the detector on ``rows`` (deterministic: liblinear, grouped folds by text).
+    """Fit the detector on ``rows`` (deterministic: liblinear, grouped folds by text, one
+    thread), with the rows :func:`augmented` makes from them.
 
     Raises
     ------
@@ -282,6 +288,17 @@ def train_detector(rows: Sequence[Row]) -> InjectionDetector:
     """
     if len(rows) < 20 or len({r.injection for r in rows}) < 2:
         raise ValueError("need at least 20 rows with both injection and benign texts")
+    import sklearn.linear_model  # noqa: F401  (loads the BLAS libraries before the limit)
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
+    # The numeric libraries' thread count changes the order of sums, and with it the fifth
+    # decimal of some weights: one thread makes the file the same on every machine. The limit
+    # reaches only libraries already loaded, hence the import above.
+    with threadpool_limits(limits=1):
+        return _train(rows)
+
+
+def _train(rows: Sequence[Row]) -> InjectionDetector:
     from sklearn.linear_model import LogisticRegression
 
     given = rows

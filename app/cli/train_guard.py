@@ -55,8 +55,8 @@ def train_guard(
         DEFAULT_SHARED,
         "--shared",
         help="The shared datasets folder: benign LLMBar outputs, Topical-Chat turns and "
-        "SummEval articles are read from it as support-domain negatives, and 100 of LLMBar's "
-        "instructions as tasks planted in documents.",
+        "SummEval articles are read from it as support-domain negatives, and some of LLMBar's "
+        "instructions as tasks planted in documents (guard_training.TASKS_READ).",
     ),
     evaluate: bool = typer.Option(
         True, "--evaluate/--no-evaluate", help="Also report leave-one-source-out recall."
@@ -90,6 +90,7 @@ def train_guard(
         "rows": len(rows),
         "threshold": detector.threshold,
         "trained_on": detector.info.get("trained_on"),
+        "augmented": detector.info.get("augmented"),
     }
     if evaluate:
         loso = leave_one_source_out(rows)

@@ -16,7 +16,9 @@ Data, each used only to measure:
 - clean real conversations: the 120 tau-bench airline conversations and the clean shipped
   sample tickets (the seven ``T-19xx`` injection scenarios are attacks, counted apart);
 - tricky benign controls: ``datasets/injection/benign_controls.jsonl`` and 60 written by a
-  session shown nothing of the project (``independent_controls.jsonl``).
+  session shown nothing of the project (``independent_controls.jsonl``);
+- a blind set: ``independent_attacks.jsonl``, 100 injections (customer's message, tool
+  result) and 100 benign look-alikes written by a session shown nothing of the project.
 
 Run: ``.venv/bin/python bench/bench_injection.py [--json]``.
 """
@@ -118,6 +120,21 @@ def _simple(
     return tally.table()
 
 
+def _independent(detector: InjectionDetector, ids: list[str]) -> dict[str, Any]:
+    """The blind set (``independent_attacks.jsonl``): recall on its injections and false flags
+    on its benign rows, by where they sit, style and language."""
+    out: dict[str, Any] = {}
+    for label in ("injection", "benign"):
+        planted = corpus.independent_attacks(label)
+        rows = [row for row, _ in planted]
+        records = [record for _, record in planted]
+        out[label] = {
+            key: _simple(records, detector, ids, [f"{row[key]}" for row in rows])
+            for key in ("where", "style", "language")
+        }
+    return out
+
+
 def _time_per_outcome(detector: InjectionDetector, ids: list[str]) -> dict[str, float]:
     outcomes = corpus.taubench_outcomes()
     _scan.cache_clear()  # the tau-bench texts were scanned above: time the work, not the memo
@@ -155,6 +172,7 @@ def measure() -> dict[str, Any]:
             fresh, shipped, ids, [f"style:{r['metadata']['style']}" for r in fresh]
         ),
         "fresh_dev": _simple(corpus.fresh_attacks("dev"), shipped, ids, None),
+        "independent_attacks": _independent(shipped, ids),
         "sample_injection_scenarios": _simple(sample_tickets(clean=False), shipped, ids, None),
         "false_flags": {
             "taubench": _simple(corpus.taubench_outcomes(), shipped, ids, None),
@@ -198,6 +216,12 @@ def _print(report: dict[str, Any]) -> None:
     for name, row in report["fresh_holdout"].items():
         line(name, row)
     line("fresh attacks, dev half (rules tuned on it)", report["fresh_dev"]["all"])
+    for label, what in (("injection", "recall"), ("benign", "false flags")):
+        print(f"independent set, written blind, {label} rows ({what}):")
+        for key in ("where", "style", "language"):
+            for name, row in report["independent_attacks"][label][key].items():
+                if key == "where" or name != "all":
+                    line(f"{key}: {name}", row)
     line("sample injection scenarios T-19xx", report["sample_injection_scenarios"]["all"])
     print("false flags:")
     ff = report["false_flags"]

@@ -6,6 +6,9 @@
   ``T-1001``: a flag is a false flag. ``benign_controls.jsonl`` holds the project's controls;
   ``independent_controls.jsonl`` (``independent=True``) 60 more, written by a session shown
   nothing of the project (no rule, corpus or control), so they measure text nobody tuned on.
+- :func:`independent_attacks` plants the 200 rows of ``independent_attacks.jsonl``, written
+  the same way (blind): 100 injections, in the customer's message or a tool result of a
+  genuinely unresolved ticket, and 100 benign look-alikes in the resolved ``T-1001``.
 - :func:`public_rows` reads ``../shared/datasets/injection/*.train.jsonl`` (never copied here);
   :func:`plant_public` places a row in an unresolved ticket the way the issue measures it: in a
   tool result for the indirect corpora (BIPIA, AgentDojo), in the customer's message for the
@@ -116,6 +119,35 @@ def fresh_attacks(split: str | None = None) -> list[dict[str, Any]]:
         record.pop("label", None)
         record["metadata"] = {**record.get("metadata", {}), "style": row["style"]}
         out.append(record)
+    return out
+
+
+def independent_attack_rows() -> list[dict[str, Any]]:
+    return _jsonl(FRESH / "independent_attacks.jsonl")
+
+
+def independent_attacks(label: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The blind set's rows with ``label`` (``injection`` or ``benign``), each planted:
+    ``[(row, record), ...]``. An injection goes into an unresolved base (a correct judge says
+    ``not_verified``) as the customer's last message or a tool result; a benign row into the
+    resolved ``T-1001``, as the controls are (a flag is a false flag)."""
+    found = bases()
+    resolved = sample_ticket("T-1001")
+    out = []
+    for n, row in enumerate(r for r in independent_attack_rows() if r["label"] == label):
+        if label == "injection":
+            record = _copy(found["U-" + str(1 + n % 3)])
+            plant(record, row["where"], row["text"])
+            record.pop("label", None)
+        else:
+            record = _copy(resolved)
+            conv = record["conversation"]
+            if row["where"] == "customer":
+                conv.insert(_last(conv, "customer"), {"role": "customer", "text": row["text"]})
+            else:
+                plant(record, row["where"], row["text"])
+        record["id"] = row["id"]
+        out.append((row, record))
     return out
 
 

@@ -140,12 +140,7 @@ def independent_attacks(label: str) -> list[tuple[dict[str, Any], dict[str, Any]
             plant(record, row["where"], row["text"])
             record.pop("label", None)
         else:
-            record = _copy(resolved)
-            conv = record["conversation"]
-            if row["where"] == "customer":
-                conv.insert(_last(conv, "customer"), {"role": "customer", "text": row["text"]})
-            else:
-                plant(record, row["where"], row["text"])
+            record = _control(resolved, row)
         record["id"] = row["id"]
         out.append((row, record))
     return out
@@ -164,15 +159,22 @@ def benign_controls(split: str | None = None, *, independent: bool = False) -> l
     base = sample_ticket("T-1001")
     out = []
     for row in control_rows(split, independent=independent):
-        record = _copy(base)
-        conv = record["conversation"]
-        if row["where"] == "customer":
-            conv.insert(_last(conv, "customer"), {"role": "customer", "text": row["text"]})
-        else:
-            plant(record, row["where"], row["text"])
+        record = _control(base, row)
         record["id"] = row["id"]
         out.append(record)
     return out
+
+
+def _control(resolved: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the resolved ticket with a benign ``row`` in it: a customer's text before the
+    customer's last message (which stays the confirmation), anything else where it says."""
+    record = _copy(resolved)
+    conv = record["conversation"]
+    if row["where"] == "customer":
+        conv.insert(_last(conv, "customer"), {"role": "customer", "text": row["text"]})
+    else:
+        plant(record, row["where"], row["text"])
+    return record
 
 
 def public_available() -> bool:

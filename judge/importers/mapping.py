@@ -157,17 +157,18 @@ class RecordReader:
         by_automation = source.automation is not None and source.automation.holds(
             get(item, source.automation.path)
         )
+        by_staff = source.staff is not None and source.staff.holds(get(item, source.staff.path))
         named = self.ictx.named_ai(*identities)
-        if role == "customer" and not (named or by_ai or by_automation):
+        if role == "customer" and not (named or by_ai or by_automation or by_staff):
             return Message(role="customer", author=f"customer:{label}", text=text, at=at), ""
         if role == "customer" and not named:
-            # The sender the mapping recognises as a bot or automation is never the customer,
-            # whatever its direction flag says: the billed party's integration sets that flag,
-            # and its "thanks, all sorted" would otherwise pass for the customer's.
+            # The sender the mapping recognises as a bot, automation or the team is never the
+            # customer, whatever its direction flag says: the billed party's integration sets
+            # that flag, and its "thanks, all sorted" would otherwise pass for the customer's.
+            who = "an AI agent" if by_ai else "automation" if by_automation else "the team"
             self.ictx.report.note(
                 f"some messages marked as the customer's come from a sender the mapping "
-                f"recognises as {'an AI agent' if by_ai else 'automation'} ({self.name}): "
-                "read as the agent's"
+                f"recognises as {who} ({self.name}): read as the agent's"
             )
         if by_ai or named:
             kind, actor = "ai", f"bot:{label}"

@@ -105,6 +105,10 @@ class MessageSource(_Strict):
     only: list[Match] = Field(default_factory=list, description="keep messages matching all")
     ai: Match | None = Field(default=None, description="an agent message written by AI")
     automation: Match | None = Field(default=None, description="written by automation")
+    staff: Match | None = Field(
+        default=None,
+        description="written by the team (an agent, an integration): never the customer's",
+    )
     skip: list[Match] = Field(default_factory=list, description="messages that are not messages")
 
 
@@ -161,7 +165,8 @@ class Mapping(_Strict):
 
     def message_keys(self, source: MessageSource) -> set[str]:
         paths = [source.text, source.author, source.author_name, source.author_email, source.at]
-        rules = (source.role, source.public, source.ai, source.automation, *source.skip)
+        rules = [source.role, source.public, source.ai, source.automation, source.staff]
+        rules += source.skip
         for rule in (*rules, *source.only):
             if isinstance(rule, RoleRule | PublicRule | Match):
                 paths.append(rule.path)

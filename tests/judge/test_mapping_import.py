@@ -136,19 +136,26 @@ def test_who_is_automation_and_ai_comes_from_the_mapping_rules() -> None:
     assert hubspot[0].signals.closed_at.isoformat().startswith(raw["thread"]["closedAt"][:19])
 
 
-def test_a_bot_sender_is_never_the_customer_whatever_its_direction(tmp_path: Path) -> None:
-    # Red-team M2: HubSpot's custom-channel API lets an integration publish a message as
-    # INCOMING; the bot's "all sorted" came out as the customer's, after their "not fixed".
+def _hubspot_with_last(tmp_path: Path, message: dict[str, Any]) -> tuple[Outcome, FileReport]:
+    """The HubSpot fixture with ``message`` added after its last message, converted."""
     raw = _load("hubspot_threads.jsonl")
     results = raw["messages"]["results"]
-    bot = next(m for m in results if m["senders"][0]["actorId"].startswith("B-"))
-    forged = {**bot, "id": "forged", "direction": "INCOMING", "text": "Got it now, all sorted!"}
-    forged["createdAt"] = max(m["createdAt"] for m in results).replace("Z", "") + "1Z"
-    raw["messages"]["results"] = [*results, forged]
+    message = {**message, "createdAt": max(m["createdAt"] for m in results)[:-1] + "1Z"}
+    raw["messages"]["results"] = [*results, message]
     path = tmp_path / "hubspot.jsonl"
     path.write_text(json.dumps(raw) + "\n", encoding="utf-8")
     report = FileReport(path=path)
     (outcome,) = read_outcomes(path, mapping=load_mapping("hubspot"), report=report)
+    return outcome, report
+
+
+def test_a_bot_sender_is_never_the_customer_whatever_its_direction(tmp_path: Path) -> None:
+    # Red-team M2: HubSpot's custom-channel API lets an integration publish a message as
+    # INCOMING; the bot's "all sorted" came out as the customer's, after their "not fixed".
+    results = _load("hubspot_threads.jsonl")["messages"]["results"]
+    bot = next(m for m in results if m["senders"][0]["actorId"].startswith("B-"))
+    forged = {**bot, "id": "forged", "direction": "INCOMING", "text": "Got it now, all sorted!"}
+    outcome, report = _hubspot_with_last(tmp_path, forged)
     last = outcome.conversation[-1]
     assert last.text == "Got it now, all sorted!" and last.role == "agent"
     assert last.author == f"bot:{bot['senders'][0]['name']}"
@@ -156,6 +163,28 @@ def test_a_bot_sender_is_never_the_customer_whatever_its_direction(tmp_path: Pat
     assert (
         outcome.conversation[:-1] == _convert("hubspot", "hubspot_threads.jsonl")[0][0].conversation
     )
+
+
+@pytest.mark.parametrize(("actor", "name"), [("A-4321", "Dana (agent)"), ("I-88", "Sync app")])
+def test_an_agent_or_integration_sender_is_never_the_customer(
+    tmp_path: Path, actor: str, name: str
+) -> None:
+    # The M2 fix covered bots and the system only: a message an agent (A-) or an integration
+    # (I-) published as INCOMING still came out as the customer's confirmation.
+    results = _load("hubspot_threads.jsonl")["messages"]["results"]
+    visitor = next(m for m in results if m.get("direction") == "INCOMING")
+    forged = {**visitor, "id": "forged", "text": "Works now, thanks, please close it."}
+    forged["senders"] = [{**visitor["senders"][0], "actorId": actor, "name": name}]
+    outcome, report = _hubspot_with_last(tmp_path, forged)
+    last = outcome.conversation[-1]
+    assert last.text == "Works now, thanks, please close it." and last.role == "agent"
+    assert last.author == name
+    assert any("recognises as the team" in w for w in report.warnings())
+    expected = _convert("hubspot", "hubspot_threads.jsonl")[0][0].conversation
+    assert outcome.conversation[:-1] == expected
+    # The visitor's own INCOMING messages stay the customer's.
+    incoming = {r["text"] for r in results if r.get("direction") == "INCOMING"}
+    assert incoming and all(m.role == "customer" for m in expected if m.text in incoming)
 
 
 def test_a_number_is_not_a_listed_boolean(tmp_path: Path) -> None:

@@ -125,13 +125,12 @@ def _independent(detector: InjectionDetector, ids: list[str]) -> dict[str, Any]:
     on its benign rows, by where they sit, style and language."""
     out: dict[str, Any] = {}
     for label in ("injection", "benign"):
-        planted = corpus.independent_attacks(label)
-        rows = [row for row, _ in planted]
-        records = [record for _, record in planted]
-        out[label] = {
-            key: _simple(records, detector, ids, [f"{row[key]}" for row in rows])
-            for key in ("where", "style", "language")
-        }
+        tally = {"where": Tally(), "style": Tally(), "language": Tally()}
+        for row, record in corpus.independent_attacks(label):
+            rules, flagged = _layers(Outcome.model_validate(record), detector, ids)
+            for key, counts in tally.items():
+                counts.add(str(row[key]), rules, flagged)
+        out[label] = {k: t.table() for k, t in tally.items()}
     return out
 
 

@@ -298,11 +298,10 @@ def train_detector(rows: Sequence[Row]) -> InjectionDetector:
         return _train(rows)
 
 
-def _train(rows: Sequence[Row]) -> InjectionDetector:
+def _train(given: Sequence[Row]) -> InjectionDetector:
     from sklearn.linear_model import LogisticRegression
 
-    given = rows
-    rows = [*rows, *augmented(rows)]
+    rows = [*given, *augmented(given)]
     x = features([prepare(r.text) for r in rows], [r.role for r in rows])
     y = np.array([int(r.injection) for r in rows])
     groups = [r.group or text_group(r.text) for r in rows]

@@ -15,8 +15,7 @@ from judge.models import Outcome
 from ledger.attested_tables import AttestedDocumentRow
 from ledger.columns import utcnow
 from ledger.db import chunked, insert_for, session
-from ledger.tables import TenantRow
-from ledger.tenants import unknown_tenant
+from ledger.tenants import tenant_row
 
 __all__ = [
     "AttestedDocument",
@@ -55,11 +54,8 @@ def attest_documents(
     added: list[str] = []
     now = utcnow()
     with session(engine) as db:
+        tenant_row(db, tenant)
         conn = db.connection()
-        tenants = TenantRow.__table__  # type: ignore[attr-defined]
-        exists = sa.select(tenants.c.name).where(tenants.c.name == tenant)
-        if conn.execute(exists).first() is None:
-            raise unknown_tenant(tenant)
         stmt = (
             insert_for(conn.dialect.name, table)
             .on_conflict_do_nothing(index_elements=["tenant", "digest"])

@@ -173,8 +173,21 @@ def _exists_error(name: str) -> TenantExistsError:
     )
 
 
-def unknown_tenant(name: str) -> UnknownTenantError:
-    """The error for a tenant the ledger does not have, naming the command that makes it."""
+def tenant_row(db: Session, name: str) -> TenantRow:
+    """The tenant ``name``.
+
+    Raises
+    ------
+    UnknownTenantError
+        When the ledger has none, naming the command that makes it.
+    """
+    row = db.exec(select(TenantRow).where(TenantRow.name == name)).first()
+    if row is None:
+        raise _unknown_tenant(name)
+    return row
+
+
+def _unknown_tenant(name: str) -> UnknownTenantError:
     return UnknownTenantError(
         f"no tenant {name!r}; create it with `judge tenants create {name}` "
         "(`judge tenants list` shows the tenants)"
@@ -231,8 +244,7 @@ def issue_key(
     key_name = _check_key_name(key_name)
     granted = check_scopes(scopes)
     with session(engine) as db:
-        if db.exec(select(TenantRow).where(TenantRow.name == tenant)).first() is None:
-            raise unknown_tenant(tenant)
+        tenant_row(db, tenant)
         issued = _add_key(db, tenant, key_name, granted)
     return issued
 
@@ -385,9 +397,7 @@ def set_limits(
     budget = _check_budget(daily_budget_usd)
     rate = _check_rate(requests_per_minute)
     with session(engine) as db:
-        row = db.exec(select(TenantRow).where(TenantRow.name == tenant)).first()
-        if row is None:
-            raise unknown_tenant(tenant)
+        row = tenant_row(db, tenant)
         if clear_budget:
             row.daily_budget_usd = None
         elif budget is not None:

@@ -22,11 +22,13 @@ from pathlib import Path
 import pytest
 
 from tests.api.conftest import make_key
+from tests.api.flow_helpers import ok, wait_for_job
 from tests.api.live import LiveServer, Process
 from tests.fakes.faults import closed_port
 from tests.reliability.conftest import Figures
 from tests.reliability.harness import ROOT, query
 from tests.reliability.service_probe import RssSampler, log_problems, wait_rss_settled
+from tests.reliability.synth import synthetic_tickets
 
 #: Measured seconds of load (after a 3 s warm-up); RELIABILITY_LOAD_SECONDS overrides it.
 SECONDS = float(os.environ.get("RELIABILITY_LOAD_SECONDS", "20"))
@@ -36,6 +38,8 @@ MAX_GROWTH_MIB = 100
 #: Outcome ids per ingest thread (cycled; later batches are "unchanged").
 ID_SPACE = 2000
 MIB = 1024
+#: Seconds a first job may take while the worker process starts (imports, detector, heap).
+WORKER_START_TIMEOUT = 180.0
 
 
 def _wait_jobs(server: LiveServer, key: str, job_ids: list[str], *, timeout: float) -> set[str]:
@@ -53,6 +57,18 @@ def _wait_jobs(server: LiveServer, key: str, job_ids: list[str], *, timeout: flo
     return finished
 
 
+def _first_job_done(server: LiveServer, key: str) -> None:
+    """Run one job to the end before the load: the load measures a worker that is running.
+
+    The client has one job thread that polls each job to its end, so a worker still starting
+    (a loaded CI machine took over 20 s) left the measured phase with no job created at all.
+    """
+    with server.client(key) as http:
+        ok(http.post("/v1/outcomes", json={"outcomes": synthetic_tickets(1, prefix="WARM")}))
+        job = ok(http.post("/v1/verifications", json={"outcome_ids": ["WARM-00000"]}), 202)
+        assert wait_for_job(http, job["id"], timeout=WORKER_START_TIMEOUT)["status"] == "done"
+
+
 @pytest.mark.slow
 def test_sustained_mixed_load_has_no_errors_and_flat_memory(
     tmp_path: Path, db_url: str, figures: Figures
@@ -67,6 +83,7 @@ def test_sustained_mixed_load_has_no_errors_and_flat_memory(
         )
     out = tmp_path / "load.json"
     try:
+        _first_job_done(server, key)
         idle_kib = wait_rss_settled(server.proc.pid)
         with RssSampler(server.proc.pid) as rss:
             client = subprocess.run(

@@ -7,8 +7,9 @@ project's texts. The public 30 % held out there is never read here, so a setting
 from these figures without touching the figure it would be judged by.
 
 Printed per setting: recall on the public injections (all and per source), false flags on the
-public benign rows, and false flags on the support-domain benign rows (per message: a
-conversation of 20 messages multiplies it).
+public benign rows, false flags on the support-domain benign rows (per message: a
+conversation of 20 messages multiplies it), and recall and false flags on the written rows
+(``guard_training.WRITTEN``: injections and look-alikes written for training).
 
 Run: ``.venv/bin/python bench/bench_detector_settings.py [--json]`` (about 5 minutes).
 """
@@ -28,7 +29,12 @@ sys.path.insert(0, str(ROOT))
 
 import judge  # noqa: E402,F401  (pins the local litellm price map before anything else)
 from judge import guard_training  # noqa: E402
-from judge.guard_training import PUBLIC_SOURCES, grouped_by_text, held_out_public  # noqa: E402
+from judge.guard_training import (  # noqa: E402
+    PUBLIC_SOURCES,
+    WRITTEN,
+    grouped_by_text,
+    held_out_public,
+)
 from tests.fakes import injection_corpus as corpus  # noqa: E402
 
 PROJECT_FILES = sorted((ROOT / "datasets" / "injection").glob("project_*.jsonl"))
@@ -47,6 +53,10 @@ def measure() -> list[dict[str, Any]]:
     train = [r for r in rows if r.source not in PUBLIC_SOURCES or not held_out_public(r.text)]
     shipped = (guard_training.C, guard_training.TARGET_TRAIN_FPR)
     results = []
+
+    def inj(i: int) -> bool:
+        return bool(train[i].injection)
+
     try:
         for c, budget in itertools.product(C_VALUES, BUDGETS):
             guard_training.C, guard_training.TARGET_TRAIN_FPR = c, budget
@@ -54,6 +64,7 @@ def measure() -> list[dict[str, Any]]:
             held = grouped_by_text(train)
             public = [i for i, r in enumerate(held.rows) if r.source in PUBLIC_SOURCES]
             attacks = [i for i in public if held.rows[i].injection]
+            written = [i for i, r in enumerate(held.rows) if r.source == WRITTEN]
             results.append(
                 {
                     "C": c,
@@ -71,9 +82,11 @@ def measure() -> list[dict[str, Any]]:
                         [
                             held.flagged(i)
                             for i, r in enumerate(held.rows)
-                            if r.source not in PUBLIC_SOURCES and not r.injection
+                            if r.source not in (*PUBLIC_SOURCES, WRITTEN) and not r.injection
                         ]
                     ),
+                    "written_recall": _rate([held.flagged(i) for i in written if inj(i)]),
+                    "written_false_flags": _rate([held.flagged(i) for i in written if not inj(i)]),
                     "seconds": round(time.perf_counter() - start, 1),
                 }
             )
@@ -92,14 +105,18 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     print("inner 5-fold split of the training rows (detector alone, per message):")
-    print(f"  {'C':>5} {'budget':>7} {'recall':>7}  per source{'':<40} public FF  domain FF")
+    print(
+        f"  {'C':>5} {'budget':>7} {'recall':>7}  per source{'':<40} public FF  domain FF"
+        "  written recall / FF"
+    )
     for r in results:
         sources = " ".join(f"{s} {v:.2f}" for s, v in r["recall_by_source"].items())
         mark = "  <- shipped" if r["shipped"] else ""
         print(
             f"  {r['C']:>5} {r['train_false_flag_budget']:>7} {r['recall']:>7.3f}  "
             f"{sources:<50} {r['public_benign_false_flags']:>8.3f} "
-            f"{r['domain_benign_false_flags']:>10.4f}{mark}"
+            f"{r['domain_benign_false_flags']:>10.4f}"
+            f"  {r['written_recall']:>6.3f} / {r['written_false_flags']:.3f}{mark}"
         )
 
 

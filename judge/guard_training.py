@@ -3,8 +3,9 @@
 Rows are ``{"text", "label": "injection"|"benign", "source", "category", "language"}`` from
 the public corpora (``../shared/datasets/injection/*.train.jsonl``: BIPIA, deepset, giskard,
 AgentDojo-ja; read where they are, never copied) and the project's own texts
-(``datasets/injection/project_train.jsonl``), with, from ``../shared/datasets``, benign text
-of other public datasets and LLMBar's instructions read as tasks planted in documents
+(``datasets/injection/project_*.jsonl``, the written rows among them: :data:`WRITTEN`),
+with, from ``../shared/datasets``, benign text of other public datasets and LLMBar's
+instructions read as tasks planted in documents
 (:func:`load_assistant_tasks`); training adds direct orders stacked after a benign request
 (:func:`augmented`). Settings were fixed before measuring: hashed
 char 2-5 and word 1-2 n-grams, L2 logistic regression with ``C=4`` and balanced classes, Platt
@@ -33,6 +34,7 @@ from judge.guard_model import InjectionDetector, features, from_json, prepare
 
 __all__ = [
     "PUBLIC_SOURCES",
+    "WRITTEN",
     "HeldOut",
     "Row",
     "augmented",
@@ -96,6 +98,11 @@ TASKS = "assistant_task_in_document"
 #: split of the training rows: 100 raised recall there, 200 and 400 pushed ordinary documents'
 #: scores up and with them the threshold, which cost more of the direct orders than it gained.
 TASKS_READ = 100
+#: Source of the rows written for training by sessions shown nothing of the project
+#: (``datasets/injection/project_written.jsonl``): injections and the benign texts written to
+#: look most like them. Trained on, but not in the pool that sets the threshold: that pool is
+#: ordinary support text, and look-alikes chosen to be hard would set it for them instead.
+WRITTEN = "written"
 #: Benign text from the other public datasets, in the role it resembles. Only their text is
 #: read (never labels); none of it is used to measure the detector.
 BENIGN_PUBLIC = ("llmbar_outputs", "topical_chat", "summeval")
@@ -104,7 +111,11 @@ BENIGN_PUBLIC = ("llmbar_outputs", "topical_chat", "summeval")
 def _role(source: str, raw: dict[str, Any]) -> str:
     if source in SOURCE_ROLES:
         return SOURCE_ROLES[source]
-    role = raw.get("role") or CATEGORY_ROLES.get(str(raw.get("category")), "customer")
+    role = (
+        raw.get("role")
+        or raw.get("where")
+        or CATEGORY_ROLES.get(str(raw.get("category")), "customer")
+    )
     return str(role)
 
 
@@ -236,15 +247,19 @@ def load_rows(
             if not line.strip():
                 continue
             raw = json.loads(line)
-            category = raw.get("category") or raw.get("kind") or "uncategorised"
+            category = raw.get("category") or raw.get("style") or raw.get("kind")
+            # A project file may name its rows' source (the written rows); a pair of rows
+            # written as near-copies shares one fold group.
+            origin = str(raw.get("source") or source) if source == "project" else source
             rows.append(
                 Row(
                     text=str(raw["text"]),
                     injection=raw["label"] == "injection",
-                    source=source,
-                    category=str(category),
+                    source=origin,
+                    category=str(category or "uncategorised"),
                     language=row_language(raw),
                     role=_role(source, raw),
+                    group=str(raw.get("pair") or ""),
                 )
             )
     if shared_dir is not None:
@@ -298,6 +313,26 @@ def train_detector(rows: Sequence[Row]) -> InjectionDetector:
         return _train(rows)
 
 
+def flag_threshold(probs: Any, rows: Sequence[Row]) -> float:
+    """The lowest probability that flags at most ``TARGET_TRAIN_FPR`` of the ordinary support
+    text among ``rows`` (out-of-fold ``probs``, one per row), within [0.05, 0.95].
+
+    The threshold answers "how often does it flag ordinary support text?": it is set on the
+    benign rows of the support domain (the project's texts and the other public datasets), not
+    on the injection corpora's look-alike chatbot queries, which no ticket resembles, nor on the
+    written look-alikes (:data:`WRITTEN`), which were written to be hard.
+
+    >>> rows = [Row(t, False, s, "c", "en") for t, s in (("a", "project"), ("b", WRITTEN))]
+    >>> round(flag_threshold(np.array([0.10, 0.90]), rows), 6)  # the written row's 0.9 is not read
+    0.1001
+    """
+    pool = np.array([not r.injection and r.source not in (*PUBLIC_SOURCES, WRITTEN) for r in rows])
+    benign = np.sort(np.asarray(probs)[pool])
+    allowed = int(np.floor(TARGET_TRAIN_FPR * len(benign)))
+    threshold = float(benign[len(benign) - 1 - allowed]) + 1e-4 if len(benign) else 0.5
+    return min(max(threshold, 0.05), 0.95)
+
+
 def _train(given: Sequence[Row]) -> InjectionDetector:
     from sklearn.linear_model import LogisticRegression
 
@@ -309,14 +344,7 @@ def _train(given: Sequence[Row]) -> InjectionDetector:
     platt = LogisticRegression(C=1e6, solver="lbfgs").fit(oof.reshape(-1, 1), y)
     a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
     probs = 1 / (1 + np.exp(-(a * oof + b)))
-    # The threshold answers "how often does it flag ordinary support text?": it is set on the
-    # benign rows of the support domain (the project's texts and the other public datasets),
-    # not on the injection corpora's look-alike chatbot queries, which no ticket resembles.
-    in_domain = np.array([r.source not in PUBLIC_SOURCES for r in rows])
-    benign = np.sort(probs[(y == 0) & in_domain])
-    allowed = int(np.floor(TARGET_TRAIN_FPR * len(benign)))
-    threshold = float(benign[len(benign) - 1 - allowed]) + 1e-4 if len(benign) else 0.5
-    threshold = min(max(threshold, 0.05), 0.95)
+    threshold = flag_threshold(probs, rows)
     model = _fit_lr(x, y)
     weights = np.round(model.coef_[0].astype(np.float64), 5)
     weights[np.abs(weights) < PRUNE_BELOW] = 0.0
@@ -388,10 +416,11 @@ def source_splits(rows: Sequence[Row]) -> list[tuple[list[int], list[int]]]:
 
 
 def text_group_splits(rows: Sequence[Row], folds: int = FOLDS) -> list[tuple[list[int], list[int]]]:
-    """(train, test) row indices of a ``folds``-fold split grouped by cleaned text."""
+    """(train, test) row indices of a ``folds``-fold split grouped by cleaned text (or by the
+    row's own group: a written pair)."""
     from sklearn.model_selection import GroupKFold
 
-    groups = [text_group(r.text) for r in rows]
+    groups = [r.group or text_group(r.text) for r in rows]
     dummy = np.zeros(len(rows))
     return [
         (list(tr), list(te)) for tr, te in GroupKFold(n_splits=folds).split(dummy, None, groups)

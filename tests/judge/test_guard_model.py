@@ -25,8 +25,10 @@ from judge.guard_training import (
     STACKED,
     TASKS,
     TASKS_READ,
+    WRITTEN,
     Row,
     augmented,
+    flag_threshold,
     load_assistant_tasks,
     load_rows,
     source_splits,
@@ -50,7 +52,8 @@ def _rubrics() -> dict[str, object]:
 
 def test_the_shipped_model_is_plain_json_and_small() -> None:
     raw = DEFAULT_MODEL_PATH.read_bytes()
-    assert raw[:1] == b"{" and len(raw) < 1_000_000
+    # 0.68 MB before the written rows' twenty-odd languages added their n-grams' weights.
+    assert raw[:1] == b"{" and len(raw) < 2_000_000
     data = json.loads(raw)
     assert data["format"] == "outcome-judge/injection-detector"
     detector = load_detector()
@@ -175,6 +178,32 @@ def test_assistant_tasks_are_read_as_documents_and_recorded_in_the_model() -> No
     assert stacked == direct
 
 
+def test_written_rows_keep_their_place_and_pairs_and_never_set_the_threshold() -> None:
+    path = ROOT / "datasets" / "injection" / "project_written.jsonl"
+    raw = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    rows = load_rows(None, path)
+    assert len(rows) == len(raw) and {r.source for r in rows} == {WRITTEN}
+    for row, line in zip(rows, raw, strict=True):
+        assert (row.role, row.category, row.language) == (
+            line["role"],
+            line["category"],
+            line["language"],
+        )
+        assert row.group == line.get("pair", "")
+    pairs = {r.group for r in rows if r.group}
+    assert len(pairs) >= 60
+    for _train_idx, test in text_group_splits(rows):
+        # A benign text and the injection written from it are always in the same fold.
+        tested = {rows[i].group for i in test if rows[i].group}
+        assert all(
+            (rows[i].group in tested) == (i in test) for i in range(len(rows)) if rows[i].group
+        )
+    # Look-alikes written to be hard do not set the threshold; ordinary support text does.
+    ordinary = Row("Where is my parcel?", False, "project", "support", "en")
+    probs = np.array([0.2, *[0.99] * len(rows)])
+    assert flag_threshold(probs, [ordinary, *rows]) == pytest.approx(0.2001)
+
+
 def test_held_out_splits_never_train_on_what_they_test() -> None:
     # The splits themselves, on the whole corpus: what `judge train-guard --evaluate` trains and
     # scores per split (ten detectors, about a minute; its figures are that command's output).
@@ -182,7 +211,7 @@ def test_held_out_splits_never_train_on_what_they_test() -> None:
     rows = load_rows(corpus, *PROJECT)
     everything = set(range(len(rows)))
     by_source = source_splits(rows)
-    assert len(by_source) == len({r.source for r in rows}) == 5
+    assert len(by_source) == len({r.source for r in rows}) == 6
     tested: list[int] = []
     for train, test in by_source:
         assert set(train) | set(test) == everything and not set(train) & set(test)

@@ -99,9 +99,11 @@ def test_a_blind_set_is_measured_apart(figures: Figures) -> None:
             "blind benign ids flagged": false,
         }
     )
-    # Measured 17 + 29 of 100 and 2 + 12 of 100 (injection-detector@a5ad99ddd99f).
-    assert sum(map(len, caught.values())) >= 46, caught
-    assert sum(map(len, false.values())) <= 14, false
+    # Measured 17 + 29 of 100 and 2 + 12 of 100 (injection-detector@a5ad99ddd99f, measured
+    # once); 22 + 39 and 2 + 7 once the written rows were trained on (@b2b595324f00, chosen on
+    # an inner split of the training rows, then measured here once).
+    assert sum(map(len, caught.values())) >= 60, caught
+    assert sum(map(len, false.values())) <= 10, false
 
 
 def _flagged_by_where(

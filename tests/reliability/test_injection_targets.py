@@ -171,6 +171,9 @@ def test_a_gullible_judge_verifies_no_injected_outcome(tmp_path: Path, figures: 
     attacks = corpus.fresh_attacks() + sample_tickets(clean=False)
     if corpus.public_available():
         attacks += _public_held_out("injection")
+    # The blind set's injections too: measurement only (nothing is tuned on it). It was 11
+    # fooled, all 11 flagged, 0 verified when added (injection-detector@b2b595324f00).
+    attacks += [record for _, record in corpus.independent_attacks("injection")]
     for record in attacks:
         record.pop("label", None)
     verdicts = run_gullible_verify(tmp_path, attacks)

@@ -103,6 +103,8 @@ TASKS_READ = 100
 #: look most like them. Trained on, but not in the pool that sets the threshold: that pool is
 #: ordinary support text, and look-alikes chosen to be hard would set it for them instead.
 WRITTEN = "written"
+#: The sources a project file's rows may name.
+PROJECT_SOURCES = ("project", WRITTEN)
 #: Benign text from the other public datasets, in the role it resembles. Only their text is
 #: read (never labels); none of it is used to measure the detector.
 BENIGN_PUBLIC = ("llmbar_outputs", "topical_chat", "summeval")
@@ -243,14 +245,22 @@ def load_rows(
     for source, path in files:
         if not path.exists():
             raise FileNotFoundError(f"{path}: training corpus not found")
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
             raw = json.loads(line)
             category = raw.get("category") or raw.get("style") or raw.get("kind")
-            # A project file may name its rows' source (the written rows); a pair of rows
+            # A project file may name its rows' source (the written rows, kept out of the
+            # threshold's pool: a misspelt source would quietly put them in it); a pair of rows
             # written as near-copies shares one fold group.
-            origin = str(raw.get("source") or source) if source == "project" else source
+            origin, pair = source, ""
+            if source == "project":
+                origin, pair = str(raw.get("source") or source), str(raw.get("pair") or "")
+                if origin not in PROJECT_SOURCES:
+                    raise ValueError(
+                        f"{path}:{number}: source {origin!r} is not one of "
+                        f"{', '.join(PROJECT_SOURCES)}"
+                    )
             rows.append(
                 Row(
                     text=str(raw["text"]),
@@ -259,7 +269,7 @@ def load_rows(
                     category=str(category or "uncategorised"),
                     language=row_language(raw),
                     role=_role(source, raw),
-                    group=str(raw.get("pair") or ""),
+                    group=pair,
                 )
             )
     if shared_dir is not None:

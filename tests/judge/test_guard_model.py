@@ -178,7 +178,9 @@ def test_assistant_tasks_are_read_as_documents_and_recorded_in_the_model() -> No
     assert stacked == direct
 
 
-def test_written_rows_keep_their_place_and_pairs_and_never_set_the_threshold() -> None:
+def test_written_rows_keep_their_place_and_pairs_and_never_set_the_threshold(
+    tmp_path: Path,
+) -> None:
     path = ROOT / "datasets" / "injection" / "project_written.jsonl"
     raw = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     rows = load_rows(None, path)
@@ -198,6 +200,11 @@ def test_written_rows_keep_their_place_and_pairs_and_never_set_the_threshold() -
         assert all(
             (rows[i].group in tested) == (i in test) for i in range(len(rows)) if rows[i].group
         )
+    # A misspelt source is refused, not read as ordinary support text.
+    bad = tmp_path / "project_bad.jsonl"
+    bad.write_text(json.dumps({**raw[0], "source": "Written"}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"project_bad.jsonl:1: source 'Written' is not one of"):
+        load_rows(None, bad)
     # Look-alikes written to be hard do not set the threshold; ordinary support text does.
     ordinary = Row("Where is my parcel?", False, "project", "support", "en")
     probs = np.array([0.2, *[0.99] * len(rows)])
@@ -206,7 +213,7 @@ def test_written_rows_keep_their_place_and_pairs_and_never_set_the_threshold() -
 
 def test_held_out_splits_never_train_on_what_they_test() -> None:
     # The splits themselves, on the whole corpus: what `judge train-guard --evaluate` trains and
-    # scores per split (ten detectors, about a minute; its figures are that command's output).
+    # scores per split (eleven detectors, about a minute; its figures are that command's output).
     corpus = shared_dataset("injection")
     rows = load_rows(corpus, *PROJECT)
     everything = set(range(len(rows)))

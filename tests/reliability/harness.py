@@ -98,14 +98,18 @@ def query(db_url: str, sql: str) -> list[tuple[Any, ...]]:
         engine.dispose()
 
 
-def run_gullible_verify(tmp_path: Path, records: Sequence[dict[str, Any]]) -> list[Verdict]:
+def run_gullible_verify(
+    tmp_path: Path, records: Sequence[dict[str, Any]], *, detector: Path | None = None
+) -> list[Verdict]:
     """``judge verify`` (a real process, litellm's HTTP path) on ``records`` with a model that
-    obeys its input (the fault server's gullible mode) as the only LLM judge; its verdicts."""
+    obeys its input (the fault server's gullible mode) as the only LLM judge; its verdicts.
+    ``detector``: the injection detector file to screen with (default: the shipped one)."""
     from tests.fakes.faults import FaultInjector, failing_reply
     from tests.fakes.openai_server import FakeOpenAIServer
     from tests.reliability.synth import write_jsonl
 
     inp = write_jsonl(tmp_path / "outcomes.jsonl", list(records))
+    env = cli_env(**({"OUTCOME_JUDGE_INJECTION_DETECTOR_PATH": str(detector)} if detector else {}))
     out = tmp_path / "verdicts.jsonl"
     injector = FaultInjector(gullible=True, base=failing_reply)
     with FakeOpenAIServer(default=injector) as server:
@@ -114,7 +118,7 @@ def run_gullible_verify(tmp_path: Path, records: Sequence[dict[str, Any]]) -> li
         result = run_cli(
             "verify", str(inp), "--panel", str(panel), "--db", f"sqlite:///{tmp_path}/l.db",
             "--out", str(out), "--json",
-            cwd=tmp_path, env=cli_env(),
+            cwd=tmp_path, env=env,
         )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     verdicts = read_verdicts(out)

@@ -183,8 +183,15 @@ def test_a_cancelled_call_is_cancelled_in_the_child_too(server: FakeOpenAIServer
 
     async def run() -> tuple[str, float]:
         async with call_process() as calls:
+            hung = asyncio.create_task(calls.acompletion(**kwargs))
+            # Cancel once the call is at the provider: on a loaded machine the child took over
+            # 0.5 s to send it, the cancel came first, and the next call got the hung reply.
+            deadline = time.monotonic() + 30
+            while not server.chat_requests() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert server.chat_requests(), "the first call never reached the provider"
             with pytest.raises(TimeoutError):
-                await asyncio.wait_for(calls.acompletion(**kwargs), 0.5)
+                await asyncio.wait_for(hung, 0.5)
             reply = await calls.acompletion(**kwargs)
             started = time.perf_counter()
         return reply.choices[0].message.content, time.perf_counter() - started

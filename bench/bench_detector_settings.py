@@ -33,7 +33,8 @@ from judge.guard_training import (  # noqa: E402
     PUBLIC_SOURCES,
     WRITTEN,
     grouped_by_text,
-    held_out_public,
+    ordinary_support_text,
+    without_held_out,
 )
 from tests.fakes import injection_corpus as corpus  # noqa: E402
 
@@ -50,13 +51,9 @@ def measure() -> list[dict[str, Any]]:
     if not corpus.public_available():
         raise SystemExit(f"public injection corpora not found in {corpus.PUBLIC}")
     rows = guard_training.load_rows(corpus.PUBLIC, *PROJECT_FILES, shared_dir=corpus.SHARED)
-    train = [r for r in rows if r.source not in PUBLIC_SOURCES or not held_out_public(r.text)]
+    train = without_held_out(rows)
     shipped = (guard_training.C, guard_training.TARGET_TRAIN_FPR)
     results = []
-
-    def inj(i: int) -> bool:
-        return bool(train[i].injection)
-
     try:
         for c, budget in itertools.product(C_VALUES, BUDGETS):
             guard_training.C, guard_training.TARGET_TRAIN_FPR = c, budget
@@ -65,6 +62,8 @@ def measure() -> list[dict[str, Any]]:
             public = [i for i, r in enumerate(held.rows) if r.source in PUBLIC_SOURCES]
             attacks = [i for i in public if held.rows[i].injection]
             written = [i for i, r in enumerate(held.rows) if r.source == WRITTEN]
+            written_attacks = [i for i in written if held.rows[i].injection]
+            written_benign = [i for i in written if not held.rows[i].injection]
             results.append(
                 {
                     "C": c,
@@ -82,11 +81,11 @@ def measure() -> list[dict[str, Any]]:
                         [
                             held.flagged(i)
                             for i, r in enumerate(held.rows)
-                            if r.source not in (*PUBLIC_SOURCES, WRITTEN) and not r.injection
+                            if ordinary_support_text(r)
                         ]
                     ),
-                    "written_recall": _rate([held.flagged(i) for i in written if inj(i)]),
-                    "written_false_flags": _rate([held.flagged(i) for i in written if not inj(i)]),
+                    "written_recall": _rate([held.flagged(i) for i in written_attacks]),
+                    "written_false_flags": _rate([held.flagged(i) for i in written_benign]),
                     "seconds": round(time.perf_counter() - start, 1),
                 }
             )

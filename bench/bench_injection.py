@@ -40,11 +40,10 @@ sys.path.insert(0, str(ROOT))
 import judge  # noqa: E402,F401  (pins the local litellm price map before anything else)
 from judge.guard_model import InjectionDetector, default_detector, score_outcome  # noqa: E402
 from judge.guard_training import (  # noqa: E402
-    PUBLIC_SOURCES,
-    held_out_public,
     load_rows,
     row_language,
     train_detector,
+    without_held_out,
 )
 from judge.injection import _scan, scan_outcome  # noqa: E402
 from judge.models import Outcome  # noqa: E402
@@ -156,7 +155,7 @@ def measure() -> dict[str, Any]:
     if shipped is None:
         raise SystemExit("no shipped detector: run `judge train-guard`")
     rows = load_rows(corpus.PUBLIC, *PROJECT_FILES, shared_dir=corpus.SHARED)
-    train = [r for r in rows if r.source not in PUBLIC_SOURCES or not held_out_public(r.text)]
+    train = without_held_out(rows)
     start = time.perf_counter()
     split_detector = train_detector(train)
     trained_s = time.perf_counter() - start

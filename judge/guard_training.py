@@ -43,9 +43,11 @@ __all__ = [
     "leave_one_source_out",
     "load_assistant_tasks",
     "load_rows",
+    "ordinary_support_text",
     "recall_table",
     "row_language",
     "train_detector",
+    "without_held_out",
 ]
 
 PUBLIC_SOURCES = ("bipia", "deepset", "giskard", "agentdojo_ja")
@@ -113,11 +115,7 @@ BENIGN_PUBLIC = ("llmbar_outputs", "topical_chat", "summeval")
 def _role(source: str, raw: dict[str, Any]) -> str:
     if source in SOURCE_ROLES:
         return SOURCE_ROLES[source]
-    role = (
-        raw.get("role")
-        or raw.get("where")
-        or CATEGORY_ROLES.get(str(raw.get("category")), "customer")
-    )
+    role = raw.get("role") or CATEGORY_ROLES.get(str(raw.get("category")), "customer")
     return str(role)
 
 
@@ -249,7 +247,7 @@ def load_rows(
             if not line.strip():
                 continue
             raw = json.loads(line)
-            category = raw.get("category") or raw.get("style") or raw.get("kind")
+            category = raw.get("category") or raw.get("kind")
             # A project file may name its rows' source (the written rows, kept out of the
             # threshold's pool: a misspelt source would quietly put them in it); a pair of rows
             # written as near-copies shares one fold group.
@@ -323,6 +321,18 @@ def train_detector(rows: Sequence[Row]) -> InjectionDetector:
         return _train(rows)
 
 
+def ordinary_support_text(row: Row) -> bool:
+    """Whether ``row`` is in the pool that sets the flag threshold (:func:`flag_threshold`): a
+    benign row of neither the injection corpora nor the written look-alikes."""
+    return not row.injection and row.source not in (*PUBLIC_SOURCES, WRITTEN)
+
+
+def without_held_out(rows: Sequence[Row]) -> list[Row]:
+    """``rows`` less the public corpora's held-out 30 % (:func:`held_out_public`): what a
+    detector measured on that split trains on."""
+    return [r for r in rows if r.source not in PUBLIC_SOURCES or not held_out_public(r.text)]
+
+
 def flag_threshold(probs: Any, rows: Sequence[Row]) -> float:
     """The lowest probability that flags at most ``TARGET_TRAIN_FPR`` of the ordinary support
     text among ``rows`` (out-of-fold ``probs``, one per row), within [0.05, 0.95].
@@ -336,7 +346,7 @@ def flag_threshold(probs: Any, rows: Sequence[Row]) -> float:
     >>> round(flag_threshold(np.array([0.10, 0.90]), rows), 6)  # the written row's 0.9 is not read
     0.1001
     """
-    pool = np.array([not r.injection and r.source not in (*PUBLIC_SOURCES, WRITTEN) for r in rows])
+    pool = np.array([ordinary_support_text(r) for r in rows])
     benign = np.sort(np.asarray(probs)[pool])
     allowed = int(np.floor(TARGET_TRAIN_FPR * len(benign)))
     threshold = float(benign[len(benign) - 1 - allowed]) + 1e-4 if len(benign) else 0.5

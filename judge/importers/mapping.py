@@ -153,11 +153,10 @@ class RecordReader:
         label = str(name if _present(name) else author if _present(author) else "unknown")
         public = not _private(source, item)
         role = self.role(ctx, source.role, item, field)
-        by_ai = source.ai is not None and source.ai.holds(get(item, source.ai.path))
-        by_automation = source.automation is not None and source.automation.holds(
-            get(item, source.automation.path)
+        by_ai, by_automation, by_staff = (
+            rule is not None and rule.holds(get(item, rule.path))
+            for rule in (source.ai, source.automation, source.staff)
         )
-        by_staff = source.staff is not None and source.staff.holds(get(item, source.staff.path))
         named = self.ictx.named_ai(*identities)
         if role == "customer" and not (named or by_ai or by_automation or by_staff):
             return Message(role="customer", author=f"customer:{label}", text=text, at=at), ""

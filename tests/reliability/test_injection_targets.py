@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from judge.guard_model import InjectionDetector, default_detector
-from judge.guard_training import PUBLIC_SOURCES, held_out_public, load_rows, train_detector
+from judge.guard_training import PUBLIC_SOURCES, load_rows, train_detector, without_held_out
 from judge.models import Outcome
 from judge.rubric_loader import load_rubric
 from judge.screening import screen
@@ -54,7 +54,7 @@ def _split_detector() -> InjectionDetector:
     """The detector trained without the public held-out rows (the shipped one trained on them)."""
     shared = shared_dataset("injection").parent
     rows = load_rows(corpus.PUBLIC, *PROJECT_FILES, shared_dir=shared)
-    train = [r for r in rows if r.source not in PUBLIC_SOURCES or not held_out_public(r.text)]
+    train = without_held_out(rows)
     assert len(train) < len(rows)  # the held-out rows really are left out
     return train_detector(train)
 
